@@ -1,0 +1,205 @@
+"""Configuration: one frozen object, read once from flags > environment > TOML file.
+
+Every option is declared once in ``OPTIONS``; the CLI flags, the ``COMPUTER_AGENT_*``
+environment variables and the file keys are all derived from that table, and a bad value
+fails start-up with a message that names the option and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "COMPUTER_AGENT_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the option."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+
+
+def _port(raw: str) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{port} is not a TCP port (0-65535)")
+    return port
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {raw}")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {raw}")
+    return value
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # attribute name; flag is --name-with-dashes, env COMPUTER_AGENT_NAME
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "127.0.0.1", "address to listen on"),
+    Option("port", _port, 8000, "TCP port to listen on (0 picks a free one)"),
+    Option("display", str, os.environ.get("DISPLAY", ":0"), "X display to drive"),
+    Option("token_file", _path, None, "file (mode 0600) holding the bearer token"),
+    Option(
+        "insecure_no_auth", _bool, False, "serve without a token (only allowed when bound to loopback)"
+    ),
+    Option("max_body_bytes", _positive_int, 64 * 1024 * 1024, "largest JSON request body accepted"),
+    Option("log_level", str, "info", "debug, info, warning or error"),
+    Option("accessibility", _bool, True, "serve the AT-SPI accessibility routes and check the bus"),
+    Option("desktop_user", _optional_str, None, "user that commands and apps run as (when root)"),
+    Option("exec_max_processes", _positive_int, 64, "concurrently running commands before 429"),
+    Option("exec_max_timeout", _positive_float, 3600.0, "largest timeout_seconds a command may ask for"),
+    Option("files_max_bytes", _positive_int, 4 * 1024 * 1024 * 1024, "largest file upload accepted"),
+    Option("control_plane_url", _optional_str, None, "URL the heartbeat POSTs to"),
+    Option("computer_id", _optional_str, None, "this computer's id in heartbeats"),
+    Option("control_plane_token_file", _path, None, "file with the bearer token for heartbeats"),
+    Option("control_plane_ca_file", _path, None, "CA bundle to verify the control plane's TLS"),
+    Option("heartbeat_interval", _positive_float, 10.0, "seconds between heartbeats"),
+    Option("advertise_url", _optional_str, None, "URL the control plane should reach this agent at"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    display: str = ":0"
+    token_file: Path | None = None
+    insecure_no_auth: bool = False
+    max_body_bytes: int = 64 * 1024 * 1024
+    log_level: str = "info"
+    accessibility: bool = True
+    desktop_user: str | None = None
+    exec_max_processes: int = 64
+    exec_max_timeout: float = 3600.0
+    files_max_bytes: int = 4 * 1024 * 1024 * 1024
+    control_plane_url: str | None = None
+    computer_id: str | None = None
+    control_plane_token_file: Path | None = None
+    control_plane_ca_file: Path | None = None
+    heartbeat_interval: float = 10.0
+    advertise_url: str | None = None
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load(
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    """Merge flags > env > file over the defaults, parse each value, then check the whole.
+
+    ``flags`` maps option names to the raw string given on the command line (None: not given).
+    """
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text())
+        except OSError as exc:
+            raise ConfigError(f"--config {config_file}: cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config {config_file}: not valid TOML: {exc}") from exc
+        known = {option.name for option in OPTIONS}
+        unknown = sorted(set(file_values) - known)
+        if unknown:
+            raise ConfigError(f"--config {config_file}: unknown option(s) {', '.join(unknown)}")
+
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        env_name = ENV_PREFIX + option.name.upper()
+        flag_name = "--" + option.name.replace("_", "-")
+        if flags.get(option.name) is not None:
+            raw, origin = flags[option.name], flag_name
+        elif env_name in environ:
+            raw, origin = environ[env_name], env_name
+        elif option.name in file_values:
+            raw, origin = file_values[option.name], f"{option.name} in {config_file}"
+            if isinstance(raw, bool):
+                raw = "true" if raw else "false"
+            raw = str(raw)
+        else:
+            values[option.name] = option.default
+            continue
+        try:
+            values[option.name] = option.parse(str(raw))
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {exc}") from exc
+    config = Config(**values)
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    """Refuse combinations that are unsafe or cannot work."""
+    if config.token_file is None and not config.insecure_no_auth:
+        raise ConfigError(
+            "--token-file is required (or --insecure-no-auth on a loopback address for local development)"
+        )
+    if config.insecure_no_auth and not is_loopback(config.host):
+        raise ConfigError(f"--insecure-no-auth is refused when listening on {config.host}: bind to 127.0.0.1")
+    if config.log_level.lower() not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(f"--log-level: expected debug, info, warning or error, got {config.log_level!r}")
+    if config.control_plane_url is not None and not config.control_plane_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError(f"--control-plane-url: expected an http(s) URL, got {config.control_plane_url!r}")
+
+
+def read_token(path: Path) -> str:
+    """Read the bearer token; refuse files other users can read, and empty tokens."""
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"--token-file {path}: cannot read: {exc.strerror}") from exc
+    if mode & 0o077:
+        raise ConfigError(f"--token-file {path}: mode {mode & 0o777:04o} lets others read it; chmod 600")
+    if not token:
+        raise ConfigError(f"--token-file {path}: the file is empty")
+    return token

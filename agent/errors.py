@@ -1,0 +1,97 @@
+"""The one error hierarchy of the agent.
+
+Services raise these; the HTTP layer turns them into the JSON envelope in one middleware
+(``agent.api.middleware``). Nothing below the API returns an error dict.
+
+    AgentError                 500 INTERNAL (a bug)
+    ├── InvalidArgument        400 INVALID_ARGUMENT   bad body, field, coordinate, key, button, type
+    ├── Unauthenticated        401 UNAUTHENTICATED
+    ├── NotFound               404 NOT_FOUND          route, window, process, file, element
+    ├── MethodNotAllowed       405 METHOD_NOT_ALLOWED
+    ├── Conflict               409 CONFLICT           request conflicts with current state
+    ├── PayloadTooLarge        413 PAYLOAD_TOO_LARGE
+    ├── TooManyRequests        429 TOO_MANY_REQUESTS  (Retry-After)
+    ├── Unavailable            503                    (Retry-After)
+    │   ├── DisplayUnavailable        DISPLAY_UNAVAILABLE
+    │   └── AccessibilityUnavailable  ACCESSIBILITY_UNAVAILABLE
+    └── DeadlineExceeded       504 TIMEOUT
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AgentError(Exception):
+    """Base class: knows its HTTP status, its error code and optional details."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL"
+    default_retry_after: ClassVar[float | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.retry_after = retry_after if retry_after is not None else self.default_retry_after
+
+
+class InvalidArgument(AgentError):
+    status = 400
+    code = "INVALID_ARGUMENT"
+
+
+class Unauthenticated(AgentError):
+    status = 401
+    code = "UNAUTHENTICATED"
+
+
+class NotFound(AgentError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class MethodNotAllowed(AgentError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
+class Conflict(AgentError):
+    status = 409
+    code = "CONFLICT"
+
+
+class PayloadTooLarge(AgentError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class TooManyRequests(AgentError):
+    status = 429
+    code = "TOO_MANY_REQUESTS"
+    default_retry_after = 1.0
+
+
+class Unavailable(AgentError):
+    status = 503
+    code = "UNAVAILABLE"
+    default_retry_after = 1.0
+
+
+class DisplayUnavailable(Unavailable):
+    code = "DISPLAY_UNAVAILABLE"
+
+
+class AccessibilityUnavailable(Unavailable):
+    code = "ACCESSIBILITY_UNAVAILABLE"
+
+
+class DeadlineExceeded(AgentError):
+    status = 504
+    code = "TIMEOUT"
