@@ -1,0 +1,8 @@
+"""The heartbeat to the control plane (no HTTP server code here; the client is aiohttp's).
+
+``Heartbeat`` is the loop, ``agent.heartbeat.payload`` the wire format.
+"""
+
+from agent.heartbeat.client import Backoff, BeatOutcome, Heartbeat
+
+__all__ = ["Backoff", "BeatOutcome", "Heartbeat"]

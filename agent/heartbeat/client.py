@@ -1,0 +1,228 @@
+"""The heartbeat: POST a beat to the control plane at an interval, at once on readiness change.
+
+It runs as one task beside the API and shares nothing with request handling but the cached
+readiness state, so a slow, failing or hanging control plane can never block or slow the API:
+each POST has a deadline, host load is read in an executor, and failures back off
+exponentially with full jitter (``delay = uniform(0, min(cap, base * 2**failures))``) so a
+fleet of agents does not hammer a control plane that is coming back. Logging is per state
+change (first success, outage begins, outage over), never per beat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from agent import __version__
+from agent.heartbeat.payload import Identity, build_beat, collect_host
+from agent.readiness import Readiness, ReadinessState
+
+LOG = logging.getLogger(__name__)
+
+MAX_INTERVAL = 3600.0
+STOP_BEAT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Full-jitter exponential backoff: the n-th consecutive failure waits up to base*2**n."""
+
+    base: float
+    cap: float
+
+    def delay(self, failures: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+        ceiling = min(self.cap, self.base * (2 ** min(failures, 30)))
+        return rng(0.0, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class BeatOutcome:
+    ok: bool
+    detail: str  # "HTTP 200", "HTTP 500", "timeout after 5 s", "ClientConnectorError: ..."
+    interval: float | None = None  # the control plane's interval_seconds, if it sent one
+
+
+class Heartbeat:
+    """Beats to ``url``; ``start()`` launches the loop, ``close()`` sends the last beat."""
+
+    def __init__(
+        self,
+        url: str,
+        readiness: Readiness,
+        *,
+        computer_id: str | None,
+        interval: float,
+        token: str | None = None,
+        ca_file: Path | None = None,
+        advertise_url: str | None = None,
+        backoff_cap: float = 300.0,
+        on_success: Callable[[float], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.readiness = readiness
+        self.interval = interval
+        self._min_interval = min(1.0, interval)
+        self._token = token
+        self._ca_file = ca_file
+        self._backoff = Backoff(base=max(interval, 0.05), cap=max(backoff_cap, interval))
+        self._identity = Identity(
+            computer_id=computer_id,
+            agent_version=__version__,
+            boot_id=str(uuid.uuid4()),
+            advertise_url=advertise_url,
+            started_monotonic=time.monotonic(),
+        )
+        self._seq = 0
+        self._failures = 0
+        self._outage_started: float | None = None
+        self._delivered = 0
+        self._wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._on_success = on_success
+        self._on_failure = on_failure
+        readiness.subscribe(self._readiness_changed)
+
+    @property
+    def boot_id(self) -> str:
+        return self._identity.boot_id
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+    def _readiness_changed(self, state: ReadinessState) -> None:
+        self._wake.set()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _ssl_context(self) -> ssl.SSLContext:
+        # Verification is always on; --control-plane-ca-file only adds the trust anchor.
+        context = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
+        return context
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(ssl=self._ssl_context(), limit=2)
+        headers = {"User-Agent": f"computer-agent/{__version__}", "Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        self._session = aiohttp.ClientSession(connector=connector, headers=headers)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
+        LOG.info("heartbeat to %s every %.3g s (boot id %s)", self.url, self.interval, self.boot_id)
+
+    async def close(self) -> None:
+        """Stop the loop and send one last ``stopping`` beat (bounded by STOP_BEAT_TIMEOUT)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            outcome = await self.beat(stopping=True, timeout=STOP_BEAT_TIMEOUT)
+            if not outcome.ok:
+                LOG.warning("the last (stopping) heartbeat was not delivered: %s", outcome.detail)
+            await self._session.close()
+            self._session = None
+
+    # -- the loop --------------------------------------------------------------------
+    def _timeout(self) -> float:
+        return min(10.0, max(1.0, self.interval))
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            outcome = await self.beat()
+            self._record(outcome)
+            delay = self.interval if outcome.ok else self._backoff.delay(self._failures - 1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def beat(self, *, stopping: bool = False, timeout: float | None = None) -> BeatOutcome:
+        """Send one beat now; never raises (the outcome says what happened)."""
+        assert self._session is not None, "start() first"
+        timeout = self._timeout() if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        try:
+            host: dict[str, Any] | None = await loop.run_in_executor(None, collect_host)
+        except Exception:  # load figures are nice to have; the beat itself matters more
+            LOG.debug("collecting host load failed", exc_info=True)
+            host = None
+        self._seq += 1
+        body = build_beat(
+            self._identity,
+            self._seq,
+            self.readiness.last,
+            host,
+            now_monotonic=time.monotonic(),
+            stopping=stopping,
+        )
+        try:
+            async with self._session.post(
+                self.url, data=json.dumps(body), timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                payload = await response.read()
+                if not 200 <= response.status < 300:
+                    return BeatOutcome(False, f"HTTP {response.status}")
+                return BeatOutcome(True, f"HTTP {response.status}", self._interval_from(payload))
+        except TimeoutError:
+            return BeatOutcome(False, f"no answer within {timeout:g} s")
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return BeatOutcome(False, f"{type(exc).__name__}: {exc}")
+
+    def _interval_from(self, payload: bytes) -> float | None:
+        if not payload:
+            return None
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            return None
+        value = data.get("interval_seconds") if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            return None
+        return min(MAX_INTERVAL, max(self._min_interval, float(value)))
+
+    def _record(self, outcome: BeatOutcome) -> None:
+        now = time.monotonic()
+        if outcome.ok:
+            if self._failures:
+                assert self._outage_started is not None
+                LOG.info(
+                    "heartbeat delivered again after %d failed beat(s) over %.1f s",
+                    self._failures,
+                    now - self._outage_started,
+                )
+            elif self._delivered == 0:
+                LOG.info("first heartbeat delivered to %s (%s)", self.url, outcome.detail)
+            self._failures = 0
+            self._outage_started = None
+            self._delivered += 1
+            if outcome.interval is not None and outcome.interval != self.interval:
+                LOG.info("control plane asks for a heartbeat every %.3g s", outcome.interval)
+                self.interval = outcome.interval
+            if self._on_success is not None:
+                self._on_success(time.time())
+            return
+        if self._failures == 0:
+            self._outage_started = now
+            LOG.warning("heartbeat to %s failed: %s; backing off", self.url, outcome.detail)
+        else:
+            LOG.debug("heartbeat failed again (%d): %s", self._failures + 1, outcome.detail)
+        self._failures += 1
+        if self._on_failure is not None:
+            self._on_failure()

@@ -1,0 +1,96 @@
+"""Prometheus metrics: one ``Metrics`` object per app, with its own registry.
+
+Why a registry per app rather than prometheus_client's global one: tests build many apps in one
+process, and a global registry refuses a second metric of the same name. No aiohttp here:
+``agent.api.metrics_routes`` serves ``render()`` and observes requests.
+
+Labels are bounded: the route is the route's *template* (``/desktop/window/{window_id}/size``),
+never the raw path, so an id in a URL cannot explode the series count.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from agent import __version__
+from agent.readiness import ReadinessState, Status
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Input actions take ~1 ms, screenshots ~10-100 ms, exec and a11y walks up to seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Histogram(
+            "computer_agent_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "computer_agent_actions",
+            "Actions run (REST, /actions or /batch), by type and result (ok or an error code).",
+            ["type", "result"],
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "computer_agent_ready", "1 when every required readiness check passes.", registry=self.registry
+        )
+        self.check_ok = Gauge(
+            "computer_agent_readiness_check_ok",
+            "1 when this readiness check passes.",
+            ["check"],
+            registry=self.registry,
+        )
+        self.status = Gauge(
+            "computer_agent_status",
+            "1 for the agent's current status (starting, ready, degraded, stopping).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.heartbeat_last_success = Gauge(
+            "computer_agent_heartbeat_last_success_timestamp_seconds",
+            "Unix time of the last heartbeat the control plane accepted (0: none yet).",
+            registry=self.registry,
+        )
+        self.heartbeat_failures = Counter(
+            "computer_agent_heartbeat_failures",
+            "Heartbeats that failed (error status, timeout or connection error).",
+            registry=self.registry,
+        )
+        info = Gauge(
+            "computer_agent_info",
+            "Constant 1, labelled with the agent version.",
+            ["version"],
+            registry=self.registry,
+        )
+        info.labels(version=__version__).set(1)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, method=method, status=str(status)).observe(seconds)
+
+    def count_action(self, action_type: str, result: str) -> None:
+        """``result`` is "ok" or the error code (INVALID_ARGUMENT, DISPLAY_UNAVAILABLE, ...)."""
+        self.actions.labels(type=action_type, result=result).inc()
+
+    def readiness_changed(self, state: ReadinessState) -> None:
+        """A Readiness listener: mirror the state into the gauges."""
+        self.ready.set(1 if state.ready else 0)
+        for check in state.checks:
+            self.check_ok.labels(check=check.name).set(1 if check.ok else 0)
+        for status in Status:
+            self.status.labels(status=status.value).set(1 if status is state.status else 0)
+
+    def heartbeat_succeeded(self, unix_time: float) -> None:
+        self.heartbeat_last_success.set(unix_time)
+
+    def heartbeat_failed(self) -> None:
+        self.heartbeat_failures.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,98 @@
+"""Test doubles for the readiness/heartbeat tests: a desktop whose display can be 'down' and a
+fake control plane (a real HTTP server on loopback that records what arrives)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from agent.desktop import Size
+from agent.errors import DisplayUnavailable
+
+
+class FlakyDesktop:
+    """Only what Readiness uses: check() and screen_size(), with a switch for the display."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.released = 0
+
+    async def check(self) -> str:
+        if not self.up:
+            raise DisplayUnavailable("the X display :99 is not reachable")
+        return ":99 1280x720"
+
+    async def screen_size(self) -> Size:
+        if not self.up:
+            raise DisplayUnavailable("down")
+        return Size(1280, 720)
+
+    async def release_all(self) -> None:
+        self.released += 1
+
+
+@dataclass
+class Beat:
+    at: float
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeControlPlane:
+    """Answers beats with ``mode``: "ok", "500" or "hang"; records every arrival."""
+
+    mode: str = "ok"
+    reply: dict[str, Any] | None = None
+    beats: list[Beat] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+    url: str = ""
+    _new: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.arrivals.append(time.monotonic())
+        body = await request.json()
+        self.beats.append(Beat(time.monotonic(), body, dict(request.headers)))
+        self._new.set()
+        if self.mode == "hang":
+            await asyncio.sleep(3600)
+        if self.mode == "500":
+            return web.Response(status=500, text="boom")
+        return web.json_response(self.reply or {})
+
+    async def start(self) -> FakeControlPlane:
+        app = web.Application()
+        app.router.add_post("/v1/heartbeat", self._handle)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/v1/heartbeat"
+        return self
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Beat]:
+        deadline = time.monotonic() + timeout
+        while len(self.beats) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"only {len(self.beats)} of {count} beats arrived: {self.bodies()}")
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), remaining)
+            except TimeoutError:
+                continue
+        return self.beats
+
+    def bodies(self) -> str:
+        return json.dumps([b.body.get("status") for b in self.beats])
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

@@ -1,0 +1,124 @@
+"""Heartbeat against a fake control plane on loopback: what arrives, when, and how it backs off."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agent import __version__
+from agent.heartbeat import Backoff, Heartbeat
+from agent.readiness import Readiness
+from tests.unit.fakes_health import FakeControlPlane, FlakyDesktop
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+async def plane() -> AsyncIterator[FakeControlPlane]:
+    plane = await FakeControlPlane().start()
+    yield plane
+    await plane.close()
+
+
+async def _heartbeat(
+    plane: FakeControlPlane, desktop: FlakyDesktop, interval: float, **kwargs: object
+) -> tuple[Readiness, Heartbeat]:
+    readiness = Readiness(desktop, poll_interval=0.02)  # type: ignore[arg-type]
+    heartbeat = Heartbeat(
+        plane.url, readiness, computer_id="cmp_123", interval=interval, token="s3cret",
+        advertise_url="http://10.0.0.5:8000", **kwargs,  # type: ignore[arg-type]
+    )
+    await readiness.start()
+    await heartbeat.start()
+    return readiness, heartbeat
+
+
+async def test_beats_carry_the_fields_at_the_interval(plane: FakeControlPlane) -> None:
+    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=0.2)
+    beats = await plane.wait_for(4, timeout=3)
+    await heartbeat.close()
+    await readiness.close()
+    first = beats[0].body
+    assert first["computer_id"] == "cmp_123"
+    assert first["agent_version"] == __version__
+    assert first["status"] == "ready" and first["ready"] is True
+    assert first["checks"]["display"] == {"ok": True, "required": True, "detail": ":99 1280x720"}
+    assert first["screen"] == {"width": 1280, "height": 720}
+    assert first["advertise_url"] == "http://10.0.0.5:8000"
+    assert dt.datetime.fromisoformat(first["timestamp"]).tzinfo is not None
+    assert first["timestamp"].endswith("Z")
+    for key in ("cpu_percent", "load_average", "memory", "disk", "process_count"):
+        assert key in first, key
+    assert first["disk"][0]["path"] == "/"
+    assert first["agent"]["rss_bytes"] > 10_000_000
+    assert beats[0].headers["Authorization"] == "Bearer s3cret"
+    # one boot id, seq strictly increasing, uptime growing
+    assert len({b.body["boot_id"] for b in beats}) == 1
+    seqs = [b.body["seq"] for b in beats]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    gaps = [b.at - a.at for a, b in zip(beats[:4], beats[1:4], strict=False)]
+    assert all(0.15 <= gap <= 0.5 for gap in gaps), gaps
+    # the last beat on close says stopping
+    assert plane.beats[-1].body["status"] == "stopping"
+    assert plane.beats[-1].body["ready"] is False
+
+
+async def test_readiness_change_beats_at_once(plane: FakeControlPlane) -> None:
+    desktop = FlakyDesktop()
+    readiness, heartbeat = await _heartbeat(plane, desktop, interval=30)
+    await plane.wait_for(1)
+    desktop.up = False
+    lost = time.monotonic()
+    beats = await plane.wait_for(2, timeout=2)
+    assert beats[1].body["ready"] is False
+    assert beats[1].body["checks"]["display"]["ok"] is False
+    assert beats[1].at - lost < 0.5
+    desktop.up = True
+    back = time.monotonic()
+    beats = await plane.wait_for(3, timeout=2)
+    assert beats[2].body["ready"] is True and beats[2].at - back < 0.5
+    await heartbeat.close()
+    await readiness.close()
+
+
+async def test_control_plane_retunes_the_interval(plane: FakeControlPlane) -> None:
+    plane.reply = {"interval_seconds": 1}  # from 30 s down to 1 s (the floor)
+    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=30)
+    beats = await plane.wait_for(3, timeout=4)
+    assert 0.9 < beats[2].at - beats[1].at < 1.5
+    await heartbeat.close()
+    await readiness.close()
+
+
+def test_backoff_is_full_jitter_under_a_growing_cap() -> None:
+    backoff = Backoff(base=1.0, cap=8.0)
+    assert [backoff.delay(n, lambda lo, hi: hi) for n in range(6)] == [1, 2, 4, 8, 8, 8]
+    assert backoff.delay(3, lambda lo, hi: lo) == 0
+    rng = random.Random(1)
+    samples = {round(backoff.delay(2, rng.uniform), 6) for _ in range(50)}
+    assert len(samples) > 40 and max(samples) <= 4.0
+
+
+@pytest.mark.parametrize("mode", ["500", "hang"])
+async def test_failing_control_plane_sees_growing_jittered_intervals(
+    plane: FakeControlPlane, mode: str
+) -> None:
+    plane.mode = mode
+    interval = 0.05 if mode == "500" else 0.05
+    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=interval)
+    count = 7 if mode == "500" else 4
+    await plane.wait_for(count, timeout=20)
+    arrivals = plane.arrivals[:count]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    half = len(gaps) // 2
+    assert sum(gaps[half:]) > sum(gaps[:half]), gaps
+    assert heartbeat.failures >= count - 1
+    started = time.monotonic()
+    await heartbeat.close()  # the stopping beat is bounded even when the plane hangs
+    assert time.monotonic() - started < 3
+    await readiness.close()

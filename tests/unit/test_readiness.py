@@ -1,0 +1,88 @@
+"""Readiness: checks, caching and change events, against a display that can go away."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent.readiness import Readiness, ReadinessState, Status
+from tests.unit.fakes_health import FlakyDesktop
+
+pytestmark = pytest.mark.unit
+
+
+async def test_ready_when_display_answers() -> None:
+    readiness = Readiness(FlakyDesktop())  # type: ignore[arg-type]
+    state = await readiness.current()
+    assert state.ready
+    assert state.status is Status.READY
+    assert {c.name: c.ok for c in state.checks} == {"display": True, "not_stopping": True}
+    assert state.screen is not None and state.screen.width == 1280
+
+
+async def test_display_down_is_starting_then_degraded() -> None:
+    desktop = FlakyDesktop()
+    desktop.up = False
+    readiness = Readiness(desktop, startup_grace=0.05)  # type: ignore[arg-type]
+    first = await readiness.current(max_age=0)
+    assert not first.ready and first.status is Status.STARTING
+    display = next(c for c in first.checks if c.name == "display")
+    assert "not reachable" in display.detail
+    await asyncio.sleep(0.06)
+    assert (await readiness.current(max_age=0)).status is Status.DEGRADED
+
+
+async def test_failing_optional_check_does_not_block_readiness() -> None:
+    async def bus() -> str:
+        raise ConnectionRefusedError("no bus")
+
+    readiness = Readiness(FlakyDesktop(), a11y_check=bus, a11y_required=False)  # type: ignore[arg-type]
+    state = await readiness.current()
+    assert state.ready
+    a11y = next(c for c in state.checks if c.name == "accessibility")
+    assert not a11y.ok and not a11y.required and "no bus" in a11y.detail
+
+
+async def test_a_hanging_check_times_out() -> None:
+    async def bus() -> str:
+        await asyncio.sleep(10)
+        return "never"
+
+    readiness = Readiness(FlakyDesktop(), a11y_check=bus, check_timeout=0.05)  # type: ignore[arg-type]
+    state = await readiness.current()
+    assert not state.ready
+    assert "no answer within" in next(c for c in state.checks if c.name == "accessibility").detail
+
+
+async def test_cached_within_max_age_and_concurrent_callers_share_a_run() -> None:
+    calls = 0
+
+    async def bus() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return "ok"
+
+    readiness = Readiness(FlakyDesktop(), a11y_check=bus, max_age=10)  # type: ignore[arg-type]
+    await asyncio.gather(*(readiness.current() for _ in range(20)))
+    await readiness.current()
+    assert calls == 1
+
+
+async def test_poller_publishes_changes_and_shutdown() -> None:
+    desktop = FlakyDesktop()
+    readiness = Readiness(desktop, poll_interval=0.02)  # type: ignore[arg-type]
+    events: list[ReadinessState] = []
+    readiness.subscribe(events.append)
+    await readiness.start()
+    await asyncio.sleep(0.1)
+    assert [e.ready for e in events] == [True]  # unchanged polls are not events
+    desktop.up = False
+    await asyncio.sleep(0.1)
+    desktop.up = True
+    await asyncio.sleep(0.1)
+    await readiness.close()
+    assert [e.ready for e in events] == [True, False, True, False]
+    assert events[-1].status is Status.STOPPING
+    assert readiness.last is not None and not readiness.last.ready
