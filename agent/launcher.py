@@ -1,0 +1,231 @@
+"""Launching desktop applications: detached, as the desktop user, in the session's environment.
+
+Why not ``/exec``: an app outlives the request and the agent. Each app is the leader of its own
+session (no controlling terminal, its own process group, so nothing aimed at the agent's group
+reaches it), starts in the user's home with the session's environment, and writes to its own
+log file instead of a pipe that would break when the agent restarts. The command line is split
+with shell-like quoting and executed directly: there is no shell to inject into.
+
+Zombies: the launched process is our child. ``poll()`` reaps it when we look (each launch
+prunes finished ones), and the exec family's ``Reaper`` (the agent is a child subreaper) reaps
+both lingering children and the orphans of apps that fork into the background. There is no
+second reaper here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
+from agent.exec.user import DesktopUser, session_environment
+from agent.x11.windows import WindowService
+
+LOG = logging.getLogger(__name__)
+
+KEEP_LOGS = 100  # newest per-app logs kept
+LOG_TAIL = 2048  # bytes of an app's log returned when it dies before showing a window
+POLL_INTERVAL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    pid: int
+    program: str
+    log_path: str
+    window_id: int | None = None
+
+
+def parse_command(app: str) -> list[str]:
+    """Split a command line like a shell would, without a shell; 400 on bad quoting."""
+    try:
+        argv = shlex.split(app)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"app: cannot parse the command line: {exc}", details={"field": "app"}
+        ) from None
+    if not argv:
+        raise InvalidArgument("app: empty command line", details={"field": "app"})
+    return argv
+
+
+def resolve_program(program: str, path: str) -> str:
+    """The executable to run: 404 when there is no such program, 400 when it cannot run."""
+    if "/" in program:
+        candidate = os.path.expanduser(program)
+        if not os.path.exists(candidate):
+            raise NotFound(f"app: no program at {program}", details={"program": program})
+        if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
+            raise InvalidArgument(f"app: {program} is not an executable file", details={"program": program})
+        return candidate
+    found = shutil.which(program, path=path)
+    if found is None:
+        raise NotFound(
+            f"app: no program named {program!r} on the session's PATH",
+            details={"program": program, "path": path},
+        )
+    return found
+
+
+class Launcher:
+    """Starts apps for the desktop user and, on request, waits for their first window."""
+
+    def __init__(
+        self,
+        user: DesktopUser,
+        display: str,
+        windows: WindowService,
+        *,
+        log_dir: Path | None = None,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        self._user = user
+        self._display = display
+        self._windows = windows
+        self._log_dir = log_dir or Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
+        self._base_env = base_env
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    async def launch(self, app: str, *, wait_for_window: bool = False, timeout: float = 10.0) -> Launched:
+        argv = parse_command(app)
+        env = session_environment(self._user, self._display, self._base_env or os.environ)
+        executable = resolve_program(argv[0], env.get("PATH", ""))
+        before = {w.id for w in await self._windows.list_windows()} if wait_for_window else set()
+        loop = asyncio.get_running_loop()
+        launched = await loop.run_in_executor(None, self._spawn, argv, executable, env)
+        LOG.info("launched %s as pid %d", launched.program, launched.pid)
+        if not wait_for_window:
+            return launched
+        window = await self._wait_for_window(launched, before, timeout)
+        return Launched(launched.pid, launched.program, launched.log_path, window)
+
+    def _spawn(self, argv: list[str], executable: str, env: dict[str, str]) -> Launched:
+        self._prune()
+        log_path = self._open_log_path(os.path.basename(argv[0]))
+        switch = self._user.switch
+        with open(log_path, "ab", buffering=0) as log:
+            if switch:
+                os.fchown(log.fileno(), self._user.uid, self._user.gid)
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    executable=executable,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self._user.workdir,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                    user=self._user.uid if switch else None,
+                    group=self._user.gid if switch else None,
+                    extra_groups=list(self._user.groups) if switch else None,
+                )
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    log_path.unlink()
+                raise InvalidArgument(
+                    f"app: cannot start {argv[0]}: {exc.strerror}", details={"program": argv[0]}
+                ) from None
+        self._children[proc.pid] = proc
+        return Launched(proc.pid, os.path.basename(argv[0]), str(log_path))
+
+    def _open_log_path(self, name: str) -> Path:
+        """A fresh log file path in the log directory (created for the user), pruning old logs."""
+        directory = self._log_dir
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self._user.switch:
+                for part in (directory, *directory.parents):
+                    if part == Path(self._user.home) or not str(part).startswith(self._user.home):
+                        break
+                    os.chown(part, self._user.uid, self._user.gid)
+        logs = sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        for old in logs[: max(0, len(logs) - KEEP_LOGS + 1)]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "app"
+        return directory / f"{stamp}-{safe}-{os.urandom(3).hex()}.log"
+
+    def _prune(self) -> None:
+        """Forget (and reap, if the Reaper has not yet) children that have exited."""
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+
+    def exit_code(self, pid: int) -> int | None:
+        """The exit code of a launched child that has exited, else None."""
+        proc = self._children.get(pid)
+        return None if proc is None else proc.poll()
+
+    async def _wait_for_window(self, launched: Launched, before: set[int], timeout: float) -> int:
+        """The first managed window of the process tree; if the launched process exits 0 first
+        (single-instance apps hand over to a running one), the first new window of anyone."""
+        deadline = time.monotonic() + timeout
+        exited_with: int | None = None
+        while True:
+            tree = _process_tree(launched.pid)
+            windows = await self._windows.list_windows()
+            for window in windows:
+                if window.pid is not None and window.pid in tree and window.id not in before:
+                    return window.id
+            if exited_with is None:
+                exited_with = self.exit_code(launched.pid)
+                if exited_with is not None and exited_with != 0:
+                    raise Conflict(
+                        f"{launched.program} exited with code {exited_with} before showing a window",
+                        details={
+                            "pid": launched.pid,
+                            "exit_code": exited_with,
+                            "log": _tail(launched.log_path),
+                        },
+                    )
+            if exited_with == 0:
+                fresh = [w.id for w in windows if w.id not in before]
+                if fresh:
+                    return fresh[-1]
+            if time.monotonic() >= deadline:
+                raise DeadlineExceeded(
+                    f"{launched.program} (pid {launched.pid}) showed no window within {timeout:g}s "
+                    "(it keeps running)",
+                    details={"pid": launched.pid, "log_path": launched.log_path},
+                )
+            await asyncio.sleep(POLL_INTERVAL)
+
+    async def close(self) -> None:
+        """Apps outlive the agent: drop our handles without signalling them."""
+        for proc in self._children.values():
+            # Popen warns about running children it is garbage-collected with; these are
+            # deliberately left running (the subreaper or init reaps them later).
+            proc.returncode = proc.returncode if proc.returncode is not None else -1
+        self._children.clear()
+
+
+def _process_tree(pid: int) -> set[int]:
+    try:
+        parent = psutil.Process(pid)
+        return {pid, *(child.pid for child in parent.children(recursive=True))}
+    except psutil.Error:
+        return {pid}
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(0, size - LOG_TAIL))
+            return log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
