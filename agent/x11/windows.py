@@ -106,6 +106,11 @@ class WindowService:
     def for_display(cls, display_name: str) -> WindowService:
         return cls(XConnection(display_name, name="x11-windows"))
 
+    @property
+    def conn(self) -> XConnection:
+        """The connection (shared with read-only neighbours such as the environment report)."""
+        return self._conn
+
     async def close(self) -> None:
         await self._conn.close()
 

@@ -1,0 +1,182 @@
+"""What desktop this is: display, session, window manager, user, screen, DPI, keyboard, a11y bus.
+
+Everything is read live on each call (it is cheap: a few root-window properties on the windows
+connection and one D-Bus round trip), so a window manager or keyboard layout that changes
+after start-up is reported as it is now, not as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+
+from Xlib import Xatom
+from Xlib.display import Display
+
+from agent.exec.user import DesktopUser, session_environment
+from agent.x11 import ewmh
+from agent.x11.windows import WindowService
+
+LOG = logging.getLogger(__name__)
+
+A11Y_TIMEOUT = 1.5  # seconds for the whole accessibility-bus probe
+
+# Desktop environments recognisable from their window manager when XDG_CURRENT_DESKTOP is unset.
+_DE_OF_WM = {"xfwm4": "XFCE", "mutter": "GNOME", "gnome shell": "GNOME", "kwin": "KDE", "marco": "MATE"}
+
+
+@dataclass(frozen=True, slots=True)
+class Keyboard:
+    rules: str
+    model: str
+    layout: str
+    variant: str
+    options: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenInfo:
+    width: int
+    height: int
+    width_mm: int
+    height_mm: int
+    depth: int
+    dpi: float
+
+
+@dataclass(frozen=True, slots=True)
+class DesktopEnvironment:
+    display: str
+    display_server: str
+    session_type: str
+    desktop_environment: str | None
+    window_manager: str | None
+    user: str
+    uid: int
+    home: str
+    screen: ScreenInfo
+    keyboard: Keyboard
+    accessibility_bus: bool
+    accessibility_bus_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _XFacts:
+    wm: str | None
+    screen: ScreenInfo
+    keyboard: Keyboard
+
+
+class EnvironmentService:
+    def __init__(
+        self,
+        user: DesktopUser,
+        display: str,
+        windows: WindowService,
+        *,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        self._user = user
+        self._display = display
+        self._windows = windows
+        self._base_env = base_env
+
+    async def describe(self) -> DesktopEnvironment:
+        env = session_environment(self._user, self._display, self._base_env or os.environ)
+        facts_task = asyncio.ensure_future(self._windows.conn.run(_read_x_facts))
+        reachable, problem = await probe_accessibility_bus(env.get("DBUS_SESSION_BUS_ADDRESS"))
+        facts = await facts_task
+        desktop = env.get("XDG_CURRENT_DESKTOP") or env.get("DESKTOP_SESSION") or None
+        if desktop is None and facts.wm is not None:
+            desktop = _DE_OF_WM.get(facts.wm.lower())
+        return DesktopEnvironment(
+            display=self._display,
+            display_server="x11",
+            session_type=env.get("XDG_SESSION_TYPE") or "x11",
+            desktop_environment=desktop,
+            window_manager=facts.wm,
+            user=self._user.name,
+            uid=self._user.uid,
+            home=self._user.home,
+            screen=facts.screen,
+            keyboard=facts.keyboard,
+            accessibility_bus=reachable,
+            accessibility_bus_error=problem,
+        )
+
+
+def _read_x_facts(display: Display) -> _XFacts:
+    atoms = ewmh.Atoms(display)
+    found = ewmh.supporting_wm(display, atoms)
+    screen = display.screen()
+    root = screen.root.id
+    batch = ewmh.Batch(display)
+    batch.prop(root, Xatom.RESOURCE_MANAGER, Xatom.STRING)
+    batch.prop(root, display.intern_atom("_XKB_RULES_NAMES"), Xatom.STRING)
+    resources, rules = (ewmh.as_prop(r) for r in batch.collect())
+    width, height = int(screen.width_in_pixels), int(screen.height_in_pixels)
+    width_mm, height_mm = int(screen.width_in_mms), int(screen.height_in_mms)
+    dpi = _xft_dpi(resources.text() if resources else "")
+    if dpi is None:
+        dpi = round(width * 25.4 / width_mm, 1) if width_mm else 96.0
+    parts = [*(rules.text().split("\0") if rules else []), "", "", "", "", ""]
+    return _XFacts(
+        wm=found[1] if found else None,
+        screen=ScreenInfo(width, height, width_mm, height_mm, int(screen.root_depth), dpi),
+        keyboard=Keyboard(*parts[:5]),
+    )
+
+
+def _xft_dpi(resources: str) -> float | None:
+    """``Xft.dpi`` from the X resource database (what GTK and Qt use), if set."""
+    for line in resources.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Xft.dpi":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return None
+    return None
+
+
+async def probe_accessibility_bus(session_bus: str | None) -> tuple[bool, str | None]:
+    """Ask the session bus for the AT-SPI bus address and connect to it, within a deadline."""
+    if not session_bus:
+        return False, "no DBUS_SESSION_BUS_ADDRESS in the session environment"
+    try:
+        return await asyncio.wait_for(_probe(session_bus), A11Y_TIMEOUT)
+    except TimeoutError:
+        return False, f"no answer within {A11Y_TIMEOUT:g}s"
+
+
+async def _probe(session_bus: str) -> tuple[bool, str | None]:
+    from dbus_fast import Message, MessageType
+    from dbus_fast.aio import MessageBus
+
+    try:
+        bus = await MessageBus(bus_address=session_bus).connect()
+    except Exception as exc:  # dbus-fast raises many types for a missing or refused bus
+        return False, f"session bus: {type(exc).__name__}: {exc}"
+    try:
+        reply = await bus.call(
+            Message(
+                destination="org.a11y.Bus",
+                path="/org/a11y/bus",
+                interface="org.a11y.Bus",
+                member="GetAddress",
+            )
+        )
+    finally:
+        bus.disconnect()
+    if reply is None or reply.message_type != MessageType.METHOD_RETURN:
+        error = reply.error_name if reply is not None else "no reply"
+        return False, f"org.a11y.Bus.GetAddress: {error}"
+    address = str(reply.body[0])
+    try:
+        a11y = await MessageBus(bus_address=address).connect()
+    except Exception as exc:  # as above
+        return False, f"accessibility bus: {type(exc).__name__}: {exc}"
+    a11y.disconnect()
+    return True, None
