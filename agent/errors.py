@@ -6,6 +6,7 @@ Services raise these; the HTTP layer turns them into the JSON envelope in one mi
     AgentError                 500 INTERNAL (a bug)
     ├── InvalidArgument        400 INVALID_ARGUMENT   bad body, field, coordinate, key, button, type
     ├── Unauthenticated        401 UNAUTHENTICATED
+    ├── PermissionDenied       403 PERMISSION_DENIED  the desktop user may not; outside allowed roots
     ├── NotFound               404 NOT_FOUND          route, window, process, file, element
     ├── MethodNotAllowed       405 METHOD_NOT_ALLOWED
     ├── Conflict               409 CONFLICT           request conflicts with current state
@@ -50,6 +51,11 @@ class InvalidArgument(AgentError):
 class Unauthenticated(AgentError):
     status = 401
     code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(AgentError):
+    status = 403
+    code = "PERMISSION_DENIED"
 
 
 class NotFound(AgentError):
