@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -30,8 +30,13 @@ async def _heartbeat(
 ) -> tuple[Readiness, Heartbeat]:
     readiness = Readiness(desktop, poll_interval=0.02)  # type: ignore[arg-type]
     heartbeat = Heartbeat(
-        plane.url, readiness, computer_id="cmp_123", interval=interval, token="s3cret",
-        advertise_url="http://10.0.0.5:8000", **kwargs,  # type: ignore[arg-type]
+        plane.url,
+        readiness,
+        computer_id="cmp_123",
+        interval=interval,
+        token="s3cret",
+        advertise_url="http://10.0.0.5:8000",
+        **kwargs,  # type: ignore[arg-type]
     )
     await readiness.start()
     await heartbeat.start()
@@ -61,7 +66,7 @@ async def test_beats_carry_the_fields_at_the_interval(plane: FakeControlPlane) -
     assert len({b.body["boot_id"] for b in beats}) == 1
     seqs = [b.body["seq"] for b in beats]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    gaps = [b.at - a.at for a, b in zip(beats[:4], beats[1:4], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(beats[:4])]
     assert all(0.15 <= gap <= 0.5 for gap in gaps), gaps
     # the last beat on close says stopping
     assert plane.beats[-1].body["status"] == "stopping"
@@ -109,12 +114,11 @@ async def test_failing_control_plane_sees_growing_jittered_intervals(
     plane: FakeControlPlane, mode: str
 ) -> None:
     plane.mode = mode
-    interval = 0.05 if mode == "500" else 0.05
-    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=interval)
+    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=0.05)
     count = 7 if mode == "500" else 4
     await plane.wait_for(count, timeout=20)
     arrivals = plane.arrivals[:count]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     half = len(gaps) // 2
     assert sum(gaps[half:]) > sum(gaps[:half]), gaps
     assert heartbeat.failures >= count - 1

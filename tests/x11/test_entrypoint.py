@@ -1,0 +1,191 @@
+"""docker/entrypoint outside a container: it brings up X, a session bus and a WM, and the agent
+answers; a killed agent comes back; SIGTERM ends every child. Observed with xdpyinfo, xprop, HTTP
+and /proc, never with the script's own claims."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+pytestmark = pytest.mark.x11
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRYPOINT = ROOT / "docker" / "entrypoint"
+
+
+def _free_display() -> int:
+    for number in range(70, 200):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return number
+    raise RuntimeError("no free X display number")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Desktop:
+    process: subprocess.Popen[bytes]
+    display: str
+    url: str
+    token: str
+    env: dict[str, str]
+    log: Path
+
+    def family(self) -> list[psutil.Process]:
+        """Every process the entrypoint started (its session), itself included."""
+        found = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if os.getsid(proc.pid) == self.process.pid:
+                    found.append(proc)
+            except (ProcessLookupError, PermissionError):
+                continue
+        return found
+
+    def agent_pid(self) -> int | None:
+        for proc in self.family():
+            try:
+                if "serve" in proc.cmdline() and any("agent" in part for part in proc.cmdline()):
+                    return proc.pid
+            except psutil.Error:
+                continue
+        return None
+
+
+def _wait_healthy(url: str, timeout: float) -> float:
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url}/health did not answer within {timeout} s")
+
+
+@pytest.fixture
+def entry_desktop(tmp_path: Path) -> Iterator[Desktop]:
+    number = _free_display()
+    port = _free_port()
+    token = "entrypoint-test-token"
+    runtime = tmp_path / "runtime"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DISPLAY": f":{number}",
+        "WIDTH": "1024",
+        "HEIGHT": "600",
+        "SESSION": "xfwm4 --compositor=off --sm-client-disable",
+        "COMPUTER_AGENT_TOKEN": token,
+        "COMPUTER_AGENT_HOST": "127.0.0.1",
+        "COMPUTER_AGENT_PORT": str(port),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "AGENT_COMMAND": f"{sys.executable} -m agent serve",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = tmp_path / "entrypoint.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["bash", str(ENTRYPOINT)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    desktop = Desktop(process, f":{number}", f"http://127.0.0.1:{port}", token, env, log)
+    try:
+        yield desktop
+    finally:
+        if process.poll() is None:
+            pids = [p.pid for p in desktop.family()]
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop: Desktop) -> None:
+    desktop = entry_desktop
+    _wait_healthy(desktop.url, 60)
+    observer_env = {"PATH": os.environ["PATH"], "DISPLAY": desktop.display}
+
+    # X runs at WIDTH x HEIGHT, a window manager owns it, a session bus answers.
+    info = subprocess.run(["xdpyinfo"], env=observer_env, capture_output=True, text=True, check=True).stdout
+    assert "1024x600 pixels" in info
+    deadline = time.monotonic() + 15
+    wm = ""
+    while "window id" not in wm and time.monotonic() < deadline:
+        wm = subprocess.run(
+            ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"],
+            check=False,
+            env=observer_env,
+            capture_output=True,
+            text=True,
+        ).stdout
+        time.sleep(0.2)
+    assert "window id" in wm
+    bus = Path(desktop.env["XDG_RUNTIME_DIR"]) / "bus"
+    assert bus.is_socket()
+    assert (Path(desktop.env["XDG_RUNTIME_DIR"]) / "computer-agent-token").stat().st_mode & 0o077 == 0
+
+    # The agent answers with the token from the environment, and drives that display.
+    headers = {"Authorization": f"Bearer {desktop.token}"}
+    shot = httpx.get(f"{desktop.url}/desktop/screenshot", headers=headers, timeout=30)
+    assert shot.status_code == 200
+    assert shot.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.headers["X-Screen-Width"] == "1024"
+    assert httpx.get(f"{desktop.url}/desktop/screen-size", timeout=5).status_code == 401
+    # The agent's environment holds no token, only the file.
+    agent = desktop.agent_pid()
+    assert agent is not None
+    environ = Path(f"/proc/{agent}/environ").read_bytes().split(b"\0")
+    assert not any(item.startswith(b"COMPUTER_AGENT_TOKEN=") for item in environ)
+
+    # A killed agent is restarted by the supervisor.
+    os.kill(agent, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while desktop.agent_pid() in (None, agent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert desktop.agent_pid() not in (None, agent)
+    _wait_healthy(desktop.url, 30)
+
+    # SIGTERM stops everything it started, and exits 0.
+    family = [p.pid for p in desktop.family()]
+    assert len(family) >= 5  # entrypoint, supervisors, Xvfb, dbus, WM, agent
+    desktop.process.send_signal(signal.SIGTERM)
+    assert desktop.process.wait(timeout=30) == 0
+    time.sleep(0.5)
+    alive = [
+        pid
+        for pid in family
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
+    assert alive == [], (alive, desktop.log.read_text()[-3000:])
+
+
+def test_entrypoint_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "XDG_RUNTIME_DIR": str(tmp_path / "rt"),
+        "COMPUTER_AGENT_TOKEN_FILE": str(tmp_path / "absent"),
+    }
+    result = subprocess.run(
+        ["bash", str(ENTRYPOINT)], check=False, env=env, capture_output=True, text=True, timeout=10
+    )
+    assert result.returncode == 2
+    assert "no token" in result.stderr
