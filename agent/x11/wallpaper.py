@@ -22,6 +22,7 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 from PIL import Image, UnidentifiedImageError
@@ -41,7 +42,7 @@ _KEEP_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF"
 
 @dataclass(frozen=True, slots=True)
 class WallpaperResult:
-    method: str  # "xfconf" or "root-pixmap"
+    method: Literal["xfconf", "root-pixmap"]
     width: int  # of the source image
     height: int
     path: str | None  # where the image was stored for the desktop (xfconf only)
