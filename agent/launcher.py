@@ -6,10 +6,10 @@ reaches it), starts in the user's home with the session's environment, and write
 log file instead of a pipe that would break when the agent restarts. The command line is split
 with shell-like quoting and executed directly: there is no shell to inject into.
 
-Zombies: the launched process is our child. ``poll()`` reaps it when we look (each launch
-prunes finished ones), and the exec family's ``Reaper`` (the agent is a child subreaper) reaps
-both lingering children and the orphans of apps that fork into the background. There is no
-second reaper here.
+Zombies: the launched process is our child, and like any owner of a child we collect its exit
+status (``poll()`` once a second while we have children). What it leaves behind when it forks
+into the background is re-parented to the agent (a child subreaper) and reaped by the exec
+family's ``Reaper``: there is no second reaper here.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ LOG = logging.getLogger(__name__)
 KEEP_LOGS = 100  # newest per-app logs kept
 LOG_TAIL = 2048  # bytes of an app's log returned when it dies before showing a window
 POLL_INTERVAL = 0.05
+PRUNE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class Launcher:
         self._log_dir = log_dir or Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
         self._base_env = base_env
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._pruner: asyncio.Task[None] | None = None
 
     async def launch(self, app: str, *, wait_for_window: bool = False, timeout: float = 10.0) -> Launched:
         argv = parse_command(app)
@@ -104,10 +106,22 @@ class Launcher:
         loop = asyncio.get_running_loop()
         launched = await loop.run_in_executor(None, self._spawn, argv, executable, env)
         LOG.info("launched %s as pid %d", launched.program, launched.pid)
+        self._watch()
         if not wait_for_window:
             return launched
         window = await self._wait_for_window(launched, before, timeout)
         return Launched(launched.pid, launched.program, launched.log_path, window)
+
+    def _watch(self) -> None:
+        """Collect our own children's exit status within a second of their exit (no zombies
+        even while no further launch comes); orphans they leave are the Reaper's."""
+        if self._pruner is None or self._pruner.done():
+            self._pruner = asyncio.create_task(self._prune_while_children(), name="launcher-prune")
+
+    async def _prune_while_children(self) -> None:
+        while self._children:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            self._prune()
 
     def _spawn(self, argv: list[str], executable: str, env: dict[str, str]) -> Launched:
         self._prune()
@@ -205,6 +219,10 @@ class Launcher:
 
     async def close(self) -> None:
         """Apps outlive the agent: drop our handles without signalling them."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
         for proc in self._children.values():
             # Popen warns about running children it is garbage-collected with; these are
             # deliberately left running (the subreaper or init reaps them later).

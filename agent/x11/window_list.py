@@ -1,0 +1,235 @@
+"""Reading windows: the WM's client list and every window's EWMH/ICCCM properties.
+
+Runs on the windows connection's thread (``XConnection.run``). Listed are the WM's client
+windows (``_NET_CLIENT_LIST``) except the desktop background and docks/panels, which are not
+application windows; without an EWMH window manager, the mapped top-level windows that have a
+WM_CLASS. Geometry is the client area (what the application draws) in root coordinates, so a
+screenshot pixel inside ``x..x+width`` is inside the window's content; ``frame`` gives the
+decoration the WM adds around it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from Xlib import X, Xatom
+from Xlib.display import Display
+
+from agent.errors import InvalidArgument, NotFound, Unavailable
+from agent.x11 import ewmh
+from agent.x11.connection import XConnection
+
+_HEX_ID = re.compile(r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$")
+
+
+class WindowManagerUnavailable(Unavailable):
+    code = "WINDOW_MANAGER_UNAVAILABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class Extents:
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowInfo:
+    id: int
+    title: str
+    wm_class: str
+    instance: str
+    x: int
+    y: int
+    width: int
+    height: int
+    frame: Extents
+    pid: int | None
+    focused: bool
+    minimized: bool
+    maximized: bool
+    desktop: int | None  # -1: on all desktops
+
+    @property
+    def hex_id(self) -> str:
+        return format_window_id(self.id)
+
+
+def format_window_id(window: int) -> str:
+    return f"0x{window:x}"
+
+
+def parse_window_id(text: str) -> int:
+    """Accept ``0x2200003`` (as listed) or a decimal id; anything else is a 400."""
+    value = text.strip()
+    if not _HEX_ID.match(value):
+        raise InvalidArgument(
+            f"window_id {text!r} is not a window id such as '0x2200003'", details={"window_id": text}
+        )
+    window = int(value, 16) if value.lower().startswith("0x") else int(value)
+    if not 0 < window <= 0xFFFFFFFF:
+        raise InvalidArgument(f"window_id {text!r} is out of range", details={"window_id": text})
+    return window
+
+
+class WindowReader:
+    """Pipelined reads of the window list; caches atoms and the verified WM check window."""
+
+    def __init__(self, conn: XConnection) -> None:
+        self._conn = conn
+        self._atoms: ewmh.Atoms | None = None
+        self._atoms_generation = -1
+        self._wm_check: int | None = None
+
+    def atoms(self, display: Display) -> ewmh.Atoms:
+        if self._atoms is None or self._atoms_generation != self._conn.generation:
+            self._atoms = ewmh.Atoms(display)
+            self._atoms_generation = self._conn.generation
+        return self._atoms
+
+    def client_ids(self, display: Display) -> tuple[list[int], int | None, bool]:
+        """Managed windows, the active one, and whether an EWMH WM answers (one round trip).
+
+        The WM check window is re-verified on every call (its self-pointer is fetched in the
+        same pipeline), so a dead WM's stale root properties are never trusted.
+        """
+        atoms = self.atoms(display)
+        root = display.screen().root.id
+        cached = self._wm_check
+        batch = ewmh.Batch(display)
+        batch.prop(root, atoms["_NET_CLIENT_LIST"], Xatom.WINDOW)
+        batch.prop(root, atoms["_NET_ACTIVE_WINDOW"], Xatom.WINDOW)
+        batch.prop(root, atoms["_NET_SUPPORTING_WM_CHECK"], Xatom.WINDOW)
+        if cached:
+            batch.prop(cached, atoms["_NET_SUPPORTING_WM_CHECK"], Xatom.WINDOW)
+        replies = [ewmh.as_prop(r) for r in batch.collect()]
+        clients, active, check = replies[:3]
+        check_id = check.first_int() if check else None
+        if cached and check_id == cached and replies[3] is not None and replies[3].first_int() == cached:
+            alive = True
+        else:
+            found = ewmh.supporting_wm(display, atoms) if check_id else None
+            self._wm_check = found[0] if found else None
+            alive = found is not None
+        if clients is not None and alive:
+            return clients.ints(), active.first_int() if active else None, True
+        focus = display.get_input_focus().focus
+        return self._unmanaged_ids(display), focus if isinstance(focus, int) else focus.id, False
+
+    def _unmanaged_ids(self, display: Display) -> list[int]:
+        """Without a WM: mapped, non-override-redirect root children with a WM_CLASS."""
+        children = [child.id for child in display.screen().root.query_tree().children]
+        batch = ewmh.Batch(display)
+        for child in children:
+            batch.attributes(child)
+            batch.prop(child, Xatom.WM_CLASS, Xatom.STRING)
+        replies = batch.collect()
+        found = []
+        for i, child in enumerate(children):
+            attrs, wm_class = replies[2 * i], ewmh.as_prop(replies[2 * i + 1])
+            if attrs is None or attrs.override_redirect or attrs.map_state != X.IsViewable:
+                continue
+            if wm_class is not None:
+                found.append(child)
+        return found
+
+    def list_all(self, display: Display) -> list[WindowInfo]:
+        ids, active, _ = self.client_ids(display)
+        return self.describe(display, ids, active)
+
+    def describe(self, display: Display, ids: list[int], active: int | None) -> list[WindowInfo]:
+        atoms = self.atoms(display)
+        root = display.screen().root.id
+        batch = ewmh.Batch(display)
+        per_window = 11
+        for window in ids:
+            batch.prop(window, atoms["_NET_WM_NAME"], atoms["UTF8_STRING"])
+            batch.prop(window, Xatom.WM_NAME)
+            batch.prop(window, Xatom.WM_CLASS, Xatom.STRING)
+            batch.prop(window, atoms["_NET_WM_PID"], Xatom.CARDINAL)
+            batch.prop(window, atoms["_NET_WM_STATE"], Xatom.ATOM)
+            batch.prop(window, atoms["_NET_WM_DESKTOP"], Xatom.CARDINAL)
+            batch.prop(window, atoms["_NET_FRAME_EXTENTS"], Xatom.CARDINAL)
+            batch.prop(window, atoms["WM_STATE"], atoms["WM_STATE"])
+            batch.geometry(window)
+            batch.translate(window, root)
+            batch.prop(window, atoms["_NET_WM_WINDOW_TYPE"], Xatom.ATOM)
+        replies = batch.collect()
+        not_apps = {atoms["_NET_WM_WINDOW_TYPE_DESKTOP"], atoms["_NET_WM_WINDOW_TYPE_DOCK"]}
+        hidden, max_v, max_h = (
+            atoms["_NET_WM_STATE_HIDDEN"],
+            atoms["_NET_WM_STATE_MAXIMIZED_VERT"],
+            atoms["_NET_WM_STATE_MAXIMIZED_HORZ"],
+        )
+        windows = []
+        for i, window in enumerate(ids):
+            chunk = replies[i * per_window : (i + 1) * per_window]
+            geometry, origin, kind = chunk[8], chunk[9], ewmh.as_prop(chunk[10])
+            if geometry is None or origin is None:
+                continue  # closed while we were looking
+            if kind is not None and not_apps.intersection(kind.ints()):
+                continue  # the desktop background and panels are not application windows
+            net_name, wm_name, wm_class, pid, state, desktop, extents, wm_state = (
+                ewmh.as_prop(r) for r in chunk[:8]
+            )
+            title = net_name.text() if net_name else wm_name.text() if wm_name else ""
+            class_parts = wm_class.text().split("\0") if wm_class else []
+            states = set(state.ints()) if state else set()
+            frame = extents.ints() if extents else []
+            desk = desktop.first_int() if desktop else None
+            windows.append(
+                WindowInfo(
+                    id=window,
+                    title=title,
+                    wm_class=class_parts[1] if len(class_parts) > 1 else "",
+                    instance=class_parts[0] if class_parts else "",
+                    x=int(origin.x),
+                    y=int(origin.y),
+                    width=int(geometry.width),
+                    height=int(geometry.height),
+                    frame=Extents(*frame[:4]) if len(frame) >= 4 else Extents(),
+                    pid=pid.first_int() if pid else None,
+                    focused=window == active,
+                    minimized=hidden in states
+                    or (wm_state is not None and wm_state.first_int() == ewmh.WM_STATE_ICONIC),
+                    maximized=max_v in states and max_h in states,
+                    desktop=-1 if desk == ewmh.ALL_DESKTOPS else desk,
+                )
+            )
+        return windows
+
+    def get(self, display: Display, window: int) -> WindowInfo:
+        ids, active, _ = self.client_ids(display)
+        if window not in ids:
+            raise not_found(window)
+        found = self.describe(display, [window], active)
+        if not found:
+            raise not_found(window)
+        return found[0]
+
+    def active(self, display: Display) -> int | None:
+        return self.client_ids(display)[1]
+
+    def ensure_managed(self, display: Display, window: int) -> bool:
+        ids, _, has_wm = self.client_ids(display)
+        if window not in ids:
+            raise not_found(window)
+        return has_wm
+
+    def require_wm(self, display: Display, what: str) -> ewmh.Atoms:
+        atoms = self.atoms(display)
+        if ewmh.supporting_wm(display, atoms) is None:
+            raise WindowManagerUnavailable(
+                f"cannot {what} a window: no EWMH window manager runs on {self._conn.display_name}",
+                details={"hint": "start an EWMH window manager such as xfwm4 or openbox"},
+            )
+        return atoms
+
+
+def not_found(window: int) -> NotFound:
+    return NotFound(
+        f"no window {format_window_id(window)} (closed, or not a managed top-level window)",
+        details={"window_id": format_window_id(window)},
+    )
