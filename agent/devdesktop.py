@@ -155,6 +155,8 @@ class DevDesktop:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
         self._procs.clear()
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)

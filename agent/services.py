@@ -1,4 +1,4 @@
-"""The services an action handler may use, built once per app by ``agent.api.app.create_app``.
+"""The services an action handler may use, built once per app by ``agent.api.app.build_services``.
 
 Each service family owns its own resources (X connections, threads, child processes) and knows
 nothing of HTTP. Tests build ``Services`` around fakes or real backends alike.
@@ -7,13 +7,26 @@ nothing of HTTP. Tests build ``Services`` around fakes or real backends alike.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.config import Config
+from agent.metrics import Metrics
+from agent.readiness import Readiness
 
 if TYPE_CHECKING:
     from agent.desktop import DesktopBackend
+    from agent.environment import EnvironmentService
+    from agent.exec.service import ExecService
+    from agent.files.service import FileService
+    from agent.heartbeat import Heartbeat
+    from agent.launcher import Launcher
+    from agent.x11.clipboard import ClipboardService
+    from agent.x11.wallpaper import WallpaperService
+    from agent.x11.windows import WindowService
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,3 +35,50 @@ class Services:
     desktop: DesktopBackend
     # Held by every input action and by a whole /batch, so a batch's input is never interleaved.
     input_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Windows, clipboard, apps, environment, wallpaper (None where a test does not need them).
+    windows: WindowService | None = None
+    clipboard: ClipboardService | None = None
+    launcher: Launcher | None = None
+    environment: EnvironmentService | None = None
+    wallpaper: WallpaperService | None = None
+    # Commands, background processes and files, as the desktop user (None where a test does not need them).
+    exec: ExecService | None = None
+    files: FileService | None = None
+    # Readiness (/ready, heartbeat, systemd STATUS=), metrics and the heartbeat to the control plane.
+    metrics: Metrics = field(default_factory=Metrics)
+    heartbeat: Heartbeat | None = None
+    readiness: Readiness = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(self.desktop)
+        self.readiness.subscribe(self.metrics.readiness_changed)
+
+    async def start(self) -> None:
+        """Start background work (runs once the event loop is up)."""
+        await self.readiness.start()
+        if self.exec is not None:
+            await self.exec.start()
+        if self.heartbeat is not None:
+            await self.heartbeat.start()
+
+    async def close(self) -> None:
+        """Release held input and every resource, in reverse order of start."""
+        self.readiness.begin_shutdown()
+        if self.heartbeat is not None:
+            await self.heartbeat.close()  # the last beat says "stopping"
+        await self.readiness.close()
+        try:  # a key or button left down would stay down for the next agent and the user
+            await asyncio.wait_for(self.desktop.release_all(), 2.0)
+        except Exception as exc:  # the display may be gone; nothing is held on a dead server
+            LOG.warning("releasing held keys and buttons failed: %s", exc)
+        if self.exec is not None:  # ends every command's process group
+            await self.exec.close()
+        if self.files is not None:
+            await self.files.close()
+        if self.launcher is not None:
+            await self.launcher.close()
+        if self.clipboard is not None:
+            await self.clipboard.close()
+        if self.windows is not None:
+            await self.windows.close()
+        await self.desktop.close()

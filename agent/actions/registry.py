@@ -32,6 +32,10 @@ Handler = Callable[["Services", Any], Awaitable[ActionOutput]]
 ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.input",
     "agent.actions.screen",
+    "agent.actions.windows",
+    "agent.actions.clipboard",
+    "agent.actions.session",
+    "agent.actions.exec",
 )
 
 
@@ -134,6 +138,9 @@ def invalid_argument(exc: ValidationError) -> InvalidArgument:
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown field"
+        elif error["type"] != "missing" and "input" in error:
+            shown = repr(error["input"])
+            message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
         problems.append({"field": location, "problem": message})
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
     return InvalidArgument(summary, details={"errors": problems})

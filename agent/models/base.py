@@ -38,6 +38,7 @@ class ImageResult:
     height: int
     screen_width: int
     screen_height: int
+    as_json: bool = False  # the caller asked for base64 JSON on the REST route
 
     @property
     def content_type(self) -> str:

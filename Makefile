@@ -1,0 +1,68 @@
+# computer-agent: `make run` starts a private desktop and the agent; `make test` runs every check.
+# Both install what they need on a fresh Debian 12 machine (apt packages, then .venv).
+
+SHELL := /bin/bash
+PYTHON_SYSTEM := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages: the desktop the agent drives, the apps and observers the tests use.
+APT_PACKAGES := \
+	python3 python3-venv python3-dev python3-gi python3-pyatspi gir1.2-atspi-2.0 gir1.2-gtk-3.0 \
+	xvfb xauth x11-utils x11-xserver-utils x11-xkb-utils xdotool xterm xclip \
+	xfwm4 openbox dbus dbus-x11 at-spi2-core \
+	zenity gtk-3-examples scrot imagemagick \
+	xfonts-base fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji \
+	gcc make git curl ca-certificates
+
+.PHONY: all deps venv run test lint typecheck unit bench openapi clean deb
+
+all: test
+
+deps: .stamps/apt venv
+
+.stamps/apt: Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p .stamps && touch $@
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml .stamps/apt
+	[ -x $(PY) ] || $(PYTHON_SYSTEM) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+run: deps
+	$(VENV)/bin/computer-agent dev --port $${PORT:-8000}
+
+lint: venv
+	$(VENV)/bin/ruff check agent tests bench
+	$(VENV)/bin/ruff format --check agent tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: deps
+	$(PY) -m pytest -m unit -q
+
+test: deps lint typecheck
+	$(PY) -m pytest -q
+
+bench: deps
+	$(PY) -m bench
+
+openapi: venv
+	$(VENV)/bin/computer-agent openapi > tests/snapshots/openapi.json
+
+# dist/computer-agent_<version>_<arch>.deb: a venv with the agent inside /usr/lib/computer-agent.
+deb: .stamps/apt
+	bash packaging/build-deb.sh
+
+clean:
+	rm -rf $(VENV) .stamps .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,217 @@
+"""REST routes, POST /actions and POST /batch, all generated from the action registry."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from agent.actions.registry import REGISTRY, Action, ActionOutput, validate
+from agent.api.keys import SERVICES_KEY
+from agent.errors import AgentError, InvalidArgument
+from agent.models.base import ImageJSON, ImageResult, Request, Result
+from agent.services import Services
+
+MAX_BATCH_ACTIONS = 1000
+
+
+class ActionAnswer(Result):
+    success: bool = True
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchRequest(Request):
+    actions: list[dict[str, Any]] = Field(
+        description="Tagged actions, as for POST /actions, run in order", max_length=MAX_BATCH_ACTIONS
+    )
+    stop_on_error: bool = Field(default=True, description="Stop at the first failed action")
+
+
+class BatchStep(Result):
+    index: int
+    type: str
+    success: bool
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    duration_ms: float
+
+
+class BatchAnswer(Result):
+    success: bool
+    results: list[BatchStep]
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The JSON object body of a request; an empty body is ``{}``."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument("the body must be a JSON object")
+    return data
+
+
+def query_dict(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
+    """Query parameters as a dict; repeated keys (or list fields) become lists."""
+    data: dict[str, Any] = {}
+    for key in request.query:
+        if key in data:
+            continue
+        values = request.query.getall(key)
+        field = model.model_fields.get(key)
+        is_list = field is not None and "list" in str(field.annotation)
+        if is_list:
+            data[key] = [part for value in values for part in value.split(",") if part]
+        else:
+            data[key] = values[0] if len(values) == 1 else values
+    return data
+
+
+async def execute(services: Services, action: Action, request: BaseModel, *, locked: bool) -> ActionOutput:
+    """Run one validated action; input actions take the input lock unless the caller holds it."""
+    result = "INTERNAL"
+    try:
+        if action.uses_input and not locked:
+            async with services.input_lock:
+                output = await action.handler(services, request)
+        else:
+            output = await action.handler(services, request)
+        result = "ok"
+        return output
+    except AgentError as exc:
+        result = exc.code
+        raise
+    except asyncio.CancelledError:  # the client went away or the agent is stopping
+        result = "CANCELLED"
+        raise
+    finally:  # counted by type and outcome (ok or the error code) for /metrics
+        services.metrics.count_action(action.type, result)
+
+
+def result_json(output: ActionOutput) -> dict[str, Any]:
+    """The ``result`` object of /actions and /batch: images as base64, no redundant success."""
+    if isinstance(output, ImageResult):
+        return image_json(output).model_dump(mode="json")
+    data = output.model_dump(mode="json")
+    data.pop("success", None)
+    return data
+
+
+def image_json(image: ImageResult) -> ImageJSON:
+    return ImageJSON(
+        image=base64.b64encode(image.data).decode("ascii"),
+        format=image.format,  # type: ignore[arg-type]
+        width=image.width,
+        height=image.height,
+    )
+
+
+def rest_response(output: ActionOutput) -> web.StreamResponse:
+    if isinstance(output, ImageResult):
+        headers = {
+            "X-Screen-Width": str(output.screen_width),
+            "X-Screen-Height": str(output.screen_height),
+            "X-Image-Width": str(output.width),
+            "X-Image-Height": str(output.height),
+        }
+        if output.as_json:
+            return web.json_response(image_json(output).model_dump(mode="json"), headers=headers)
+        return web.Response(body=output.data, content_type=output.content_type, headers=headers)
+    return web.json_response(output.model_dump(mode="json"))
+
+
+def rest_handler(action: Action) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if action.method == "GET":
+            data = query_dict(request, action.model)
+        else:
+            data = await read_json(request)
+        data.update(request.match_info)
+        data["type"] = action.type
+        model = validate(action.model, data)
+        output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
+        return rest_response(output)
+
+    handle.__name__ = f"rest_{action.type}"
+    return handle
+
+
+async def post_action(request: web.Request) -> web.StreamResponse:
+    action, model = REGISTRY.parse(await read_json(request))
+    output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
+    return web.json_response(ActionAnswer(result=result_json(output)).model_dump(mode="json"))
+
+
+async def post_batch(request: web.Request) -> web.StreamResponse:
+    batch = validate(BatchRequest, await read_json(request))
+    parsed = []
+    for index, payload in enumerate(batch.actions):
+        try:
+            parsed.append(REGISTRY.parse(payload))
+        except AgentError as exc:
+            raise InvalidArgument(
+                f"actions[{index}]: {exc.message}", details={"index": index, **exc.details}
+            ) from None
+    services = request.app[SERVICES_KEY]
+    steps: list[BatchStep] = []
+    async with services.input_lock:
+        failed = False
+        try:
+            for index, (action, model) in enumerate(parsed):
+                started = time.perf_counter()
+                try:
+                    output = await execute(services, action, model, locked=True)
+                except AgentError as exc:
+                    failed = True
+                    steps.append(_step(index, action, started, error=exc))
+                    if batch.stop_on_error:
+                        break
+                else:
+                    steps.append(_step(index, action, started, result=result_json(output)))
+        finally:
+            if failed:
+                # A failed batch must not leave keys or buttons held down.
+                await services.desktop.release_all()
+    answer = BatchAnswer(success=not failed, results=steps)
+    return web.json_response(answer.model_dump(mode="json", exclude_none=True))
+
+
+def _step(
+    index: int,
+    action: Action,
+    started: float,
+    *,
+    result: dict[str, Any] | None = None,
+    error: AgentError | None = None,
+) -> BatchStep:
+    return BatchStep(
+        index=index,
+        type=action.type,
+        success=error is None,
+        result=result,
+        error=None if error is None else {"code": error.code, "message": error.message, "details": error.details},
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    for action in REGISTRY:
+        if action.route is None:
+            continue
+        handler = rest_handler(action)
+        if action.method == "GET":
+            app.router.add_get(action.route, handler, name=action.type, allow_head=False)
+        else:
+            app.router.add_post(action.route, handler, name=action.type)
+    app.router.add_post("/actions", post_action, name="actions")
+    app.router.add_post("/batch", post_batch, name="batch")

@@ -1,0 +1,94 @@
+"""``create_app(config)``: the aiohttp application, its services and its routes."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from agent.actions.registry import load_all
+from agent.api import action_routes, metrics_routes
+from agent.api.keys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
+from agent.api.middleware import bearer_auth, envelope
+from agent.config import Config, read_token
+from agent.services import Services
+
+LOG = logging.getLogger(__name__)
+
+# Modules with ``add_routes(app)`` for routes that are not registry actions.
+ROUTE_MODULES: tuple[str, ...] = (
+    "agent.api.health_routes",
+    "agent.api.openapi_routes",
+    "agent.api.metrics_routes",
+    "agent.api.exec_routes",
+    "agent.api.files_routes",
+)
+
+
+def build_services(config: Config) -> Services:
+    """The real services; imported lazily so that importing agent.api touches no X server."""
+    from agent.heartbeat import from_config as heartbeat_from_config
+    from agent.x11.backend import X11Desktop
+
+    services = Services(config=config, desktop=X11Desktop(config.display))
+    _add_window_services(services, config)
+    _add_exec_services(services, config)
+    services.heartbeat = heartbeat_from_config(
+        config,
+        services.readiness,
+        on_success=services.metrics.heartbeat_succeeded,
+        on_failure=services.metrics.heartbeat_failed,
+    )
+    return services
+
+
+def _add_window_services(services: Services, config: Config) -> None:
+    """Windows, clipboard, launcher, environment and wallpaper (each owns its X connection)."""
+    from agent.environment import EnvironmentService
+    from agent.exec.user import resolve_user
+    from agent.launcher import Launcher
+    from agent.x11.clipboard import ClipboardService
+    from agent.x11.wallpaper import WallpaperService
+    from agent.x11.windows import WindowService
+
+    user = resolve_user(config.desktop_user)
+    services.windows = WindowService.for_display(config.display)
+    services.clipboard = ClipboardService(config.display)
+    services.launcher = Launcher(user, config.display, services.windows, log_dir=config.launch_log_dir)
+    services.environment = EnvironmentService(user, config.display, services.windows)
+    services.wallpaper = WallpaperService(
+        config.display, user, max_bytes=config.wallpaper_max_bytes, timeout=config.wallpaper_timeout
+    )
+
+
+def _add_exec_services(services: Services, config: Config) -> None:
+    """Commands, background processes and files (no X connection needed)."""
+    from agent.exec.service import ExecService
+    from agent.files.service import FileService
+
+    services.exec = ExecService(config)
+    services.files = FileService(config, services.exec.user)
+
+
+def create_app(config: Config, services: Services | None = None) -> web.Application:
+    load_all()
+    app = web.Application(
+        middlewares=[metrics_routes.observe, envelope, bearer_auth], client_max_size=config.max_body_bytes
+    )
+    app[CONFIG_KEY] = config
+    app[TOKEN_KEY] = b"" if config.token_file is None else read_token(config.token_file).encode()
+    app[SERVICES_KEY] = services if services is not None else build_services(config)
+    action_routes.add_routes(app)
+    for name in ROUTE_MODULES:
+        importlib.import_module(name).add_routes(app)
+    app.cleanup_ctx.append(_service_lifecycle)
+    return app
+
+
+async def _service_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES_KEY]
+    await services.start()
+    yield
+    await services.close()

@@ -1,0 +1,112 @@
+"""Request id, access log, bearer auth and the one error envelope."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from agent.api.keys import TOKEN_KEY
+from agent.errors import (
+    AgentError,
+    InvalidArgument,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+)
+from agent.logs import REQUEST_ID
+
+LOG = logging.getLogger(__name__)
+ACCESS = logging.getLogger("agent.access")
+
+PUBLIC_PATHS = frozenset({"/health"})
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def error_response(exc: AgentError, request_id: str) -> web.Response:
+    body: dict[str, Any] = {
+        "error": {"code": exc.code, "message": exc.message, "details": exc.details},
+        "request_id": request_id,
+    }
+    headers = {REQUEST_ID_HEADER: request_id}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="computer-agent"'
+    return web.json_response(body, status=exc.status, headers=headers)
+
+
+def _from_http_exception(exc: web.HTTPException, request: web.Request) -> AgentError:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound(f"no route for {request.method} {request.path}")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(
+            f"method {exc.method} is not allowed here; allowed: {', '.join(sorted(exc.allowed_methods))}"
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge("the request body is larger than the configured limit")
+    if 400 <= exc.status < 500:
+        return InvalidArgument(exc.reason)
+    return AgentError(exc.reason)
+
+
+@web.middleware
+async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: request id, access log, and every error rendered as the JSON envelope."""
+    request_id = request.headers.get(REQUEST_ID_HEADER) or secrets.token_hex(8)
+    if len(request_id) > 128 or not request_id.isprintable():
+        request_id = secrets.token_hex(8)
+    token = REQUEST_ID.set(request_id)
+    started = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        try:
+            response = await handler(request)
+        except AgentError as exc:
+            response = error_response(exc, request_id)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = error_response(_from_http_exception(exc, request), request_id)
+        except Exception:
+            LOG.exception("unhandled error serving %s %s", request.method, request.path)
+            response = error_response(AgentError("internal error (a bug; see the agent log)"), request_id)
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        status = response.status if "response" in locals() else 500
+        ACCESS.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": round(elapsed_ms, 3),
+                    "remote": request.remote,
+                }
+            },
+        )
+        REQUEST_ID.reset(token)
+
+
+@web.middleware
+async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    expected = request.app[TOKEN_KEY]
+    if expected and request.path not in PUBLIC_PATHS:
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+            raise Unauthenticated("missing or wrong bearer token")
+    return await handler(request)

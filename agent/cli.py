@@ -1,0 +1,155 @@
+"""``computer-agent``: serve, dev (a private desktop plus the agent) and openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from agent import __version__
+from agent.config import OPTIONS, Config, ConfigError, load
+
+LOG = logging.getLogger("agent.cli")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="TOML file with options (flags and env win)")
+    for option in OPTIONS:
+        flag = "--" + option.name.replace("_", "-")
+        if option.parse.__name__ == "_bool":
+            parser.add_argument(flag, dest=option.name, nargs="?", const="true", default=None, help=option.help)
+        else:
+            parser.add_argument(flag, dest=option.name, default=None, help=f"{option.help} (default: {option.default})")
+
+
+def _config_from(args: argparse.Namespace, **overrides: str) -> Config:
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
+    flags.update(overrides)
+    config_file = args.config
+    if config_file is None and os.environ.get("COMPUTER_AGENT_CONFIG"):
+        config_file = Path(os.environ["COMPUTER_AGENT_CONFIG"])
+    return load(flags, config_file=config_file)
+
+
+async def serve(config: Config, *, announce: bool = True) -> None:
+    """Run the HTTP server until SIGTERM or SIGINT, then stop gracefully."""
+    from aiohttp import web
+
+    from agent.api.app import create_app
+    from agent.api.keys import SERVICES_KEY
+    from agent.sdnotify import Notifier
+
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else config.port
+    url = f"http://{config.host}:{port}"
+    if announce:
+        LOG.info("listening on %s", url, extra={"fields": {"event": "listening", "url": url, "display": config.display}})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # systemd (Type=notify): READY=1 once we listen and the display answers, STATUS= on each
+    # readiness change, WATCHDOG=1 from this loop, STOPPING=1 on the way out.
+    readiness = app[SERVICES_KEY].readiness
+    notifier = Notifier()
+    notifier.start_watchdog()
+    announce = loop.create_task(notifier.announce(readiness), name="sd-announce")
+    try:
+        await stop.wait()
+    finally:
+        LOG.info("stopping")
+        notifier.stopping()
+        readiness.begin_shutdown()  # /ready answers 503 while in-flight requests finish
+        announce.cancel()
+        # Closes the socket, waits for in-flight requests (shutdown_timeout, then cancels them),
+        # then the services: last heartbeat, held keys and buttons released.
+        await runner.cleanup()
+        await notifier.close()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    config = _config_from(args)
+    from agent.logs import configure
+
+    configure(config.log_level)
+    asyncio.run(serve(config))
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    """A private Xvfb desktop with a window manager and session bus, and the agent on loopback."""
+    from agent.devdesktop import DevDesktop
+    from agent.logs import configure
+
+    state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "computer-agent"
+    state.mkdir(parents=True, exist_ok=True)
+    token_file = state / "dev-token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_urlsafe(32) + "\n")
+    token_file.chmod(0o600)
+    width, _, height = args.size.partition("x")
+    desktop = DevDesktop(width=int(width), height=int(height)).start()
+    try:
+        os.environ.update(desktop.env)
+        config = _config_from(args, display=desktop.display, token_file=str(token_file))
+        configure(config.log_level)
+        print(
+            f"\ncomputer-agent {__version__} dev desktop on DISPLAY={desktop.display}\n"
+            f"  API:   http://{config.host}:{config.port}  (docs: /openapi.json)\n"
+            f"  token: {token_file}\n"
+            f"  try:   curl -H \"Authorization: Bearer $(cat {token_file})\" "
+            f"http://{config.host}:{config.port}/desktop/screenshot -o shot.png\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        asyncio.run(serve(config))
+    finally:
+        desktop.stop()
+    return 0
+
+
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    from agent.api.openapi import build_document
+
+    json.dump(build_document(), sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="computer-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"computer-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve the API for an X display")
+    _add_config_flags(serve_parser)
+    serve_parser.set_defaults(func=_cmd_serve)
+    dev_parser = commands.add_parser("dev", help="start a private Xvfb desktop and serve it on loopback")
+    _add_config_flags(dev_parser)
+    dev_parser.add_argument("--size", default="1280x720", help="screen size WxH")
+    dev_parser.set_defaults(func=_cmd_dev)
+    openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi_parser.set_defaults(func=_cmd_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"computer-agent: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

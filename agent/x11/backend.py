@@ -1,0 +1,328 @@
+"""The X11 desktop backend: XTest input on one connection, capture on another.
+
+Held keys and buttons are tracked so that a failed batch or a shutdown can release them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+
+from Xlib import X
+from Xlib.display import Display
+from Xlib.ext import xtest
+from Xlib.protocol import rq
+
+from agent.desktop import Button, CaptureOptions, Chord, Point, Region, Size
+from agent.errors import DisplayUnavailable
+from agent.keys import text_keysyms
+from agent.models.base import ImageResult
+from agent.x11.capture import ScreenCapture
+from agent.x11.connection import XConnection
+from agent.x11.keyboard import KeyboardMap
+
+LOG = logging.getLogger(__name__)
+
+BUTTONS = {Button.LEFT: 1, Button.MIDDLE: 2, Button.RIGHT: 3, Button.BACK: 8, Button.FORWARD: 9}
+SCROLL_UP, SCROLL_DOWN, SCROLL_LEFT, SCROLL_RIGHT = 4, 5, 6, 7
+TYPE_CHUNK = 256  # characters sent between two syncs
+# Before keycodes that earlier keys of the same text used are rebound, clients must have looked
+# those keys up; a terminal drawing CJK glyphs needed ~0.3 s for 45 keys here.
+REBIND_SETTLE_BASE_S = 0.1
+REBIND_SETTLE_PER_KEY_S = 0.01
+DRAG_STEP_PX = 15
+DRAG_PAUSE_S = 0.02
+
+
+class X11Desktop:
+    def __init__(self, display_name: str) -> None:
+        self.display_name = display_name
+        self.connection = XConnection(display_name, name="x11-input")
+        self._keyboard = KeyboardMap()
+        self._capture = ScreenCapture(display_name)
+        self._size: Size | None = None
+        self._held_keys: list[int] = []
+        self._held_buttons: list[int] = []
+        self.connection.on_connect(self._on_connect)
+        self.connection.on_event(self._on_event)
+
+    # -- connection hooks (X thread) ----------------------------------------------
+    def _on_connect(self, display: Display) -> None:
+        if not display.has_extension("XTEST"):
+            raise DisplayUnavailable(f"the X server on {self.display_name} lacks the XTEST extension")
+        root = display.screen().root
+        root.change_attributes(event_mask=X.StructureNotifyMask)
+        geometry = root.get_geometry()
+        self._size = Size(geometry.width, geometry.height)
+        self._keyboard.invalidate()
+        self._held_keys.clear()
+        self._held_buttons.clear()
+
+    def _on_event(self, display: Display, event: rq.Event) -> None:
+        if event.type == X.MappingNotify:
+            self._keyboard.invalidate()
+        elif event.type == X.ConfigureNotify and event.window == display.screen().root:
+            self._size = Size(event.width, event.height)
+
+    # -- queries ------------------------------------------------------------------
+    async def screen_size(self) -> Size:
+        if self._size is None or not self.connection.connected:
+            await self.connection.run(lambda display: None)
+        assert self._size is not None
+        return self._size
+
+    async def cursor_position(self) -> Point:
+        def query(display: Display) -> Point:
+            pointer = display.screen().root.query_pointer()
+            return Point(pointer.root_x, pointer.root_y)
+
+        return await self.connection.run(query)
+
+    async def check(self) -> str:
+        await self.connection.run(lambda display: display.get_input_focus())
+        size = await self.screen_size()
+        return f"{self.display_name} {size.width}x{size.height}"
+
+    # -- pointer ------------------------------------------------------------------
+    async def move(self, x: int, y: int) -> None:
+        def op(display: Display) -> None:
+            xtest.fake_input(display, X.MotionNotify, x=x, y=y)
+            display.sync()
+
+        await self.connection.run(op)
+
+    async def click(self, x: int, y: int, button: Button, count: int, modifiers: Chord) -> None:
+        code = BUTTONS[button]
+
+        def op(display: Display) -> None:
+            modifier_codes = self._press_chord(display, modifiers)
+            xtest.fake_input(display, X.MotionNotify, x=x, y=y)
+            for _ in range(count):
+                xtest.fake_input(display, X.ButtonPress, code)
+                xtest.fake_input(display, X.ButtonRelease, code)
+            self._release(display, modifier_codes)
+            display.sync()
+
+        await self.connection.run(op)
+
+    async def button(self, x: int, y: int, button: Button, down: bool) -> None:
+        code = BUTTONS[button]
+
+        def op(display: Display) -> None:
+            xtest.fake_input(display, X.MotionNotify, x=x, y=y)
+            xtest.fake_input(display, X.ButtonPress if down else X.ButtonRelease, code)
+            display.sync()
+            if down and code not in self._held_buttons:
+                self._held_buttons.append(code)
+            elif not down and code in self._held_buttons:
+                self._held_buttons.remove(code)
+
+        await self.connection.run(op)
+
+    async def drag(self, start: Point, end: Point, button: Button) -> None:
+        """Press, move through intermediate points (toolkits need motion to start a drag), release."""
+        distance = math.hypot(end.x - start.x, end.y - start.y)
+        steps = max(5, min(60, int(distance / DRAG_STEP_PX)))
+        await self.button(start.x, start.y, button, down=True)
+        try:
+            await asyncio.sleep(DRAG_PAUSE_S)
+            points = [
+                (round(start.x + (end.x - start.x) * i / steps), round(start.y + (end.y - start.y) * i / steps))
+                for i in range(1, steps + 1)
+            ]
+            for index in range(0, len(points), 4):
+                batch = points[index : index + 4]
+
+                def op(display: Display, batch: list[tuple[int, int]] = batch) -> None:
+                    for px, py in batch:
+                        xtest.fake_input(display, X.MotionNotify, x=px, y=py)
+                    display.sync()
+
+                await self.connection.run(op)
+                await asyncio.sleep(0.004)
+            await asyncio.sleep(DRAG_PAUSE_S)
+        finally:
+            await self.button(end.x, end.y, button, down=False)
+
+    async def scroll(self, x: int, y: int, dx: int, dy: int) -> None:
+        def op(display: Display) -> None:
+            xtest.fake_input(display, X.MotionNotify, x=x, y=y)
+            for code, times in (
+                (SCROLL_DOWN if dy > 0 else SCROLL_UP, abs(dy)),
+                (SCROLL_RIGHT if dx > 0 else SCROLL_LEFT, abs(dx)),
+            ):
+                for _ in range(times):
+                    xtest.fake_input(display, X.ButtonPress, code)
+                    xtest.fake_input(display, X.ButtonRelease, code)
+            display.sync()
+
+        await self.connection.run(op)
+
+    # -- keyboard -----------------------------------------------------------------
+    async def type_text(self, text: str, delay_ms: int) -> None:
+        keysyms = text_keysyms(text)
+        if delay_ms <= 0:
+            for start in range(0, len(keysyms), TYPE_CHUNK):
+                chunk = keysyms[start : start + TYPE_CHUNK]
+                await self.connection.run(lambda display, chunk=chunk: self._type(display, chunk))
+            return
+        for index, keysym in enumerate(keysyms):
+            if index:
+                await asyncio.sleep(delay_ms / 1000)
+            await self.connection.run(lambda display, keysym=keysym: self._type(display, [keysym]))
+
+    def _type(self, display: Display, keysyms: list[int]) -> None:
+        """Bind what the layout lacks, then press each key with Shift exactly when needed."""
+        keyboard = self._keyboard
+        keyboard.refresh(display)
+        missing = keyboard.missing(keysyms)
+        if len(missing) <= keyboard.capacity:
+            if missing:
+                keyboard.bind(display, missing, protect=set())
+            self._send_keysyms(display, keysyms)
+            display.sync()
+            return
+        # More distinct keysyms than keycodes: type in runs that each fit, letting clients
+        # read the earlier keys before their keycodes are rebound.
+        missing_set = set(missing)
+        run: list[int] = []
+        run_missing: set[int] = set()
+        for keysym in keysyms:
+            needs_binding = keysym in missing_set
+            if needs_binding and keysym not in run_missing and len(run_missing) >= keyboard.capacity:
+                self._flush_run(display, run, run_missing)
+                run, run_missing = [], set()
+            if needs_binding:
+                run_missing.add(keysym)
+            run.append(keysym)
+        self._flush_run(display, run, run_missing)
+
+    def _flush_run(self, display: Display, run: list[int], run_missing: set[int]) -> None:
+        keyboard = self._keyboard
+        to_bind = [keysym for keysym in dict.fromkeys(run) if keysym in run_missing and keyboard.lookup(keysym) is None]
+        if to_bind:
+            display.sync()
+            self.connection.drain_events(display)
+            keyboard.bind(display, to_bind, protect=run_missing)
+        self._send_keysyms(display, run)
+        display.sync()
+        time.sleep(REBIND_SETTLE_BASE_S + REBIND_SETTLE_PER_KEY_S * len(run))
+
+    def _send_keysyms(self, display: Display, keysyms: list[int]) -> None:
+        keyboard = self._keyboard
+        shift_code = keyboard.shift_keycode()
+        shift_down = False
+        for keysym in keysyms:
+            placement = keyboard.lookup(keysym)
+            if placement is None:  # bound moments ago
+                raise DisplayUnavailable("the keyboard map changed while typing; retry")
+            if placement.shift != shift_down:
+                xtest.fake_input(display, X.KeyPress if placement.shift else X.KeyRelease, shift_code)
+                shift_down = placement.shift
+            xtest.fake_input(display, X.KeyPress, placement.keycode)
+            xtest.fake_input(display, X.KeyRelease, placement.keycode)
+        if shift_down:
+            xtest.fake_input(display, X.KeyRelease, shift_code)
+
+    def _keycodes(self, display: Display, chord: Chord) -> list[int]:
+        """Keycodes to press for a chord, with Shift inserted before a key that needs it (as xdotool)."""
+        keyboard = self._keyboard
+        keyboard.refresh(display)
+        missing = keyboard.missing([key.keysym for key in chord])
+        if missing:
+            keyboard.bind(display, missing, protect={key.keysym for key in chord})
+        codes: list[int] = []
+        shift_code = keyboard.shift_keycode()
+        for key in chord:
+            placement = keyboard.lookup(key.keysym)
+            assert placement is not None
+            if placement.shift and shift_code not in codes:
+                codes.append(shift_code)
+            if placement.keycode not in codes:
+                codes.append(placement.keycode)
+        return codes
+
+    def _press_chord(self, display: Display, chord: Chord) -> list[int]:
+        codes = self._keycodes(display, chord) if chord else []
+        for code in codes:
+            xtest.fake_input(display, X.KeyPress, code)
+        return codes
+
+    def _release(self, display: Display, codes: list[int]) -> None:
+        for code in reversed(codes):
+            xtest.fake_input(display, X.KeyRelease, code)
+
+    def _release_like_xdotool(self, display: Display, codes: list[int]) -> None:
+        """Modifiers first, in modifier-bit order (Shift, Control, Mod1...), then the other keys."""
+        keyboard = self._keyboard
+        modifiers = sorted(
+            (code for code in codes if keyboard.modifier_bit(code) is not None),
+            key=lambda code: keyboard.modifier_bit(code) or 0,
+        )
+        others = [code for code in codes if keyboard.modifier_bit(code) is None]
+        for code in modifiers + others:
+            xtest.fake_input(display, X.KeyRelease, code)
+
+    async def press_chords(self, chords: list[Chord], *, reverse_release: bool = False) -> None:
+        def op(display: Display) -> None:
+            for chord in chords:
+                codes = self._press_chord(display, chord)
+                if reverse_release:
+                    self._release(display, codes)
+                else:
+                    self._release_like_xdotool(display, codes)
+            display.sync()
+
+        await self.connection.run(op)
+
+    async def key_down(self, chord: Chord) -> None:
+        def op(display: Display) -> None:
+            for code in self._press_chord(display, chord):
+                if code not in self._held_keys:
+                    self._held_keys.append(code)
+            display.sync()
+
+        await self.connection.run(op)
+
+    async def key_up(self, chord: Chord) -> None:
+        def op(display: Display) -> None:
+            codes = self._keycodes(display, chord)
+            self._release(display, codes)
+            for code in codes:
+                if code in self._held_keys:
+                    self._held_keys.remove(code)
+            display.sync()
+
+        await self.connection.run(op)
+
+    async def release_all(self) -> None:
+        if not (self._held_keys or self._held_buttons) or not self.connection.connected:
+            return
+
+        def op(display: Display) -> None:
+            for code in reversed(self._held_buttons):
+                xtest.fake_input(display, X.ButtonRelease, code)
+            self._release(display, self._held_keys)
+            self._held_keys.clear()
+            self._held_buttons.clear()
+            display.sync()
+
+        try:
+            await self.connection.run(op)
+        except DisplayUnavailable:
+            LOG.warning("could not release held keys: the display is gone")
+
+    # -- screen -------------------------------------------------------------------
+    async def capture(self, region: Region | None, options: CaptureOptions) -> ImageResult:
+        size = await self.screen_size()
+        if region is None:
+            region = Region(0, 0, size.width, size.height)
+        return await self._capture.capture(region, size.width, size.height, options)
+
+    async def close(self) -> None:
+        await self.release_all()
+        await self._capture.close()
+        await self.connection.close()
+

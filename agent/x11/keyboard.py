@@ -1,0 +1,183 @@
+"""The keyboard map as seen by the agent, and binding of keysyms the layout lacks.
+
+Typing must deliver every Unicode character whatever the layout. A character whose keysym sits
+on level 1 or 2 (plain or Shift) of some keycode is typed there; any other keysym is bound to a
+spare keycode first, all of a text's missing keysyms in one request. Bindings are kept, not
+reverted after each character: clients reload their keymap lazily after MappingNotify, so a
+keycode rebound too soon is read with the wrong keysym (why ``xdotool type`` drops é and ö).
+Only when a text needs more distinct keysyms than there are spare keycodes are bindings reused,
+least recently used first, after the earlier keys have been delivered and a settle pause.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from Xlib import X, XK
+from Xlib.display import Display
+
+from agent.keys import char_keysym
+
+LOG = logging.getLogger(__name__)
+
+NO_SYMBOL = 0
+# Vendor keysyms (XF86 media and launch keys) whose keycodes we may borrow when no keycode is
+# free: a desktop VM has no such physical keys, and a later request for one rebinds it.
+VENDOR_KEYSYMS = range(0x1008FF00, 0x10090000)
+SHIFT_L = XK.string_to_keysym("Shift_L")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlacement:
+    keycode: int
+    shift: bool  # the keysym is on level 2 (needs Shift)
+
+
+class KeyboardMap:
+    """Index of keysym -> keycode for group 1 levels 1-2, plus our spare-keycode bindings.
+
+    Lives on the X thread of its connection; ``invalidate()`` is called on MappingNotify.
+    """
+
+    def __init__(self) -> None:
+        self._stale = True
+        self._index: dict[int, KeyPlacement] = {}
+        self._spare: list[int] = []
+        self._borrowable: list[int] = []
+        self._bound: OrderedDict[int, int] = OrderedDict()  # keysym -> keycode, LRU order
+        self._modifier_keycodes: dict[int, int] = {}  # modifier mask -> first keycode
+        self._modifier_bits: dict[int, int] = {}  # keycode -> modifier bit (Shift 0, Lock 1, Control 2...)
+        self.min_keycode = 8
+        self.max_keycode = 255
+
+    def invalidate(self) -> None:
+        self._stale = True
+
+    def refresh(self, display: Display) -> None:
+        if not self._stale:
+            return
+        self.min_keycode = display.display.info.min_keycode
+        self.max_keycode = display.display.info.max_keycode
+        count = self.max_keycode - self.min_keycode + 1
+        mapping = display.get_keyboard_mapping(self.min_keycode, count)
+        index: dict[int, KeyPlacement] = {}
+        spare: list[int] = []
+        borrowable: list[int] = []
+        for offset, syms in enumerate(mapping):
+            keycode = self.min_keycode + offset
+            level1 = syms[0] if len(syms) > 0 else NO_SYMBOL
+            level2 = syms[1] if len(syms) > 1 else NO_SYMBOL
+            if not any(syms):
+                if keycode > 8:  # some toolkits ignore keycode 8
+                    spare.append(keycode)
+                continue
+            if all(sym == NO_SYMBOL or sym in VENDOR_KEYSYMS for sym in syms):
+                borrowable.append(keycode)
+            if level2 == NO_SYMBOL and level1:
+                lower, upper = _convert_case(level1)
+                if upper != lower:
+                    level2 = upper
+            for keysym, shift in ((level1, False), (level2, True)):
+                if keysym and keysym not in index:
+                    index[keysym] = KeyPlacement(keycode, shift)
+        # Our earlier bindings live in the spare/borrowed keycodes: keep them if still there.
+        bound: OrderedDict[int, int] = OrderedDict()
+        for keysym, keycode in self._bound.items():
+            placement = index.get(keysym)
+            if placement is not None and placement.keycode == keycode:
+                bound[keysym] = keycode
+        self._bound = bound
+        self._index = index
+        in_use = set(bound.values())
+        self._spare = [code for code in spare if code not in in_use]
+        self._borrowable = [code for code in borrowable if code not in in_use]
+        self._modifier_keycodes = {}
+        self._modifier_bits = {}
+        for bit, keycodes in enumerate(display.get_modifier_mapping()):
+            for keycode in keycodes:
+                if keycode:
+                    self._modifier_keycodes.setdefault(1 << bit, keycode)
+                    self._modifier_bits.setdefault(keycode, bit)
+        self._stale = False
+
+    @property
+    def capacity(self) -> int:
+        """How many keysyms can be bound at once."""
+        return len(self._spare) + len(self._borrowable) + len(self._bound)
+
+    def lookup(self, keysym: int) -> KeyPlacement | None:
+        placement = self._index.get(keysym)
+        if placement is not None and keysym in self._bound:
+            self._bound.move_to_end(keysym)
+        return placement
+
+    def missing(self, keysyms: list[int]) -> list[int]:
+        """The distinct keysyms of ``keysyms`` not typable with the current map, in order."""
+        seen: dict[int, None] = {}
+        for keysym in keysyms:
+            if keysym not in self._index and keysym not in seen:
+                seen[keysym] = None
+        return list(seen)
+
+    def bind(self, display: Display, keysyms: list[int], protect: set[int]) -> None:
+        """Bind each keysym to a free keycode (both levels), never evicting ``protect``.
+
+        The caller guarantees ``len(keysyms)`` fits the capacity minus ``protect``.
+        """
+        changes: dict[int, int] = {}
+        for keysym in keysyms:
+            keycode = self._take_keycode(protect)
+            changes[keycode] = keysym
+            self._bound[keysym] = keycode
+            self._index[keysym] = KeyPlacement(keycode, False)
+        for keycode in sorted(changes):
+            display.change_keyboard_mapping(keycode, [(changes[keycode], changes[keycode])])
+        LOG.debug("bound %d keysyms to spare keycodes", len(changes))
+
+    def _take_keycode(self, protect: set[int]) -> int:
+        if self._spare:
+            return self._spare.pop(0)
+        if self._borrowable:
+            keycode = self._borrowable.pop(0)
+            for keysym, placement in list(self._index.items()):
+                if placement.keycode == keycode:
+                    del self._index[keysym]
+            return keycode
+        for keysym, keycode in self._bound.items():  # least recently used first
+            if keysym not in protect:
+                del self._bound[keysym]
+                self._index.pop(keysym, None)
+                return keycode
+        raise RuntimeError("no keycode left to bind")  # the caller sized the chunk wrongly
+
+    def modifier_keycode(self, mask: int) -> int | None:
+        return self._modifier_keycodes.get(mask)
+
+    def modifier_bit(self, keycode: int) -> int | None:
+        """The modifier a keycode sets, or None for an ordinary key."""
+        return self._modifier_bits.get(keycode)
+
+    def shift_keycode(self) -> int:
+        placement = self._index.get(SHIFT_L)
+        if placement is not None:
+            return placement.keycode
+        keycode = self._modifier_keycodes.get(X.ShiftMask)
+        if keycode is None:
+            raise RuntimeError("the keyboard map has no Shift key")
+        return keycode
+
+
+def _convert_case(keysym: int) -> tuple[int, int]:
+    """Lower and upper case of a Latin-1 or Unicode keysym (XConvertCase, simplified)."""
+    if keysym < 0x100:
+        char = chr(keysym)
+    elif 0x01000100 <= keysym <= 0x0110FFFF:
+        char = chr(keysym - 0x01000000)
+    else:
+        return keysym, keysym
+    lower, upper = char.lower(), char.upper()
+    if len(lower) != 1 or len(upper) != 1:
+        return keysym, keysym
+    return char_keysym(lower), char_keysym(upper)

@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""A real GTK 3 app that prints what it receives as JSON lines: the tests' independent observer.
+
+Run with Debian's /usr/bin/python3 (python3-gi). It shows one window filling most of the
+screen, and prints every button press/release (with GTK's click-count event types), scroll,
+pointer motion with a button held, key press (keyval name and the Unicode text GTK made of it),
+and the text of its entry when Return is pressed.
+"""
+
+import json
+import sys
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk, GLib, Gtk  # noqa: E402
+
+
+def emit(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def on_button(widget, event):
+    kinds = {
+        Gdk.EventType.BUTTON_PRESS: "press",
+        Gdk.EventType._2BUTTON_PRESS: "double",
+        Gdk.EventType._3BUTTON_PRESS: "triple",
+        Gdk.EventType.BUTTON_RELEASE: "release",
+    }
+    state = event.state
+    emit(
+        event="button",
+        kind=kinds.get(event.type, str(event.type)),
+        button=event.button,
+        x=int(event.x_root),
+        y=int(event.y_root),
+        ctrl=bool(state & Gdk.ModifierType.CONTROL_MASK),
+        shift=bool(state & Gdk.ModifierType.SHIFT_MASK),
+    )
+    return True
+
+
+def on_scroll(widget, event):
+    direction = {
+        Gdk.ScrollDirection.UP: "up",
+        Gdk.ScrollDirection.DOWN: "down",
+        Gdk.ScrollDirection.LEFT: "left",
+        Gdk.ScrollDirection.RIGHT: "right",
+    }.get(event.direction, "smooth")
+    emit(event="scroll", direction=direction, x=int(event.x_root), y=int(event.y_root))
+    return True
+
+
+def on_motion(widget, event):
+    if event.state & Gdk.ModifierType.BUTTON1_MASK:
+        emit(event="drag-motion", x=int(event.x_root), y=int(event.y_root))
+    return False
+
+
+def on_key(widget, event):
+    emit(event="key", keyval=Gdk.keyval_name(event.keyval), text=chr(Gdk.keyval_to_unicode(event.keyval) or 0))
+    return False
+
+
+def main():
+    title = sys.argv[1] if len(sys.argv) > 1 else "event-logger"
+    window = Gtk.Window(title=title)
+    window.set_default_size(900, 560)
+    window.move(60, 60)
+    box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
+    entry = Gtk.Entry()
+    entry.connect("activate", lambda e: emit(event="entry", text=e.get_text()))
+    entry.connect("key-press-event", on_key)
+    area = Gtk.EventBox()
+    area.set_size_request(900, 500)
+    area.add_events(
+        Gdk.EventMask.BUTTON_PRESS_MASK
+        | Gdk.EventMask.BUTTON_RELEASE_MASK
+        | Gdk.EventMask.SCROLL_MASK
+        | Gdk.EventMask.POINTER_MOTION_MASK
+    )
+    area.connect("button-press-event", on_button)
+    area.connect("button-release-event", on_button)
+    area.connect("scroll-event", on_scroll)
+    area.connect("motion-notify-event", on_motion)
+    box.pack_start(entry, False, False, 0)
+    box.pack_start(area, True, True, 0)
+    window.add(box)
+    window.connect("destroy", Gtk.main_quit)
+
+    def mapped(*_):
+        entry.grab_focus()
+        alloc = area.get_allocation()
+        origin = area.get_window().get_origin()
+        emit(event="ready", area_x=origin.x, area_y=origin.y, area_width=alloc.width, area_height=alloc.height)
+        return False
+
+    window.connect("map-event", lambda *a: GLib.timeout_add(300, mapped) and False)
+    window.show_all()
+    Gtk.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Shared fixtures: one private desktop per test session, and a real agent serving it.
+
+The desktop (Xvfb + window manager + session bus) is started once and kept for the whole
+session (Xvfb runs with -noreset), the agent runs as a real ``computer-agent serve`` process,
+and tests observe effects with independent tools (xdotool, xclip, xwininfo, GTK apps, files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+from agent.devdesktop import DevDesktop
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT_BIN = Path(sys.executable).parent / "computer-agent"
+
+
+@dataclass
+class RunningAgent:
+    url: str
+    token: str
+    process: subprocess.Popen[str]
+    log_path: Path
+    log: IO[str]
+    drain: threading.Thread
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kwargs  # type: ignore[arg-type]
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.drain.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.log.close()
+
+
+def start_agent(env: dict[str, str], tmp: Path, *extra: str) -> RunningAgent:
+    """Start ``computer-agent serve`` on a free loopback port and wait until it listens."""
+    token = secrets.token_urlsafe(24)
+    token_file = tmp / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    log_path = tmp / "agent.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [str(AGENT_BIN), "serve", "--port", "0", "--token-file", str(token_file), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 20
+    url = None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        log.write(line)
+        log.flush()
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("event") == "listening":
+            url = entry["url"]
+            break
+    if url is None:
+        process.kill()
+        process.wait()
+        log.close()
+        raise RuntimeError(f"the agent did not start; see {log_path}: {log_path.read_text()[-2000:]}")
+
+    # Keep draining its stdout into the log so the pipe never fills.
+    def drain() -> None:
+        assert process.stdout is not None
+        for rest in process.stdout:
+            log.write(rest)
+            log.flush()
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    return RunningAgent(url, token, process, log_path, log, drainer)
+
+
+@pytest.fixture(scope="session")
+def desktop() -> Iterator[DevDesktop]:
+    with DevDesktop() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def agent(desktop: DevDesktop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
+    env = dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display)
+    running = start_agent(env, tmp_path_factory.mktemp("agent"), "--display", desktop.display)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def agent_url(agent: RunningAgent) -> str:
+    return agent.url
+
+
+@pytest.fixture()
+def client(agent: RunningAgent) -> Iterator[httpx.Client]:
+    with agent.client() as http:
+        yield http
+
+
+def run_observer(desktop: DevDesktop, *argv: str, timeout: float = 10) -> str:
+    """Run an observer tool (xdotool, xprop, xwininfo, xclip, ...) on the test desktop."""
+    result = subprocess.run(argv, env=desktop.env, capture_output=True, text=True, timeout=timeout, check=True)
+    return result.stdout
+
+
+@pytest.fixture(autouse=True)
+def _no_display_leak() -> Iterator[None]:
+    """Tests must not depend on the developer's own DISPLAY."""
+    saved = os.environ.pop("DISPLAY", None)
+    yield
+    if saved is not None:
+        os.environ["DISPLAY"] = saved

@@ -1,0 +1,137 @@
+"""Independent observers for the x11 tier: a GTK event logger, xterm writing to a file, XRecord."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.devdesktop import DevDesktop
+
+APPS = Path(__file__).resolve().parent / "apps"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi
+
+
+class EventLogger:
+    """The GTK app tests/apps/event_logger.py, its JSON lines read on a thread."""
+
+    def __init__(self, desktop: DevDesktop, title: str = "event-logger") -> None:
+        self.process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(APPS / "event_logger.py"), title],
+            env=desktop.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.ready = self.next("ready", timeout=15)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(json.loads(line))
+
+    def next(self, event: str | None = None, timeout: float = 5) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {event or 'event'} from the GTK app within {timeout}s")
+            try:
+                entry = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event is None or entry["event"] == event:
+                return entry
+
+    def collect(self, settle: float = 0.4) -> list[dict[str, Any]]:
+        """Every event that arrives until none has for ``settle`` seconds."""
+        events = []
+        while True:
+            try:
+                events.append(self._lines.get(timeout=settle))
+            except queue.Empty:
+                return events
+
+    def drain(self) -> None:
+        self.collect(settle=0.2)
+
+    @property
+    def area_center(self) -> tuple[int, int]:
+        return (
+            self.ready["area_x"] + self.ready["area_width"] // 2,
+            self.ready["area_y"] + self.ready["area_height"] // 2,
+        )
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+class KeyRecorder:
+    """Records the core keyboard events the X server generates (XRecord), from any client."""
+
+    def __init__(self, display_name: str) -> None:
+        from Xlib import X
+        from Xlib.display import Display
+        from Xlib.ext import record
+
+        self._record = record
+        self._control = Display(display_name)
+        self._data = Display(display_name)
+        self.events: list[tuple[str, int]] = []
+        self._context = self._data.record_create_context(
+            0,
+            [record.AllClients],
+            [
+                {
+                    "core_requests": (0, 0),
+                    "core_replies": (0, 0),
+                    "ext_requests": (0, 0, 0, 0),
+                    "ext_replies": (0, 0, 0, 0),
+                    "delivered_events": (0, 0),
+                    "device_events": (X.KeyPress, X.KeyRelease),
+                    "errors": (0, 0),
+                    "client_started": False,
+                    "client_died": False,
+                }
+            ],
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        time.sleep(0.1)
+
+    def _run(self) -> None:
+        from Xlib import X
+        from Xlib.protocol import rq
+
+        def callback(reply: Any) -> None:
+            if reply.category != self._record.FromServer or reply.client_swapped:
+                return
+            data = reply.data
+            while data:
+                event, data = rq.EventField(None).parse_binary_value(data, self._data.display, None, None)
+                kind = "press" if event.type == X.KeyPress else "release"
+                self.events.append((kind, event.detail))
+
+        self._data.record_enable_context(self._context, callback)
+
+    def take(self, settle: float = 0.15) -> list[tuple[str, int]]:
+        time.sleep(settle)
+        taken, self.events = self.events, []
+        return taken
+
+    def close(self) -> None:
+        self._control.record_disable_context(self._context)
+        self._control.flush()
+        self._thread.join(timeout=5)
+        self._data.record_free_context(self._context)
+        self._control.close()
+        self._data.close()
