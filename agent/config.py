@@ -57,6 +57,10 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def _path_list(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(part.strip()).expanduser() for part in raw.split(",") if part.strip())
+
+
 def _optional_str(raw: str) -> str | None:
     return raw or None
 
@@ -84,12 +88,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("exec_max_processes", _positive_int, 64, "concurrently running commands before 429"),
     Option("exec_max_timeout", _positive_float, 3600.0, "largest timeout_seconds a command may ask for"),
     Option("files_max_bytes", _positive_int, 4 * 1024 * 1024 * 1024, "largest file upload accepted"),
+    Option(
+        "files_allowed_roots", _path_list, (), "comma-separated folders the files API may touch (empty: any)"
+    ),
+    Option("processes_keep_seconds", _positive_float, 600.0, "seconds finished background processes stay"),
+    Option("processes_keep_count", _positive_int, 100, "finished background processes kept listed"),
     Option("control_plane_url", _optional_str, None, "URL the heartbeat POSTs to"),
     Option("computer_id", _optional_str, None, "this computer's id in heartbeats"),
     Option("control_plane_token_file", _path, None, "file with the bearer token for heartbeats"),
     Option("control_plane_ca_file", _path, None, "CA bundle to verify the control plane's TLS"),
     Option("heartbeat_interval", _positive_float, 10.0, "seconds between heartbeats"),
     Option("advertise_url", _optional_str, None, "URL the control plane should reach this agent at"),
+    Option("launch_log_dir", _path, None, "directory of launched apps' logs (default ~/.local/state/...)"),
+    Option("wallpaper_max_bytes", _positive_int, 32 * 1024 * 1024, "largest wallpaper image accepted"),
+    Option("wallpaper_timeout", _positive_float, 20.0, "seconds to fetch a wallpaper image"),
 )
 
 
@@ -107,12 +119,18 @@ class Config:
     exec_max_processes: int = 64
     exec_max_timeout: float = 3600.0
     files_max_bytes: int = 4 * 1024 * 1024 * 1024
+    files_allowed_roots: tuple[Path, ...] = ()
+    processes_keep_seconds: float = 600.0
+    processes_keep_count: int = 100
     control_plane_url: str | None = None
     computer_id: str | None = None
     control_plane_token_file: Path | None = None
     control_plane_ca_file: Path | None = None
     heartbeat_interval: float = 10.0
     advertise_url: str | None = None
+    launch_log_dir: Path | None = None
+    wallpaper_max_bytes: int = 32 * 1024 * 1024
+    wallpaper_timeout: float = 20.0
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

@@ -1,0 +1,169 @@
+"""Exec actions: ``exec`` (a command string run by bash, or an argv list) and ``bash`` (a script).
+
+Both are registry actions, so they are reachable as POST /exec and /bash, through /actions and
+/batch. The request and result models here are also used by the streaming and background-process
+routes in ``agent.api.exec_routes``.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from agent.actions.registry import REGISTRY
+from agent.errors import InvalidArgument, Unavailable
+from agent.exec.output import Encoding, decode_input, encode
+from agent.exec.runner import CommandResult, CommandSpec, bash_argv
+from agent.exec.service import ExecService
+from agent.models.base import Request, Result
+from agent.services import Services
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_OUTPUT = 1 << 20
+MAX_OUTPUT_CAP = 64 << 20
+
+
+class CommandOptions(Request):
+    """Options shared by every way of running a command."""
+
+    cwd: str | None = Field(
+        default=None, description="Working directory; default: the desktop user's home"
+    )
+    env: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Variables merged over the desktop session's environment; null removes one",
+    )
+    stdin: str | None = Field(default=None, description="Data written to the command's stdin, then closed")
+    stdin_encoding: Encoding = Field(default="utf-8", description="How `stdin` is encoded: utf-8 or base64")
+    timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT,
+        gt=0,
+        description="Deadline; past it the whole process group gets SIGTERM, then SIGKILL after 1 s. "
+        "Capped by the agent's exec_max_timeout",
+    )
+    max_output_length: int = Field(
+        default=DEFAULT_MAX_OUTPUT,
+        ge=0,
+        le=MAX_OUTPUT_CAP,
+        description="Bytes of output kept per stream; the rest is read and dropped and `truncated` says so",
+    )
+
+    def stdin_bytes(self) -> bytes | None:
+        if self.stdin is None:
+            return None
+        try:
+            return decode_input(self.stdin, self.stdin_encoding)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument("stdin: not valid base64", details={"field": "stdin"}) from None
+
+
+class ExecRequest(CommandOptions):
+    type: Literal["exec"] = "exec"
+    command: str | list[str] = Field(
+        description="A command line run by `bash -c`, or an argv list run directly (no shell)",
+        min_length=1,
+    )
+    stream: bool = Field(
+        default=False,
+        description="Accepted for compatibility; POST /exec/stream streams the output as it comes",
+    )
+
+    def spec(self, *, max_output: int | None = None, timeout: float | None = None) -> CommandSpec:
+        argv = bash_argv(self.command) if isinstance(self.command, str) else tuple(self.command)
+        return CommandSpec(
+            argv=argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=self.stdin_bytes(),
+            timeout=timeout if timeout is not None else self.timeout_seconds,
+            max_output=max_output if max_output is not None else self.max_output_length,
+        )
+
+
+class BashRequest(CommandOptions):
+    type: Literal["bash"] = "bash"
+    script: str = Field(description="A bash script; may span many lines", min_length=1)
+
+    def spec(self) -> CommandSpec:
+        return CommandSpec(
+            argv=bash_argv(self.script),
+            cwd=self.cwd,
+            env=self.env,
+            stdin=self.stdin_bytes(),
+            timeout=self.timeout_seconds,
+            max_output=self.max_output_length,
+        )
+
+
+class PerStream(BaseModel):
+    stdout: bool
+    stderr: bool
+
+
+class StreamEncodings(BaseModel):
+    stdout: Encoding
+    stderr: Encoding
+
+
+class ExecResult(Result):
+    stdout: str = Field(description="Standard output: text, or base64 when `encoding.stdout` says so")
+    stderr: str = Field(description="Standard error: text, or base64 when `encoding.stderr` says so")
+    exit_code: int = Field(description="The exit status; 128+N when killed by signal N (as in a shell)")
+    signal: str | None = Field(description="Name of the signal that ended the command (SIGTERM, ...)")
+    timed_out: bool
+    truncated: PerStream = Field(description="Whether each stream went past max_output_length")
+    encoding: StreamEncodings = Field(description="utf-8, or base64 for output that is not UTF-8")
+    duration_ms: float
+    pid: int | None = Field(description="The command's process id; null when it could not start")
+
+
+def exec_result(result: CommandResult) -> ExecResult:
+    stdout, stdout_encoding = encode(result.stdout)
+    stderr, stderr_encoding = encode(result.stderr)
+    return ExecResult(
+        stdout=stdout,
+        stderr=stderr,
+        exit_code=result.exit.exit_code,
+        signal=result.exit.signal,
+        timed_out=result.exit.timed_out,
+        truncated=PerStream(stdout=result.stdout_truncated, stderr=result.stderr_truncated),
+        encoding=StreamEncodings(stdout=stdout_encoding, stderr=stderr_encoding),
+        duration_ms=result.exit.duration_ms,
+        pid=result.pid,
+    )
+
+
+def exec_service(services: Services) -> ExecService:
+    if services.exec is None:
+        raise Unavailable("command execution is not enabled in this agent")
+    return services.exec
+
+
+async def run_exec(services: Services, req: ExecRequest) -> ExecResult:
+    return exec_result(await exec_service(services).run(req.spec()))
+
+
+async def run_bash(services: Services, req: BashRequest) -> ExecResult:
+    return exec_result(await exec_service(services).run(req.spec()))
+
+
+REGISTRY.add(
+    "exec",
+    ExecRequest,
+    run_exec,
+    summary="Run a command (bash command line or argv list) and return its output and exit status",
+    route="/exec",
+    result=ExecResult,
+    tag="exec",
+)
+REGISTRY.add(
+    "bash",
+    BashRequest,
+    run_bash,
+    summary="Run a multi-line bash script and return its output and exit status",
+    route="/bash",
+    result=ExecResult,
+    tag="exec",
+)

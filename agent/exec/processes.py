@@ -1,0 +1,319 @@
+"""Background processes: started now, inspected, fed, signalled and read later.
+
+Each process keeps a rolling log of its most recent output (both streams, in arrival order,
+addressed by byte offset since the start) so a reader can resume from the last offset it saw.
+Finished processes stay listed for a bounded time and count, then are forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
+from agent.exec.output import Utf8Aligner
+from agent.exec.runner import (
+    Child,
+    CommandSpec,
+    Exit,
+    ProgramNotFound,
+    Stream,
+    exit_of,
+    feed_stdin,
+    finish_pumps,
+    pump,
+)
+
+if TYPE_CHECKING:
+    from agent.exec.service import ExecService
+
+LOG = logging.getLogger(__name__)
+
+STDIN_WRITE_TIMEOUT = 10.0
+HOUSEKEEPING_INTERVAL = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    offset: int  # of the first byte, counted over both streams since the process started
+    stream: Stream
+    data: bytes
+
+
+class OutputLog:
+    """The last ``limit`` bytes of a process's output, with waiters for new output."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._pieces: deque[Piece] = deque()
+        self.start = 0  # offset of the oldest byte still held
+        self.end = 0  # offset after the newest byte
+        self.size = 0
+        self.totals: dict[Stream, int] = {"stdout": 0, "stderr": 0}
+        self.closed = False
+        self._changed = asyncio.Event()
+
+    def append(self, stream: Stream, data: bytes) -> None:
+        if not data:
+            return
+        self._pieces.append(Piece(self.end, stream, data))
+        self.end += len(data)
+        self.size += len(data)
+        self.totals[stream] += len(data)
+        if self.limit is not None:
+            while self.size > self.limit:
+                first = self._pieces[0]
+                excess = self.size - self.limit
+                if len(first.data) <= excess:
+                    self._pieces.popleft()
+                    self.size -= len(first.data)
+                else:
+                    self._pieces[0] = Piece(first.offset + excess, first.stream, first.data[excess:])
+                    self.size -= excess
+            self.start = self._pieces[0].offset if self._pieces else self.end
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def read(self, offset: int) -> list[Piece]:
+        """Everything held from ``offset`` on (from ``start`` when it was already dropped)."""
+        offset = max(offset, self.start)
+        out = []
+        for piece in self._pieces:
+            piece_end = piece.offset + len(piece.data)
+            if piece_end <= offset:
+                continue
+            if piece.offset < offset:
+                out.append(Piece(offset, piece.stream, piece.data[offset - piece.offset :]))
+            else:
+                out.append(piece)
+        return out
+
+    async def wait(self, offset: int) -> None:
+        """Until there is output past ``offset`` or the log is closed."""
+        while self.end <= offset and not self.closed:
+            await self._changed.wait()
+
+    def tail(self, stream: Stream, size: int) -> bytes:
+        """The last ``size`` bytes of one stream still held."""
+        parts: list[bytes] = []
+        left = size
+        for piece in reversed(self._pieces):
+            if piece.stream != stream:
+                continue
+            parts.append(piece.data[-left:])
+            left -= len(parts[-1])
+            if left <= 0:
+                break
+        return b"".join(reversed(parts))
+
+
+class ManagedProcess:
+    def __init__(self, process_id: str, spec: CommandSpec, command: str | list[str]) -> None:
+        self.id = process_id
+        self.spec = spec
+        self.command = command
+        self.child: Child | None = None
+        self.log = OutputLog(spec.max_output)
+        self.started_at = time.time()
+        self.ended_at: float | None = None
+        self.exit: Exit | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stdin_open = spec.keep_stdin_open
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.child is None else self.child.pid
+
+    @property
+    def state(self) -> Literal["running", "exited"]:
+        return "running" if self.exit is None else "exited"
+
+    def require_running(self) -> Child:
+        if self.exit is not None or self.child is None:
+            raise Conflict(f"process {self.id} has already exited", details={"id": self.id})
+        return self.child
+
+    async def write_stdin(self, data: bytes, eof: bool) -> None:
+        child = self.require_running()
+        writer = child.stdin
+        if writer is None or not self.stdin_open:
+            raise Conflict(f"the stdin of process {self.id} is closed", details={"id": self.id})
+        try:
+            if data:
+                writer.write(data)
+                await asyncio.wait_for(writer.drain(), STDIN_WRITE_TIMEOUT)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"process {self.id} did not read its stdin within {STDIN_WRITE_TIMEOUT:g} s"
+            ) from None
+        except (BrokenPipeError, ConnectionResetError):
+            self.stdin_open = False
+            raise Conflict(f"process {self.id} closed its stdin", details={"id": self.id}) from None
+        if eof:
+            self.stdin_open = False
+            writer.close()
+
+    def send_signal(self, signum: int, group: bool) -> None:
+        child = self.require_running()
+        if group:
+            child.signal_group(signum)
+        else:
+            child.signal_leader(signum)
+
+
+def parse_signal(value: str | int) -> signal.Signals:
+    """``TERM``, ``SIGTERM``, ``sigterm`` or ``15``."""
+    try:
+        if isinstance(value, int) or value.strip().isdigit():
+            return signal.Signals(int(value))
+        name = value.strip().upper()
+        return signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+    except (KeyError, ValueError):
+        raise InvalidArgument(f"unknown signal {value!r}", details={"field": "signal"}) from None
+
+
+class ProcessManager:
+    def __init__(self, service: ExecService) -> None:
+        self._service = service
+        self._procs: dict[str, ManagedProcess] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._housekeeping = asyncio.create_task(self._keep_house(), name="exec-processes")
+
+    async def close(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        tasks = []
+        for proc in self._procs.values():
+            if proc.child is not None and proc.child.running:
+                proc.child.kill_now()
+            if proc.task is not None:
+                tasks.append(proc.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _keep_house(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            self.prune()
+
+    def prune(self) -> None:
+        """Forget finished processes past the configured age, then the oldest past the count."""
+        config = self._service.config
+        horizon = time.time() - config.processes_keep_seconds
+        finished = [p for p in self._procs.values() if p.ended_at is not None]
+        for proc in finished:
+            assert proc.ended_at is not None
+            if proc.ended_at < horizon:
+                del self._procs[proc.id]
+        finished = sorted(
+            (p for p in self._procs.values() if p.ended_at is not None), key=lambda p: p.ended_at or 0
+        )
+        for proc in finished[: max(0, len(finished) - config.processes_keep_count)]:
+            del self._procs[proc.id]
+
+    def get(self, process_id: str) -> ManagedProcess:
+        try:
+            return self._procs[process_id]
+        except KeyError:
+            raise NotFound(f"no process {process_id!r}", details={"id": process_id}) from None
+
+    def all(self) -> list[ManagedProcess]:
+        self.prune()
+        return list(self._procs.values())
+
+    async def launch(self, spec: CommandSpec, command: str | list[str]) -> ManagedProcess:
+        """Start ``spec`` in the background; a missing program is an exited process (127)."""
+        service = self._service
+        service.slots.acquire()
+        proc = ManagedProcess(secrets.token_hex(6), spec, command)
+        try:
+            proc.child = await service.spawn(spec)
+        except ProgramNotFound as exc:
+            service.slots.release()
+            proc.log.append("stderr", exc.message.encode())
+            proc.log.close()
+            proc.exit = Exit(exc.exit_code, None, False, 0.0)
+            proc.ended_at = time.time()
+        except BaseException:
+            service.slots.release()
+            raise
+        else:
+            proc.task = asyncio.create_task(self._supervise(proc, proc.child), name=f"process-{proc.id}")
+        self.prune()
+        self._procs[proc.id] = proc
+        return proc
+
+    async def _supervise(self, proc: ManagedProcess, child: Child) -> None:
+        service = self._service
+        started = time.perf_counter()
+        log = proc.log
+
+        async def sink_for(stream: Stream, reader: asyncio.StreamReader | None) -> None:
+            aligner = Utf8Aligner()
+
+            async def put(data: bytes) -> None:
+                log.append(stream, aligner.feed(data))
+
+            try:
+                await pump(reader, put)
+            finally:
+                log.append(stream, aligner.flush())
+
+        pumps = [
+            asyncio.create_task(sink_for("stdout", child.stdout)),
+            asyncio.create_task(sink_for("stderr", child.stderr)),
+        ]
+        feeder = None
+        if proc.spec.stdin:
+            feeder = asyncio.create_task(feed_stdin(child, proc.spec.stdin, close=False))
+        try:
+            code = await child.wait(service.clamp_timeout(proc.spec.timeout))
+            await finish_pumps(pumps, child, service.leftovers)
+            proc.exit = exit_of(code, timed_out=child.timed_out, started=started)
+        finally:
+            service.slots.release()
+            if feeder is not None:
+                feeder.cancel()
+            if child.running:
+                child.kill_now()
+            proc.stdin_open = False
+            proc.ended_at = time.time()
+            if proc.exit is None:
+                proc.exit = Exit(-1, None, False, round((time.perf_counter() - started) * 1000, 3))
+            log.close()
+            LOG.info("background process %s (pid %d) ended", proc.id, child.pid)
+
+
+async def follow(log: OutputLog, offset: int, *, wait: bool) -> AsyncIterator[Piece]:
+    """Pieces from ``offset`` on; with ``wait``, new ones as they come until the log closes."""
+    while True:
+        pieces = log.read(offset)
+        for piece in pieces:
+            yield piece
+            offset = piece.offset + len(piece.data)
+        offset = max(offset, log.start)
+        if not wait or (log.closed and offset >= log.end):
+            return
+        await log.wait(offset)

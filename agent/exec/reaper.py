@@ -1,0 +1,152 @@
+"""The agent as child subreaper: orphaned grandchildren are re-parented to it and reaped here.
+
+PID 1 in the VMs does not reap (it is a minimal init), so without this every daemon a command
+leaves behind ends as a zombie forever. ``prctl(PR_SET_CHILD_SUBREAPER)`` makes orphans of our
+descendants our children instead of init's; this module then reaps them.
+
+The care needed: the agent also has children that *someone* waits for (asyncio's child watcher,
+``subprocess.run``). Reaping those would steal their exit status. So a zombie child is reaped
+only when it is certainly an orphan:
+
+* it belongs to a process group we killed and is not that group's leader (the leader is
+  waited for by its runner), or
+* it has stayed a zombie across two passes: a waiter blocked in ``waitpid`` collects its child
+  the instant it dies, so a zombie that lingers has nobody waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import time
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36
+PASS_INTERVAL = 1.0
+KILLED_GROUP_MEMORY = 30.0  # seconds a killed group's orphans are reaped on sight
+
+
+def become_subreaper() -> bool:
+    """Ask the kernel to re-parent orphaned descendants to this process; False if refused."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            LOG.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: %s", os.strerror(ctypes.get_errno()))
+            return False
+    except (OSError, AttributeError) as exc:
+        LOG.warning("cannot become a child subreaper: %s", exc)
+        return False
+    return True
+
+
+def _children() -> list[int]:
+    """PIDs of our direct children, from every thread's /proc children list."""
+    pids: list[int] = []
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return pids
+    for task in tasks:
+        try:
+            text = (task / "children").read_text()
+        except OSError:
+            continue
+        pids.extend(int(part) for part in text.split())
+    return pids
+
+
+def zombie_group(pid: int) -> int | None:
+    """The process group of ``pid`` when it is a zombie, else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may contain spaces and parentheses: parse after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if not fields or fields[0] != "Z":
+        return None
+    return int(fields[2])
+
+
+def group_members(pgid: int) -> list[int]:
+    """Every live or zombie process in group ``pgid`` (a /proc scan: used on the kill path only)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+class Reaper:
+    """Periodically reaps orphaned zombie children; ``reap_group`` reaps a killed group at once."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self._killed_groups: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.reaped = 0
+        self.active = False
+
+    async def start(self) -> None:
+        self.active = become_subreaper()
+        self._task = asyncio.create_task(self._run(), name="exec-reaper")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def mark_killed(self, pgid: int) -> None:
+        """Members of ``pgid`` other than its leader may be reaped the moment they are zombies."""
+        self._killed_groups[pgid] = time.monotonic()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(PASS_INTERVAL)
+            try:
+                self.reap_once()
+            except Exception:  # a bug here must not end reaping for good
+                LOG.exception("reaper pass failed")
+
+    def reap_once(self) -> int:
+        """One pass over our zombie children; returns how many were reaped."""
+        seen_now: set[int] = set()
+        count = 0
+        horizon = time.monotonic() - KILLED_GROUP_MEMORY
+        for pgid in [g for g, when in self._killed_groups.items() if when < horizon]:
+            del self._killed_groups[pgid]
+        for pid in _children():
+            group = zombie_group(pid)
+            if group is None:
+                continue
+            orphan_of_killed = group in self._killed_groups and pid != group
+            if orphan_of_killed or pid in self._seen:
+                if self._reap(pid):
+                    count += 1
+            else:
+                seen_now.add(pid)
+        self._seen = seen_now
+        self.reaped += count
+        return count
+
+    @staticmethod
+    def _reap(pid: int) -> bool:
+        try:
+            reaped, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return reaped == pid

@@ -1,0 +1,348 @@
+"""Running one command: spawn it in its own session, feed stdin, read both pipes, end it cleanly.
+
+Every command is the leader of a new session and process group, so "the command" is the whole
+group: a timeout or a disconnect sends SIGTERM to the group, then SIGKILL after a grace period,
+and grandchildren die with their parent. The leader is waited for by asyncio; orphans of the
+group are reaped by the ``Reaper``.
+
+When the leader exits while something it left in the background still holds a pipe open
+(``firefox &``), the answer does not wait for that pipe: after a short drain the pipe is read
+to nowhere until it closes, so the background program neither blocks nor gets SIGPIPE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agent.errors import InvalidArgument
+from agent.exec.reaper import Reaper
+from agent.exec.user import DesktopUser
+
+LOG = logging.getLogger(__name__)
+
+Stream = Literal["stdout", "stderr"]
+
+KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
+DRAIN = 0.25  # seconds to wait for pipes to close once the leader has exited
+READ_CHUNK = 1 << 20
+READ_LIMIT = 1 << 20  # a pipe is paused when 2x this is buffered: the memory bound per pipe
+MAX_ARG_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN: the longest single argument exec accepts
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    argv: tuple[str, ...]
+    cwd: str | None = None  # None: the desktop user's home
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    stdin: bytes | None = None
+    timeout: float | None = 60.0  # None: no deadline (background processes)
+    max_output: int | None = 1 << 20  # bytes kept per stream; None: unlimited
+    keep_stdin_open: bool = False  # background processes: stdin stays a pipe for later writes
+
+    def describe(self) -> str:
+        """The program name only: command lines may hold secrets and are never logged whole."""
+        return os.path.basename(self.argv[0]) if self.argv else "?"
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    exit_code: int
+    signal: str | None
+    timed_out: bool
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    stdout: bytes
+    stderr: bytes
+    exit: Exit
+    stdout_truncated: bool
+    stderr_truncated: bool
+    pid: int | None
+
+
+class ProgramNotFound(Exception):  # noqa: N818 (an outcome, not an error of ours)
+    """The program could not be executed: answered like a shell would (127/126), never a 500."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.message = message
+
+
+def bash_argv(command: str) -> tuple[str, ...]:
+    if len(command.encode()) > MAX_ARG_BYTES - 1:
+        raise InvalidArgument(
+            "the command or script is longer than 128 KiB, the kernel's limit for one argument; "
+            "upload it with PUT /files and run it by path"
+        )
+    return ("bash", "-c", command)
+
+
+def exit_of(returncode: int, *, timed_out: bool, started: float) -> Exit:
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    if returncode < 0:
+        try:
+            name: str | None = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"SIG{-returncode}"
+        return Exit(128 - returncode, name, timed_out, duration_ms)
+    return Exit(returncode, None, timed_out, duration_ms)
+
+
+class Child:
+    """A running command: the leader process of its own session and process group.
+
+    We own the whole life cycle instead of using ``asyncio.create_subprocess_exec``: its
+    ``wait()`` also waits for the pipes to close (so ``sleep 100 &`` would hold the answer) and
+    its child watcher spends a thread per process. Here a pidfd tells the event loop the leader
+    exited, and ``Popen.poll()`` reaps it at once.
+    """
+
+    def __init__(  # noqa: PLR0917
+        self,
+        popen: subprocess.Popen[bytes],
+        stdin: asyncio.StreamWriter | None,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+        transports: list[asyncio.BaseTransport],
+        exited: asyncio.Future[int],
+        reaper: Reaper,
+    ) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.pgid = popen.pid  # start_new_session: the leader's pid is the group id
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exited = exited
+        self.timed_out = False
+        self._transports = transports
+        self._reaper = reaper
+
+    @property
+    def running(self) -> bool:
+        return not self.exited.done()
+
+    def signal_group(self, signum: int) -> bool:
+        """Send ``signum`` to the whole group; False when no member is left."""
+        try:
+            os.killpg(self.pgid, signum)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a member became another user (setuid): reach what we can
+            if self.running:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self.pid, signum)
+        return True
+
+    def signal_leader(self, signum: int) -> None:
+        if self.running:  # never signal a pid that may have been reaped and reused
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    async def wait(self, timeout: float | None) -> int:
+        """The leader's return code; past ``timeout`` the group is ended first."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.exited), timeout)
+        except TimeoutError:
+            self.timed_out = True
+            return await self.terminate()
+
+    async def terminate(self) -> int:
+        """SIGTERM to the group, SIGKILL to whatever is left after the grace period."""
+        LOG.info("ending process group %d", self.pgid)
+        self._reaper.mark_killed(self.pgid)
+        self.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            self._reaper.reap_once()
+            if not self.running and not self.signal_group(0):
+                break
+        self.signal_group(signal.SIGKILL)
+        code = await asyncio.shield(self.exited)
+        await self.reap_leftovers()
+        return code
+
+    def kill_now(self) -> None:
+        """SIGKILL the group without waiting (abort paths: disconnect, cancellation, shutdown)."""
+        self._reaper.mark_killed(self.pgid)
+        self.signal_group(signal.SIGKILL)
+
+    async def reap_leftovers(self) -> None:
+        """Collect the group's killed orphans promptly, so ``ps`` shows nothing of it."""
+        for _ in range(10):
+            self._reaper.reap_once()
+            if not self.signal_group(0):
+                return
+            await asyncio.sleep(0.02)
+
+    def close_pipes(self) -> None:
+        for transport in self._transports:
+            transport.close()
+
+    def close_stdin(self) -> None:
+        if self.stdin is not None:
+            self.stdin.close()
+
+
+async def spawn(
+    spec: CommandSpec, user: DesktopUser, env: dict[str, str], reaper: Reaper
+) -> Child:
+    """Start ``spec`` as the leader of a new session; ProgramNotFound when it cannot exec."""
+    if not spec.argv or not spec.argv[0]:
+        raise InvalidArgument("command: empty")
+    cwd = spec.cwd or user.workdir
+    try:
+        popen = subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.PIPE if spec.stdin is not None or spec.keep_stdin_open else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            user=user.uid if user.switch else None,
+            group=user.gid if user.switch else None,
+            extra_groups=list(user.groups) if user.switch else None,
+        )
+    except OSError as exc:
+        raise _exec_error(exc, spec, cwd) from None
+    LOG.debug("started %s as pid %d", spec.describe(), popen.pid)
+    try:
+        return await _attach(popen, reaper)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        raise
+
+
+def _exec_error(exc: OSError, spec: CommandSpec, cwd: str) -> Exception:
+    if exc.filename is not None and os.fspath(exc.filename) == cwd:
+        return InvalidArgument(f"cwd {cwd!r}: {exc.strerror}", details={"field": "cwd"})
+    if isinstance(exc, FileNotFoundError):
+        return ProgramNotFound(127, f"{spec.argv[0]}: command not found\n")
+    if exc.errno == errno.E2BIG:
+        return InvalidArgument("the command line or environment is too long for exec")
+    return ProgramNotFound(126, f"{spec.argv[0]}: cannot execute: {exc.strerror}\n")
+
+
+def _protocol_factory(reader: asyncio.StreamReader) -> Callable[[], asyncio.StreamReaderProtocol]:
+    return lambda: asyncio.StreamReaderProtocol(reader)
+
+
+async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper) -> Child:
+    """Connect the pipes and the exit notification of a fresh child to the event loop."""
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.BaseTransport] = []
+    readers = []
+    for pipe in (popen.stdout, popen.stderr):
+        reader = asyncio.StreamReader(limit=READ_LIMIT)
+        transport, _ = await loop.connect_read_pipe(_protocol_factory(reader), pipe)
+        transports.append(transport)
+        readers.append(reader)
+    writer = None
+    if popen.stdin is not None:
+        w_transport, w_protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+        )
+        transports.append(w_transport)
+        writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
+    exited: asyncio.Future[int] = loop.create_future()
+    pidfd = os.pidfd_open(popen.pid)
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        code = popen.wait()  # the pidfd is readable: the child is a zombie, this does not block
+        if not exited.done():
+            exited.set_result(code)
+
+    loop.add_reader(pidfd, on_exit)
+    return Child(popen, writer, readers[0], readers[1], transports, exited, reaper)
+
+
+Sink = Callable[[bytes], Awaitable[None]]
+
+
+async def pump(reader: asyncio.StreamReader | None, sink: Sink) -> None:
+    """Copy a pipe into ``sink`` until EOF."""
+    if reader is None:
+        return
+    while True:
+        chunk = await reader.read(READ_CHUNK)
+        if not chunk:
+            return
+        await sink(chunk)
+
+
+async def feed_stdin(child: Child, data: bytes | None, *, close: bool) -> None:
+    """Write ``data`` to the command's stdin; a command that stops reading is not an error."""
+    writer = child.stdin
+    if writer is None:
+        return
+    try:
+        if data:
+            writer.write(data)
+            await writer.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        if close:
+            writer.close()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await writer.wait_closed()
+
+
+class Detachable:
+    """Pipes of exited commands still held open by their leftovers, read to nowhere until EOF."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._children: dict[asyncio.Task[None], Child] = {}
+
+    def adopt(self, tasks: list[asyncio.Task[None]], child: Child) -> None:
+        for task in tasks:
+            if not task.done():
+                self._tasks.add(task)
+                self._children[task] = child
+                task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._children.pop(task, None)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def close(self) -> None:
+        for child in set(self._children.values()):
+            child.close_pipes()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def finish_pumps(pumps: list[asyncio.Task[None]], child: Child, leftovers: Detachable) -> bool:
+    """Wait up to DRAIN for the pipes to close; True if they did, else hand them to ``leftovers``."""
+    child.close_stdin()
+    _, pending = await asyncio.wait(pumps, timeout=DRAIN)
+    if pending:
+        leftovers.adopt(list(pending), child)
+        return False
+    for task in pumps:
+        task.result()  # re-raise a pump's bug instead of losing output silently
+    return True
