@@ -16,6 +16,8 @@ from Xlib import X, Xatom, error
 from Xlib.display import Display
 from Xlib.protocol import event, request
 
+from agent.x11.ctext import decode_compound_text
+
 ANY_PROPERTY_TYPE = X.AnyPropertyType
 # Enough for any title or class; longer values are truncated by the server, which is harmless.
 PROPERTY_LENGTH = 1024  # in 32-bit units
@@ -49,6 +51,7 @@ ATOM_NAMES = (
     "_NET_WM_WINDOW_TYPE_DESKTOP",
     "_NET_WM_WINDOW_TYPE_DOCK",
     "UTF8_STRING",
+    "COMPOUND_TEXT",
     "WM_STATE",
     "WM_CHANGE_STATE",
     "WM_PROTOCOLS",
@@ -88,11 +91,14 @@ class Prop:
         values = self.ints()
         return values[0] if values else None
 
-    def text(self) -> str:
-        """Decode a text property: STRING is Latin-1 (ICCCM); UTF8_STRING and the rest UTF-8."""
+    def text(self, compound_text: int = 0) -> str:
+        """Decode a text property: STRING is Latin-1 (ICCCM), COMPOUND_TEXT is ISO 2022 (pass
+        its atom), UTF8_STRING and anything else UTF-8."""
         data = self.value if isinstance(self.value, bytes) else bytes(self.value or b"")
         if self.type == Xatom.STRING:
             return data.decode("latin-1")
+        if compound_text and self.type == compound_text:
+            return decode_compound_text(data)
         return data.decode("utf-8", "replace")
 
 

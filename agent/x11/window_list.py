@@ -174,7 +174,7 @@ class WindowReader:
             net_name, wm_name, wm_class, pid, state, desktop, extents, wm_state = (
                 ewmh.as_prop(r) for r in chunk[:8]
             )
-            title = net_name.text() if net_name else wm_name.text() if wm_name else ""
+            title = net_name.text() if net_name else wm_name.text(atoms["COMPOUND_TEXT"]) if wm_name else ""
             class_parts = wm_class.text().split("\0") if wm_class else []
             states = set(state.ints()) if state else set()
             frame = extents.ints() if extents else []

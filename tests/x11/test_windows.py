@@ -1,0 +1,164 @@
+"""Window management under xfwm4 and openbox, checked with wmctrl, xwininfo, xprop and exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from agent.devdesktop import DevDesktop
+from agent.errors import InvalidArgument, NotFound
+from agent.x11.windows import WindowManagerUnavailable, WindowService
+from tests.x11.windowing import (
+    active_window,
+    observed,
+    start_app,
+    stop_app,
+    wait_until,
+    window_of,
+    wmctrl,
+    xprop,
+)
+
+pytestmark = pytest.mark.x11
+
+
+@pytest.fixture(scope="module", params=["xfwm4", "openbox"])
+def wm_desktop(request: pytest.FixtureRequest) -> Iterator[DevDesktop]:
+    with DevDesktop(window_manager=request.param) as running:
+        yield running
+
+
+@pytest.fixture()
+async def windows(wm_desktop: DevDesktop) -> AsyncIterator[WindowService]:
+    service = WindowService.for_display(wm_desktop.display)
+    yield service
+    await service.close()
+
+
+@pytest.fixture()
+def xterm(wm_desktop: DevDesktop) -> Iterator[tuple[int, int]]:
+    proc = start_app(wm_desktop, "xterm", "-T", "term \u2013 ü✓", "-e", "sleep 60")
+    yield proc.pid, window_of(wm_desktop, proc.pid)
+    stop_app(proc)
+
+
+@pytest.fixture()
+def zenity(wm_desktop: DevDesktop) -> Iterator[tuple[int, int]]:
+    proc = start_app(wm_desktop, "zenity", "--entry", "--title", "Zenity ✓ ärger")
+    yield proc.pid, window_of(wm_desktop, proc.pid)
+    stop_app(proc)
+
+
+async def test_list_matches_wmctrl_xwininfo_and_xprop(
+    wm_desktop: DevDesktop, windows: WindowService, xterm: tuple[int, int], zenity: tuple[int, int]
+) -> None:
+    listed = {w.id: w for w in await windows.list_windows()}
+    assert set(listed) == set(wmctrl(wm_desktop))
+    for pid, window in (xterm, zenity):
+        ours, theirs = listed[window], observed(wm_desktop, window)
+        assert ours.pid == theirs.pid == pid
+        assert ours.title == theirs.title
+        assert (ours.x, ours.y, ours.width, ours.height) == (
+            theirs.abs_x,
+            theirs.abs_y,
+            theirs.width,
+            theirs.height,
+        )
+        assert f'"{ours.wm_class}"' in xprop(wm_desktop, window, "WM_CLASS")
+        assert ours.frame.top > 0  # decorated: the client area starts below the title bar
+    assert listed[xterm[1]].title == "term \u2013 ü✓"
+    assert listed[zenity[1]].title == "Zenity ✓ ärger"
+    assert (listed[xterm[1]].wm_class, listed[zenity[1]].wm_class) == ("XTerm", "Zenity")
+    assert [w.id for w in listed.values() if w.focused] == [active_window(wm_desktop)]
+
+
+async def test_move_and_resize_land_where_asked(
+    wm_desktop: DevDesktop, windows: WindowService, zenity: tuple[int, int]
+) -> None:
+    _, window = zenity
+    await windows.move(window, 123, 145)
+    seen = observed(wm_desktop, window)
+    assert (seen.abs_x, seen.abs_y) == (123, 145)
+    await windows.resize(window, 420, 310)
+    seen = observed(wm_desktop, window)
+    assert (seen.width, seen.height) == (420, 310)
+    assert (seen.abs_x, seen.abs_y) == (123, 145)
+    # Moving to the position read back leaves the window where it is (frame-aware geometry).
+    info = await windows.get(window)
+    await windows.move(window, info.x, info.y)
+    assert (observed(wm_desktop, window).abs_x, observed(wm_desktop, window).abs_y) == (123, 145)
+
+
+async def test_maximize_minimize_and_focus(
+    wm_desktop: DevDesktop, windows: WindowService, xterm: tuple[int, int], zenity: tuple[int, int]
+) -> None:
+    _, window = zenity
+    await windows.maximize(window)
+    state = xprop(wm_desktop, window, "_NET_WM_STATE")
+    assert "_NET_WM_STATE_MAXIMIZED_VERT" in state and "_NET_WM_STATE_MAXIMIZED_HORZ" in state
+    assert observed(wm_desktop, window).width > 1000
+
+    await windows.minimize(window)
+    assert "Iconic" in xprop(wm_desktop, window, "WM_STATE")
+    assert active_window(wm_desktop) != window
+
+    await windows.focus(xterm[1])
+    assert active_window(wm_desktop) == xterm[1]
+    await windows.focus(window)  # de-iconifies as well
+    assert active_window(wm_desktop) == window
+    assert "Normal" in xprop(wm_desktop, window, "WM_STATE")
+    # A maximized window is restored before it is moved.
+    await windows.move(window, 40, 60)
+    seen = observed(wm_desktop, window)
+    assert (seen.abs_x, seen.abs_y) == (40, 60)
+    assert "MAXIMIZED" not in xprop(wm_desktop, window, "_NET_WM_STATE")
+
+
+async def test_close_is_polite_and_the_app_exits(wm_desktop: DevDesktop, windows: WindowService) -> None:
+    proc = start_app(wm_desktop, "xterm", "-T", "to close", "-e", "sleep 60")
+    try:
+        window = window_of(wm_desktop, proc.pid)
+        await windows.close_window(window)
+        assert proc.wait(timeout=10) is not None
+        wait_until(lambda: window not in wmctrl(wm_desktop), what="the window to go")
+        with pytest.raises(NotFound):  # a stale id
+            await windows.get(window)
+    finally:
+        stop_app(proc)
+
+
+async def test_unknown_and_malformed_ids(windows: WindowService) -> None:
+    with pytest.raises(NotFound):
+        await windows.get(0x123)
+    with pytest.raises(NotFound):
+        await windows.focus(0x7FFFFFF)
+    with pytest.raises(InvalidArgument):
+        await windows.resize(0x123, 0, 10)
+
+
+async def test_without_a_window_manager_listing_works_and_wm_actions_say_why() -> None:
+    with DevDesktop(window_manager=None) as bare:
+        proc = start_app(bare, "xterm", "-T", "bare", "-e", "sleep 60")
+        service = WindowService.for_display(bare.display)
+        try:
+            wait_until(lambda: "bare" in observe_titles(bare), timeout=10, what="xterm to map")
+            listed = [w for w in await service.list_windows() if w.pid == proc.pid]
+            assert [w.title for w in listed] == ["bare"]
+            window = listed[0].id
+            await service.move(window, 30, 40)  # plain X configure still works
+            seen = observed(bare, window)
+            assert (seen.abs_x, seen.abs_y) == (30, 40)
+            with pytest.raises(WindowManagerUnavailable) as caught:
+                await service.maximize(window)
+            assert caught.value.status == 503
+            assert "no EWMH window manager" in caught.value.message
+        finally:
+            await service.close()
+            stop_app(proc)
+
+
+def observe_titles(desktop: DevDesktop) -> str:
+    from tests.x11.windowing import observe
+
+    return observe(desktop, "xdotool", "search", "--onlyvisible", "--name", ".", "getwindowname", "%@")
