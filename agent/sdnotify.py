@@ -16,6 +16,10 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.readiness import Readiness
 
 LOG = logging.getLogger(__name__)
 
@@ -90,6 +94,24 @@ class Notifier:
     def stopping(self, status: str = "stopping") -> None:
         self._status = status
         self.notify("STOPPING=1", f"STATUS={status}")
+
+    async def announce(self, readiness: Readiness) -> None:
+        """READY=1 once the display answers (call it after the socket listens), then STATUS=
+        on every readiness change. Until then STATUS= says what we are waiting for."""
+        changed = asyncio.Event()
+        readiness.subscribe(lambda _state: changed.set())
+        while True:
+            state = await readiness.current()
+            display = next((c for c in state.checks if c.name == "display"), None)
+            if display is not None and display.ok:
+                break
+            self.status(f"waiting for the display: {display.detail if display else 'not checked yet'}")
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(readiness.poll_interval, 0.1) * 2)
+        self.ready(state.summary())
+        LOG.info("display answers (%s)%s", state.summary(), "; sent READY=1" if self.enabled else "")
+        readiness.subscribe(lambda new: self.status(new.summary()))
 
     def start_watchdog(self) -> None:
         """Ping WATCHDOG=1 from the running loop at half of WATCHDOG_USEC."""

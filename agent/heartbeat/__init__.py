@@ -3,6 +3,6 @@
 ``Heartbeat`` is the loop, ``agent.heartbeat.payload`` the wire format.
 """
 
-from agent.heartbeat.client import Backoff, BeatOutcome, Heartbeat
+from agent.heartbeat.client import Backoff, BeatOutcome, Heartbeat, from_config
 
-__all__ = ["Backoff", "BeatOutcome", "Heartbeat"]
+__all__ = ["Backoff", "BeatOutcome", "Heartbeat", "from_config"]

@@ -26,8 +26,9 @@ from typing import Any
 import aiohttp
 
 from agent import __version__
+from agent.config import Config, ConfigError, read_token
 from agent.heartbeat.payload import Identity, build_beat, collect_host
-from agent.readiness import Readiness, ReadinessState
+from agent.readiness import Readiness, ReadinessState, Status
 
 LOG = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class Heartbeat:
         return self._failures
 
     def _readiness_changed(self, state: ReadinessState) -> None:
-        self._wake.set()
+        if state.status is not Status.STOPPING:  # close() sends the one stopping beat
+            self._wake.set()
 
     # -- lifecycle -------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
@@ -226,3 +228,32 @@ class Heartbeat:
         self._failures += 1
         if self._on_failure is not None:
             self._on_failure()
+
+
+def from_config(
+    config: Config,
+    readiness: Readiness,
+    *,
+    on_success: Callable[[float], None] | None = None,
+    on_failure: Callable[[], None] | None = None,
+) -> Heartbeat | None:
+    """The heartbeat the options ask for, or None without --control-plane-url."""
+    if config.control_plane_url is None:
+        return None
+    token = None
+    if config.control_plane_token_file is not None:
+        try:
+            token = read_token(config.control_plane_token_file)
+        except ConfigError as exc:  # the same rules as the API token; name the right option
+            raise ConfigError(str(exc).replace("--token-file", "--control-plane-token-file", 1)) from None
+    return Heartbeat(
+        config.control_plane_url,
+        readiness,
+        computer_id=config.computer_id,
+        interval=config.heartbeat_interval,
+        token=token,
+        ca_file=config.control_plane_ca_file,
+        advertise_url=config.advertise_url,
+        on_success=on_success,
+        on_failure=on_failure,
+    )
