@@ -1,0 +1,132 @@
+"""The clipboard, both ways with xclip, into a GTK entry with ctrl+v, and with a hung owner."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from Xlib import X
+from Xlib.display import Display
+
+from agent.devdesktop import DevDesktop
+from agent.errors import DeadlineExceeded
+from agent.x11.clipboard import ClipboardService
+from tests.x11.windowing import start_app, stop_app, window_of
+
+pytestmark = pytest.mark.x11
+
+UNICODE = "héllo wörld \u2013 日本語 😀\n\tzweite Zeile ñß€"
+BIG = ("äbc✓ 0123456789 " * 400_000)[:5_000_000]  # 5 M characters, ~7 MB of UTF-8
+
+
+def xclip_out(desktop: DevDesktop, target: str | None = None) -> bytes:
+    argv = ["xclip", "-o", "-selection", "clipboard", *(["-t", target] if target else [])]
+    return subprocess.run(argv, env=desktop.env, capture_output=True, timeout=30, check=True).stdout
+
+
+@pytest.fixture()
+def xclip_owner(desktop: DevDesktop) -> Iterator[Callable[[str], None]]:
+    """Make xclip own the clipboard with some text (it serves it until it exits)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def own(text: str) -> None:
+        proc = subprocess.Popen(
+            ["xclip", "-i", "-selection", "clipboard", "-quiet"],
+            env=desktop.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(text.encode())
+        proc.stdin.close()
+        procs.append(proc)
+        deadline = time.monotonic() + 10  # xclip owns the selection once it has read stdin
+        while time.monotonic() < deadline and xclip_out(desktop)[:16] != text.encode()[:16]:
+            time.sleep(0.02)
+
+    yield own
+    for proc in procs:
+        stop_app(proc)
+
+
+def test_set_is_pasted_by_xclip(desktop: DevDesktop, client: httpx.Client) -> None:
+    assert client.post("/desktop/clipboard", json={"text": UNICODE}).json() == {"success": True}
+    assert xclip_out(desktop).decode() == UNICODE
+    assert xclip_out(desktop, "text/plain;charset=utf-8").decode() == UNICODE
+    assert xclip_out(desktop, "STRING") == UNICODE.encode("latin-1", "replace")
+    targets = xclip_out(desktop, "TARGETS").decode().split()
+    assert {"TARGETS", "UTF8_STRING", "STRING", "TEXT", "text/plain;charset=utf-8"} <= set(targets)
+    assert client.get("/desktop/clipboard").json() == {"text": UNICODE}
+
+
+def test_get_reads_what_xclip_owns(
+    desktop: DevDesktop, client: httpx.Client, xclip_owner: Callable[[str], None]
+) -> None:
+    xclip_owner("from xclip ✓ ünïcode")
+    assert client.get("/desktop/clipboard").json() == {"text": "from xclip ✓ ünïcode"}
+
+
+def test_five_megabytes_round_trip_exactly_both_ways(
+    desktop: DevDesktop,
+    client: httpx.Client,
+    xclip_owner,  # type: ignore[no-untyped-def]
+) -> None:
+    assert client.post("/desktop/clipboard", json={"text": BIG}).status_code == 200
+    assert xclip_out(desktop).decode() == BIG  # INCR from us
+    xclip_owner(BIG[::-1])
+    assert client.get("/desktop/clipboard").json()["text"] == BIG[::-1]  # INCR to us
+
+
+def test_ctrl_v_pastes_into_a_gtk_entry(desktop: DevDesktop, client: httpx.Client) -> None:
+    proc = start_app(desktop, "zenity", "--entry", "--title", "paste here")
+    try:
+        window = window_of(desktop, proc.pid)
+        text = "pasted ✓ from the agent"
+        assert client.post("/desktop/clipboard", json={"text": text}).status_code == 200
+        assert client.post("/desktop/window/focus", json={"window_id": hex(window)}).status_code == 200
+        time.sleep(0.2)
+        assert client.post("/desktop/key", json={"key": "ctrl+v"}).status_code == 200
+        assert client.post("/desktop/key", json={"key": "Return"}).status_code == 200
+        out, _ = proc.communicate(timeout=10)
+        assert out.decode().rstrip("\n") == text
+    finally:
+        stop_app(proc)
+
+
+def test_empty_clipboard_reads_as_empty_text(desktop: DevDesktop) -> None:
+    # Our own service on a fresh display where nobody owns CLIPBOARD.
+    import asyncio
+
+    with DevDesktop(window_manager=None, session_bus=False) as bare:
+
+        async def read() -> str:
+            service = ClipboardService(bare.display)
+            try:
+                return await service.get_text()
+            finally:
+                await service.close()
+
+        assert asyncio.run(read()) == ""
+
+
+async def test_a_hung_owner_costs_a_timeout_not_a_hang(desktop: DevDesktop) -> None:
+    hung = Display(desktop.display)  # owns CLIPBOARD and never answers a request
+    window = hung.screen().root.create_window(0, 0, 1, 1, 0, X.CopyFromParent)
+    window.set_selection_owner(hung.intern_atom("CLIPBOARD"), X.CurrentTime)
+    hung.sync()
+    service = ClipboardService(desktop.display, read_timeout=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            await service.get_text()
+        assert time.monotonic() - started < 2
+        # ...and the service still works afterwards.
+        await service.set_text("after the hang")
+        assert xclip_out(desktop).decode() == "after the hang"
+    finally:
+        await service.close()
+        hung.close()
