@@ -73,7 +73,7 @@ def test_get_reads_what_xclip_owns(
 def test_five_megabytes_round_trip_exactly_both_ways(
     desktop: DevDesktop,
     client: httpx.Client,
-    xclip_owner,  # type: ignore[no-untyped-def]
+    xclip_owner: Callable[[str], None],
 ) -> None:
     assert client.post("/desktop/clipboard", json={"text": BIG}).status_code == 200
     assert xclip_out(desktop).decode() == BIG  # INCR from us
