@@ -28,9 +28,7 @@ MAX_OUTPUT_CAP = 64 << 20
 class CommandOptions(Request):
     """Options shared by every way of running a command."""
 
-    cwd: str | None = Field(
-        default=None, description="Working directory; default: the desktop user's home"
-    )
+    cwd: str | None = Field(default=None, description="Working directory; default: the desktop user's home")
     env: dict[str, str | None] = Field(
         default_factory=dict,
         description="Variables merged over the desktop session's environment; null removes one",

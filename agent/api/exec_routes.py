@@ -386,58 +386,106 @@ ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "st
 TAGS = ["exec"]
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/exec/stream": {"post": {
-        "operationId": "exec_stream", "tags": TAGS,
-        "summary": "Run a command and stream its output as it comes; disconnecting kills it",
-        "description": "Same body as POST /exec. Output is unlimited unless max_output_length is given.",
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/ExecRequest"}}}},
-        "responses": {"200": EVENTS, "400": ERROR, "401": ERROR, "429": ERROR},
-    }},
+    "/exec/stream": {
+        "post": {
+            "operationId": "exec_stream",
+            "tags": TAGS,
+            "summary": "Run a command and stream its output as it comes; disconnecting kills it",
+            "description": "Same body as POST /exec. Output is unlimited unless max_output_length is given.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExecRequest"}}},
+            },
+            "responses": {"200": EVENTS, "400": ERROR, "401": ERROR, "429": ERROR},
+        }
+    },
     "/processes": {
         "post": {
-            "operationId": "process_start", "tags": TAGS, "summary": "Start a background process",
+            "operationId": "process_start",
+            "tags": TAGS,
+            "summary": "Start a background process",
             "requestBody": json_body(ProcessStartRequest),
-            "responses": {"200": json_answer(ProcessInfo, "The process (a missing program is an exited "
-                                             "process with exit code 127)"),
-                          "400": ERROR, "401": ERROR, "429": ERROR},
+            "responses": {
+                "200": json_answer(
+                    ProcessInfo, "The process (a missing program is an exited process with exit code 127)"
+                ),
+                "400": ERROR,
+                "401": ERROR,
+                "429": ERROR,
+            },
         },
         "get": {
-            "operationId": "process_list", "tags": TAGS,
+            "operationId": "process_list",
+            "tags": TAGS,
             "summary": "Running and recently finished background processes",
             "responses": {"200": json_answer(ProcessList), "401": ERROR},
         },
     },
-    "/processes/{id}": {"get": {
-        "operationId": "process_get", "tags": TAGS, "parameters": [ID_PARAM],
-        "summary": "One background process: state, exit status, output tail",
-        "responses": {"200": json_answer(ProcessDetail), "401": ERROR, "404": ERROR},
-    }},
-    "/processes/{id}/stdin": {"post": {
-        "operationId": "process_stdin", "tags": TAGS, "parameters": [ID_PARAM],
-        "summary": "Write to a background process's stdin (and optionally close it)",
-        "requestBody": json_body(StdinRequest),
-        "responses": {"200": json_answer(Success), "400": ERROR, "401": ERROR, "404": ERROR,
-                      "409": ERROR, "504": ERROR},
-    }},
-    "/processes/{id}/signal": {"post": {
-        "operationId": "process_signal", "tags": TAGS, "parameters": [ID_PARAM],
-        "summary": "Send a signal to a background process's group (or only its leader)",
-        "requestBody": json_body(SignalRequest),
-        "responses": {"200": json_answer(Success), "400": ERROR, "401": ERROR, "404": ERROR, "409": ERROR},
-    }},
-    "/processes/{id}/output": {"get": {
-        "operationId": "process_output", "tags": TAGS,
-        "summary": "A background process's output from an offset, following it until it exits",
-        "parameters": [
-            ID_PARAM,
-            {"name": "offset", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 0},
-             "description": "Resume from this byte offset (both streams counted; SSE Last-Event-ID too)"},
-            {"name": "follow", "in": "query", "required": False,
-             "schema": {"type": "boolean", "default": True},
-             "description": "Keep streaming new output until the process exits"},
-        ],
-        "responses": {"200": EVENTS, "400": ERROR, "401": ERROR, "404": ERROR},
-    }},
+    "/processes/{id}": {
+        "get": {
+            "operationId": "process_get",
+            "tags": TAGS,
+            "parameters": [ID_PARAM],
+            "summary": "One background process: state, exit status, output tail",
+            "responses": {"200": json_answer(ProcessDetail), "401": ERROR, "404": ERROR},
+        }
+    },
+    "/processes/{id}/stdin": {
+        "post": {
+            "operationId": "process_stdin",
+            "tags": TAGS,
+            "parameters": [ID_PARAM],
+            "summary": "Write to a background process's stdin (and optionally close it)",
+            "requestBody": json_body(StdinRequest),
+            "responses": {
+                "200": json_answer(Success),
+                "400": ERROR,
+                "401": ERROR,
+                "404": ERROR,
+                "409": ERROR,
+                "504": ERROR,
+            },
+        }
+    },
+    "/processes/{id}/signal": {
+        "post": {
+            "operationId": "process_signal",
+            "tags": TAGS,
+            "parameters": [ID_PARAM],
+            "summary": "Send a signal to a background process's group (or only its leader)",
+            "requestBody": json_body(SignalRequest),
+            "responses": {
+                "200": json_answer(Success),
+                "400": ERROR,
+                "401": ERROR,
+                "404": ERROR,
+                "409": ERROR,
+            },
+        }
+    },
+    "/processes/{id}/output": {
+        "get": {
+            "operationId": "process_output",
+            "tags": TAGS,
+            "summary": "A background process's output from an offset, following it until it exits",
+            "parameters": [
+                ID_PARAM,
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "Resume from this byte offset (both streams counted; SSE Last-Event-ID too)",
+                },
+                {
+                    "name": "follow",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "boolean", "default": True},
+                    "description": "Keep streaming new output until the process exits",
+                },
+            ],
+            "responses": {"200": EVENTS, "400": ERROR, "401": ERROR, "404": ERROR},
+        }
+    },
 }

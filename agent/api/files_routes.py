@@ -276,53 +276,92 @@ COMMON_ERRORS = {"400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR, "409": 
 OPENAPI_PATHS: dict[str, Any] = {
     "/files": {
         "get": {
-            "operationId": "files_get", "tags": TAGS, "summary": "Download a file (Range answers 206)",
-            "parameters": [PATH_QUERY, {"name": "Range", "in": "header", "required": False,
-                                        "schema": {"type": "string"}, "description": "bytes=START-END"}],
+            "operationId": "files_get",
+            "tags": TAGS,
+            "summary": "Download a file (Range answers 206)",
+            "parameters": [
+                PATH_QUERY,
+                {
+                    "name": "Range",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "bytes=START-END",
+                },
+            ],
             "responses": {
-                "200": {"description": "The file's bytes",
-                        "content": BINARY},
+                "200": {"description": "The file's bytes", "content": BINARY},
                 "206": {"description": "The requested range", "content": BINARY},
-                "416": ERROR, **COMMON_ERRORS,
+                "416": ERROR,
+                **COMMON_ERRORS,
             },
         },
         "put": {
-            "operationId": "files_put", "tags": TAGS,
+            "operationId": "files_put",
+            "tags": TAGS,
             "summary": "Upload a file atomically (temp file, fsync, rename): readers never see half a file",
             "parameters": [
                 PATH_QUERY,
-                _query("mode", "Octal permission bits; default: the replaced file's, else 0644",
-                       {"type": "string"}),
+                _query(
+                    "mode",
+                    "Octal permission bits; default: the replaced file's, else 0644",
+                    {"type": "string"},
+                ),
                 _query("create_parents", "Create missing folders", {"type": "boolean", "default": True}),
             ],
             "requestBody": {"required": True, "content": BINARY},
             "responses": {"200": ENTRY, "413": ERROR, **COMMON_ERRORS},
         },
         "delete": {
-            "operationId": "files_delete", "tags": TAGS, "summary": "Delete a file, link or folder",
-            "parameters": [PATH_QUERY, _query("recursive", "Delete a folder with its content",
-                                              {"type": "boolean", "default": False})],
+            "operationId": "files_delete",
+            "tags": TAGS,
+            "summary": "Delete a file, link or folder",
+            "parameters": [
+                PATH_QUERY,
+                _query(
+                    "recursive", "Delete a folder with its content", {"type": "boolean", "default": False}
+                ),
+            ],
             "responses": {"200": json_answer(Success), **COMMON_ERRORS},
         },
     },
-    "/files/list": {"get": {
-        "operationId": "files_list", "tags": TAGS, "summary": "A folder's entries, sorted by name",
-        "parameters": [PATH_QUERY, _query("limit", "Most entries returned", {"type": "integer", "minimum": 1,
-                                                                            "default": 10000})],
-        "responses": {"200": json_answer(ListingModel), **COMMON_ERRORS},
-    }},
-    "/files/stat": {"get": {
-        "operationId": "files_stat", "tags": TAGS,
-        "summary": "One entry (a symlink is described, not followed)",
-        "parameters": [PATH_QUERY],
-        "responses": {"200": ENTRY, **COMMON_ERRORS},
-    }},
-    "/files/mkdir": {"post": {
-        "operationId": "files_mkdir", "tags": TAGS, "summary": "Create a folder",
-        "requestBody": json_body(MkdirRequest), "responses": {"200": ENTRY, **COMMON_ERRORS},
-    }},
-    "/files/move": {"post": {
-        "operationId": "files_move", "tags": TAGS, "summary": "Move or rename a file or folder",
-        "requestBody": json_body(MoveRequest), "responses": {"200": ENTRY, **COMMON_ERRORS},
-    }},
+    "/files/list": {
+        "get": {
+            "operationId": "files_list",
+            "tags": TAGS,
+            "summary": "A folder's entries, sorted by name",
+            "parameters": [
+                PATH_QUERY,
+                _query("limit", "Most entries returned", {"type": "integer", "minimum": 1, "default": 10000}),
+            ],
+            "responses": {"200": json_answer(ListingModel), **COMMON_ERRORS},
+        }
+    },
+    "/files/stat": {
+        "get": {
+            "operationId": "files_stat",
+            "tags": TAGS,
+            "summary": "One entry (a symlink is described, not followed)",
+            "parameters": [PATH_QUERY],
+            "responses": {"200": ENTRY, **COMMON_ERRORS},
+        }
+    },
+    "/files/mkdir": {
+        "post": {
+            "operationId": "files_mkdir",
+            "tags": TAGS,
+            "summary": "Create a folder",
+            "requestBody": json_body(MkdirRequest),
+            "responses": {"200": ENTRY, **COMMON_ERRORS},
+        }
+    },
+    "/files/move": {
+        "post": {
+            "operationId": "files_move",
+            "tags": TAGS,
+            "summary": "Move or rename a file or folder",
+            "requestBody": json_body(MoveRequest),
+            "responses": {"200": ENTRY, **COMMON_ERRORS},
+        }
+    },
 }

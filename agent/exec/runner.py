@@ -198,9 +198,7 @@ class Child:
             self.stdin.close()
 
 
-async def spawn(
-    spec: CommandSpec, user: DesktopUser, env: dict[str, str], reaper: Reaper
-) -> Child:
+async def spawn(spec: CommandSpec, user: DesktopUser, env: dict[str, str], reaper: Reaper) -> Child:
     """Start ``spec`` as the leader of a new session; ProgramNotFound when it cannot exec."""
     if not spec.argv or not spec.argv[0]:
         raise InvalidArgument("command: empty")

@@ -127,8 +127,12 @@ class ExecService:
                 child = await self.spawn(spec)
             except ProgramNotFound as exc:
                 return CommandResult(
-                    b"", exc.message.encode(), Exit(exc.exit_code, None, False, _ms(started)),
-                    False, False, None,
+                    b"",
+                    exc.message.encode(),
+                    Exit(exc.exit_code, None, False, _ms(started)),
+                    False,
+                    False,
+                    None,
                 )
             out, err = Capture(spec.max_output), Capture(spec.max_output)
             pumps = [

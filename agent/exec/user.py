@@ -69,9 +69,7 @@ def resolve_user(name: str | None) -> DesktopUser:
         if euid == 0:
             return _user(entry, switch=entry.pw_uid != 0)
         if entry.pw_uid != euid:
-            LOG.warning(
-                "not running as root: commands run as uid %d, not as desktop user %s", euid, name
-            )
+            LOG.warning("not running as root: commands run as uid %d, not as desktop user %s", euid, name)
     try:
         entry = pwd.getpwuid(euid)
     except KeyError:  # a uid without a passwd entry (some containers)
