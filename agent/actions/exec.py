@@ -133,6 +133,63 @@ def exec_result(result: CommandResult) -> ExecResult:
     )
 
 
+# Background processes (routes in agent.api.exec_routes)
+
+
+class ProcessStartRequest(CommandOptions):
+    command: str | list[str] = Field(description="A command line run by `bash -c`, or an argv list")
+    timeout_seconds: float | None = Field(  # type: ignore[assignment]
+        default=None, gt=0, description="Deadline for the whole process group; default: none"
+    )
+    max_output_length: int = Field(
+        default=DEFAULT_MAX_OUTPUT,
+        ge=0,
+        le=MAX_OUTPUT_CAP,
+        description="Bytes of the most recent output kept (both streams together)",
+    )
+    keep_stdin_open: bool = Field(
+        default=True, description="Keep stdin open after `stdin` for POST /processes/{id}/stdin"
+    )
+
+
+class StdinRequest(Request):
+    data: str = Field(default="", description="Bytes to write, as text or base64")
+    encoding: Encoding = "utf-8"
+    eof: bool = Field(default=False, description="Close stdin after writing")
+
+
+class SignalRequest(Request):
+    signal: str | int = Field(default="TERM", description="TERM, SIGKILL, INT, 9, ...")
+    group: bool = Field(default=True, description="Signal the whole process group, not only the leader")
+
+
+class ProcessInfo(Result):
+    id: str
+    pid: int | None
+    command: str | list[str]
+    state: Literal["running", "exited"]
+    exit_code: int | None
+    signal: str | None
+    timed_out: bool
+    started_at: float = Field(description="Seconds since the epoch")
+    ended_at: float | None
+    duration_ms: float | None
+    stdin_open: bool
+    stdout_bytes: int
+    stderr_bytes: int
+    output_offset: int = Field(description="Offset after the newest output byte (both streams)")
+
+
+class ProcessDetail(ProcessInfo):
+    stdout_tail: str = Field(description="The last 4 KiB of stdout held")
+    stderr_tail: str = Field(description="The last 4 KiB of stderr held")
+    encoding: StreamEncodings
+
+
+class ProcessList(Result):
+    processes: list[ProcessInfo]
+
+
 def exec_service(services: Services) -> ExecService:
     if services.exec is None:
         raise Unavailable("command execution is not enabled in this agent")

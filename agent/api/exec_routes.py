@@ -7,95 +7,45 @@ is noticed even while the command is silent, and its command's process group is 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
 
 from agent.actions.exec import (
-    DEFAULT_MAX_OUTPUT,
-    MAX_OUTPUT_CAP,
-    CommandOptions,
     ExecRequest,
-    StreamEncodings,
+    ProcessDetail,
+    ProcessInfo,
+    ProcessList,
+    ProcessStartRequest,
+    SignalRequest,
+    StdinRequest,
     exec_service,
 )
 from agent.actions.registry import validate
 from agent.api.action_routes import read_json
 from agent.api.keys import SERVICES_KEY
+from agent.api.streaming import (
+    ERROR,
+    NDJSON,
+    SSE,
+    EventWriter,
+    cancel_on_disconnect,
+    chunk_event,
+    exit_event,
+    json_answer,
+    json_body,
+)
 from agent.errors import InvalidArgument
-from agent.exec.output import Encoding, decode_input, encode
+from agent.exec.output import decode_input, encode
 from agent.exec.processes import ManagedProcess, follow, parse_signal
-from agent.exec.runner import CommandSpec, Exit, bash_argv
+from agent.exec.runner import CommandSpec, bash_argv
 from agent.exec.service import Chunk, Finished, Started
-from agent.models.base import Request, Result, Success
+from agent.models.base import Success
 
-DISCONNECT_POLL = 0.2
-NDJSON = "application/x-ndjson"
-SSE = "text/event-stream"
 TAIL_BYTES = 4096
-
-
-# ----- models ---------------------------------------------------------------------------------
-
-
-class ProcessStartRequest(CommandOptions):
-    command: str | list[str] = Field(description="A command line run by `bash -c`, or an argv list")
-    timeout_seconds: float | None = Field(  # type: ignore[assignment]
-        default=None, gt=0, description="Deadline for the whole process group; default: none"
-    )
-    max_output_length: int = Field(
-        default=DEFAULT_MAX_OUTPUT,
-        ge=0,
-        le=MAX_OUTPUT_CAP,
-        description="Bytes of the most recent output kept (both streams together)",
-    )
-    keep_stdin_open: bool = Field(
-        default=True, description="Keep stdin open after `stdin` for POST /processes/{id}/stdin"
-    )
-
-
-class StdinRequest(Request):
-    data: str = Field(default="", description="Bytes to write, as text or base64")
-    encoding: Encoding = "utf-8"
-    eof: bool = Field(default=False, description="Close stdin after writing")
-
-
-class SignalRequest(Request):
-    signal: str | int = Field(default="TERM", description="TERM, SIGKILL, INT, 9, ...")
-    group: bool = Field(default=True, description="Signal the whole process group, not only the leader")
-
-
-class ProcessInfo(Result):
-    id: str
-    pid: int | None
-    command: str | list[str]
-    state: Literal["running", "exited"]
-    exit_code: int | None
-    signal: str | None
-    timed_out: bool
-    started_at: float = Field(description="Seconds since the epoch")
-    ended_at: float | None
-    duration_ms: float | None
-    stdin_open: bool
-    stdout_bytes: int
-    stderr_bytes: int
-    output_offset: int = Field(description="Offset after the newest output byte (both streams)")
-
-
-class ProcessDetail(ProcessInfo):
-    stdout_tail: str = Field(description="The last 4 KiB of stdout held")
-    stderr_tail: str = Field(description="The last 4 KiB of stderr held")
-    encoding: StreamEncodings
-
-
-class ProcessList(Result):
-    processes: list[ProcessInfo]
 
 
 def process_info(proc: ManagedProcess) -> dict[str, Any]:
@@ -116,85 +66,6 @@ def process_info(proc: ManagedProcess) -> dict[str, Any]:
         "stderr_bytes": proc.log.totals["stderr"],
         "output_offset": proc.log.end,
     }
-
-
-# ----- streaming helpers ----------------------------------------------------------------------
-
-
-class EventWriter:
-    """Writes event objects as NDJSON lines or SSE events on a prepared response."""
-
-    def __init__(self, response: web.StreamResponse, sse: bool) -> None:
-        self.response = response
-        self.sse = sse
-
-    @staticmethod
-    async def open(request: web.Request) -> EventWriter:
-        sse = SSE in request.headers.get("Accept", "")
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": SSE if sse else NDJSON,
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        from agent.api.middleware import REQUEST_ID_HEADER
-        from agent.logs import REQUEST_ID
-
-        request_id = REQUEST_ID.get()
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        await response.prepare(request)
-        return EventWriter(response, sse)
-
-    async def send(self, event: dict[str, Any], event_id: int | None = None) -> None:
-        data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        if self.sse:
-            prefix = f"id: {event_id}\n" if event_id is not None else ""
-            text = f"{prefix}event: {event['type']}\ndata: {data}\n\n"
-        else:
-            text = data + "\n"
-        await self.response.write(text.encode())
-
-
-def chunk_event(stream: str, data: bytes, offset: int | None = None) -> dict[str, Any]:
-    text, encoding = encode(data)
-    event: dict[str, Any] = {"type": stream, "data": text, "encoding": encoding}
-    if offset is not None:
-        event["offset"] = offset
-    return event
-
-
-def exit_event(exit_: Exit, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "exit",
-        "exit_code": exit_.exit_code,
-        "signal": exit_.signal,
-        "timed_out": exit_.timed_out,
-        "duration_ms": exit_.duration_ms,
-        **extra,
-    }
-
-
-@contextlib.asynccontextmanager
-async def cancel_on_disconnect(request: web.Request) -> AsyncIterator[None]:
-    """Cancel this handler when the client goes away, even while nothing is being written."""
-    handler = asyncio.current_task()
-    assert handler is not None
-
-    async def watch() -> None:
-        while True:
-            await asyncio.sleep(DISCONNECT_POLL)
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                handler.cancel()
-                return
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield
-    finally:
-        watcher.cancel()
 
 
 # ----- handlers -------------------------------------------------------------------------------
@@ -331,34 +202,6 @@ def add_routes(app: web.Application) -> None:
 # ----- OpenAPI --------------------------------------------------------------------------------
 
 
-def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` inlined (route modules add paths, not components)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.rsplit("/", 1)[-1]])
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(value) for value in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
-
-
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": inline_schema(model)}}}
-
-
-def json_answer(model: type[BaseModel], description: str = "Done") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": inline_schema(model)}}}
-
-
-ERROR = {"$ref": "#/components/responses/Error"}
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type"],
@@ -475,7 +318,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "in": "query",
                     "required": False,
                     "schema": {"type": "integer", "minimum": 0},
-                    "description": "Resume from this byte offset (both streams counted; SSE Last-Event-ID too)",
+                    "description": "Resume from this byte offset (both streams; or SSE Last-Event-ID)",
                 },
                 {
                     "name": "follow",

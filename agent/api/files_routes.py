@@ -19,9 +19,9 @@ from pydantic import Field
 
 from agent.actions.registry import validate
 from agent.api.action_routes import read_json
-from agent.api.exec_routes import ERROR, json_answer, json_body
 from agent.api.keys import SERVICES_KEY
 from agent.api.middleware import REQUEST_ID_HEADER, error_response
+from agent.api.streaming import ERROR, json_answer, json_body
 from agent.errors import InvalidArgument, PayloadTooLarge, Unavailable
 from agent.files.service import Entry, FileService, Listing, OpenFile, parse_mode
 from agent.logs import REQUEST_ID

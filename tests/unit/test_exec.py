@@ -99,8 +99,6 @@ def test_stdin_cwd_and_env(client: httpx.Client, tmp_path: Path) -> None:
         "/exec",
         json={"command": ["sha256sum"], "stdin": base64.b64encode(raw).decode(), "stdin_encoding": "base64"},
     ).json()
-    import hashlib
-
     assert body["stdout"].split()[0] == hashlib.sha256(raw).hexdigest()
     body = client.post("/exec", json={"command": "pwd > here.txt; pwd", "cwd": str(tmp_path)}).json()
     assert body["stdout"].strip() == str(tmp_path)
