@@ -180,12 +180,14 @@ def resolve(name: str) -> Key:
     """Resolve one key name; raise InvalidArgument naming it when unknown."""
     if not name:
         raise InvalidArgument("empty key name")
-    keysym = _keysym(name)
-    if keysym:
-        return Key(name, keysym)
+    # Aliases first: "leftarrow" is also the keysym of the character U+2190, but a model
+    # that sends it means the Left key.
     alias = ALIASES.get(name.lower())
     if alias is not None:
         return Key(name, _keysym(alias))
+    keysym = _keysym(name)
+    if keysym:
+        return Key(name, keysym)
     folded = _case_insensitive_names().get(name.lower().replace("xf86_", "xf86", 1))
     if folded:
         return Key(name, _keysym(folded))

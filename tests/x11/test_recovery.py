@@ -1,0 +1,92 @@
+"""The agent survives its X server going away and recovers by itself when it comes back."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningAgent, start_agent
+
+pytestmark = pytest.mark.x11
+
+
+def free_display() -> int:
+    while True:
+        number = random.randint(200, 900)
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            return number
+
+
+def start_xvfb(number: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        assert time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.05)
+    return process
+
+
+@pytest.fixture()
+def lonely_display(tmp_path: Path) -> Iterator[tuple[int, RunningAgent]]:
+    number = free_display()
+    xvfb = start_xvfb(number)
+    env = dict(os.environ, DISPLAY=f":{number}")
+    agent = start_agent(env, tmp_path, "--display", f":{number}")
+    yield number, agent
+    agent.stop()
+    if xvfb.poll() is None:
+        xvfb.terminate()
+        xvfb.wait()
+
+
+def test_display_loss_is_503_and_recovery_is_automatic(lonely_display: tuple[int, RunningAgent]) -> None:
+    number, agent = lonely_display
+    with agent.client() as client:
+        assert client.get("/ready").status_code == 200
+        assert client.post("/desktop/click", json={"x": 10, "y": 10}).status_code == 200
+
+        subprocess.run(["pkill", "-f", f"^Xvfb :{number} "], check=False)
+        deadline = time.monotonic() + 5
+        while Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        for method, path, body in (
+            ("POST", "/desktop/click", {"x": 10, "y": 10}),
+            ("POST", "/desktop/type", {"text": "hi"}),
+            ("GET", "/desktop/screenshot", None),
+            ("GET", "/desktop/cursor", None),
+        ):
+            response = client.request(method, path, json=body)
+            assert response.status_code == 503, (path, response.text)
+            assert response.json()["error"]["code"] == "DISPLAY_UNAVAILABLE"
+            assert response.headers["Retry-After"]
+        deadline = time.monotonic() + 2  # readiness is cached for at most half a second
+        while client.get("/ready").status_code != 503:
+            assert time.monotonic() < deadline, "/ready did not notice the display was gone"
+            time.sleep(0.1)
+        assert client.get("/health").status_code == 200
+
+        xvfb = start_xvfb(number)
+        try:
+            deadline = time.monotonic() + 5
+            while client.get("/ready").status_code != 200:
+                assert time.monotonic() < deadline, "the agent did not recover within 5 s"
+                time.sleep(0.1)
+            assert client.post("/desktop/move", json={"x": 42, "y": 24}).status_code == 200
+            assert client.get("/desktop/cursor").json() == {"x": 42, "y": 24}
+            shot = client.get("/desktop/screenshot")
+            assert shot.status_code == 200 and shot.headers["X-Screen-Width"] == "800"
+        finally:
+            xvfb.terminate()
+            xvfb.wait()
+    assert agent.process.poll() is None
