@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ from agent.exec.processes import ManagedProcess, follow, parse_signal
 from agent.exec.runner import CommandSpec, bash_argv
 from agent.exec.service import Chunk, Finished, Started
 from agent.models.base import Success
+
+LOG = logging.getLogger(__name__)
 
 TAIL_BYTES = 4096
 
@@ -84,20 +87,23 @@ async def exec_stream(request: web.Request) -> web.StreamResponse:
         first = await anext(events)  # 429 and bad cwd are still plain JSON errors here
         assert isinstance(first, Started)
         writer = await EventWriter.open(request)
-        await writer.send({"type": "start", "pid": first.pid})
-        async for event in events:
-            if isinstance(event, Chunk):
-                await writer.send(chunk_event(event.stream, event.data))
-            elif isinstance(event, Finished):
-                await writer.send(
-                    exit_event(
-                        event.exit,
-                        truncated={"stdout": event.stdout_truncated, "stderr": event.stderr_truncated},
-                        stdout_bytes=event.stdout_bytes,
-                        stderr_bytes=event.stderr_bytes,
+        try:
+            await writer.send({"type": "start", "pid": first.pid})
+            async for event in events:
+                if isinstance(event, Chunk):
+                    await writer.send(chunk_event(event.stream, event.data))
+                elif isinstance(event, Finished):
+                    await writer.send(
+                        exit_event(
+                            event.exit,
+                            truncated={"stdout": event.stdout_truncated, "stderr": event.stderr_truncated},
+                            stdout_bytes=event.stdout_bytes,
+                            stderr_bytes=event.stderr_bytes,
+                        )
                     )
-                )
-        await writer.response.write_eof()
+            await writer.response.write_eof()
+        except ConnectionResetError:  # the client went away mid-write; closing `events` kills the group
+            LOG.info("stream client disconnected; ending its command")
         return writer.response
 
 
@@ -163,14 +169,17 @@ async def process_output(request: web.Request) -> web.StreamResponse:
     log = proc.log
     async with cancel_on_disconnect(request):
         writer = await EventWriter.open(request)
-        if offset < log.start:
-            await writer.send({"type": "dropped", "from": offset, "to": log.start}, log.start)
-        async for piece in follow(log, offset, wait=wait):
-            end = piece.offset + len(piece.data)
-            await writer.send(chunk_event(piece.stream, piece.data, piece.offset), end)
-        if proc.exit is not None and log.closed:
-            await writer.send(exit_event(proc.exit, offset=log.end), log.end)
-        await writer.response.write_eof()
+        try:
+            if offset < log.start:
+                await writer.send({"type": "dropped", "from": offset, "to": log.start}, log.start)
+            async for piece in follow(log, offset, wait=wait):
+                end = piece.offset + len(piece.data)
+                await writer.send(chunk_event(piece.stream, piece.data, piece.offset), end)
+            if proc.exit is not None and log.closed:
+                await writer.send(exit_event(proc.exit, offset=log.end), log.end)
+            await writer.response.write_eof()
+        except ConnectionResetError:
+            pass  # the reader went away; the process is not affected
         return writer.response
 
 
