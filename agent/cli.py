@@ -16,6 +16,7 @@ from agent import __version__
 from agent.config import OPTIONS, Config, ConfigError, load
 
 LOG = logging.getLogger("agent.cli")
+SHUTDOWN_GRACE = 5.0  # seconds in-flight requests get to finish on SIGTERM before being cancelled
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -63,16 +64,20 @@ async def serve(config: Config, *, announce: bool = True) -> None:
     readiness = app[SERVICES_KEY].readiness
     notifier = Notifier()
     notifier.start_watchdog()
-    announce = loop.create_task(notifier.announce(readiness), name="sd-announce")
+    announcing = loop.create_task(notifier.announce(readiness), name="sd-announce")
     try:
         await stop.wait()
     finally:
         LOG.info("stopping")
         notifier.stopping()
         readiness.begin_shutdown()  # /ready answers 503 while in-flight requests finish
-        announce.cancel()
-        # Closes the socket, waits for in-flight requests (shutdown_timeout, then cancels them),
-        # then the services: last heartbeat, held keys and buttons released.
+        announcing.cancel()
+        # Stop accepting, give in-flight requests SHUTDOWN_GRACE seconds, then cancel them (aiohttp
+        # alone would wait twice its shutdown_timeout and never cancel a handler itself); then the
+        # services close: last heartbeat, held keys and buttons released.
+        for running_site in list(runner.sites):
+            await running_site.stop()
+        await app[SERVICES_KEY].metrics.finish_in_flight(SHUTDOWN_GRACE)
         await runner.cleanup()
         await notifier.close()
 

@@ -10,12 +10,17 @@ never the raw path, so an id in a URL cannot explode the series count.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent import __version__
 from agent.readiness import ReadinessState, Status
 
+LOG = logging.getLogger(__name__)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Input actions take ~1 ms, screenshots ~10-100 ms, exec and a11y walks up to seconds.
@@ -63,6 +68,11 @@ class Metrics:
             "Heartbeats that failed (error status, timeout or connection error).",
             registry=self.registry,
         )
+        self.in_flight_gauge = Gauge(
+            "computer_agent_http_requests_in_flight", "Requests being answered now.", registry=self.registry
+        )
+        # The tasks answering requests now, so a graceful stop can wait for them, then cancel them.
+        self.in_flight: set[asyncio.Task[object]] = set()
         info = Gauge(
             "computer_agent_info",
             "Constant 1, labelled with the agent version.",
@@ -73,6 +83,31 @@ class Metrics:
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, method=method, status=str(status)).observe(seconds)
+
+    def request_started(self, task: asyncio.Task[object] | None) -> None:
+        self.in_flight_gauge.inc()
+        if task is not None:
+            self.in_flight.add(task)
+
+    def request_finished(self, task: asyncio.Task[object] | None) -> None:
+        self.in_flight_gauge.dec()
+        if task is not None:
+            self.in_flight.discard(task)
+
+    async def finish_in_flight(self, grace: float) -> int:
+        """Give the requests being answered ``grace`` seconds, then cancel the rest (the count)."""
+        pending = {task for task in self.in_flight if not task.done()}
+        if not pending:
+            return 0
+        LOG.info("waiting up to %.1f s for %d request(s) in flight", grace, len(pending))
+        _, still = await asyncio.wait(pending, timeout=grace)
+        for task in still:
+            task.cancel()
+        if still:
+            LOG.warning("cancelled %d request(s) still running after %.1f s", len(still), grace)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait(still, timeout=1.0)
+        return len(still)
 
     def count_action(self, action_type: str, result: str) -> None:
         """``result`` is "ok" or the error code (INVALID_ARGUMENT, DISPLAY_UNAVAILABLE, ...)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -25,7 +26,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost middleware: latency by route template, method and final status.
 
     It sits outside the error envelope, so it sees the status the client got (401, 404, 503...).
+    It also keeps the set of requests in flight, which a graceful stop waits for, then cancels.
     """
+    metrics = request.app[SERVICES_KEY].metrics
+    task = asyncio.current_task()
+    metrics.request_started(task)
     started = time.perf_counter()
     status = 500
     try:
@@ -35,10 +40,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except asyncio.CancelledError:  # client gone or graceful stop: nginx's "client closed request"
+        status = 499
+        raise
     finally:
-        request.app[SERVICES_KEY].metrics.observe_request(
-            route_label(request), request.method, status, time.perf_counter() - started
-        )
+        metrics.request_finished(task)
+        metrics.observe_request(route_label(request), request.method, status, time.perf_counter() - started)
 
 
 async def metrics(request: web.Request) -> web.Response:
