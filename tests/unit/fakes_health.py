@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,15 +67,16 @@ class FakeControlPlane:
             return web.Response(status=500, text="boom")
         return web.json_response(self.reply or {})
 
-    async def start(self) -> FakeControlPlane:
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> FakeControlPlane:
         app = web.Application()
         app.router.add_post("/v1/heartbeat", self._handle)
         self.runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/v1/heartbeat"
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{port}/v1/heartbeat"
         return self
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[Beat]:

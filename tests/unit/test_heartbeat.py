@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
+import logging
 import random
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +131,66 @@ async def test_failing_control_plane_sees_growing_jittered_intervals(
     await heartbeat.close()  # the stopping beat is bounded even when the plane hangs
     assert time.monotonic() - started < 3
     await readiness.close()
+
+
+async def test_outage_is_logged_once_and_recovery_once(
+    plane: FakeControlPlane, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent.heartbeat")
+    plane.mode = "500"
+    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=0.02)
+    await plane.wait_for(5, timeout=10)
+    plane.mode = "ok"
+    deadline = time.monotonic() + 10
+    while heartbeat.failures and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    await heartbeat.close()
+    await readiness.close()
+    warnings = [
+        r for r in caplog.records if r.name == "agent.heartbeat.client" and r.levelno >= logging.WARNING
+    ]
+    infos = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "agent.heartbeat.client" and r.levelno == logging.INFO
+    ]
+    assert len(warnings) == 1 and "HTTP 500" in warnings[0].getMessage()
+    assert sum("delivered again" in message for message in infos) == 1
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_is_verified_and_the_ca_file_is_trusted(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    plane = await FakeControlPlane().start(ssl_context=context)
+    try:
+        assert plane.url.startswith("https://")
+        readiness = Readiness(FlakyDesktop())  # type: ignore[arg-type]
+        await readiness.start()
+        untrusting = Heartbeat(plane.url, readiness, computer_id="c", interval=10)
+        await untrusting.start()
+        refused = await untrusting.beat()
+        assert not refused.ok and "certificate" in refused.detail.lower()
+        trusting = Heartbeat(plane.url, readiness, computer_id="c", interval=10, ca_file=cert)
+        await trusting.start()
+        accepted = await trusting.beat()
+        assert accepted.ok, accepted.detail
+        await untrusting.close()
+        await trusting.close()
+        await readiness.close()
+    finally:
+        await plane.close()
