@@ -14,7 +14,8 @@ APT_PACKAGES := \
 	xfwm4 openbox dbus dbus-x11 at-spi2-core \
 	zenity gtk-3-examples scrot imagemagick \
 	xfonts-base fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji \
-	gcc make git curl ca-certificates
+	gcc make git curl ca-certificates \
+	systemd shellcheck openssl
 
 .PHONY: all deps venv run test lint typecheck unit bench openapi clean deb
 
