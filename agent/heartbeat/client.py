@@ -17,6 +17,7 @@ import logging
 import random
 import ssl
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,15 @@ class BeatOutcome:
     interval: float | None = None  # the control plane's interval_seconds, if it sent one
 
 
+def redact(url: str) -> str:
+    """The URL for logs: no user:password@ and no query string (either may carry a secret)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 class Heartbeat:
     """Beats to ``url``; ``start()`` launches the loop, ``close()`` sends the last beat."""
 
@@ -73,6 +83,7 @@ class Heartbeat:
         on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
+        self._shown_url = redact(url)
         self.readiness = readiness
         self.interval = interval
         self._min_interval = min(1.0, interval)
@@ -126,7 +137,7 @@ class Heartbeat:
             headers["Authorization"] = f"Bearer {self._token}"
         self._session = aiohttp.ClientSession(connector=connector, headers=headers)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
-        LOG.info("heartbeat to %s every %.3g s (boot id %s)", self.url, self.interval, self.boot_id)
+        LOG.info("heartbeat to %s every %.3g s (boot id %s)", self._shown_url, self.interval, self.boot_id)
 
     async def close(self) -> None:
         """Stop the loop and send one last ``stopping`` beat (bounded by STOP_BEAT_TIMEOUT)."""
@@ -210,7 +221,7 @@ class Heartbeat:
                     now - self._outage_started,
                 )
             elif self._delivered == 0:
-                LOG.info("first heartbeat delivered to %s (%s)", self.url, outcome.detail)
+                LOG.info("first heartbeat delivered to %s (%s)", self._shown_url, outcome.detail)
             self._failures = 0
             self._outage_started = None
             self._delivered += 1
@@ -222,7 +233,7 @@ class Heartbeat:
             return
         if self._failures == 0:
             self._outage_started = now
-            LOG.warning("heartbeat to %s failed: %s; backing off", self.url, outcome.detail)
+            LOG.warning("heartbeat to %s failed: %s; backing off", self._shown_url, outcome.detail)
         else:
             LOG.debug("heartbeat failed again (%d): %s", self._failures + 1, outcome.detail)
         self._failures += 1

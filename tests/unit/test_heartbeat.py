@@ -17,6 +17,7 @@ import pytest
 
 from agent import __version__
 from agent.heartbeat import Backoff, Heartbeat
+from agent.heartbeat.client import redact
 from agent.readiness import Readiness
 from tests.unit.fakes_health import FakeControlPlane, FlakyDesktop
 
@@ -194,3 +195,8 @@ async def test_tls_is_verified_and_the_ca_file_is_trusted(tmp_path: Path) -> Non
         await readiness.close()
     finally:
         await plane.close()
+
+
+def test_logged_urls_carry_no_credentials() -> None:
+    assert redact("https://agent:s3cret@cp.example:8443/beat?token=abc") == "https://cp.example:8443/beat"
+    assert redact("http://127.0.0.1/v1/heartbeat") == "http://127.0.0.1/v1/heartbeat"
