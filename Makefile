@@ -15,7 +15,8 @@ APT_PACKAGES := \
 	zenity gtk-3-examples scrot imagemagick \
 	xfonts-base fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji \
 	gcc make git curl ca-certificates \
-	systemd shellcheck openssl
+	systemd shellcheck openssl \
+	xfce4-session xfce4-panel xfdesktop4 xfce4-settings
 
 .PHONY: all deps venv run test lint typecheck unit bench openapi clean deb
 

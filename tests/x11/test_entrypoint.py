@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,9 +27,17 @@ ENTRYPOINT = ROOT / "docker" / "entrypoint"
 
 
 def _free_display() -> int:
+    """A display number nobody uses: no lock file, no socket file, no abstract socket (X servers
+    in other mount namespaces show only there)."""
     for number in range(70, 200):
-        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
-            return number
+        if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
+            continue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(f"\0/tmp/.X11-unix/X{number}".encode())
+            except OSError:
+                continue
+        return number
     raise RuntimeError("no free X display number")
 
 
@@ -93,7 +102,10 @@ def entry_desktop(tmp_path: Path) -> Iterator[Desktop]:
         "DISPLAY": f":{number}",
         "WIDTH": "1024",
         "HEIGHT": "600",
-        "SESSION": "xfwm4 --compositor=off --sm-client-disable",
+        # The image's own session where XFCE is installed (make deps installs it), else a bare WM.
+        "SESSION": "startxfce4"
+        if shutil.which("startxfce4")
+        else "xfwm4 --compositor=off --sm-client-disable",
         "COMPUTER_AGENT_TOKEN": token,
         "COMPUTER_AGENT_HOST": "127.0.0.1",
         "COMPUTER_AGENT_PORT": str(port),
@@ -139,6 +151,15 @@ def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop
         ).stdout
         time.sleep(0.2)
     assert "window id" in wm
+    if desktop.env["SESSION"] == "startxfce4":  # the whole XFCE session: its panel maps a window
+        panel = ""
+        while not panel.strip() and time.monotonic() < deadline + 15:
+            panel = subprocess.run(
+                ["xdotool", "search", "--class", "xfce4-panel"],
+                check=False, env=observer_env, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            time.sleep(0.2)
+        assert panel.strip(), "no xfce4-panel window"
     bus = Path(desktop.env["XDG_RUNTIME_DIR"]) / "bus"
     assert bus.is_socket()
     assert (Path(desktop.env["XDG_RUNTIME_DIR"]) / "computer-agent-token").stat().st_mode & 0o077 == 0
