@@ -62,7 +62,7 @@ async def serve(config: Config, *, announce: bool = True) -> None:
     # systemd (Type=notify): READY=1 once we listen and the display answers, STATUS= on each
     # readiness change, WATCHDOG=1 from this loop, STOPPING=1 on the way out.
     readiness = app[SERVICES_KEY].readiness
-    notifier = Notifier()
+    notifier = Notifier.from_environment()
     notifier.start_watchdog()
     announcing = loop.create_task(notifier.announce(readiness), name="sd-announce")
     try:

@@ -60,6 +60,15 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._status: str | None = None
 
+    @classmethod
+    def from_environment(cls) -> Notifier:
+        """Read and remove NOTIFY_SOCKET and WATCHDOG_*: the commands and apps the agent starts
+        inherit its environment and must not talk to systemd in the agent's name."""
+        notifier = cls(dict(os.environ))
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            os.environ.pop(name, None)
+        return notifier
+
     @property
     def enabled(self) -> bool:
         return self._address is not None

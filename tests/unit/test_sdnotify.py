@@ -98,3 +98,15 @@ async def test_watchdog_pings_from_the_loop_at_half_the_period(
     await notifier.close()
     pings = [m for m in _receive_all(sock) if m == "WATCHDOG=1"]
     assert 4 <= len(pings) <= 7
+
+
+def test_from_environment_hides_the_socket_from_children(
+    monkeypatch: pytest.MonkeyPatch, abstract_socket: tuple[socket.socket, str]
+) -> None:
+    sock, name = abstract_socket
+    monkeypatch.setenv("NOTIFY_SOCKET", name)
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    notifier = Notifier.from_environment()
+    assert "NOTIFY_SOCKET" not in os.environ and "WATCHDOG_USEC" not in os.environ
+    notifier.notify("READY=1")
+    assert _receive_all(sock) == ["READY=1"]
