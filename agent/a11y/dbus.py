@@ -1,0 +1,224 @@
+"""A thin, pipelined D-Bus layer for AT-SPI on top of dbus-fast.
+
+Why not ``bus.call`` per property: a tree of thousands of nodes needs thousands of small calls,
+and one asyncio task (or one blocking round trip, as in pyatspi) per call is what makes other
+accessibility trees slow. ``Connection.batch`` instead keeps up to ``MAX_IN_FLIGHT`` calls
+outstanding on one connection, routes each reply to its slot through a single message
+handler, and gives up at an absolute deadline, returning what has arrived so far. The bound
+also matters for correctness: dbus-fast 5.2 treats a full socket buffer (EAGAIN) as a fatal
+error and drops the connection, which unbounded pipelining triggers.
+
+Each application gets its own ``Connection``: peer-to-peer to the application when it offers
+an address (``Application.GetApplicationBusAddress``; this skips the bus daemon's copy and
+routing, ~2x faster), else through the accessibility bus with the application as destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
+
+from agent.errors import Conflict, DeadlineExceeded, NotFound
+
+LOG = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 256
+
+# Errors that mean "this object or application no longer exists".
+GONE_ERRORS = frozenset(
+    {
+        "org.freedesktop.DBus.Error.UnknownObject",
+        "org.freedesktop.DBus.Error.UnknownMethod",
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+        "org.freedesktop.DBus.Error.NoReply",
+        "org.freedesktop.DBus.Error.Disconnected",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One method call: object path, interface, member, signature and body."""
+
+    path: str
+    interface: str
+    member: str
+    signature: str = ""
+    body: tuple[Any, ...] = ()
+    destination: str | None = None  # overrides the connection's (e.g. the bus daemon itself)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A call answered with a D-Bus error (the slot of a batch holds this instead of a body)."""
+
+    name: str
+    text: str
+
+    @property
+    def gone(self) -> bool:
+        return self.name in GONE_ERRORS
+
+
+Outcome = list[Any] | Failure | None  # body, error, or None: not answered before the deadline
+
+
+class Connection:
+    """One dbus-fast bus connection with a reply router for pipelined calls."""
+
+    def __init__(
+        self, bus: MessageBus, destination: str | None, *, peer: bool, owns_bus: bool = True
+    ) -> None:
+        self.bus = bus
+        self.destination = destination
+        self.peer = peer  # True: a private connection straight to the application
+        self.owns_bus = owns_bus
+        self._pending: dict[int, Callable[[Message | None], None]] = {}
+        bus.add_message_handler(self._on_message)
+        self._watch = asyncio.ensure_future(self._watch_disconnect())
+
+    @classmethod
+    async def open(cls, address: str, destination: str | None, *, peer: bool, timeout: float) -> Connection:
+        bus = MessageBus(bus_address=address)
+        async with asyncio.timeout(timeout):
+            await bus.connect()
+        return cls(bus, destination, peer=peer)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.bus.connected)
+
+    async def _watch_disconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+        # Fail every call still waiting, so batches do not sit until their deadline.
+        pending, self._pending = self._pending, {}
+        for callback in pending.values():
+            callback(None)
+
+    def _on_message(self, msg: Message) -> bool:
+        if msg.message_type is MessageType.SIGNAL or msg.message_type is MessageType.METHOD_CALL:
+            return False
+        callback = self._pending.pop(msg.reply_serial, None)
+        if callback is None:
+            return False
+        callback(msg)
+        return True
+
+    def _send(self, call: Call, callback: Callable[[Message | None], None]) -> int:
+        serial = self.bus.next_serial()
+        msg = Message(
+            destination=call.destination or self.destination,
+            path=call.path,
+            interface=call.interface,
+            member=call.member,
+            signature=call.signature,
+            body=list(call.body),
+            serial=serial,
+            validate=False,
+        )
+        self._pending[serial] = callback
+        sent = self.bus.send(msg)
+        sent.add_done_callback(_consume)
+        return serial
+
+    async def batch(self, calls: Sequence[Call], deadline: float) -> tuple[list[Outcome], bool]:
+        """Run ``calls`` with at most MAX_IN_FLIGHT outstanding; stop at ``deadline`` (loop time).
+
+        Returns the outcomes in order and whether every call was answered.
+        """
+        results: list[Outcome] = [None] * len(calls)
+        if not calls:
+            return results, True
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        state = {"next": 0, "in_flight": 0, "answered": 0}
+        serials: set[int] = set()
+
+        def pump() -> None:
+            while state["in_flight"] < MAX_IN_FLIGHT and state["next"] < len(calls) and self.connected:
+                index = state["next"]
+                state["next"] += 1
+                state["in_flight"] += 1
+                serials.add(self._send(calls[index], functools.partial(on_reply, index)))
+            if state["in_flight"] == 0 and not done.done():
+                done.set_result(None)
+
+        def on_reply(index: int, msg: Message | None) -> None:
+            state["in_flight"] -= 1
+            state["answered"] += 1
+            results[index] = _outcome(msg)
+            if not done.done():
+                pump()
+
+        pump()
+        remaining = deadline - loop.time()
+        if not done.done() and remaining > 0:
+            await asyncio.wait([done], timeout=remaining)
+        if not done.done():
+            done.cancel()
+            for serial in serials:
+                self._pending.pop(serial, None)
+        return results, state["answered"] == len(calls)
+
+    async def call(self, call: Call, deadline: float) -> list[Any]:
+        """One call; D-Bus errors raise (NotFound when the object is gone), the deadline raises 504."""
+        (outcome,), complete = await self.batch([call], deadline)
+        if not complete or outcome is None:
+            raise DeadlineExceeded(
+                f"the application did not answer {call.interface}.{call.member} in time",
+                details={"member": call.member},
+            )
+        if isinstance(outcome, Failure):
+            if outcome.gone:
+                raise NotFound(
+                    "the accessible element no longer exists", details={"dbus_error": outcome.name}
+                )
+            raise AccessibilityError(outcome)
+        return outcome
+
+    def routed(self, destination: str) -> Connection:
+        """A view of this (bus) connection that addresses ``destination`` by default."""
+        return Connection(self.bus, destination, peer=False, owns_bus=False)
+
+    async def close(self) -> None:
+        self._watch.cancel()
+        self.bus.remove_message_handler(self._on_message)
+        if self.owns_bus:
+            with contextlib.suppress(Exception):
+                self.bus.disconnect()
+
+
+class AccessibilityError(Conflict):
+    """The application answered an element call with an unexpected D-Bus error (409)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(
+            f"the application refused the call: {failure.text or failure.name}",
+            details={"dbus_error": failure.name},
+        )
+
+
+def _outcome(msg: Message | None) -> Outcome:
+    if msg is None:
+        return Failure("org.freedesktop.DBus.Error.Disconnected", "the connection closed")
+    if msg.message_type is MessageType.ERROR:
+        text = msg.body[0] if msg.body and isinstance(msg.body[0], str) else ""
+        return Failure(msg.error_name or "", text)
+    body: list[Any] = msg.body
+    return body
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    # A failed write also finalises the bus, which fails the pending calls; only mark it seen.
+    if not future.cancelled():
+        future.exception()

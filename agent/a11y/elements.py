@@ -1,0 +1,168 @@
+"""Finding elements and acting on them by id.
+
+Actions go to the element's own application over its connection: an AT-SPI action by name
+(``click``, ``press``, ``activate``, ... with those three standing in for one another, since
+toolkits pick different words for "do the default thing"), ``focus``, ``set_value`` and
+``set_text``. A stale id (the object or its application is gone) is a 404 (``NotFound``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from dbus_fast import Variant
+
+from agent.a11y import roles
+from agent.a11y.dbus import Call
+from agent.a11y.node import (
+    ACCESSIBLE,
+    ACTION,
+    COMPONENT,
+    EDITABLE_TEXT,
+    PROPERTIES,
+    VALUE,
+    Extents,
+    Node,
+    WalkOptions,
+)
+from agent.a11y.service import Accessibility
+from agent.errors import Conflict, InvalidArgument
+
+DEFAULT_ACTIONS = ("click", "press", "activate", "jump", "toggle", "open")
+ACTION_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What /find matches: every given criterion must hold."""
+
+    role: str | None = None
+    name: str | None = None
+    name_contains: str | None = None
+    states: tuple[str, ...] = ()
+    app: str | None = None
+    max_results: int = 100
+    visible_only: bool = False
+    timeout: float = 5.0
+
+
+async def find(service: Accessibility, query: Query) -> tuple[list[Node], bool]:
+    """Matching nodes in document order, and whether the search was cut by its deadline/budget."""
+    wanted_role = query.role.strip().lower().replace("_", " ") if query.role else None
+    if wanted_role is not None and wanted_role not in roles.ROLE_NUMBERS:
+        raise InvalidArgument(f"unknown role {query.role!r}", details={"known_roles": list(roles.ROLE_NAMES)})
+    try:
+        wanted_states = roles.parse_state_names(list(query.states))
+    except KeyError as exc:
+        raise InvalidArgument(
+            f"unknown state {exc.args[0]!r}", details={"known_states": list(roles.STATE_NAMES)}
+        ) from None
+    contains = query.name_contains.lower() if query.name_contains else None
+    options = WalkOptions(visible_only=query.visible_only, timeout=query.timeout, details=False)
+    result = await service.tree(options, app=query.app)
+    found: list[Node] = []
+    for node in result.root.iter()[1:]:
+        if wanted_role is not None and node.role_name != wanted_role:
+            continue
+        if query.name is not None and node.name != query.name:
+            continue
+        if contains is not None and contains not in node.name.lower():
+            continue
+        if not all(node.has_state(number) for number in wanted_states):
+            continue
+        found.append(node)
+        if len(found) >= query.max_results:
+            break
+    return found, result.truncated
+
+
+async def act(service: Accessibility, element_id: str, action: str, value: str | float | None) -> None:
+    """Perform ``action`` on the element; raise NotFound (stale), InvalidArgument or Conflict."""
+    deadline = asyncio.get_running_loop().time() + ACTION_TIMEOUT
+    conn, ref = await service.element(element_id, deadline)
+    interfaces = set((await conn.call(Call(ref.path, ACCESSIBLE, "GetInterfaces"), deadline))[0])
+    verb = action.strip().lower()
+    if verb == "focus":
+        _need(interfaces, COMPONENT, element_id, verb)
+        ok = (await conn.call(Call(ref.path, COMPONENT, "GrabFocus"), deadline))[0]
+    elif verb == "set_text":
+        _need(interfaces, EDITABLE_TEXT, element_id, verb)
+        text = "" if value is None else str(value)
+        ok = (await conn.call(Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (text,)), deadline))[0]
+    elif verb == "set_value":
+        if VALUE in interfaces:
+            number = _number(value)
+            await conn.call(
+                Call(ref.path, PROPERTIES, "Set", "ssv", (VALUE, "CurrentValue", _variant(number))), deadline
+            )
+            ok = True
+        elif EDITABLE_TEXT in interfaces:
+            text = "" if value is None else str(value)
+            ok = (await conn.call(Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (text,)), deadline))[
+                0
+            ]
+        else:
+            raise InvalidArgument(
+                f"element {element_id} has neither a Value nor an editable text interface",
+                details={"id": element_id, "action": verb},
+            )
+    else:
+        _need(interfaces, ACTION, element_id, verb)
+        names = [name for name, _, _ in (await conn.call(Call(ref.path, ACTION, "GetActions"), deadline))[0]]
+        index = _action_index(names, verb)
+        if index is None:
+            raise InvalidArgument(
+                f"element {element_id} has no action {action!r}",
+                details={"id": element_id, "actions": names},
+            )
+        ok = (await conn.call(Call(ref.path, ACTION, "DoAction", "i", (index,)), deadline))[0]
+    if not ok:
+        raise Conflict(
+            f"the element {element_id} refused {verb!r}", details={"id": element_id, "action": verb}
+        )
+
+
+async def extents(service: Accessibility, element_id: str) -> Extents:
+    """Where the element is on screen now; Conflict when it is not showing."""
+    deadline = asyncio.get_running_loop().time() + ACTION_TIMEOUT
+    conn, ref = await service.element(element_id, deadline)
+    states = (await conn.call(Call(ref.path, ACCESSIBLE, "GetState"), deadline))[0]
+    box = Extents(*(await conn.call(Call(ref.path, COMPONENT, "GetExtents", "u", (0,)), deadline))[0])
+    if not roles.has_state(states, roles.STATE_SHOWING) or box.width <= 0 or box.height <= 0:
+        raise Conflict(
+            f"the element {element_id} is not on screen",
+            details={"id": element_id, "states": roles.state_names(states)},
+        )
+    return box
+
+
+def _action_index(names: list[str], verb: str) -> int | None:
+    lowered = [name.lower() for name in names]
+    if verb in lowered:
+        return lowered.index(verb)
+    if verb in DEFAULT_ACTIONS:  # the toolkit's word for the default action
+        for index, name in enumerate(lowered):
+            if name in DEFAULT_ACTIONS:
+                return index
+    return None
+
+
+def _need(interfaces: set[str], interface: str, element_id: str, verb: str) -> None:
+    if interface not in interfaces:
+        short = interface.rsplit(".", 1)[-1]
+        raise InvalidArgument(
+            f"element {element_id} does not support {verb!r} (no {short} interface)",
+            details={"id": element_id, "action": verb},
+        )
+
+
+def _number(value: str | float | None) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"set_value needs a number, got {value!r}") from None
+
+
+def _variant(number: float) -> Variant:
+    return Variant("d", number)

@@ -1,0 +1,314 @@
+"""The accessibility service: the desktop's AT-SPI tree, element search and element actions.
+
+It owns one connection to the accessibility bus (found through the session bus's
+``org.a11y.Bus.GetAddress``, which D-Bus-activates at-spi-bus-launcher when needed) and one
+connection per application, peer-to-peer where the application offers it. Everything is
+asynchronous and bounded by a deadline: an application that hangs (or is stopped) costs a
+request its deadline, never the daemon its event loop. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.a11y import roles
+from agent.a11y.dbus import Call, Connection
+from agent.a11y.node import (
+    ACCESSIBLE,
+    DESKTOP_ID,
+    PROPERTIES,
+    ROOT_PATH,
+    Budget,
+    Extents,
+    Node,
+    Ref,
+    Scope,
+    TreeResult,
+    WalkOptions,
+)
+from agent.a11y.walk import AppWalk
+from agent.errors import AccessibilityUnavailable, NotFound
+
+LOG = logging.getLogger(__name__)
+
+REGISTRY = "org.a11y.atspi.Registry"
+BUS_DAEMON = "org.freedesktop.DBus"
+CONNECT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class AppInfo:
+    ref: Ref
+    pid: int | None
+    name: str
+
+
+def session_bus_address(env: Mapping[str, str]) -> str | None:
+    """The desktop session's bus: $DBUS_SESSION_BUS_ADDRESS, else the systemd user bus socket."""
+    if env.get("DBUS_SESSION_BUS_ADDRESS"):
+        return env["DBUS_SESSION_BUS_ADDRESS"]
+    runtime = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    socket = Path(runtime) / "bus"
+    return f"unix:path={socket}" if socket.exists() else None
+
+
+class Accessibility:
+    """AT-SPI over D-Bus, for one desktop session."""
+
+    def __init__(self, environ: Callable[[], Mapping[str, str]] | None = None) -> None:
+        # Read on every (re)connection: a session that starts after the agent is picked up.
+        self._environ_fn = environ or (lambda: os.environ)
+        self._bus: Connection | None = None
+        self._peers: dict[str, Connection] = {}
+        self._names: dict[str, AppInfo] = {}
+        self._lock = asyncio.Lock()
+
+    # -- connections --------------------------------------------------------------------------
+    async def _a11y_bus(self) -> Connection:
+        if self._bus is not None and self._bus.connected:
+            return self._bus
+        async with self._lock:
+            if self._bus is not None and self._bus.connected:
+                return self._bus
+            await self._drop_all()
+            address = await self._bus_address()
+            try:
+                self._bus = await Connection.open(address, None, peer=False, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError, Exception) as exc:
+                raise AccessibilityUnavailable(
+                    "cannot connect to the accessibility bus", details={"reason": str(exc)}
+                ) from None
+            LOG.info("connected to the accessibility bus")
+            return self._bus
+
+    async def _bus_address(self) -> str:
+        environ = dict(self._environ_fn())
+        if environ.get("AT_SPI_BUS_ADDRESS"):
+            return environ["AT_SPI_BUS_ADDRESS"]
+        session = session_bus_address(environ)
+        if session is None:
+            raise AccessibilityUnavailable("no session bus: DBUS_SESSION_BUS_ADDRESS is not set")
+        try:
+            conn = await Connection.open(session, "org.a11y.Bus", peer=False, timeout=CONNECT_TIMEOUT)
+        except Exception as exc:
+            raise AccessibilityUnavailable(
+                "cannot connect to the session bus", details={"reason": str(exc)}
+            ) from None
+        try:
+            loop = asyncio.get_running_loop()
+            body = await conn.call(
+                Call("/org/a11y/bus", "org.a11y.Bus", "GetAddress"), loop.time() + CONNECT_TIMEOUT
+            )
+        except Exception as exc:
+            raise AccessibilityUnavailable(
+                "the session bus did not give an accessibility bus (is at-spi2-core installed?)",
+                details={"reason": str(exc)},
+            ) from None
+        finally:
+            await conn.close()
+        return str(body[0])
+
+    async def _peer(self, app: Ref, deadline: float) -> Connection:
+        """This application's connection: peer-to-peer if it offers an address, else via the bus."""
+        conn = self._peers.get(app.bus)
+        if conn is not None and conn.connected:
+            return conn
+        bus = await self._a11y_bus()
+        routed = bus.routed(app.bus)
+        try:
+            body = await routed.call(
+                Call(app.path, "org.a11y.atspi.Application", "GetApplicationBusAddress"), deadline
+            )
+            address = str(body[0])
+        except NotFound:
+            raise
+        except Exception:
+            address = ""
+        if address:
+            loop = asyncio.get_running_loop()
+            try:
+                peer = await Connection.open(
+                    address, None, peer=True, timeout=max(0.05, min(CONNECT_TIMEOUT, deadline - loop.time()))
+                )
+            except Exception as exc:
+                LOG.debug("peer-to-peer connection to %s failed: %s", app.bus, exc)
+            else:
+                await routed.close()
+                self._peers[app.bus] = peer
+                return peer
+        self._peers[app.bus] = routed
+        return routed
+
+    async def _drop_all(self) -> None:
+        peers, self._peers = self._peers, {}
+        for conn in peers.values():
+            await conn.close()
+        if self._bus is not None:
+            await self._bus.close()
+            self._bus = None
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop_all()
+
+    async def check(self) -> str:
+        """For /ready: raise AccessibilityUnavailable unless the registry answers within a second."""
+        bus = await self._a11y_bus()
+        try:
+            body = await bus.call(
+                Call(ROOT_PATH, ACCESSIBLE, "GetChildren", destination=REGISTRY), _now() + 1.0
+            )
+        except Exception as exc:
+            raise AccessibilityUnavailable(
+                "the accessibility registry did not answer", details={"reason": str(exc)}
+            ) from None
+        return f"{len(body[0])} accessible application(s)"
+
+    # -- applications -------------------------------------------------------------------------
+    async def applications(self, deadline: float) -> list[AppInfo]:
+        """The registered applications with pid and name (names are asked once per application)."""
+        bus = await self._a11y_bus()
+        try:
+            body = await bus.call(Call(ROOT_PATH, ACCESSIBLE, "GetChildren", destination=REGISTRY), deadline)
+        except Exception as exc:
+            raise AccessibilityUnavailable(
+                "the accessibility registry did not answer", details={"reason": str(exc)}
+            ) from None
+        refs = [Ref(name, path) for name, path in body[0]]
+        live = {ref.bus for ref in refs}
+        for gone in [name for name in self._peers if name not in live]:
+            await self._peers.pop(gone).close()
+        for gone in [name for name in self._names if name not in live]:
+            del self._names[gone]
+        unknown = [ref for ref in refs if ref.bus not in self._names]
+        fallback: dict[str, AppInfo] = {}
+        if unknown:
+            calls = [
+                Call(
+                    "/org/freedesktop/DBus",
+                    BUS_DAEMON,
+                    "GetConnectionUnixProcessID",
+                    "s",
+                    (r.bus,),
+                    BUS_DAEMON,
+                )
+                for r in unknown
+            ] + [Call(r.path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Name"), r.bus) for r in unknown]
+            outcomes, _ = await bus.batch(calls, deadline)
+            for i, ref in enumerate(unknown):
+                pid_outcome, name_outcome = outcomes[i], outcomes[len(unknown) + i]
+                pid = int(pid_outcome[0]) if isinstance(pid_outcome, list) else None
+                if isinstance(name_outcome, list):
+                    self._names[ref.bus] = AppInfo(ref, pid, str(name_outcome[0].value))
+                else:  # not answering: name it after its process, and ask again next time
+                    fallback[ref.bus] = AppInfo(ref, pid, _process_name(pid))
+        return [self._names.get(ref.bus) or fallback[ref.bus] for ref in refs]
+
+    @staticmethod
+    def match_app(apps: list[AppInfo], app: str) -> list[AppInfo]:
+        """``app`` is a pid or a name (case-insensitive; exact matches win over substrings)."""
+        if app.isdigit():
+            return [info for info in apps if info.pid == int(app)]
+        wanted = app.lower()
+        exact = [info for info in apps if info.name.lower() == wanted]
+        return exact or [info for info in apps if wanted in info.name.lower()]
+
+    # -- the tree -----------------------------------------------------------------------------
+    async def tree(
+        self,
+        options: WalkOptions,
+        *,
+        app: str | None = None,
+        element: str | None = None,
+        window_title: str | None = None,
+        screen: Extents | None = None,
+    ) -> TreeResult:
+        """The desktop's tree (or one application's, or one element's subtree), bounded.
+
+        ``app`` is a name or pid; ``window_title`` (with ``app`` as the window's pid) keeps only
+        that top-level; ``element`` walks the subtree of one element id.
+        """
+        started = _now()
+        deadline = started + options.timeout
+        budget = Budget(options.max_nodes)
+        desktop = Node(Ref("", DESKTOP_ID), roles.ROLE_DESKTOP_FRAME, "main", "", (0, 0), frozenset(), 0)
+        budget.take()
+        unresponsive: list[str] = []
+        truncated = False
+        if element is not None:
+            ref = Ref.parse(element)
+            conn = await self._peer(Ref(ref.bus, ROOT_PATH), deadline)
+            walk = AppWalk(conn, ref, Scope(options, budget, deadline, screen))
+            root = await walk.run(1)
+            if root is None:
+                raise NotFound(f"no accessible element has the id {element!r}", details={"id": element})
+            desktop.children.append(root)
+            truncated = walk.truncated
+        else:
+            apps = await self.applications(deadline)
+            if app is not None:
+                apps = self.match_app(apps, app)
+                if not apps:
+                    raise NotFound(f"no accessible application matches {app!r}", details={"app": app})
+            scope = Scope(options, budget, deadline, screen, window_title)
+            walks = await asyncio.gather(*(self._walk_app(info, scope) for info in apps))
+            for info, (walked, walk_truncated) in zip(apps, walks, strict=True):
+                truncated = truncated or walk_truncated
+                node = walked or Node(
+                    info.ref, roles.ROLE_APPLICATION, info.name, "", (0, 0), frozenset(), -1
+                )
+                if walked is None:
+                    unresponsive.append(info.ref.id)
+                node.pid = info.pid
+                node.depth = 1
+                node.name = node.name or info.name
+                desktop.children.append(node)
+        desktop.child_count = len(desktop.children)
+        return TreeResult(
+            root=desktop,
+            truncated=truncated or budget.cut or bool(unresponsive),
+            node_count=budget.used,
+            elapsed_ms=round((_now() - started) * 1000, 1),
+            unresponsive=tuple(unresponsive),
+        )
+
+    async def _walk_app(self, info: AppInfo, scope: Scope) -> tuple[Node | None, bool]:
+        if scope.options.max_depth < 1 or not scope.budget.take():
+            return None, True
+        try:
+            conn = await self._peer(info.ref, scope.deadline)
+        except Exception as exc:
+            LOG.info("application %s (pid %s) unreachable: %s", info.name, info.pid, exc)
+            return None, True
+        walk = AppWalk(conn, info.ref, scope)
+        root = await walk.run(1)
+        return root, walk.truncated
+
+    async def element(self, element_id: str, deadline: float) -> tuple[Connection, Ref]:
+        """The connection that reaches ``element_id``; 404 when its application is gone."""
+        ref = Ref.parse(element_id)
+        try:
+            conn = await self._peer(Ref(ref.bus, ROOT_PATH), deadline)
+        except NotFound:
+            raise NotFound(
+                f"no accessible element has the id {element_id!r}", details={"id": element_id}
+            ) from None
+        return conn, ref
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _process_name(pid: int | None) -> str:
+    if pid is None:
+        return ""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return ""

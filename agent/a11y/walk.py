@@ -1,0 +1,422 @@
+"""Walking one application's accessible tree in a handful of pipelined rounds.
+
+Why this shape: pyatspi asks for every property of every node in its own blocking round trip.
+Here one ``Cache.GetItems`` call returns role, name, description, states, interfaces and child
+count of every object the toolkit bridge has registered, and the walk then goes level by level,
+asking only for what the cache cannot answer, with all calls of a level in flight at once:
+
+* a node whose cached children match its live child count (with indexes 0..n-1) is expanded
+  from the cache; any other node (the cache skips children of MANAGES_DESCENDANTS containers,
+  menus report -1, some widgets are created lazily) is expanded with ``GetChildren`` and its
+  unknown children are fetched with four calls each;
+* large MANAGES_DESCENDANTS containers (a file list of thousands of cells) are probed with
+  ``GetAccessibleAtPoint`` first, so the rows on screen come first: with ``visible_only`` only
+  those are fetched, otherwise they are what a node budget or deadline keeps;
+* finally positions, actions, values and text are fetched for the nodes that are showing. Hidden
+  nodes keep role, name, description and states; their toolkit reports no real position.
+
+Every round stops at the walk's deadline and every node counts against a shared budget; what
+was cut is reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agent.a11y import roles
+from agent.a11y.dbus import Call, Connection, Outcome
+from agent.a11y.node import (
+    ACCESSIBLE,
+    ACTION,
+    CACHE_PATH,
+    COMPONENT,
+    NULL_PATH,
+    PROPERTIES,
+    TEXT,
+    VALUE,
+    Extents,
+    Node,
+    Ref,
+    Scope,
+)
+
+# Children beyond this many in a MANAGES_DESCENDANTS container are ordered visible-first.
+LARGE_CONTAINER = 64
+# Roles whose text is worth returning (labels repeat their name; passwords are never read).
+TEXT_ROLES = frozenset(
+    roles.ROLE_NUMBERS[name]
+    for name in (
+        "text",
+        "entry",
+        "paragraph",
+        "terminal",
+        "document frame",
+        "document text",
+        "document web",
+        "spin button",
+        "combo box",
+        "editbar",
+        "autocomplete",
+    )
+)
+# Containers that clip their children: a child outside them is scrolled out of view.
+CLIPPING_ROLES = frozenset(
+    roles.ROLE_NUMBERS[name]
+    for name in ("viewport", "scroll pane", "table", "tree table", "tree", "list", "list box")
+)
+SCREEN_COORDS = 0
+INT_MIN = -(2**31)
+
+CacheItem = tuple[Any, ...]
+Entry = tuple[int, Ref | CacheItem, bool]  # index in parent, what we know of it, off screen
+
+
+class AppWalk:
+    """One walk of one application: a connection, the options, the shared budget and deadline."""
+
+    def __init__(self, conn: Connection, app: Ref, scope: Scope) -> None:
+        self.conn = conn
+        self.app = app
+        self.options = scope.options
+        self.budget = scope.budget
+        self.deadline = scope.deadline
+        self.screen = scope.screen
+        self.window_title = scope.window_title
+        self.truncated = False
+        self.cache: dict[str, CacheItem] = {}
+        self.nodes: dict[str, Node] = {}  # one Node per cached object, filled in place
+        self.seen: set[str] = set()  # paths already placed in the tree (guards against cycles)
+        self.detailed: set[str] = set()
+        self.offscreen: set[str] = set()  # scrolled out of a MANAGES_DESCENDANTS container
+        self.cached_children: dict[str, list[CacheItem]] = {}
+
+    async def _batch(self, calls: list[Call]) -> list[Outcome]:
+        results, complete = await self.conn.batch(calls, self.deadline)
+        if not complete:
+            self.truncated = True
+        return results
+
+    async def run(self, base_depth: int) -> Node | None:
+        """Walk from the application's root; None if it did not even answer the first call."""
+        (items,) = await self._batch([Call(CACHE_PATH, "org.a11y.atspi.Cache", "GetItems")])
+        if items is None:
+            return None
+        if isinstance(items, list):
+            self._index_cache(items[0])
+        root = self._from_cache(self.app.path, base_depth)
+        if root is None:
+            root = (await self._fetch_nodes([(self.app, False)], base_depth))[0]
+        if root is None:
+            return None
+        self.seen.add(root.ref.path)
+        # The details of cached nodes do not depend on the expansion: ask for them at once, so
+        # the application answers them while the walk is still discovering the uncached nodes.
+        early: asyncio.Future[None] | None = None
+        if len(self.cache) <= 2 * (self.budget.limit - self.budget.used) and self.options.max_depth >= 16:
+            early = asyncio.ensure_future(self._details([n for n in self.nodes.values() if n.showing]))
+        frontier = [root]
+        if self.window_title is not None and not self.truncated:
+            frontier = self._only_window(root, await self._expand_level(frontier))
+        while frontier and not self.truncated:
+            frontier = await self._expand_level(frontier)
+        if early is not None:
+            await early
+        await self._details([n for n in root.iter() if n.showing])
+        if self.options.visible_only:
+            self._prune_offscreen(root, self.screen)
+        return root
+
+    def _only_window(self, root: Node, windows: list[Node]) -> list[Node]:
+        """Keep the top-level named like the X window (all of them if none is)."""
+        matching = [node for node in windows if node.name == self.window_title]
+        if not matching:
+            return windows
+        for _ in range(len(windows) - len(matching)):
+            self.budget.give_back()
+        root.children = matching
+        return matching
+
+    # -- the cache --------------------------------------------------------------------------
+    def _index_cache(self, items: list[CacheItem]) -> None:
+        bus = self.app.bus
+        for item in items:
+            (ref, _, parent, index, child_count, interfaces, name, role, description, states) = item
+            path = ref[1]
+            self.cache[path] = item
+            self.cached_children.setdefault(parent[1], []).append(item)
+            self.nodes[path] = Node(
+                Ref(bus, path),
+                role,
+                name,
+                description,
+                tuple(states),
+                frozenset(interfaces),
+                child_count,
+                index,
+            )
+
+    def _from_cache(self, path: str, depth: int) -> Node | None:
+        node = self.nodes.get(path)
+        if node is not None:
+            node.depth = depth
+        return node
+
+    def _children_from_cache(self, node: Node) -> list[CacheItem] | None:
+        kids = self.cached_children.get(node.ref.path, [])
+        if node.child_count < 0 or len(kids) != node.child_count:
+            return None
+        ordered = sorted(kids, key=lambda item: int(item[3]))
+        if [int(item[3]) for item in ordered] != list(range(len(ordered))):
+            return None
+        return ordered
+
+    # -- expansion --------------------------------------------------------------------------
+    def _wants_children(self, node: Node) -> bool:
+        if node.child_count == 0 or node.depth + 1 > self.options.max_depth:
+            return False
+        if self.options.visible_only and node.role != roles.ROLE_APPLICATION:
+            return node.showing
+        return True
+
+    def _keep(self, node: Node) -> bool:
+        if self.options.visible_only and node.role != roles.ROLE_APPLICATION:
+            return node.showing
+        return not node.has_state(roles.STATE_DEFUNCT)
+
+    async def _expand_level(self, frontier: list[Node]) -> list[Node]:
+        parents = [node for node in frontier if self._wants_children(node)]
+        if len(parents) < len(frontier) and any(
+            node.child_count and node.depth + 1 > self.options.max_depth for node in frontier
+        ):
+            self.truncated = True
+        child_refs = await self._children_of(parents)
+        next_frontier: list[Node] = []
+        to_fetch: list[tuple[Node, Ref, int, bool]] = []
+        for position, node in enumerate(parents):
+            for index, entry, hidden in child_refs.get(position, []):
+                if isinstance(entry, Ref):
+                    if entry.path == NULL_PATH or entry.bus != self.app.bus:
+                        continue
+                    child = self._from_cache(entry.path, node.depth + 1)
+                    if child is None:
+                        if entry.path in self.seen:
+                            continue
+                        self.seen.add(entry.path)
+                        if not self.budget.take():
+                            break
+                        to_fetch.append((node, entry, index, hidden))
+                        continue
+                else:
+                    child = self._from_cache(entry[0][1], node.depth + 1)
+                    assert child is not None
+                if child.ref.path in self.seen or not self._keep(child):
+                    continue
+                self.seen.add(child.ref.path)
+                if not self.budget.take():
+                    break
+                child.index = index if child.index < 0 else child.index
+                if hidden:
+                    self.offscreen.add(child.ref.path)
+                node.children.append(child)
+                next_frontier.append(child)
+        if to_fetch:
+            fetched = await self._fetch_nodes(
+                [(ref, hidden) for _, ref, _, hidden in to_fetch], frontier[0].depth + 1
+            )
+            for (parent, _, index, hidden), child in zip(to_fetch, fetched, strict=True):
+                if child is None or not self._keep(child):
+                    self.budget.give_back()
+                    continue
+                child.index = index
+                if hidden:
+                    self.offscreen.add(child.ref.path)
+                parent.children.append(child)
+                next_frontier.append(child)
+        if self.budget.cut:
+            self.truncated = True
+        for node in parents:
+            node.children.sort(key=lambda child: child.index)
+        return next_frontier
+
+    async def _children_of(self, parents: list[Node]) -> dict[int, list[Entry]]:
+        """Per parent (by position): its children as (index, cache item or ref, off screen)."""
+        child_refs: dict[int, list[Entry]] = {}
+        position_of = {id(node): position for position, node in enumerate(parents)}
+        ask: list[Node] = []
+        for position, node in enumerate(parents):
+            hidden = node.ref.path in self.offscreen
+            cached = self._children_from_cache(node)
+            if cached is not None:
+                child_refs[position] = [(i, item, hidden) for i, item in enumerate(cached)]
+            else:
+                ask.append(node)
+        large = [n for n in ask if n.has_state(roles.STATE_MANAGES_DESCENDANTS) and n.child_count != 0]
+        plain = [n for n in ask if not (n.has_state(roles.STATE_MANAGES_DESCENDANTS) and n.child_count != 0)]
+        outcomes = await self._batch([Call(n.ref.path, ACCESSIBLE, "GetChildren") for n in plain])
+        for node, outcome in zip(plain, outcomes, strict=True):
+            if isinstance(outcome, list):
+                hidden = node.ref.path in self.offscreen
+                child_refs[position_of[id(node)]] = [
+                    (i, Ref(bus, path), hidden) for i, (bus, path) in enumerate(outcome[0])
+                ]
+        for node in large:
+            child_refs[position_of[id(node)]] = await self._managed_children(node)
+
+        return child_refs
+
+    async def _fetch_nodes(self, refs: list[tuple[Ref, bool]], depth: int) -> list[Node | None]:
+        """Role, states, name/description/child count and interfaces: four calls per node.
+
+        Off-screen nodes skip the interfaces: only their details would need them.
+        """
+        calls: list[Call] = []
+        for ref, hidden in refs:
+            calls += [
+                Call(ref.path, ACCESSIBLE, "GetRole"),
+                Call(ref.path, ACCESSIBLE, "GetState"),
+                Call(ref.path, PROPERTIES, "GetAll", "s", (ACCESSIBLE,)),
+            ]
+            if not hidden:
+                calls.append(Call(ref.path, ACCESSIBLE, "GetInterfaces"))
+        outcomes = await self._batch(calls)
+        nodes: list[Node | None] = []
+        at = 0
+        for ref, hidden in refs:
+            role, states, props = outcomes[at : at + 3]
+            interfaces = None if hidden else outcomes[at + 3]
+            at += 3 if hidden else 4
+            if not (isinstance(role, list) and isinstance(states, list) and isinstance(props, list)):
+                nodes.append(None)
+                continue
+            values = {key: variant.value for key, variant in props[0].items()}
+            nodes.append(
+                Node(
+                    ref,
+                    int(role[0]),
+                    str(values.get("Name", "")),
+                    str(values.get("Description", "")),
+                    tuple(states[0]),
+                    frozenset(interfaces[0]) if isinstance(interfaces, list) else frozenset(),
+                    int(values.get("ChildCount", 0)),
+                    -1,
+                    depth,
+                )
+            )
+        return nodes
+
+    async def _managed_children(self, node: Node) -> list[Entry]:
+        """Children of a MANAGES_DESCENDANTS container, the ones on screen first.
+
+        Toolkits report such children (GTK tree view cells) as showing even when scrolled out
+        of view, so which are on screen comes from hit tests down the container instead.
+        """
+        count_outcome, extents_outcome = await self._batch(
+            [
+                Call(node.ref.path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "ChildCount")),
+                Call(node.ref.path, COMPONENT, "GetExtents", "u", (SCREEN_COORDS,)),
+            ]
+        )
+        count = int(count_outcome[0].value) if isinstance(count_outcome, list) else 0
+        node.child_count = count
+        hidden_parent = node.ref.path in self.offscreen
+        window: tuple[int, int] | None = None
+        if count > LARGE_CONTAINER and isinstance(extents_outcome, list) and not hidden_parent:
+            window = await self._visible_window(node, Extents(*extents_outcome[0]), count)
+        if window is None or not self.options.visible_only:
+            outcome = (await self._batch([Call(node.ref.path, ACCESSIBLE, "GetChildren")]))[0]
+            refs = [Ref(bus, path) for bus, path in outcome[0]] if isinstance(outcome, list) else []
+            if window is None:
+                return [(i, ref, hidden_parent) for i, ref in enumerate(refs)]
+            first, last = window
+            on: list[Entry] = [(i, refs[i], False) for i in range(first, min(last, len(refs)))]
+            off: list[Entry] = [(i, ref, True) for i, ref in enumerate(refs) if not first <= i < last]
+            return on + off  # on-screen rows first, so a cut keeps what the user sees
+        first, last = window
+        indexes = list(range(min(8, first))) + list(range(first, last))
+        outcomes = await self._batch(
+            [Call(node.ref.path, ACCESSIBLE, "GetChildAtIndex", "i", (i,)) for i in indexes]
+        )
+        return [(i, Ref(*o[0]), False) for i, o in zip(indexes, outcomes, strict=True) if isinstance(o, list)]
+
+    async def _visible_window(self, node: Node, box: Extents, count: int) -> tuple[int, int] | None:
+        """Index range of the children on screen, from a column of hit tests down the container."""
+        x = box.x + min(box.width // 4, 40)
+        points = [box.y + 2 + (box.height - 4) * k // 12 for k in range(13)]
+        hits = await self._batch(
+            [
+                Call(node.ref.path, COMPONENT, "GetAccessibleAtPoint", "iiu", (x, y, SCREEN_COORDS))
+                for y in points
+            ]
+        )
+        refs = [h[0][1] for h in hits if isinstance(h, list) and h[0][1] != NULL_PATH]
+        if not refs:
+            return None
+        indexes = await self._batch([Call(path, ACCESSIBLE, "GetIndexInParent") for path in refs])
+        found = [int(i[0]) for i in indexes if isinstance(i, list) and int(i[0]) >= 0]
+        if not found:
+            return None
+        # Rows above the first and below the last hit: about one probe interval's worth.
+        slack = (max(found) - min(found)) // 10 + 4
+        return max(0, min(found) - slack), min(count, max(found) + slack)
+
+    # -- details ----------------------------------------------------------------------------
+    async def _details(self, nodes: list[Node]) -> None:
+        """Positions, actions, values and text of showing nodes: one round (two for text)."""
+        calls: list[Call] = []
+        slots: list[tuple[Node, str]] = []
+        for node in nodes:
+            path = node.ref.path
+            if path in self.detailed or path in self.offscreen:
+                continue
+            self.detailed.add(path)
+            if COMPONENT in node.interfaces:
+                calls.append(Call(path, COMPONENT, "GetExtents", "u", (SCREEN_COORDS,)))
+                slots.append((node, "extents"))
+            if not self.options.details:
+                continue
+            if ACTION in node.interfaces:
+                calls.append(Call(path, ACTION, "GetActions"))
+                slots.append((node, "actions"))
+            if VALUE in node.interfaces:
+                calls.append(Call(path, PROPERTIES, "Get", "ss", (VALUE, "CurrentValue")))
+                slots.append((node, "value"))
+            if TEXT in node.interfaces and node.role in TEXT_ROLES:
+                calls.append(Call(path, PROPERTIES, "Get", "ss", (TEXT, "CharacterCount")))
+                slots.append((node, "length"))
+        outcomes = await self._batch(calls)
+        texts: list[tuple[Node, int]] = []
+        for (node, kind), outcome in zip(slots, outcomes, strict=True):
+            if not isinstance(outcome, list):
+                continue
+            if kind == "extents":
+                x, y, width, height = outcome[0]
+                if INT_MIN not in (x, y):  # GTK's "nowhere" for unmapped cells
+                    node.extents = Extents(x, y, width, height)
+            elif kind == "actions":
+                node.actions = tuple(name for name, _, _ in outcome[0])
+            elif kind == "value":
+                node.value = float(outcome[0].value)
+            elif int(outcome[0].value) > 0:
+                texts.append((node, int(outcome[0].value)))
+        if texts:
+            limit = self.options.text_limit
+            outcomes = await self._batch(
+                [Call(n.ref.path, TEXT, "GetText", "ii", (0, min(length, limit))) for n, length in texts]
+            )
+            for (node, length), outcome in zip(texts, outcomes, strict=True):
+                if isinstance(outcome, list):
+                    node.text = str(outcome[0])
+                    node.text_truncated = length > limit
+
+    def _prune_offscreen(self, node: Node, clip: Extents | None) -> None:
+        if node.role in CLIPPING_ROLES and node.extents is not None:
+            clip = node.extents
+        kept = []
+        for child in node.children:
+            box = child.extents
+            if box is not None and (box.width <= 0 or box.height <= 0 or (clip and not box.intersects(clip))):
+                continue
+            kept.append(child)
+            self._prune_offscreen(child, clip)
+        node.children = kept

@@ -1,0 +1,310 @@
+"""Accessibility actions: the AT-SPI tree, element search, element actions and clicks.
+
+Thin: validation and shaping here, the work in ``agent.a11y``. The tree is built into typed
+models with ``model_construct`` (the walk already produced checked values; validating ten
+thousand nodes again would cost more than walking them).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.a11y import elements, outline, roles
+from agent.a11y.node import Extents, Node, WalkOptions, keep_roles
+from agent.a11y.service import Accessibility
+from agent.actions.registry import REGISTRY
+from agent.desktop import Button
+from agent.errors import AccessibilityUnavailable, InvalidArgument
+from agent.models.base import Request, Result, Success
+from agent.services import Services
+
+
+class AccessibleNode(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(
+        description="Stable for the element's lifetime; use it with /accessibility/action and /click"
+    )
+    role: str = Field(description="AT-SPI role name, e.g. 'push button', 'menu item', 'text'")
+    name: str
+    description: str = ""
+    states: list[str] = Field(description="AT-SPI state names, e.g. 'focused', 'checked', 'showing'")
+    x: int | None = Field(default=None, description="Screen position; null when the element is not on screen")
+    y: int | None = None
+    width: int | None = None
+    height: int | None = None
+    value: float | None = Field(default=None, description="Current value (sliders, spin buttons, progress)")
+    text: str | None = Field(default=None, description="Text content of text fields, bounded")
+    text_truncated: bool | None = None
+    actions: list[str] | None = Field(default=None, description="AT-SPI action names (showing elements)")
+    pid: int | None = Field(default=None, description="Process id (applications only)")
+    children: list[AccessibleNode] = Field(default_factory=list)
+
+
+class AccessibilityTreeRequest(Request):
+    type: Literal["accessibility_tree"] = "accessibility_tree"
+    app: str | None = Field(
+        default=None, description="Only this application: a name (or part of one) or a pid"
+    )
+    window: str | None = Field(
+        default=None, description="Only this window: an X window id ('0x2200003') or an element id"
+    )
+    max_depth: int = Field(
+        default=64, ge=0, le=256, description="Levels below the desktop (apps are level 1)"
+    )
+    max_nodes: int = Field(
+        default=20000, ge=1, le=200000, description="Node budget; a cut tree says truncated"
+    )
+    visible_only: bool = Field(
+        default=False, description="Only elements showing, on screen and in their viewport"
+    )
+    roles: list[str] | None = Field(default=None, description="Keep only these roles (comma-separated)")
+    timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Deadline in seconds; a cut tree says truncated"
+    )
+    format: Literal["json", "text"] = Field(default="json", description="text: a compact outline for LLMs")
+    details: bool = Field(default=True, description="Also fetch actions, values and text (extra calls)")
+
+
+class AccessibilityTree(Result):
+    tree: AccessibleNode | None = Field(default=None, description="The desktop root (format=json)")
+    text: str | None = Field(default=None, description="The outline (format=text)")
+    truncated: bool = Field(description="True when the deadline, node budget or depth cut the tree")
+    node_count: int
+    elapsed_ms: float
+    unresponsive: list[str] = Field(
+        default_factory=list, description="Applications that did not answer in time"
+    )
+
+
+class FindRequest(Request):
+    type: Literal["accessibility_find"] = "accessibility_find"
+    role: str | None = Field(default=None, description="AT-SPI role name, e.g. 'push button'")
+    name: str | None = Field(default=None, description="Exact accessible name")
+    name_contains: str | None = Field(default=None, description="Case-insensitive part of the name")
+    states: list[str] | None = Field(
+        default=None, description="States that must all be set (comma-separated)"
+    )
+    app: str | None = Field(default=None, description="Application name or pid")
+    visible_only: bool = False
+    max_results: int = Field(default=100, ge=1, le=10000)
+    timeout: float = Field(default=5.0, gt=0, le=60)
+
+
+class Center(BaseModel):
+    x: int
+    y: int
+
+
+class FoundNode(BaseModel):
+    id: str
+    role: str
+    name: str
+    states: list[str]
+    x: int | None = None
+    y: int | None = None
+    width: int | None = None
+    height: int | None = None
+    center: Center | None = Field(
+        default=None, description="Where /desktop/click should aim; null if off screen"
+    )
+
+
+class FindResult(Result):
+    nodes: list[FoundNode]
+    truncated: bool = Field(default=False, description="The search was cut by its deadline")
+
+
+class ElementActionRequest(Request):
+    type: Literal["accessibility_action"] = "accessibility_action"
+    id: str = Field(description="Element id from the tree or /find")
+    action: str = Field(
+        description="An AT-SPI action name (click/press/activate stand in for each other), "
+        "'focus', 'set_value' or 'set_text'"
+    )
+    value: str | float | None = Field(default=None, description="For set_value / set_text")
+
+
+class ElementClickRequest(Request):
+    type: Literal["accessibility_click"] = "accessibility_click"
+    id: str = Field(description="Element id from the tree or /find")
+    button: Literal["left", "right", "middle"] = "left"
+
+
+class ElementClicked(Result):
+    success: Literal[True] = True
+    x: int
+    y: int
+
+
+def _service(services: Services) -> Accessibility:
+    if services.accessibility is None:
+        raise AccessibilityUnavailable("accessibility is turned off in this agent (--accessibility)")
+    return services.accessibility
+
+
+def as_model(node: Node) -> AccessibleNode:
+    box = node.extents
+    return AccessibleNode.model_construct(
+        id=node.id,
+        role=node.role_name,
+        name=node.name,
+        description=node.description,
+        states=node.states,
+        x=box.x if box else None,
+        y=box.y if box else None,
+        width=box.width if box else None,
+        height=box.height if box else None,
+        value=node.value,
+        text=node.text,
+        text_truncated=node.text_truncated or None,
+        actions=list(node.actions) if node.actions is not None else None,
+        pid=node.pid,
+        children=[as_model(child) for child in node.children],
+    )
+
+
+async def accessibility_tree(services: Services, req: AccessibilityTreeRequest) -> AccessibilityTree:
+    service = _service(services)
+    wanted: frozenset[int] | None = None
+    if req.roles:
+        unknown = [r for r in req.roles if r.strip().lower().replace("_", " ") not in roles.ROLE_NUMBERS]
+        if unknown:
+            raise InvalidArgument(
+                f"unknown role(s): {', '.join(unknown)}", details={"known_roles": list(roles.ROLE_NAMES)}
+            )
+        wanted = frozenset(roles.ROLE_NUMBERS[r.strip().lower().replace("_", " ")] for r in req.roles)
+    options = WalkOptions(
+        max_depth=req.max_depth,
+        max_nodes=req.max_nodes,
+        visible_only=req.visible_only,
+        timeout=req.timeout,
+        details=req.details,
+    )
+    size = await services.desktop.screen_size()
+    screen = Extents(0, 0, size.width, size.height)
+    app, element, title = req.app, None, None
+    if req.window is not None:
+        if ":" in req.window:  # an element id
+            element = req.window
+        else:
+            window = await _window(services, req.window)
+            app, title = (str(window.pid) if window.pid else app), window.title
+    result = await service.tree(options, app=app, element=element, window_title=title, screen=screen)
+    node_count = result.node_count if wanted is None else keep_roles(result.root, wanted)
+    if req.format == "text":
+        return AccessibilityTree(
+            text=outline.render(result),
+            truncated=result.truncated,
+            node_count=node_count,
+            elapsed_ms=result.elapsed_ms,
+            unresponsive=list(result.unresponsive),
+        )
+    return AccessibilityTree(
+        tree=as_model(result.root),
+        truncated=result.truncated,
+        node_count=node_count,
+        elapsed_ms=result.elapsed_ms,
+        unresponsive=list(result.unresponsive),
+    )
+
+
+async def _window(services: Services, window_id: str):  # type: ignore[no-untyped-def]
+    from agent.x11.window_list import parse_window_id
+
+    if services.windows is None:
+        raise InvalidArgument("window: X window ids need the window service; pass an element id instead")
+    return await services.windows.get(parse_window_id(window_id))
+
+
+async def accessibility_find(services: Services, req: FindRequest) -> FindResult:
+    query = elements.Query(
+        role=req.role,
+        name=req.name,
+        name_contains=req.name_contains,
+        states=tuple(req.states or ()),
+        app=req.app,
+        max_results=req.max_results,
+        visible_only=req.visible_only,
+        timeout=req.timeout,
+    )
+    nodes, truncated = await elements.find(_service(services), query)
+    return FindResult(nodes=[_found(node) for node in nodes], truncated=truncated)
+
+
+def _found(node: Node) -> FoundNode:
+    box = node.extents
+    if box is None:
+        return FoundNode(id=node.id, role=node.role_name, name=node.name, states=node.states)
+    return FoundNode(
+        id=node.id,
+        role=node.role_name,
+        name=node.name,
+        states=node.states,
+        x=box.x,
+        y=box.y,
+        width=box.width,
+        height=box.height,
+        center=Center(x=box.x + box.width // 2, y=box.y + box.height // 2),
+    )
+
+
+async def accessibility_action(services: Services, req: ElementActionRequest) -> Success:
+    await elements.act(_service(services), req.id, req.action, req.value)
+    return Success()
+
+
+async def accessibility_click(services: Services, req: ElementClickRequest) -> ElementClicked:
+    box = await elements.extents(_service(services), req.id)
+    size = await services.desktop.screen_size()
+    # The centre of the part of the element that is on screen.
+    left, top = max(box.x, 0), max(box.y, 0)
+    right, bottom = min(box.x + box.width, size.width), min(box.y + box.height, size.height)
+    if right <= left or bottom <= top:
+        raise InvalidArgument(f"the element {req.id} lies outside the screen", details={"id": req.id})
+    x, y = (left + right - 1) // 2, (top + bottom - 1) // 2
+    await services.desktop.click(x, y, Button(req.button), 1, ())
+    return ElementClicked(x=x, y=y)
+
+
+REGISTRY.add(
+    "accessibility_tree",
+    AccessibilityTreeRequest,
+    accessibility_tree,
+    route="/desktop/accessibility-tree",
+    method="GET",
+    result=AccessibilityTree,
+    tag="accessibility",
+    summary="The AT-SPI tree: desktop, applications, their elements with ids, roles, states and bounds",
+)
+REGISTRY.add(
+    "accessibility_find",
+    FindRequest,
+    accessibility_find,
+    route="/desktop/accessibility/find",
+    method="GET",
+    result=FindResult,
+    tag="accessibility",
+    summary="Elements by role, name, part of the name, states and application, with their centres",
+)
+REGISTRY.add(
+    "accessibility_action",
+    ElementActionRequest,
+    accessibility_action,
+    route="/desktop/accessibility/action",
+    result=Success,
+    tag="accessibility",
+    summary="Perform an element's AT-SPI action, focus it, or set its value or text",
+)
+REGISTRY.add(
+    "accessibility_click",
+    ElementClickRequest,
+    accessibility_click,
+    route="/desktop/accessibility/click",
+    result=ElementClicked,
+    uses_input=True,
+    tag="accessibility",
+    summary="Click the centre of an element on screen through the input backend",
+)
