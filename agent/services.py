@@ -16,6 +16,7 @@ from agent.metrics import Metrics
 from agent.readiness import Readiness
 
 if TYPE_CHECKING:
+    from agent.a11y.service import Accessibility
     from agent.desktop import DesktopBackend
     from agent.environment import EnvironmentService
     from agent.exec.service import ExecService
@@ -47,10 +48,13 @@ class Services:
     # Readiness (/ready, heartbeat, systemd STATUS=), metrics and the heartbeat to the control plane.
     metrics: Metrics = field(default_factory=Metrics)
     heartbeat: Heartbeat | None = None
+    # The AT-SPI tree and element actions (None when --accessibility is off or in tests without it).
+    accessibility: Accessibility | None = None
     readiness: Readiness = field(init=False)
 
     def __post_init__(self) -> None:
-        self.readiness = Readiness(self.desktop)
+        a11y_check = self.accessibility.check if self.accessibility is not None else None
+        self.readiness = Readiness(self.desktop, a11y_check=a11y_check)
         self.readiness.subscribe(self.metrics.readiness_changed)
 
     async def start(self) -> None:
@@ -81,4 +85,6 @@ class Services:
             await self.clipboard.close()
         if self.windows is not None:
             await self.windows.close()
+        if self.accessibility is not None:
+            await self.accessibility.close()
         await self.desktop.close()

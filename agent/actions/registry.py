@@ -36,6 +36,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.clipboard",
     "agent.actions.session",
     "agent.actions.exec",
+    "agent.actions.accessibility",
 )
 
 

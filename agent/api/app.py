@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -14,6 +16,9 @@ from agent.api.keys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import bearer_auth, envelope
 from agent.config import Config, read_token
 from agent.services import Services
+
+if TYPE_CHECKING:
+    from agent.a11y.service import Accessibility
 
 LOG = logging.getLogger(__name__)
 
@@ -32,7 +37,9 @@ def build_services(config: Config) -> Services:
     from agent.heartbeat import from_config as heartbeat_from_config
     from agent.x11.backend import X11Desktop
 
-    services = Services(config=config, desktop=X11Desktop(config.display))
+    services = Services(
+        config=config, desktop=X11Desktop(config.display), accessibility=_accessibility(config)
+    )
     _add_window_services(services, config)
     _add_exec_services(services, config)
     services.heartbeat = heartbeat_from_config(
@@ -42,6 +49,17 @@ def build_services(config: Config) -> Services:
         on_failure=services.metrics.heartbeat_failed,
     )
     return services
+
+
+def _accessibility(config: Config) -> Accessibility | None:
+    """The AT-SPI service, reading the desktop user's session bus each time it (re)connects."""
+    if not config.accessibility:
+        return None
+    from agent.a11y.service import Accessibility
+    from agent.exec.user import resolve_user, session_environment
+
+    user = resolve_user(config.desktop_user)
+    return Accessibility(lambda: session_environment(user, config.display, os.environ))
 
 
 def _add_window_services(services: Services, config: Config) -> None:
