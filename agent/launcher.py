@@ -29,6 +29,7 @@ import psutil
 
 from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
 from agent.exec.user import DesktopUser, session_environment
+from agent.oom import unprotect_child
 from agent.x11.windows import WindowService
 
 LOG = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class Launcher:
                 raise InvalidArgument(
                     f"app: cannot start {argv[0]}: {exc.strerror}", details={"program": argv[0]}
                 ) from None
+        unprotect_child(proc.pid)  # it inherited the agent's OOMScoreAdjust; the agent should outlive it
         self._children[proc.pid] = proc
         return Launched(proc.pid, os.path.basename(argv[0]), str(log_path))
 

@@ -27,6 +27,7 @@ from typing import Literal
 from agent.errors import InvalidArgument
 from agent.exec.reaper import Reaper
 from agent.exec.user import DesktopUser
+from agent.oom import unprotect_child
 
 LOG = logging.getLogger(__name__)
 
@@ -219,6 +220,7 @@ async def spawn(spec: CommandSpec, user: DesktopUser, env: dict[str, str], reape
     except OSError as exc:
         raise _exec_error(exc, spec, cwd) from None
     LOG.debug("started %s as pid %d", spec.describe(), popen.pid)
+    unprotect_child(popen.pid)  # it inherited the agent's OOMScoreAdjust; the agent should outlive it
     try:
         return await _attach(popen, reaper)
     except BaseException:
