@@ -51,6 +51,19 @@ class Extents:
     width: int
     height: int
 
+    @property
+    def center(self) -> tuple[int, int]:
+        return self.x + self.width // 2, self.y + self.height // 2
+
+    def clip(self, other: Extents) -> Extents | None:
+        """The part of this box inside ``other`` (None when they do not overlap)."""
+        left, top = max(self.x, other.x), max(self.y, other.y)
+        right = min(self.x + self.width, other.x + other.width)
+        bottom = min(self.y + self.height, other.y + other.height)
+        if right <= left or bottom <= top:
+            return None
+        return Extents(left, top, right - left, bottom - top)
+
     def intersects(self, other: Extents) -> bool:
         return (
             self.x < other.x + other.width

@@ -61,9 +61,15 @@ def session_bus_address(env: Mapping[str, str]) -> str | None:
 class Accessibility:
     """AT-SPI over D-Bus, for one desktop session."""
 
-    def __init__(self, environ: Callable[[], Mapping[str, str]] | None = None) -> None:
-        # Read on every (re)connection: a session that starts after the agent is picked up.
-        self._environ_fn = environ or (lambda: os.environ)
+    def __init__(self, environ: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None) -> None:
+        # A callable is read on every (re)connection, so a session that starts later is picked up.
+        if environ is None:
+            self._environ_fn: Callable[[], Mapping[str, str]] = lambda: os.environ
+        elif callable(environ):
+            self._environ_fn = environ
+        else:
+            fixed = dict(environ)
+            self._environ_fn = lambda: fixed
         self._bus: Connection | None = None
         self._peers: dict[str, Connection] = {}
         self._names: dict[str, AppInfo] = {}

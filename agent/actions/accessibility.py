@@ -247,7 +247,7 @@ def _found(node: Node) -> FoundNode:
         y=box.y,
         width=box.width,
         height=box.height,
-        center=Center(x=box.x + box.width // 2, y=box.y + box.height // 2),
+        center=Center(x=box.center[0], y=box.center[1]),
     )
 
 
@@ -259,12 +259,11 @@ async def accessibility_action(services: Services, req: ElementActionRequest) ->
 async def accessibility_click(services: Services, req: ElementClickRequest) -> ElementClicked:
     box = await elements.extents(_service(services), req.id)
     size = await services.desktop.screen_size()
-    # The centre of the part of the element that is on screen.
-    left, top = max(box.x, 0), max(box.y, 0)
-    right, bottom = min(box.x + box.width, size.width), min(box.y + box.height, size.height)
-    if right <= left or bottom <= top:
+    visible = box.clip(Extents(0, 0, size.width, size.height))
+    if visible is None:
         raise InvalidArgument(f"the element {req.id} lies outside the screen", details={"id": req.id})
-    x, y = (left + right - 1) // 2, (top + bottom - 1) // 2
+    # The element's centre, or the centre of its part on screen when the centre is off it.
+    x, y = box.center if visible == box else visible.center
     await services.desktop.click(x, y, Button(req.button), 1, ())
     return ElementClicked(x=x, y=y)
 

@@ -1,0 +1,260 @@
+"""The accessibility routes against real GTK apps on the private test desktop.
+
+Observers: the apps' own exit codes and output (zenity), the X server's window geometry
+(xdotool), and pyatspi (the reference AT-SPI client, from Debian) run in its own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.devdesktop import DevDesktop
+from tests.conftest import run_observer
+
+pytestmark = pytest.mark.a11y
+
+Launch = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture()
+def launch(desktop: DevDesktop) -> Iterator[Launch]:
+    """Start GTK apps on the test desktop; every one is ended (by pid) after the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*argv: str, **kwargs: Any) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            argv, env=desktop.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **kwargs
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def find(client: httpx.Client, timeout: float = 15.0, **query: str) -> list[dict[str, Any]]:
+    """/find, polled until something matches (apps register with AT-SPI a moment after start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.get("/desktop/accessibility/find", params=query)
+        assert answer.status_code in (200, 404), answer.text  # 404: the app is not registered yet
+        nodes: list[dict[str, Any]] = answer.json()["nodes"] if answer.status_code == 200 else []
+        if (nodes and all(n["center"] is not None for n in nodes)) or time.monotonic() > deadline:
+            return nodes
+        time.sleep(0.2)
+
+
+def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node["children"]:
+        yield from walk(child)
+
+
+def pyatspi_showing(desktop: DevDesktop, pid: int) -> list[list[Any]]:
+    """(role, name, [x, y, w, h]) of every showing node of one app, as pyatspi sees it."""
+    script = f"""
+import json, pyatspi
+out = []
+def walk(acc):
+    states = acc.getState()
+    if states.contains(pyatspi.STATE_SHOWING) and acc.name:
+        try:
+            e = acc.queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
+            out.append([acc.getRoleName(), acc.name, [e.x, e.y, e.width, e.height]])
+        except NotImplementedError:
+            pass
+    for child in acc:
+        if child is not None:
+            walk(child)
+for app in pyatspi.Registry.getDesktop(0):
+    if app.get_process_id() == {pid}:
+        walk(app)
+print(json.dumps(out))
+"""
+    return json.loads(run_observer(desktop, "/usr/bin/python3", "-c", script, timeout=60))  # type: ignore[no-any-return]
+
+
+def test_widget_factory_tree_has_its_widgets_where_pyatspi_and_x_see_them(
+    client: httpx.Client, desktop: DevDesktop, launch: Launch
+) -> None:
+    app = launch("gtk3-widget-factory")
+    assert find(client, role="radio button", name="Page 3", app=str(app.pid))
+    answer = client.get("/desktop/accessibility-tree", params={"app": "gtk3-widget-factory"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["truncated"] is False and body["unresponsive"] == []
+    root = body["tree"]
+    assert root["role"] == "desktop frame"
+    [application] = root["children"]
+    assert application["role"] == "application" and application["pid"] == app.pid
+    nodes = list(walk(root))
+    assert body["node_count"] == len(nodes) > 200
+    assert len({n["id"] for n in nodes}) == len(nodes)
+
+    # Every named showing widget pyatspi reports is in our tree with the same role and bounds.
+    ours = {(n["role"], n["name"], (n["x"], n["y"], n["width"], n["height"])) for n in nodes}
+    theirs = pyatspi_showing(desktop, app.pid)
+    assert len(theirs) > 40
+    missing = [t for t in theirs if (t[0], t[1], tuple(t[2])) not in ours]
+    assert not missing, missing[:10]
+
+    # Known widgets lie on screen, inside the app's X window as the X server reports it.
+    geometry = run_observer(desktop, "xdotool", "search", "--sync", "--onlyvisible", "--pid", str(app.pid))
+    window = geometry.split()[0]
+    shell = run_observer(desktop, "xdotool", "getwindowgeometry", "--shell", window)
+    geo = dict(line.split("=", 1) for line in shell.split())
+    wx, wy, ww, wh = (int(geo[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+    for role, name in [("radio button", "Page 1"), ("label", "Inset"), ("push button", "Sans Regular")]:
+        [node] = [n for n in nodes if n["role"] == role and n["name"] == name]
+        assert node["x"] >= 0 and node["x"] + node["width"] <= 1280, node
+        assert node["y"] >= 0 and node["y"] + node["height"] <= 720, node
+        assert wx <= node["x"] < wx + ww and wy <= node["y"] < wy + wh, (node, geo)
+    page2 = next(n for n in nodes if n["role"] == "radio button" and n["name"] == "Page 2")
+    assert page2["actions"], page2
+
+
+def test_find_then_click_the_centre_through_the_input_backend(client: httpx.Client, launch: Launch) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?")
+    [yes] = find(client, role="push button", name="Yes", app=str(zenity.pid))
+    assert {"id", "role", "name", "states", "x", "y", "width", "height", "center"} <= yes.keys()
+    assert "showing" in yes["states"]
+    answer = client.post("/desktop/click", json=yes["center"])
+    assert answer.status_code == 200, answer.text
+    assert zenity.wait(timeout=10) == 0
+
+
+def test_element_action_click_answers_the_question(client: httpx.Client, launch: Launch) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?")
+    [yes] = find(client, role="push button", name="Yes", app=str(zenity.pid))
+    answer = client.post("/desktop/accessibility/action", json={"id": yes["id"], "action": "click"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"success": True}
+    assert zenity.wait(timeout=10) == 0
+
+
+def test_element_click_route_presses_no(client: httpx.Client, launch: Launch) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?")
+    [no] = find(client, role="push button", name="No", app=str(zenity.pid))
+    answer = client.post("/desktop/accessibility/click", json={"id": no["id"]})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["x"], answer.json()["y"]) == (no["center"]["x"], no["center"]["y"])
+    assert zenity.wait(timeout=10) == 1  # zenity's answer for "No"
+
+
+def test_set_text_then_ok_prints_the_text(client: httpx.Client, launch: Launch) -> None:
+    zenity = launch("zenity", "--entry", "--text", "Your name?")
+    [entry] = find(client, role="text", app=str(zenity.pid), states="editable")
+    typed = "Grüße from AT-SPI"
+    answer = client.post(
+        "/desktop/accessibility/action", json={"id": entry["id"], "action": "set_text", "value": typed}
+    )
+    assert answer.status_code == 200, answer.text
+    [ok] = find(client, role="push button", name="OK", app=str(zenity.pid))
+    assert (
+        client.post("/desktop/accessibility/action", json={"id": ok["id"], "action": "press"}).status_code
+        == 200
+    )
+    out, _ = zenity.communicate(timeout=10)
+    assert zenity.returncode == 0
+    assert out == typed + "\n"
+
+
+def test_stale_ids_are_404(client: httpx.Client, launch: Launch) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?")
+    [yes] = find(client, role="push button", name="Yes", app=str(zenity.pid))
+    zenity.kill()
+    zenity.wait(timeout=10)
+    for route, body in [
+        ("/desktop/accessibility/action", {"id": yes["id"], "action": "click"}),
+        ("/desktop/accessibility/click", {"id": yes["id"]}),
+    ]:
+        answer = client.post(route, json=body)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["code"] == "NOT_FOUND"
+    answer = client.post("/desktop/accessibility/action", json={"id": "nonsense", "action": "click"})
+    assert answer.status_code == 404
+
+
+def test_budget_and_deadline_cut_the_tree_honestly(client: httpx.Client, launch: Launch) -> None:
+    app = launch("gtk3-widget-factory")
+    assert find(client, role="radio button", name="Page 1", app=str(app.pid))
+    small = client.get("/desktop/accessibility-tree", params={"app": str(app.pid), "max_nodes": 25}).json()
+    assert small["truncated"] is True
+    assert small["node_count"] <= 25 and len(list(walk(small["tree"]))) == small["node_count"]
+    shallow = client.get("/desktop/accessibility-tree", params={"app": str(app.pid), "max_depth": 2}).json()
+    assert shallow["truncated"] is True
+    assert max(len(n["id"]) for n in walk(shallow["tree"])) and all(
+        not child["children"] for child in shallow["tree"]["children"][0]["children"]
+    )
+    started = time.monotonic()
+    quick = client.get("/desktop/accessibility-tree", params={"timeout": 0.005}).json()
+    assert time.monotonic() - started < 2
+    assert quick["truncated"] is True
+
+
+def test_a_stopped_app_does_not_hang_the_request(client: httpx.Client, launch: Launch) -> None:
+    stopped = launch("zenity", "--question", "--text", "Frozen")
+    assert find(client, role="push button", name="Yes", app=str(stopped.pid))
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        for _ in range(2):  # the second time, calls of the first are still unanswered
+            started = time.monotonic()
+            answer = client.get("/desktop/accessibility-tree", params={"timeout": 1.0})
+            elapsed = time.monotonic() - started
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert elapsed < 3.0, elapsed
+            assert body["truncated"] is True
+            apps = {child["pid"]: child for child in body["tree"]["children"]}
+            assert apps[stopped.pid]["id"] in body["unresponsive"]
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+
+
+def test_text_outline_and_role_filter(client: httpx.Client, launch: Launch) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?")
+    assert find(client, role="push button", name="Yes", app=str(zenity.pid))
+    text = client.get("/desktop/accessibility-tree", params={"app": str(zenity.pid), "format": "text"}).json()
+    assert text["tree"] is None
+    assert 'push button "Yes"' in text["text"] and 'push button "No"' in text["text"]
+    buttons = client.get(
+        "/desktop/accessibility-tree", params={"app": str(zenity.pid), "roles": "push button"}
+    ).json()
+    below_apps = [n for app in buttons["tree"]["children"] for n in walk(app)][1:]
+    assert {n["role"] for n in below_apps} == {"push button"}
+    assert {"Yes", "No"} <= {n["name"] for n in below_apps}
+
+
+def test_window_filter_and_visible_only(client: httpx.Client, desktop: DevDesktop, launch: Launch) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--title", "A11y window test")
+    assert find(client, role="push button", name="Yes", app=str(zenity.pid))
+    window = run_observer(desktop, "xdotool", "search", "--sync", "--name", "A11y window test").split()[0]
+    body = client.get(
+        "/desktop/accessibility-tree", params={"window": hex(int(window)), "visible_only": "true"}
+    ).json()
+    [application] = body["tree"]["children"]
+    assert application["pid"] == zenity.pid
+    assert [w["name"] for w in application["children"]] == ["A11y window test"]
+    for node in walk(application["children"][0]):
+        assert "showing" in node["states"], node
+        assert node["x"] is None or 0 <= node["x"] < 1280
+
+
+def test_unknown_role_and_state_are_400(client: httpx.Client) -> None:
+    answer = client.get("/desktop/accessibility/find", params={"role": "pushbutton"})
+    assert answer.status_code == 400 and "pushbutton" in answer.json()["error"]["message"]
+    answer = client.get("/desktop/accessibility/find", params={"states": "shiny"})
+    assert answer.status_code == 400
