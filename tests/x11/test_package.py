@@ -173,6 +173,19 @@ def test_install_verify_serve_and_purge(installed: Path, tmp_path: Path) -> None
                 agent.kill()
                 agent.wait()
 
+    # Reinstalling (as an upgrade does) keeps the token and the operator's config edits.
+    config = Path("/etc/computer-agent/agent.toml")
+    config.write_text(config.read_text() + "\n# edited by the operator\n")
+    subprocess.run(
+        [*APT, "-o", "Dpkg::Options::=--force-confold", "install", "--reinstall", str(installed)],
+        env=APT_ENV,
+        check=True,
+        capture_output=True,
+    )
+    assert token_file.read_text().strip() == token
+    assert "# edited by the operator" in config.read_text()
+    assert Path("/usr/lib/computer-agent/venv/bin/python").exists()
+
     # Purged: nothing of ours is left, the token included.
     subprocess.run([*APT, "purge", "computer-agent"], env=APT_ENV, check=True, capture_output=True)
     assert not _package_installed()
