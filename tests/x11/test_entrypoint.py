@@ -171,6 +171,14 @@ def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop
     assert shot.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.headers["X-Screen-Width"] == "1024"
     assert httpx.get(f"{desktop.url}/desktop/screen-size", timeout=5).status_code == 401
+    # Ready, the accessibility bus included (the session bus activates it).
+    deadline = time.monotonic() + 20
+    ready = httpx.get(f"{desktop.url}/ready", headers=headers, timeout=10)
+    while ready.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        ready = httpx.get(f"{desktop.url}/ready", headers=headers, timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["accessibility"]["ok"] is True
     # The agent's environment holds no token, only the file.
     agent = desktop.agent_pid()
     assert agent is not None
