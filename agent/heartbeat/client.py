@@ -76,6 +76,7 @@ class Heartbeat:
         computer_id: str | None,
         interval: float,
         token: str | None = None,
+        token_file: Path | None = None,
         ca_file: Path | None = None,
         advertise_url: str | None = None,
         backoff_cap: float = 300.0,
@@ -88,6 +89,9 @@ class Heartbeat:
         self.interval = interval
         self._min_interval = min(1.0, interval)
         self._token = token
+        # Re-read when the file changes, so the image can rotate the token without a restart.
+        self._token_file = token_file
+        self._token_stamp = self._stamp()
         self._ca_file = ca_file
         self._backoff = Backoff(base=max(interval, 0.05), cap=max(backoff_cap, interval))
         self._identity = Identity(
@@ -133,8 +137,6 @@ class Heartbeat:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self._ssl_context(), limit=2)
         headers = {"User-Agent": f"computer-agent/{__version__}", "Content-Type": "application/json"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
         self._session = aiohttp.ClientSession(connector=connector, headers=headers)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
         LOG.info("heartbeat to %s every %.3g s (boot id %s)", self._shown_url, self.interval, self.boot_id)
@@ -187,7 +189,10 @@ class Heartbeat:
         )
         try:
             async with self._session.post(
-                self.url, data=json.dumps(body), timeout=aiohttp.ClientTimeout(total=timeout)
+                self.url,
+                data=json.dumps(body),
+                headers=self._auth_header(),
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 payload = await response.read()
                 if not 200 <= response.status < 300:
@@ -197,6 +202,26 @@ class Heartbeat:
             return BeatOutcome(False, f"no answer within {timeout:g} s")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return BeatOutcome(False, f"{type(exc).__name__}: {exc}")
+
+    def _stamp(self) -> tuple[float, int] | None:
+        if self._token_file is None:
+            return None
+        try:
+            stat = self._token_file.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size)
+
+    def _auth_header(self) -> dict[str, str]:
+        stamp = self._stamp()
+        if self._token_file is not None and stamp is not None and stamp != self._token_stamp:
+            try:
+                self._token = read_token(self._token_file)
+                LOG.info("re-read the control-plane token from %s", self._token_file)
+            except ConfigError as exc:  # keep the old token; say so once per change of the file
+                LOG.warning("keeping the old control-plane token: %s", exc)
+            self._token_stamp = stamp
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     def _interval_from(self, payload: bytes) -> float | None:
         if not payload:
@@ -263,6 +288,7 @@ def from_config(
         computer_id=config.computer_id,
         interval=config.heartbeat_interval,
         token=token,
+        token_file=config.control_plane_token_file,
         ca_file=config.control_plane_ca_file,
         advertise_url=config.advertise_url,
         on_success=on_success,

@@ -200,3 +200,29 @@ async def test_tls_is_verified_and_the_ca_file_is_trusted(tmp_path: Path) -> Non
 def test_logged_urls_carry_no_credentials() -> None:
     assert redact("https://agent:s3cret@cp.example:8443/beat?token=abc") == "https://cp.example:8443/beat"
     assert redact("http://127.0.0.1/v1/heartbeat") == "http://127.0.0.1/v1/heartbeat"
+
+
+async def test_a_rotated_token_file_is_used_from_the_next_beat(
+    plane: FakeControlPlane, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "cp-token"
+    token_file.write_text("first\n")
+    token_file.chmod(0o600)
+    readiness = Readiness(FlakyDesktop())  # type: ignore[arg-type]
+    await readiness.start()
+    heartbeat = Heartbeat(
+        plane.url, readiness, computer_id="c", interval=30, token="first", token_file=token_file
+    )
+    await heartbeat.start()
+    await plane.wait_for(1)
+    token_file.write_text("second-and-longer\n")
+    assert (await heartbeat.beat()).ok
+    token_file.chmod(0o644)  # refused (others may read it): the last good token stays
+    token_file.write_text("third-but-unsafe\n")
+    assert (await heartbeat.beat()).ok
+    await heartbeat.close()
+    await readiness.close()
+    sent = [beat.headers["Authorization"] for beat in plane.beats]
+    assert sent[0] == "Bearer first"
+    assert sent[1] == "Bearer second-and-longer"
+    assert sent[2] == "Bearer second-and-longer"
