@@ -14,6 +14,7 @@ Services raise these; the HTTP layer turns them into the JSON envelope in one mi
     ├── TooManyRequests        429 TOO_MANY_REQUESTS  (Retry-After)
     ├── Unavailable            503                    (Retry-After)
     │   ├── DisplayUnavailable        DISPLAY_UNAVAILABLE
+    │   ├── WindowManagerUnavailable  WINDOW_MANAGER_UNAVAILABLE (no EWMH window manager runs)
     │   └── AccessibilityUnavailable  ACCESSIBILITY_UNAVAILABLE
     └── DeadlineExceeded       504 TIMEOUT
 """
@@ -92,6 +93,10 @@ class Unavailable(AgentError):
 
 class DisplayUnavailable(Unavailable):
     code = "DISPLAY_UNAVAILABLE"
+
+
+class WindowManagerUnavailable(Unavailable):
+    code = "WINDOW_MANAGER_UNAVAILABLE"
 
 
 class AccessibilityUnavailable(Unavailable):

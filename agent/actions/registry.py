@@ -12,6 +12,7 @@ an ``ImageResult``, and raise ``agent.errors`` exceptions.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
@@ -124,10 +125,16 @@ ACTION_TYPE_ALIASES: dict[str, str] = {
 }
 
 
-def validate(model: type[RequestT], data: object) -> RequestT:
-    """Validate ``data`` against ``model``; errors become one 400 naming every bad field."""
+def validate(model: type[RequestT], data: object, *, from_query: bool = False) -> RequestT:
+    """Validate ``data`` against ``model``; errors become one 400 naming every bad field.
+
+    JSON bodies are validated strictly, as JSON (``false`` is not the integer 0, "5" is not 5);
+    query strings, where everything is a string, are converted.
+    """
     try:
-        return model.model_validate(data)
+        if from_query:
+            return model.model_validate(data)
+        return model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         raise invalid_argument(exc) from None
 

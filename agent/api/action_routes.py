@@ -132,13 +132,12 @@ def rest_response(output: ActionOutput) -> web.StreamResponse:
 
 def rest_handler(action: Action) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        if action.method == "GET":
-            data = query_dict(request, action.model)
-        else:
-            data = await read_json(request)
+        from_query = action.method == "GET"
+        data = query_dict(request, action.model) if from_query else await read_json(request)
         data.update(request.match_info)
-        data["type"] = action.type
-        model = validate(action.model, data)
+        if data.setdefault("type", action.type) != action.type:
+            raise InvalidArgument(f"type: this route runs {action.type!r}; for other types use POST /actions")
+        model = validate(action.model, data, from_query=from_query)
         output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
         return rest_response(output)
 

@@ -39,6 +39,8 @@ def error_response(exc: AgentError, request_id: str) -> web.Response:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="computer-agent"'
+    if isinstance(exc, MethodNotAllowed) and "allowed" in exc.details:
+        headers["Allow"] = ", ".join(exc.details["allowed"])
     return web.json_response(body, status=exc.status, headers=headers)
 
 
@@ -46,8 +48,9 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> AgentE
     if isinstance(exc, web.HTTPNotFound):
         return NotFound(f"no route for {request.method} {request.path}")
     if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
         return MethodNotAllowed(
-            f"method {exc.method} is not allowed here; allowed: {', '.join(sorted(exc.allowed_methods))}"
+            f"method {exc.method} is not allowed here; allowed: {', '.join(allowed)}", details={"allowed": allowed}
         )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge("the request body is larger than the configured limit")

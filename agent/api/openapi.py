@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 from agent import __version__
 from agent.actions.registry import load_all
 from agent.api.action_routes import ActionAnswer, BatchAnswer, BatchRequest
+from agent.errors import AgentError
 from agent.models.base import ImageJSON
 
 REF = "#/components/schemas/{model}"
@@ -25,14 +27,7 @@ ERROR_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["code", "message"],
             "properties": {
-                "code": {
-                    "type": "string",
-                    "enum": [
-                        "INVALID_ARGUMENT", "UNAUTHENTICATED", "NOT_FOUND", "METHOD_NOT_ALLOWED", "CONFLICT",
-                        "PAYLOAD_TOO_LARGE", "TOO_MANY_REQUESTS", "INTERNAL", "UNAVAILABLE",
-                        "DISPLAY_UNAVAILABLE", "ACCESSIBILITY_UNAVAILABLE", "TIMEOUT",
-                    ],
-                },
+                "code": {"type": "string", "description": "Stable error code; see the list in the description"},
                 "message": {"type": "string"},
                 "details": {"type": "object"},
             },
@@ -46,6 +41,24 @@ ERROR_RESPONSES = {
     "401": {"$ref": "#/components/responses/Error"},
     "503": {"$ref": "#/components/responses/Error"},
 }
+
+
+def _error_classes(base: type[AgentError] = AgentError) -> list[type[AgentError]]:
+    found = [base]
+    for sub in base.__subclasses__():
+        found += _error_classes(sub)
+    return found
+
+
+def error_schema() -> dict[str, Any]:
+    """The envelope, with every code the agent's error classes can produce."""
+    codes = sorted({cls.code for cls in _error_classes()})
+    table = "; ".join(f"{cls.code} ({cls.status})" for cls in sorted(set(_error_classes()), key=lambda c: c.status))
+    schema = json.loads(json.dumps(ERROR_SCHEMA))
+    code = schema["properties"]["error"]["properties"]["code"]
+    code["enum"] = codes
+    code["description"] = f"Stable error code: {table}"
+    return schema
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -77,7 +90,7 @@ def build_document() -> dict[str, Any]:
                (ImageJSON, "serialization")]
     _, definitions = models_json_schema(models, ref_template=REF)
     schemas: dict[str, Any] = definitions.get("$defs", {})
-    schemas["Error"] = ERROR_SCHEMA
+    schemas["Error"] = error_schema()
 
     paths: dict[str, Any] = {}
     for action in registry:
@@ -142,6 +155,10 @@ def build_document() -> dict[str, Any]:
 
     for name in ROUTE_MODULES:
         paths.update(getattr(importlib.import_module(name), "OPENAPI_PATHS", {}))
+
+    for item in paths.values():
+        for operation in item.values():
+            operation.setdefault("responses", {}).setdefault("default", {"$ref": "#/components/responses/Error"})
 
     return {
         "openapi": "3.1.0",

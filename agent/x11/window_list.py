@@ -16,15 +16,11 @@ from dataclasses import dataclass
 from Xlib import X, Xatom
 from Xlib.display import Display
 
-from agent.errors import InvalidArgument, NotFound, Unavailable
+from agent.errors import InvalidArgument, NotFound, WindowManagerUnavailable
 from agent.x11 import ewmh
 from agent.x11.connection import XConnection
 
 _HEX_ID = re.compile(r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$")
-
-
-class WindowManagerUnavailable(Unavailable):
-    code = "WINDOW_MANAGER_UNAVAILABLE"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,67 @@
+"""Property-based run of schemathesis against the served OpenAPI document, on a private desktop.
+
+No operation may answer 5xx to any input, and every answer must match the document (status
+code, content type, headers, body schema). Requests the schema allows but the desktop refuses
+(an off-screen coordinate, an unknown key name) are 400 by design, so that one check is off.
+Routes that would start programs or write files are left out; what can run (commands inside
+/actions) runs as the unprivileged user nobody when the suite runs as root.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.devdesktop import DevDesktop
+from tests.conftest import RunningAgent, start_agent
+
+pytestmark = [pytest.mark.x11, pytest.mark.timeout(330)]
+
+EXCLUDED = r"^/(exec|bash|processes|files)|^/desktop/(launch|wallpaper|wait)|/close$"
+
+
+@pytest.fixture(scope="module")
+def private_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
+    with DevDesktop() as desktop:
+        extra = ["--display", desktop.display]
+        if os.geteuid() == 0:
+            extra += ["--desktop-user", "nobody"]
+        agent = start_agent(dict(desktop.env), tmp_path_factory.mktemp("schemathesis"), *extra)
+        yield agent
+        agent.stop()
+
+
+def test_no_5xx_and_every_answer_matches_the_document(private_agent: RunningAgent, tmp_path: Path) -> None:
+    command = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "--no-color",
+        "run",
+        f"{private_agent.url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {private_agent.token}",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--exclude-path-regex",
+        EXCLUDED,
+        "--max-examples",
+        "8",
+        "--max-time",
+        "120",
+        "--seed",
+        "20261123",
+        "--request-timeout",
+        "40",
+        "--workers",
+        "1",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    report = result.stdout[-6000:] + result.stderr[-2000:]
+    assert result.returncode == 0, report
+    assert private_agent.process.poll() is None, "the agent died under fuzzing"
