@@ -112,6 +112,7 @@ class Readiness:
         self._stopping = False
         self._started_at = time.monotonic()
         self._was_ready = False
+        self._pending: dict[str, asyncio.Future[str]] = {}
 
     # -- listeners -----------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -164,8 +165,15 @@ class Readiness:
         return await self.desktop.check()
 
     async def _run_one(self, spec: _Spec) -> Check:
+        # A check that outlives its timeout (an X server that is stopped, not gone) keeps running
+        # and later runs wait on it rather than queue another call behind it on the X thread.
+        task = self._pending.get(spec.name)
+        if task is None or task.done():
+            task = asyncio.ensure_future(spec.fn())
+            task.add_done_callback(_consume)
+            self._pending[spec.name] = task
         try:
-            detail = await asyncio.wait_for(spec.fn(), self.check_timeout)
+            detail = await asyncio.wait_for(asyncio.shield(task), self.check_timeout)
         except TimeoutError:
             return Check(spec.name, False, f"no answer within {self.check_timeout:g} s", spec.required)
         except AgentError as exc:
@@ -242,3 +250,12 @@ class Readiness:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for pending in self._pending.values():
+            pending.cancel()
+        self._pending.clear()
+
+
+def _consume(future: asyncio.Future[str]) -> None:
+    """Retrieve the outcome of a check nobody awaits any more, so asyncio does not complain."""
+    if not future.cancelled():
+        future.exception()

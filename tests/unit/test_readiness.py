@@ -86,3 +86,24 @@ async def test_poller_publishes_changes_and_shutdown() -> None:
     assert [e.ready for e in events] == [True, False, True, False]
     assert events[-1].status is Status.STOPPING
     assert readiness.last is not None and not readiness.last.ready
+
+
+async def test_a_stuck_check_is_not_called_again_until_it_returns() -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def stuck_bus() -> str:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return "answered late"
+
+    readiness = Readiness(FlakyDesktop(), a11y_check=stuck_bus, check_timeout=0.02)  # type: ignore[arg-type]
+    for _ in range(5):
+        state = await readiness.current(max_age=0)
+        assert not state.ready
+    assert calls == 1
+    release.set()
+    await asyncio.sleep(0)
+    assert (await readiness.current(max_age=0)).ready
+    await readiness.close()
