@@ -52,8 +52,9 @@ def _error_classes(base: type[AgentError] = AgentError) -> list[type[AgentError]
 
 def error_schema() -> dict[str, Any]:
     """The envelope, with every code the agent's error classes can produce."""
-    codes = sorted({cls.code for cls in _error_classes()})
-    table = "; ".join(f"{cls.code} ({cls.status})" for cls in sorted(set(_error_classes()), key=lambda c: c.status))
+    pairs = sorted({(cls.status, cls.code) for cls in _error_classes()})
+    codes = sorted({code for _, code in pairs})
+    table = "; ".join(f"{code} ({status})" for status, code in pairs)
     schema = json.loads(json.dumps(ERROR_SCHEMA))
     code = schema["properties"]["error"]["properties"]["code"]
     code["enum"] = codes
