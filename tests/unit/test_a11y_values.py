@@ -1,0 +1,96 @@
+"""Accessibility values without a bus: state bits, ids, role filtering, the text outline, and
+the 503 when no accessibility bus can be reached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.a11y import outline, roles
+from agent.a11y.node import DESKTOP_ID, Extents, Node, Ref, TreeResult, WalkOptions, keep_roles
+from agent.a11y.service import Accessibility
+from agent.errors import AccessibilityUnavailable, NotFound
+
+pytestmark = pytest.mark.unit
+
+
+def node(path: str, role: str, name: str = "", depth: int = 2, *states: str) -> Node:
+    words = [0, 0]
+    for number in roles.parse_state_names(list(states)):
+        words[number // 32] |= 1 << (number % 32)
+    return Node(
+        Ref(":1.7", path), roles.ROLE_NUMBERS[role], name, "", tuple(words), frozenset(), 0, depth=depth
+    )
+
+
+def test_state_bits_decode_to_libatspi_names() -> None:
+    # Bits as GTK sends them for a focused, showing push button: two 32-bit words.
+    words = (1 << 8) | (1 << 11) | (1 << 12) | (1 << 24) | (1 << 25) | (1 << 30), 1 << (39 - 32)
+    assert roles.state_names(words) == [
+        "enabled", "focusable", "focused", "sensitive", "showing", "visible", "is-default",
+    ]  # fmt: skip
+    assert roles.has_state(words, roles.STATE_NUMBERS["is-default"])
+    assert roles.parse_state_names(["multi line", "has_tooltip", "read-only"]) == [17, 13, 43]
+    with pytest.raises(KeyError):
+        roles.parse_state_names(["shiny"])
+    assert roles.role_name(43) == "push button" and roles.role_name(10_000) == "unknown"
+
+
+def test_ids_round_trip_and_garbage_is_not_found() -> None:
+    ref = Ref(":1.13", "/org/a11y/atspi/accessible/61")
+    assert ref.id == "1.13:61" and Ref.parse(ref.id) == ref
+    odd = Ref(":1.2", "/com/example/Widget/3")
+    assert Ref.parse(odd.id) == odd
+    for bad in ("", "61", "x:61", ":61", "1.13:"):
+        with pytest.raises(NotFound):
+            Ref.parse(bad)
+
+
+def test_role_filter_lifts_matching_descendants() -> None:
+    desktop = node(DESKTOP_ID, "desktop frame", "main", 0)
+    desktop.ref = Ref("", DESKTOP_ID)
+    app = node("/org/a11y/atspi/accessible/root", "application", "zenity", 1)
+    frame = node("/org/a11y/atspi/accessible/1", "frame", "Question", 2)
+    panel = node("/org/a11y/atspi/accessible/2", "panel", "", 3)
+    yes = node("/org/a11y/atspi/accessible/3", "push button", "Yes", 4)
+    label = node("/org/a11y/atspi/accessible/4", "label", "Proceed?", 4)
+    desktop.children, app.children, frame.children, panel.children = [app], [frame], [panel], [yes, label]
+    assert keep_roles(desktop, frozenset({roles.ROLE_NUMBERS["push button"]})) == 3
+    assert [child.name for child in app.children] == ["Yes"]
+
+
+def test_outline_is_compact_and_says_when_cut() -> None:
+    desktop = node("d", "desktop frame", "main", 0)
+    app = node("/org/a11y/atspi/accessible/root", "application", "zenity", 1)
+    app.pid = 42
+    panel = node("/org/a11y/atspi/accessible/2", "panel", "", 2, "enabled", "showing", "visible")
+    yes = node("/org/a11y/atspi/accessible/3", "push button", 'Say "yes"', 3, "enabled", "focused", "showing")
+    yes.extents = Extents(10, 20, 80, 30)
+    yes.actions = ("click",)
+    desktop.children, app.children, panel.children = [app], [panel], [yes]
+    text = outline.render(TreeResult(desktop, truncated=True, node_count=4, elapsed_ms=1.5))
+    lines = text.splitlines()
+    assert lines[1] == '  application "zenity" [1.7:root] pid=42'
+    # The unnamed panel is skipped and its child pulled up; quiet states are left out.
+    assert lines[2] == '    push button "Say \\"yes\\"" [1.7:3] @10,20 80x30 {focused} actions=click'
+    assert "TRUNCATED" in lines[-1]
+
+
+def test_extents_centre_and_clip() -> None:
+    box = Extents(1200, 700, 200, 100)
+    assert box.center == (1300, 750)
+    assert box.clip(Extents(0, 0, 1280, 720)) == Extents(1200, 700, 80, 20)
+    assert Extents(2000, 0, 5, 5).clip(Extents(0, 0, 1280, 720)) is None
+
+
+async def test_no_bus_is_503_accessibility_unavailable(tmp_path: Path) -> None:
+    service = Accessibility({"DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/missing"})
+    try:
+        with pytest.raises(AccessibilityUnavailable) as caught:
+            await service.tree(WalkOptions(timeout=1))
+        assert caught.value.status == 503 and caught.value.code == "ACCESSIBILITY_UNAVAILABLE"
+        with pytest.raises(AccessibilityUnavailable):
+            await service.check()
+    finally:
+        await service.close()
