@@ -88,6 +88,7 @@ class Connection:
         self.peer = peer  # True: a private connection straight to the application
         self.owns_bus = owns_bus
         self._pending: dict[int, Callable[[Message | None], None]] = {}
+        self._abandoned: set[int] = set()
         bus.add_message_handler(self._on_message)
         self._watch = asyncio.ensure_future(self._watch_disconnect())
 
@@ -116,6 +117,8 @@ class Connection:
         callback = self._pending.pop(msg.reply_serial, None)
         if callback is None:
             return False
+        if self._abandoned and msg.reply_serial not in self._abandoned:
+            self._late(msg.reply_serial, msg)  # a current answer also proves the peer alive
         callback(msg)
         return True
 
@@ -174,9 +177,23 @@ class Connection:
             await asyncio.wait([done], timeout=remaining)
         if not done.done():
             done.cancel()
+            # Keep listening for the late answers: until one arrives, the peer counts as stalled.
             for serial in serials:
-                self._pending.pop(serial, None)
+                if serial in self._pending:
+                    self._pending[serial] = functools.partial(self._late, serial)
+                    self._abandoned.add(serial)
         return results, state["answered"] == len(calls)
+
+    def _late(self, serial: int, msg: Message | None) -> None:
+        # Any answer, even a late one, shows the peer is alive again: forget every abandoned call.
+        for abandoned in self._abandoned:
+            self._pending.pop(abandoned, None)
+        self._abandoned.clear()
+
+    @property
+    def stalled(self) -> bool:
+        """Calls given up at an earlier deadline are still unanswered (the peer hangs)."""
+        return bool(self._abandoned)
 
     async def call(self, call: Call, deadline: float) -> list[Any]:
         """One call; D-Bus errors raise (NotFound when the object is gone), the deadline raises 504."""

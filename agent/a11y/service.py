@@ -40,6 +40,7 @@ LOG = logging.getLogger(__name__)
 REGISTRY = "org.a11y.atspi.Registry"
 BUS_DAEMON = "org.freedesktop.DBus"
 CONNECT_TIMEOUT = 2.0
+STALLED_LEASH = 0.2  # seconds a hung application gets in later requests, until it answers again
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +293,10 @@ class Accessibility:
         except Exception as exc:
             LOG.info("application %s (pid %s) unreachable: %s", info.name, info.pid, exc)
             return None, True
+        if conn.stalled:
+            # It left calls of an earlier request unanswered: give it a short leash, not the deadline.
+            leash = min(scope.deadline, _now() + STALLED_LEASH)
+            scope = Scope(scope.options, scope.budget, leash, scope.screen, scope.window_title)
         walk = AppWalk(conn, info.ref, scope)
         root = await walk.run(1)
         return root, walk.truncated
