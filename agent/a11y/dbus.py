@@ -135,8 +135,9 @@ class Connection:
             validate=False,
         )
         self._pending[serial] = callback
-        sent = self.bus.send(msg)
-        sent.add_done_callback(_consume)
+        # The write's own future is left alone: a failed write finalises the bus, which fails
+        # every pending call through _watch_disconnect (a done-callback per call costs CPU).
+        self.bus.send(msg)
         return serial
 
     async def batch(self, calls: Sequence[Call], deadline: float) -> tuple[list[Outcome], bool]:
@@ -241,9 +242,3 @@ def _outcome(msg: Message | None) -> Outcome:
         return Failure(msg.error_name or "", text)
     body: list[Any] = msg.body
     return body
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    # A failed write also finalises the bus, which fails the pending calls; only mark it seen.
-    if not future.cancelled():
-        future.exception()

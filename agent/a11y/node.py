@@ -20,6 +20,7 @@ NULL_PATH = "/org/a11y/atspi/null"
 CACHE_PATH = "/org/a11y/atspi/cache"
 PATH_PREFIX = "/org/a11y/atspi/accessible/"
 DESKTOP_ID = "desktop"
+_SHOWING_AND_VISIBLE = (1 << roles.STATE_SHOWING) | (1 << roles.STATE_VISIBLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +108,14 @@ class Node:
         return roles.state_names(self.state_words)
 
     def has_state(self, number: int) -> bool:
-        return roles.has_state(self.state_words, number)
+        words = self.state_words
+        return (number >> 5) < len(words) and bool(words[number >> 5] >> (number & 31) & 1)
 
     @property
     def showing(self) -> bool:
-        return self.has_state(roles.STATE_SHOWING) and self.has_state(roles.STATE_VISIBLE)
+        # Both bits live in the first word; this runs for every node several times per walk.
+        first = self.state_words[0] if self.state_words else 0
+        return first & _SHOWING_AND_VISIBLE == _SHOWING_AND_VISIBLE
 
     def iter(self) -> list[Node]:
         """This node and its descendants, depth first, in document order."""

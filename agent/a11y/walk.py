@@ -88,7 +88,10 @@ class AppWalk:
         self.nodes: dict[str, Node] = {}  # one Node per cached object, filled in place
         self.seen: set[str] = set()  # paths already placed in the tree (guards against cycles)
         self.detailed: set[str] = set()
-        self.offscreen: set[str] = set()  # scrolled out of a MANAGES_DESCENDANTS container
+        self.offscreen: set[str] = set()
+        self.prefetch: asyncio.Future[dict[str, list[Ref]]] | None = (
+            None  # scrolled out of a MANAGES_DESCENDANTS container
+        )
         self.cached_children: dict[str, list[CacheItem]] = {}
 
     async def _batch(self, calls: list[Call]) -> list[Outcome]:
@@ -110,11 +113,20 @@ class AppWalk:
         if root is None:
             return None
         self.seen.add(root.ref.path)
-        # The details of cached nodes do not depend on the expansion: ask for them at once, so
-        # the application answers them while the walk is still discovering the uncached nodes.
+        # What the cache tells does not depend on the expansion: ask at once for the details of
+        # cached nodes and for the children of cached nodes whose cached children are incomplete,
+        # so the application answers while the walk goes on (a few rounds instead of one a level).
         early: asyncio.Future[None] | None = None
         if len(self.cache) <= 2 * (self.budget.limit - self.budget.used) and self.options.max_depth >= 16:
             early = asyncio.ensure_future(self._details([n for n in self.nodes.values() if n.showing]))
+            incomplete = [
+                n
+                for n in self.nodes.values()
+                if self._wants_children(n)
+                and not n.has_state(roles.STATE_MANAGES_DESCENDANTS)
+                and self._children_from_cache(n) is None
+            ]
+            self.prefetch = asyncio.ensure_future(self._get_children(incomplete))
         frontier = [root]
         if self.window_title is not None and not self.truncated:
             frontier = self._only_window(root, await self._expand_level(frontier))
@@ -163,13 +175,16 @@ class AppWalk:
         return node
 
     def _children_from_cache(self, node: Node) -> list[CacheItem] | None:
-        kids = self.cached_children.get(node.ref.path, [])
+        kids = self.cached_children.get(node.ref.path, ())
         if node.child_count < 0 or len(kids) != node.child_count:
             return None
-        ordered = sorted(kids, key=lambda item: int(item[3]))
-        if [int(item[3]) for item in ordered] != list(range(len(ordered))):
-            return None
-        return ordered
+        ordered: list[CacheItem | None] = [None] * len(kids)
+        for item in kids:  # indexes must be exactly 0..n-1 (GTK sends -1 when it does not know)
+            index = item[3]
+            if not 0 <= index < len(kids) or ordered[index] is not None:
+                return None
+            ordered[index] = item
+        return ordered  # type: ignore[return-value]  # every slot is filled
 
     # -- expansion --------------------------------------------------------------------------
     def _wants_children(self, node: Node) -> bool:
@@ -253,17 +268,26 @@ class AppWalk:
                 ask.append(node)
         large = [n for n in ask if n.has_state(roles.STATE_MANAGES_DESCENDANTS) and n.child_count != 0]
         plain = [n for n in ask if not (n.has_state(roles.STATE_MANAGES_DESCENDANTS) and n.child_count != 0)]
-        outcomes = await self._batch([Call(n.ref.path, ACCESSIBLE, "GetChildren") for n in plain])
-        for node, outcome in zip(plain, outcomes, strict=True):
-            if isinstance(outcome, list):
-                hidden = node.ref.path in self.offscreen
-                child_refs[position_of[id(node)]] = [
-                    (i, Ref(bus, path), hidden) for i, (bus, path) in enumerate(outcome[0])
-                ]
+        known: dict[str, list[Ref]] = await self.prefetch if self.prefetch is not None else {}
+        fetched = await self._get_children([n for n in plain if n.ref.path not in known])
+        for node in plain:
+            refs = known.get(node.ref.path)
+            if refs is None:
+                refs = fetched.get(node.ref.path, [])
+            hidden = node.ref.path in self.offscreen
+            child_refs[position_of[id(node)]] = [(i, ref, hidden) for i, ref in enumerate(refs)]
         for node in large:
             child_refs[position_of[id(node)]] = await self._managed_children(node)
 
         return child_refs
+
+    async def _get_children(self, nodes: list[Node]) -> dict[str, list[Ref]]:
+        outcomes = await self._batch([Call(n.ref.path, ACCESSIBLE, "GetChildren") for n in nodes])
+        return {
+            node.ref.path: [Ref(bus, path) for bus, path in outcome[0]]
+            for node, outcome in zip(nodes, outcomes, strict=True)
+            if isinstance(outcome, list)
+        }
 
     async def _fetch_nodes(self, refs: list[tuple[Ref, bool]], depth: int) -> list[Node | None]:
         """Role, states, name/description/child count and interfaces: four calls per node.
