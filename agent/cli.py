@@ -20,13 +20,19 @@ SHUTDOWN_GRACE = 5.0  # seconds in-flight requests get to finish on SIGTERM befo
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, help="TOML file with options (flags and env win)")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="TOML file with options (flags and env win)"
+    )
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.parse.__name__ == "_bool":
-            parser.add_argument(flag, dest=option.name, nargs="?", const="true", default=None, help=option.help)
+            parser.add_argument(
+                flag, dest=option.name, nargs="?", const="true", default=None, help=option.help
+            )
         else:
-            parser.add_argument(flag, dest=option.name, default=None, help=f"{option.help} (default: {option.default})")
+            parser.add_argument(
+                flag, dest=option.name, default=None, help=f"{option.help} (default: {option.default})"
+            )
 
 
 def _config_from(args: argparse.Namespace, **overrides: str) -> Config:
@@ -54,7 +60,11 @@ async def serve(config: Config, *, announce: bool = True) -> None:
     port = runner.addresses[0][1] if runner.addresses else config.port
     url = f"http://{config.host}:{port}"
     if announce:
-        LOG.info("listening on %s", url, extra={"fields": {"event": "listening", "url": url, "display": config.display}})
+        LOG.info(
+            "listening on %s",
+            url,
+            extra={"fields": {"event": "listening", "url": url, "display": config.display}},
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -112,7 +122,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
             f"\ncomputer-agent {__version__} dev desktop on DISPLAY={desktop.display}\n"
             f"  API:   http://{config.host}:{config.port}  (docs: /openapi.json)\n"
             f"  token: {token_file}\n"
-            f"  try:   curl -H \"Authorization: Bearer $(cat {token_file})\" "
+            f'  try:   curl -H "Authorization: Bearer $(cat {token_file})" '
             f"http://{config.host}:{config.port}/desktop/screenshot -o shot.png\n",
             file=sys.stderr,
             flush=True,

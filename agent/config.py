@@ -78,9 +78,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", _port, 8000, "TCP port to listen on (0 picks a free one)"),
     Option("display", str, os.environ.get("DISPLAY", ":0"), "X display to drive"),
     Option("token_file", _path, None, "file (mode 0600) holding the bearer token"),
-    Option(
-        "insecure_no_auth", _bool, False, "serve without a token (only allowed when bound to loopback)"
-    ),
+    Option("insecure_no_auth", _bool, False, "serve without a token (only allowed when bound to loopback)"),
     Option("max_body_bytes", _positive_int, 64 * 1024 * 1024, "largest JSON request body accepted"),
     Option("log_level", str, "info", "debug, info, warning or error"),
     Option("accessibility", _bool, True, "serve the AT-SPI accessibility routes and check the bus"),

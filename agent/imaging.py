@@ -45,7 +45,12 @@ def target_size(
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(payload, zlib.crc32(kind)))
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(payload, zlib.crc32(kind)))
+    )
 
 
 class Encoder:
@@ -60,7 +65,7 @@ class Encoder:
 
     def encode(
         self,
-        bgrx: bytes | bytearray | memoryview,
+        bgrx: bytes | bytearray,
         width: int,
         height: int,
         *,
@@ -95,7 +100,9 @@ class Encoder:
     def _encode_rgb(self, image: Image.Image, format: str, quality: int) -> bytes:
         if format == "jpeg":
             array = np.asarray(image)
-            return bytes(simplejpeg.encode_jpeg(array, quality=quality, colorspace="RGB", colorsubsampling="420"))
+            return bytes(
+                simplejpeg.encode_jpeg(array, quality=quality, colorspace="RGB", colorsubsampling="420")
+            )
         if format == "png":
             array = np.asarray(image)
             height, width = array.shape[:2]
@@ -110,5 +117,7 @@ class Encoder:
 def png_bytes(filtered_rows: np.ndarray, width: int, height: int) -> bytes:
     """A PNG file from RGB rows that already carry their filter byte."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    compressed = isal_zlib.compress(memoryview(filtered_rows).cast("B"), 1)
-    return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", compressed), _chunk(b"IEND", b"")))
+    compressed = isal_zlib.compress(filtered_rows.data, 1)
+    return b"".join(
+        (PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", compressed), _chunk(b"IEND", b""))
+    )

@@ -15,8 +15,23 @@ from agent.desktop import Chord, Key
 from agent.errors import InvalidArgument
 
 for _group in (
-    "xkb", "xf86", "latin1", "latin2", "latin3", "latin4", "greek", "cyrillic", "katakana",
-    "arabic", "hebrew", "thai", "korean", "technical", "special", "publishing", "apl",
+    "xkb",
+    "xf86",
+    "latin1",
+    "latin2",
+    "latin3",
+    "latin4",
+    "greek",
+    "cyrillic",
+    "katakana",
+    "arabic",
+    "hebrew",
+    "thai",
+    "korean",
+    "technical",
+    "special",
+    "publishing",
+    "apl",
 ):
     XK.load_keysym_group(_group)
 
@@ -139,8 +154,21 @@ ALIASES: dict[str, str] = {
 }
 
 MODIFIER_NAMES = frozenset(
-    {"Control_L", "Control_R", "Shift_L", "Shift_R", "Alt_L", "Alt_R", "Super_L", "Super_R",
-     "Meta_L", "Meta_R", "Hyper_L", "Hyper_R", "ISO_Level3_Shift"}
+    {
+        "Control_L",
+        "Control_R",
+        "Shift_L",
+        "Shift_R",
+        "Alt_L",
+        "Alt_R",
+        "Super_L",
+        "Super_R",
+        "Meta_L",
+        "Meta_R",
+        "Hyper_L",
+        "Hyper_R",
+        "ISO_Level3_Shift",
+    }
 )
 
 

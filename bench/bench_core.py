@@ -30,9 +30,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, median_ms, timed, write_section  # noqa: E402
 from agent.devdesktop import DevDesktop  # noqa: E402
 from agent.keys import text_keysyms  # noqa: E402
+from bench.common import machine, median_ms, timed, write_section  # noqa: E402
 from tests.conftest import RunningAgent, start_agent  # noqa: E402
 
 ASCII_200 = ("The quick brown fox jumps over the lazy dog; PACK MY BOX with 5 dozen liquor jugs! " * 3)[:200]
@@ -67,8 +67,14 @@ class Observer:
         self.display = Display(display_name)
         root = self.display.screen().root
         self.window = root.create_window(
-            0, 0, width, height, 0, self.display.screen().root_depth,
-            override_redirect=True, event_mask=X.ButtonPressMask | X.KeyPressMask,
+            0,
+            0,
+            width,
+            height,
+            0,
+            self.display.screen().root_depth,
+            override_redirect=True,
+            event_mask=X.ButtonPressMask | X.KeyPressMask,
         )
         self.window.map()
         self.display.sync()
@@ -82,7 +88,7 @@ class Observer:
     def _loop(self) -> None:
         from Xlib.error import ConnectionClosedError
 
-        X = self.X
+        x = self.X
         shift_codes: set[int] = set()
         while True:
             try:
@@ -90,12 +96,12 @@ class Observer:
             except ConnectionClosedError:
                 return
             now = time.perf_counter()
-            if event.type == X.MappingNotify:
+            if event.type == x.MappingNotify:
                 self.display.refresh_keyboard_mapping(event)
-            elif event.type == X.ButtonPress:
+            elif event.type == x.ButtonPress:
                 self.buttons.append(now)
-            elif event.type == X.KeyPress:
-                keysym = self.display.keycode_to_keysym(event.detail, 1 if event.state & X.ShiftMask else 0)
+            elif event.type == x.KeyPress:
+                keysym = self.display.keycode_to_keysym(event.detail, 1 if event.state & x.ShiftMask else 0)
                 if not shift_codes:
                     shift_codes = set(self.display.keysym_to_keycodes(0xFFE1)) | set(
                         self.display.keysym_to_keycodes(0xFFE2)
@@ -162,9 +168,11 @@ def bench_type(http: Http, observer: Observer, desktop: DevDesktop, text: str, r
         for _ in range(3):
             try:
                 samples.append(
-                    measure(lambda args=args: subprocess.run(
-                        ["xdotool", "type", *args, text], env=desktop.env, check=True
-                    ))
+                    measure(
+                        lambda args=args: subprocess.run(
+                            ["xdotool", "type", *args, text], env=desktop.env, check=True
+                        )
+                    )
                 )
             except TimeoutError:
                 samples.append((float("inf"), False))  # characters were dropped
@@ -202,7 +210,9 @@ def bench_screenshots(http: Http, desktop: DevDesktop, runs: int) -> dict[str, A
         ("jpeg_q75_half", "format=jpeg&quality=75&scale=0.5"),
     ):
         body = http.call("GET", f"/desktop/screenshot?{query}")
-        results[f"{label}_ms"] = median_ms(timed(lambda q=query: http.call("GET", f"/desktop/screenshot?{q}"), runs))
+        results[f"{label}_ms"] = median_ms(
+            timed(lambda q=query: http.call("GET", f"/desktop/screenshot?{q}"), runs)
+        )
         results[f"{label}_bytes"] = len(body)
     png = Image.open(io.BytesIO(http.call("GET", "/desktop/screenshot?format=png"))).convert("RGB")
 
@@ -259,8 +269,12 @@ def main() -> int:
                 http = Http(agent)
                 observer = Observer(desktop.display, 1280, 720)
                 results["click"] = bench_click(http, observer, desktop, args.runs)
-                results["type_200_ascii"] = bench_type(http, observer, desktop, ASCII_200, max(20, args.runs // 10))
-                results["type_30_unicode"] = bench_type(http, observer, desktop, UNICODE_30, max(20, args.runs // 10))
+                results["type_200_ascii"] = bench_type(
+                    http, observer, desktop, ASCII_200, max(20, args.runs // 10)
+                )
+                results["type_30_unicode"] = bench_type(
+                    http, observer, desktop, UNICODE_30, max(20, args.runs // 10)
+                )
                 observer.close()
                 apps = busy_screen(desktop)
                 results["screenshot_1280x720"] = bench_screenshots(http, desktop, max(30, args.runs // 4))
@@ -280,11 +294,19 @@ def main() -> int:
                     "jpeg_q75_ms": median_ms(
                         timed(lambda: http.call("GET", "/desktop/screenshot?format=jpeg&quality=75"), 50)
                     ),
-                    "png_ms": median_ms(timed(lambda: http.call("GET", "/desktop/screenshot?format=png"), 30)),
+                    "png_ms": median_ms(
+                        timed(lambda: http.call("GET", "/desktop/screenshot?format=png"), 30)
+                    ),
                 }
                 with tempfile.TemporaryDirectory() as shots:
                     results["screenshot_1920x1080"]["scrot_ms"] = median_ms(
-                        timed(lambda: subprocess.run(["scrot", "-o", f"{shots}/s.png"], env=big.env, check=True), 10, 2)
+                        timed(
+                            lambda: subprocess.run(
+                                ["scrot", "-o", f"{shots}/s.png"], env=big.env, check=True
+                            ),
+                            10,
+                            2,
+                        )
                     )
                 for app in apps:
                     app.terminate()

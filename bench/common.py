@@ -54,5 +54,7 @@ def write_section(name: str, markdown: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     block = f"{start}\n{markdown.strip()}\n{end}"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    text = (
+        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    )
     RESULTS.write_text(text)

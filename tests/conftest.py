@@ -40,7 +40,10 @@ class RunningAgent:
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kwargs  # type: ignore[arg-type]
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=60,
+            **kwargs,  # type: ignore[arg-type]
         )
 
     def stop(self) -> None:
@@ -133,7 +136,9 @@ def client(agent: RunningAgent) -> Iterator[httpx.Client]:
 
 def run_observer(desktop: DevDesktop, *argv: str, timeout: float = 10) -> str:
     """Run an observer tool (xdotool, xprop, xwininfo, xclip, ...) on the test desktop."""
-    result = subprocess.run(argv, env=desktop.env, capture_output=True, text=True, timeout=timeout, check=True)
+    result = subprocess.run(
+        argv, env=desktop.env, capture_output=True, text=True, timeout=timeout, check=True
+    )
     return result.stdout
 
 

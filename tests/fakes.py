@@ -13,8 +13,8 @@ from agent.models.base import ImageResult
 
 @dataclass
 class FakeDesktop:
-    size: Size = Size(1280, 720)
-    pointer: Point = Point(0, 0)
+    size: Size = field(default_factory=lambda: Size(1280, 720))
+    pointer: Point = field(default_factory=lambda: Point(0, 0))
     available: bool = True
     log: list[tuple[object, ...]] = field(default_factory=list)
     held: list[str] = field(default_factory=list)

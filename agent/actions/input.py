@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agent.actions.registry import REGISTRY
+from agent.actions.registry import REGISTRY, Handler, RequestModel
 from agent.desktop import Button, Chord, Point
 from agent.errors import InvalidArgument
 from agent.keys import parse_chord, parse_keys, parse_sequence
@@ -26,8 +26,8 @@ from agent.models.desktop import (
     ScrollRequest,
     TripleClickRequest,
     TypeRequest,
-    WaitRequest,
     Waited,
+    WaitRequest,
 )
 from agent.services import Services
 
@@ -52,7 +52,9 @@ def modifier_chord(modifiers: Modifiers) -> Chord:
     return parse_keys(modifiers) if modifiers else ()
 
 
-async def _click(services: Services, req: ClickRequest | DoubleClickRequest | TripleClickRequest, count: int) -> Success:
+async def _click(
+    services: Services, req: ClickRequest | DoubleClickRequest | TripleClickRequest, count: int
+) -> Success:
     point = await on_screen(services, req.x, req.y)
     await services.desktop.click(point.x, point.y, Button(req.button), count, modifier_chord(req.modifiers))
     return Success()
@@ -142,9 +144,7 @@ async def wait(services: Services, req: WaitRequest) -> Waited:
     return Waited(waited_seconds=round(time.monotonic() - started, 3))
 
 
-_POINTER = "pointer"
-_KEYBOARD = "keyboard"
-for _type, _model, _handler, _route, _summary in (
+_INPUT_ACTIONS: tuple[tuple[str, RequestModel, Handler, str, str], ...] = (
     ("click", ClickRequest, click, "/desktop/click", "Click a mouse button at (x, y)"),
     ("double_click", DoubleClickRequest, double_click, "/desktop/double-click", "Double-click at (x, y)"),
     ("triple_click", TripleClickRequest, triple_click, "/desktop/triple-click", "Triple-click at (x, y)"),
@@ -159,12 +159,18 @@ for _type, _model, _handler, _route, _summary in (
     ("key_up", KeyUpRequest, key_up, "/desktop/key-up", "Release a held key"),
     ("mouse_down", MouseDownRequest, mouse_down, "/desktop/mouse-down", "Press and hold a mouse button"),
     ("mouse_up", MouseUpRequest, mouse_up, "/desktop/mouse-up", "Release a mouse button"),
-):
+)
+for _type, _model, _handler, _route, _summary in _INPUT_ACTIONS:
     REGISTRY.add(
         _type, _model, _handler, summary=_summary, route=_route, result=Success, uses_input=True, tag="input"
     )
 
 REGISTRY.add(
-    "wait", WaitRequest, wait, summary="Pause server-side (at most 30 s)", route="/desktop/wait",
-    result=Waited, tag="input",
+    "wait",
+    WaitRequest,
+    wait,
+    summary="Pause server-side (at most 30 s)",
+    route="/desktop/wait",
+    result=Waited,
+    tag="input",
 )

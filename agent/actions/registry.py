@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 ActionOutput = Result | ImageResult
 RequestT = TypeVar("RequestT", bound=BaseModel)
 Handler = Callable[["Services", Any], Awaitable[ActionOutput]]
+RequestModel = type[BaseModel]
+ResultModel = type[Result] | None
 
 # Modules whose import registers actions; each is a service family.
 ACTION_MODULES: tuple[str, ...] = (
@@ -44,12 +46,12 @@ ACTION_MODULES: tuple[str, ...] = (
 @dataclass(frozen=True, slots=True)
 class Action:
     type: str
-    model: type[BaseModel]
+    model: RequestModel
     handler: Handler
     summary: str
     route: str | None = None  # REST path, e.g. /desktop/double-click
     method: Literal["GET", "POST"] = "POST"
-    result: type[Result] | None = None  # None: the answer is an image
+    result: ResultModel = None  # None: the answer is an image
     uses_input: bool = False  # holds the input lock, so batches are not interleaved
     tag: str = "desktop"
 
@@ -77,9 +79,7 @@ class Registry:
         type_field = model.model_fields.get("type")
         if type_field is None or type_field.default != type:
             raise ValueError(f"{model.__name__} needs a field type: Literal[{type!r}] = {type!r}")
-        self._actions[type] = Action(
-            type, model, handler, summary, route, method, result, uses_input, tag
-        )
+        self._actions[type] = Action(type, model, handler, summary, route, method, result, uses_input, tag)
         self._adapter = None
 
     def __iter__(self) -> Iterator[Action]:
@@ -93,9 +93,7 @@ class Registry:
             return self._actions[type]
         except KeyError:
             known = ", ".join(sorted(self._actions))
-            raise InvalidArgument(
-                f"unknown action type {type!r}", details={"known_types": known}
-            ) from None
+            raise InvalidArgument(f"unknown action type {type!r}", details={"known_types": known}) from None
 
     def union(self) -> Any:
         """The tagged union of every request model (for the OpenAPI document)."""

@@ -67,18 +67,39 @@ async def screen_size(services: Services, req: ScreenSizeRequest) -> ScreenSize:
 
 
 REGISTRY.add(
-    "screenshot", ScreenshotRequest, screenshot, summary="Capture the whole screen",
-    route="/desktop/screenshot", method="GET", tag="screen",
+    "screenshot",
+    ScreenshotRequest,
+    screenshot,
+    summary="Capture the whole screen",
+    route="/desktop/screenshot",
+    method="GET",
+    tag="screen",
 )
 REGISTRY.add(
-    "screenshot_region", RegionScreenshotRequest, screenshot_region, summary="Capture a region of the screen",
-    route="/desktop/screenshot/region", tag="screen",
+    "screenshot_region",
+    RegionScreenshotRequest,
+    screenshot_region,
+    summary="Capture a region of the screen",
+    route="/desktop/screenshot/region",
+    tag="screen",
 )
 REGISTRY.add(
-    "cursor_position", CursorRequest, cursor_position, summary="Where the pointer is",
-    route="/desktop/cursor", method="GET", result=Position, tag="screen",
+    "cursor_position",
+    CursorRequest,
+    cursor_position,
+    summary="Where the pointer is",
+    route="/desktop/cursor",
+    method="GET",
+    result=Position,
+    tag="screen",
 )
 REGISTRY.add(
-    "screen_size", ScreenSizeRequest, screen_size, summary="The screen's size in pixels",
-    route="/desktop/screen-size", method="GET", result=ScreenSize, tag="screen",
+    "screen_size",
+    ScreenSizeRequest,
+    screen_size,
+    summary="The screen's size in pixels",
+    route="/desktop/screen-size",
+    method="GET",
+    result=ScreenSize,
+    tag="screen",
 )

@@ -137,7 +137,7 @@ def rest_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Stream
         data.update(request.match_info)
         if data.setdefault("type", action.type) != action.type:
             raise InvalidArgument(f"type: this route runs {action.type!r}; for other types use POST /actions")
-        model = validate(action.model, data, from_query=from_query)
+        model: BaseModel = validate(action.model, data, from_query=from_query)
         output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
         return rest_response(output)
 
@@ -198,7 +198,9 @@ def _step(
         type=action.type,
         success=error is None,
         result=result,
-        error=None if error is None else {"code": error.code, "message": error.message, "details": error.details},
+        error=None
+        if error is None
+        else {"code": error.code, "message": error.message, "details": error.details},
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
     )
 

@@ -50,7 +50,8 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> AgentE
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = sorted(exc.allowed_methods)
         return MethodNotAllowed(
-            f"method {exc.method} is not allowed here; allowed: {', '.join(allowed)}", details={"allowed": allowed}
+            f"method {exc.method} is not allowed here; allowed: {', '.join(allowed)}",
+            details={"allowed": allowed},
         )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge("the request body is larger than the configured limit")

@@ -27,7 +27,10 @@ ERROR_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["code", "message"],
             "properties": {
-                "code": {"type": "string", "description": "Stable error code; see the list in the description"},
+                "code": {
+                    "type": "string",
+                    "description": "Stable error code; see the list in the description",
+                },
                 "message": {"type": "string"},
                 "details": {"type": "object"},
             },
@@ -55,7 +58,7 @@ def error_schema() -> dict[str, Any]:
     pairs = sorted({(cls.status, cls.code) for cls in _error_classes()})
     codes = sorted({code for _, code in pairs})
     table = "; ".join(f"{code} ({status})" for status, code in pairs)
-    schema = json.loads(json.dumps(ERROR_SCHEMA))
+    schema: dict[str, Any] = json.loads(json.dumps(ERROR_SCHEMA))
     code = schema["properties"]["error"]["properties"]["code"]
     code["enum"] = codes
     code["description"] = f"Stable error code: {table}"
@@ -86,9 +89,15 @@ def _image_response() -> dict[str, Any]:
 def build_document() -> dict[str, Any]:
     registry = load_all()
     models: list[tuple[type[BaseModel], Any]] = [(action.model, "validation") for action in registry]
-    models += [(action.result, "serialization") for action in registry if action.result is not None]
-    models += [(BatchRequest, "validation"), (BatchAnswer, "serialization"), (ActionAnswer, "serialization"),
-               (ImageJSON, "serialization")]
+    for action in registry:
+        if action.result is not None:
+            models.append((action.result, "serialization"))
+    models += [
+        (BatchRequest, "validation"),
+        (BatchAnswer, "serialization"),
+        (ActionAnswer, "serialization"),
+        (ImageJSON, "serialization"),
+    ]
     _, definitions = models_json_schema(models, ref_template=REF)
     schemas: dict[str, Any] = definitions.get("$defs", {})
     schemas["Error"] = error_schema()
@@ -104,8 +113,12 @@ def build_document() -> dict[str, Any]:
             "summary": action.summary,
             "tags": [action.tag],
             "parameters": [
-                {"name": name, "in": "path", "required": True,
-                 "schema": schema.get("properties", {}).get(name, {"type": "string"})}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": schema.get("properties", {}).get(name, {"type": "string"}),
+                }
                 for name in path_params
             ],
         }
@@ -139,19 +152,42 @@ def build_document() -> dict[str, Any]:
         },
     }
     schemas["Action"] = union
-    paths["/actions"] = {"post": {
-        "operationId": "actions", "summary": "Run one action given as a tagged union", "tags": ["actions"],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model="Action")}}}},
-        "responses": {"200": {"description": "Done", "content": {"application/json": {"schema": _ref(ActionAnswer)}}},
-                      **ERROR_RESPONSES},
-    }}
-    paths["/batch"] = {"post": {
-        "operationId": "batch", "summary": "Run actions in order, atomically with respect to other input",
-        "tags": ["actions"],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(BatchRequest)}}},
-        "responses": {"200": {"description": "Per-step results", "content": {"application/json": {"schema": _ref(BatchAnswer)}}},
-                      **ERROR_RESPONSES},
-    }}
+    paths["/actions"] = {
+        "post": {
+            "operationId": "actions",
+            "summary": "Run one action given as a tagged union",
+            "tags": ["actions"],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": REF.format(model="Action")}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Done",
+                    "content": {"application/json": {"schema": _ref(ActionAnswer)}},
+                },
+                **ERROR_RESPONSES,
+            },
+        }
+    }
+    paths["/batch"] = {
+        "post": {
+            "operationId": "batch",
+            "summary": "Run actions in order, atomically with respect to other input",
+            "tags": ["actions"],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(BatchRequest)}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Per-step results",
+                    "content": {"application/json": {"schema": _ref(BatchAnswer)}},
+                },
+                **ERROR_RESPONSES,
+            },
+        }
+    }
     from agent.api.app import ROUTE_MODULES
 
     for name in ROUTE_MODULES:
@@ -159,7 +195,9 @@ def build_document() -> dict[str, Any]:
 
     for item in paths.values():
         for operation in item.values():
-            operation.setdefault("responses", {}).setdefault("default", {"$ref": "#/components/responses/Error"})
+            operation.setdefault("responses", {}).setdefault(
+                "default", {"$ref": "#/components/responses/Error"}
+            )
 
     return {
         "openapi": "3.1.0",
@@ -176,10 +214,22 @@ def build_document() -> dict[str, Any]:
             "schemas": dict(sorted(schemas.items())),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
-                "Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                "Readiness": {"description": "Each readiness check", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["ready", "checks"],
-                    "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}}}}}},
+                "Error": {
+                    "description": "An error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+                "Readiness": {
+                    "description": "Each readiness check",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["ready", "checks"],
+                                "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}},
+                            }
+                        }
+                    },
+                },
             },
         },
     }

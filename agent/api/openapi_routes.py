@@ -25,7 +25,16 @@ def add_routes(app: web.Application) -> None:
 
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/openapi.json": {"get": {"summary": "This document", "tags": ["health"],
-                              "responses": {"200": {"description": "OpenAPI 3.1 document",
-                                                    "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "tags": ["health"],
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1 document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    }
 }

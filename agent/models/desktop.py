@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
@@ -14,7 +14,7 @@ Modifiers = list[str] | str
 
 _X = Field(default=None, description="Screen x in pixels; omitted: the pointer's current position")
 _Y = Field(default=None, description="Screen y in pixels; omitted: the pointer's current position")
-_MODIFIERS = Field(
+_MODIFIERS: Any = Field(
     default_factory=list,
     description='Keys held during the click: ["ctrl", "shift"] or "ctrl+shift"',
 )

@@ -6,6 +6,7 @@ Held keys and buttons are tracked so that a failed batch or a shutdown can relea
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -129,7 +130,10 @@ class X11Desktop:
         try:
             await asyncio.sleep(DRAG_PAUSE_S)
             points = [
-                (round(start.x + (end.x - start.x) * i / steps), round(start.y + (end.y - start.y) * i / steps))
+                (
+                    round(start.x + (end.x - start.x) * i / steps),
+                    round(start.y + (end.y - start.y) * i / steps),
+                )
                 for i in range(1, steps + 1)
             ]
             for index in range(0, len(points), 4):
@@ -163,15 +167,11 @@ class X11Desktop:
     # -- keyboard -----------------------------------------------------------------
     async def type_text(self, text: str, delay_ms: int) -> None:
         keysyms = text_keysyms(text)
-        if delay_ms <= 0:
-            for start in range(0, len(keysyms), TYPE_CHUNK):
-                chunk = keysyms[start : start + TYPE_CHUNK]
-                await self.connection.run(lambda display, chunk=chunk: self._type(display, chunk))
-            return
-        for index, keysym in enumerate(keysyms):
-            if index:
+        step = TYPE_CHUNK if delay_ms <= 0 else 1
+        for start in range(0, len(keysyms), step):
+            if start and delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000)
-            await self.connection.run(lambda display, keysym=keysym: self._type(display, [keysym]))
+            await self.connection.run(functools.partial(self._type, keysyms=keysyms[start : start + step]))
 
     def _type(self, display: Display, keysyms: list[int]) -> None:
         """Bind what the layout lacks, then press each key with Shift exactly when needed."""
@@ -201,7 +201,11 @@ class X11Desktop:
 
     def _flush_run(self, display: Display, run: list[int], run_missing: set[int]) -> None:
         keyboard = self._keyboard
-        to_bind = [keysym for keysym in dict.fromkeys(run) if keysym in run_missing and keyboard.lookup(keysym) is None]
+        to_bind = [
+            keysym
+            for keysym in dict.fromkeys(run)
+            if keysym in run_missing and keyboard.lookup(keysym) is None
+        ]
         if to_bind:
             display.sync()
             self.connection.drain_events(display)
@@ -325,4 +329,3 @@ class X11Desktop:
         await self.release_all()
         await self._capture.close()
         await self.connection.close()
-

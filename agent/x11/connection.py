@@ -13,6 +13,7 @@ python-xlib print it to stderr and carry on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -189,10 +190,8 @@ class XConnection:
 
         def _close() -> None:
             if self._display is not None:
-                try:
+                with contextlib.suppress(*CONNECTION_ERRORS):
                     self._display.close()
-                except CONNECTION_ERRORS:
-                    pass
                 self._display = None
 
         await loop.run_in_executor(self._executor, _close)
@@ -202,5 +201,3 @@ class XConnection:
 def root_event_mask(display: Display, mask: int) -> None:
     """Add ``mask`` to what this connection selects on the root window."""
     display.screen().root.change_attributes(event_mask=mask)
-
-

@@ -15,7 +15,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from Xlib import X, XK
+from Xlib import XK, X
 from Xlib.display import Display
 
 from agent.keys import char_keysym

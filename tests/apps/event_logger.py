@@ -59,7 +59,9 @@ def on_motion(widget, event):
 
 
 def on_key(widget, event):
-    emit(event="key", keyval=Gdk.keyval_name(event.keyval), text=chr(Gdk.keyval_to_unicode(event.keyval) or 0))
+    emit(
+        event="key", keyval=Gdk.keyval_name(event.keyval), text=chr(Gdk.keyval_to_unicode(event.keyval) or 0)
+    )
     return False
 
 
@@ -93,7 +95,9 @@ def main():
         entry.grab_focus()
         alloc = area.get_allocation()
         origin = area.get_window().get_origin()
-        emit(event="ready", area_x=origin.x, area_y=origin.y, area_width=alloc.width, area_height=alloc.height)
+        emit(
+            event="ready", area_x=origin.x, area_y=origin.y, area_width=alloc.width, area_height=alloc.height
+        )
         return False
 
     window.connect("map-event", lambda *a: GLib.timeout_add(300, mapped) and False)

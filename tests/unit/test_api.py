@@ -154,7 +154,9 @@ async def test_screenshot_formats_and_headers(api: TestClient) -> None:
     response = await api.get("/desktop/screenshot?base64=true&max_width=640&format=jpeg")
     body = await response.json()
     assert (body["format"], body["width"], body["height"]) == ("jpeg", 640, 360)
-    response = await api.post("/desktop/screenshot/region", json={"x": 1200, "y": 700, "width": 200, "height": 200})
+    response = await api.post(
+        "/desktop/screenshot/region", json={"x": 1200, "y": 700, "width": 200, "height": 200}
+    )
     assert response.headers["X-Image-Width"] == "80" and response.headers["X-Image-Height"] == "20"
 
 
@@ -182,7 +184,9 @@ async def test_batch_runs_in_order_and_stops_on_error(api: TestClient, fake_desk
     answer = await (await api.post("/batch", json=body)).json()
     assert answer["success"] is False
     assert [(r["index"], r["type"], r["success"]) for r in answer["results"]] == [
-        (0, "key_down", True), (1, "move", True), (2, "click", False)
+        (0, "key_down", True),
+        (1, "move", True),
+        (2, "click", False),
     ]
     assert answer["results"][2]["error"]["code"] == "INVALID_ARGUMENT"
     assert all(r["duration_ms"] >= 0 for r in answer["results"])

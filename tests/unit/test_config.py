@@ -23,7 +23,12 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
     config_file = tmp_path / "agent.toml"
     config_file.write_text('port = 7000\nhost = "127.0.0.2"\ndisplay = ":5"\ninsecure_no_auth = true\n')
     config = load({"port": "9000"}, {"COMPUTER_AGENT_HOST": "127.0.0.3"}, config_file)
-    assert (config.port, config.host, config.display, config.insecure_no_auth) == (9000, "127.0.0.3", ":5", True)
+    assert (config.port, config.host, config.display, config.insecure_no_auth) == (
+        9000,
+        "127.0.0.3",
+        ":5",
+        True,
+    )
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,10 @@ def test_single_unicode_characters_are_keys() -> None:
 
 
 def test_sequences() -> None:
-    assert [[k.name for k in chord] for chord in parse_sequence("ctrl+a Delete")] == [["ctrl", "a"], ["Delete"]]
+    assert [[k.name for k in chord] for chord in parse_sequence("ctrl+a Delete")] == [
+        ["ctrl", "a"],
+        ["Delete"],
+    ]
     assert [[k.keysym for k in chord] for chord in parse_sequence(" ")] == [[keysym("space")]]
 
 
@@ -78,7 +81,10 @@ def test_unknown_names_are_named_in_the_error(spec: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_chord(spec)
     assert caught.value.status == 400
-    assert any(part in caught.value.message for part in spec.split("+") if part) or "empty" in caught.value.message
+    assert (
+        any(part in caught.value.message for part in spec.split("+") if part)
+        or "empty" in caught.value.message
+    )
 
 
 def test_hotkey_list_names_every_unknown_key() -> None:

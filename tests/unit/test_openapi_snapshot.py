@@ -17,4 +17,6 @@ SNAPSHOT = Path(__file__).resolve().parent.parent / "snapshots" / "openapi.json"
 def test_openapi_matches_snapshot() -> None:
     document = json.loads(json.dumps(build_document()))
     committed = json.loads(SNAPSHOT.read_text())
-    assert document == committed, "the API changed: run `make openapi` and commit tests/snapshots/openapi.json"
+    assert document == committed, (
+        "the API changed: run `make openapi` and commit tests/snapshots/openapi.json"
+    )

@@ -44,16 +44,30 @@ def test_click_reaches_the_app_at_the_point(client: httpx.Client, logger: EventL
     [
         ("/desktop/right-click", {}, [("press", 3), ("release", 3)]),
         ("/desktop/click", {"button": "middle"}, [("press", 2), ("release", 2)]),
-        ("/desktop/double-click", {}, [("press", 1), ("release", 1), ("press", 1), ("double", 1), ("release", 1)]),
+        (
+            "/desktop/double-click",
+            {},
+            [("press", 1), ("release", 1), ("press", 1), ("double", 1), ("release", 1)],
+        ),
         (
             "/desktop/triple-click",
             {},
-            [("press", 1), ("release", 1), ("press", 1), ("double", 1), ("release", 1), ("press", 1),
-             ("triple", 1), ("release", 1)],
+            [
+                ("press", 1),
+                ("release", 1),
+                ("press", 1),
+                ("double", 1),
+                ("release", 1),
+                ("press", 1),
+                ("triple", 1),
+                ("release", 1),
+            ],
         ),
     ],
 )
-def test_click_kinds(client: httpx.Client, logger: EventLogger, route: str, body: dict, expected: list) -> None:
+def test_click_kinds(
+    client: httpx.Client, logger: EventLogger, route: str, body: dict, expected: list
+) -> None:
     x, y = logger.area_center
     assert client.post(route, json={"x": x, "y": y, **body}).status_code == 200
     assert buttons(logger.collect()) == expected
@@ -126,7 +140,9 @@ def _type_into_entry(client: httpx.Client, logger: EventLogger, text: str) -> st
     return str(logger.next("entry")["text"])
 
 
-@pytest.mark.parametrize("text", [UNICODE_SAMPLE, "The quick brown fox; 0123456789 !@#$%^&*()_+-=[]{}|\\:\"'<>,.?/~`"])
+@pytest.mark.parametrize(
+    "text", [UNICODE_SAMPLE, "The quick brown fox; 0123456789 !@#$%^&*()_+-=[]{}|\\:\"'<>,.?/~`"]
+)
 def test_type_into_gtk_entry_is_exact(client: httpx.Client, logger: EventLogger, text: str) -> None:
     assert _type_into_entry(client, logger, text) == text
 
@@ -138,7 +154,18 @@ class XtermCat:
         title = f"cat-{path.name}"
         self.path = path
         self.process = subprocess.Popen(
-            ["xterm", "-u8", "-title", title, "-geometry", "80x10+100+100", "-e", "sh", "-c", f"cat > {path}"],
+            [
+                "xterm",
+                "-u8",
+                "-title",
+                title,
+                "-geometry",
+                "80x10+100+100",
+                "-e",
+                "sh",
+                "-c",
+                f"cat > {path}",
+            ],
             env=dict(desktop.env, LANG="C.UTF-8", LC_ALL="C.UTF-8"),
         )
         window = run_observer(desktop, "xdotool", "search", "--sync", "--name", title).split()[0]
@@ -225,18 +252,73 @@ def test_failed_batch_releases_held_keys(client: httpx.Client, logger: EventLogg
 KEY_SPECS: dict[str, str] = {
     spec: spec
     for spec in [
-        "a", "A", "z", "1", "0", "ctrl+c", "ctrl+shift+t", "ctrl+alt+t", "shift+Tab", "Return", "KP_Enter",
-        "F1", "F5", "F12", "shift+F10", "Page_Up", "Page_Down", "Home", "End", "ctrl+Home", "Escape",
-        "BackSpace", "Delete", "Insert", "Tab", "space", "Up", "Down", "Left", "Right", "at", "exclam",
-        "plus", "ctrl+plus", "minus", "underscore", "question", "colon", "percent", "asciitilde", "dollar",
-        "braceleft", "bar", "KP_Add", "KP_Divide", "Menu", "Print", "super", "ctrl+a", "alt+Tab",
-        "ctrl+shift+A", "semicolon", "apostrophe",
+        "a",
+        "A",
+        "z",
+        "1",
+        "0",
+        "ctrl+c",
+        "ctrl+shift+t",
+        "ctrl+alt+t",
+        "shift+Tab",
+        "Return",
+        "KP_Enter",
+        "F1",
+        "F5",
+        "F12",
+        "shift+F10",
+        "Page_Up",
+        "Page_Down",
+        "Home",
+        "End",
+        "ctrl+Home",
+        "Escape",
+        "BackSpace",
+        "Delete",
+        "Insert",
+        "Tab",
+        "space",
+        "Up",
+        "Down",
+        "Left",
+        "Right",
+        "at",
+        "exclam",
+        "plus",
+        "ctrl+plus",
+        "minus",
+        "underscore",
+        "question",
+        "colon",
+        "percent",
+        "asciitilde",
+        "dollar",
+        "braceleft",
+        "bar",
+        "KP_Add",
+        "KP_Divide",
+        "Menu",
+        "Print",
+        "super",
+        "ctrl+a",
+        "alt+Tab",
+        "ctrl+shift+A",
+        "semicolon",
+        "apostrophe",
     ]
 }
-KEY_SPECS.update({
-    "Enter": "Return", "ESC": "Escape", "CTRL+c": "ctrl+c", "PageUp": "Page_Up", "ArrowLeft": "Left",
-    "Backspace": "BackSpace", "cmd+a": "super+a", "f5": "F5",
-})
+KEY_SPECS.update(
+    {
+        "Enter": "Return",
+        "ESC": "Escape",
+        "CTRL+c": "ctrl+c",
+        "PageUp": "Page_Up",
+        "ArrowLeft": "Left",
+        "Backspace": "BackSpace",
+        "cmd+a": "super+a",
+        "f5": "F5",
+    }
+)
 
 
 def test_key_sends_the_same_events_as_xdotool(client: httpx.Client, desktop: DevDesktop) -> None:

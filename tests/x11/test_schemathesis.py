@@ -61,7 +61,7 @@ def test_no_5xx_and_every_answer_matches_the_document(private_agent: RunningAgen
         "--workers",
         "1",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
     report = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert private_agent.process.poll() is None, "the agent died under fuzzing"

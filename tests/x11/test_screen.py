@@ -20,7 +20,9 @@ pytestmark = pytest.mark.x11
 
 def xwd_image(desktop: DevDesktop) -> Image.Image:
     """The root window as the X server itself dumps it (xwd), decoded by ImageMagick."""
-    dump = subprocess.run(["xwd", "-root", "-silent"], env=desktop.env, capture_output=True, check=True).stdout
+    dump = subprocess.run(
+        ["xwd", "-root", "-silent"], env=desktop.env, capture_output=True, check=True
+    ).stdout
     png = subprocess.run(["convert", "xwd:-", "png:-"], input=dump, capture_output=True, check=True).stdout
     return Image.open(io.BytesIO(png)).convert("RGB")
 
@@ -28,9 +30,23 @@ def xwd_image(desktop: DevDesktop) -> Image.Image:
 @pytest.fixture(scope="module")
 def busy_screen(desktop: DevDesktop) -> Iterator[None]:
     """A static, varied screen: a patterned root and a terminal full of text."""
-    subprocess.run(["xsetroot", "-mod", "5", "3", "-fg", "#d04020", "-bg", "#2050c0"], env=desktop.env, check=True)
+    subprocess.run(
+        ["xsetroot", "-mod", "5", "3", "-fg", "#d04020", "-bg", "#2050c0"], env=desktop.env, check=True
+    )
     term = subprocess.Popen(
-        ["xterm", "-geometry", "100x30+40+40", "-fg", "black", "-bg", "#f0f0a0", "-e", "sh", "-c", "ls -l /usr/bin | head -28; sleep 120"],
+        [
+            "xterm",
+            "-geometry",
+            "100x30+40+40",
+            "-fg",
+            "black",
+            "-bg",
+            "#f0f0a0",
+            "-e",
+            "sh",
+            "-c",
+            "ls -l /usr/bin | head -28; sleep 120",
+        ],
         env=desktop.env,
     )
     time.sleep(1.0)
@@ -62,12 +78,21 @@ def test_region_equals_the_same_crop_and_clips_to_the_screen(
     reference = xwd_image(desktop)
     response = client.post("/desktop/screenshot/region", json={"x": 30, "y": 50, "width": 400, "height": 300})
     assert ImageChops.difference(image_of(response), reference.crop((30, 50, 430, 350))).getbbox() is None
-    clipped = client.post("/desktop/screenshot/region", json={"x": 1200, "y": 600, "width": 500, "height": 500})
+    clipped = client.post(
+        "/desktop/screenshot/region", json={"x": 1200, "y": 600, "width": 500, "height": 500}
+    )
     assert image_of(clipped).size == (80, 120)
-    assert client.post("/desktop/screenshot/region", json={"x": 1300, "y": 0, "width": 5, "height": 5}).status_code == 400
+    assert (
+        client.post(
+            "/desktop/screenshot/region", json={"x": 1300, "y": 0, "width": 5, "height": 5}
+        ).status_code
+        == 400
+    )
 
 
-def test_jpeg_and_webp_are_close_to_the_screen(client: httpx.Client, desktop: DevDesktop, busy_screen: None) -> None:
+def test_jpeg_and_webp_are_close_to_the_screen(
+    client: httpx.Client, desktop: DevDesktop, busy_screen: None
+) -> None:
     # Compared on the terminal (text on a flat colour, like real screens); the root's one-pixel
     # red/blue stipple is the worst case for 4:2:0 chroma subsampling and says nothing useful.
     box = (50, 50, 600, 400)
@@ -91,7 +116,9 @@ def test_scaling_and_base64(client: httpx.Client, busy_screen: None) -> None:
     assert Image.open(io.BytesIO(base64.b64decode(body["image"]))).size == (320, 180)
 
 
-def test_cursor_is_drawn_only_when_asked(client: httpx.Client, desktop: DevDesktop, busy_screen: None) -> None:
+def test_cursor_is_drawn_only_when_asked(
+    client: httpx.Client, desktop: DevDesktop, busy_screen: None
+) -> None:
     client.post("/desktop/move", json={"x": 700, "y": 600}).raise_for_status()
     region = {"x": 680, "y": 580, "width": 60, "height": 60}
     plain = image_of(client.post("/desktop/screenshot/region", json=region))
@@ -100,4 +127,6 @@ def test_cursor_is_drawn_only_when_asked(client: httpx.Client, desktop: DevDeskt
     assert ImageChops.difference(plain, reference).getbbox() is None
     changed = ImageChops.difference(with_cursor, plain).getbbox()
     assert changed is not None
-    assert changed[0] <= 25 and changed[1] <= 25  # drawn at the pointer (20,20 in the region), hotspot-aligned
+    assert (
+        changed[0] <= 25 and changed[1] <= 25
+    )  # drawn at the pointer (20,20 in the region), hotspot-aligned
