@@ -82,6 +82,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_body_bytes", _positive_int, 64 * 1024 * 1024, "largest JSON request body accepted"),
     Option("log_level", str, "info", "debug, info, warning or error"),
     Option("accessibility", _bool, True, "serve the AT-SPI accessibility routes and check the bus"),
+    Option(
+        "accessibility_required",
+        _bool,
+        False,
+        "/ready answers 503 while the accessibility bus is unreachable (otherwise it is only reported)",
+    ),
     Option("desktop_user", _optional_str, None, "user that commands and apps run as (when root)"),
     Option("exec_max_processes", _positive_int, 64, "concurrently running commands before 429"),
     Option("exec_max_timeout", _positive_float, 3600.0, "largest timeout_seconds a command may ask for"),
@@ -113,6 +119,7 @@ class Config:
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
     accessibility: bool = True
+    accessibility_required: bool = False
     desktop_user: str | None = None
     exec_max_processes: int = 64
     exec_max_timeout: float = 3600.0

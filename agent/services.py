@@ -51,14 +51,19 @@ class Services:
     # The AT-SPI tree and element actions (None when --accessibility is off or in tests without it).
     accessibility: Accessibility | None = None
     readiness: Readiness = field(init=False)
+    _warm_up: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         a11y_check = self.accessibility.check if self.accessibility is not None else None
-        self.readiness = Readiness(self.desktop, a11y_check=a11y_check)
+        self.readiness = Readiness(
+            self.desktop, a11y_check=a11y_check, a11y_required=self.config.accessibility_required
+        )
         self.readiness.subscribe(self.metrics.readiness_changed)
 
     async def start(self) -> None:
         """Start background work (runs once the event loop is up)."""
+        # Not awaited: the socket should listen while the screenshot encoders load.
+        self._warm_up = asyncio.create_task(self.desktop.warm_up(), name="desktop-warm-up")
         await self.readiness.start()
         if self.exec is not None:
             await self.exec.start()
@@ -67,6 +72,8 @@ class Services:
 
     async def close(self) -> None:
         """Release held input and every resource, in reverse order of start."""
+        if self._warm_up is not None:
+            self._warm_up.cancel()
         self.readiness.begin_shutdown()
         if self.heartbeat is not None:
             await self.heartbeat.close()  # the last beat says "stopping"

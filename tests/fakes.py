@@ -93,5 +93,8 @@ class FakeDesktop:
         self._require()
         return "fake"
 
+    async def warm_up(self) -> None:
+        return None
+
     async def close(self) -> None:
         self.log.append(("close",))

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 from Xlib import X
 from Xlib.display import Display
 from Xlib.ext import xtest
 from Xlib.protocol import rq
 
+if TYPE_CHECKING:
+    from agent.x11.capture import ScreenCapture
+
 from agent.desktop import Button, CaptureOptions, Chord, Point, Region, Size
 from agent.errors import DisplayUnavailable
 from agent.keys import text_keysyms
 from agent.models.base import ImageResult
-from agent.x11.capture import ScreenCapture
 from agent.x11.connection import XConnection
 from agent.x11.keyboard import KeyboardMap
 
@@ -42,7 +46,7 @@ class X11Desktop:
         self.display_name = display_name
         self.connection = XConnection(display_name, name="x11-input")
         self._keyboard = KeyboardMap()
-        self._capture = ScreenCapture(display_name)
+        self._capture: ScreenCapture | None = None  # numpy, Pillow, mss: loaded off the start-up path
         self._size: Size | None = None
         self._held_keys: list[int] = []
         self._held_buttons: list[int] = []
@@ -319,13 +323,28 @@ class X11Desktop:
             LOG.warning("could not release held keys: the display is gone")
 
     # -- screen -------------------------------------------------------------------
+    async def screen_capture(self) -> ScreenCapture:
+        """The capture service, imported on a worker thread the first time (see ``warm_up``)."""
+        if self._capture is None:
+            capture_module = await asyncio.to_thread(importlib.import_module, "agent.x11.capture")
+            if self._capture is None:
+                self._capture = capture_module.ScreenCapture(self.display_name)
+        assert self._capture is not None
+        return self._capture
+
+    async def warm_up(self) -> None:
+        """Load the encoders once the socket listens, so start-up is fast and the first
+        screenshot does not pay for the imports."""
+        await self.screen_capture()
+
     async def capture(self, region: Region | None, options: CaptureOptions) -> ImageResult:
         size = await self.screen_size()
         if region is None:
             region = Region(0, 0, size.width, size.height)
-        return await self._capture.capture(region, size.width, size.height, options)
+        return await (await self.screen_capture()).capture(region, size.width, size.height, options)
 
     async def close(self) -> None:
         await self.release_all()
-        await self._capture.close()
+        if self._capture is not None:
+            await self._capture.close()
         await self.connection.close()
