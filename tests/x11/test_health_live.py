@@ -317,7 +317,7 @@ def test_failing_control_plane_backs_off_without_slowing_the_api(
         gaps = [b - a for a, b in itertools.pairwise(times)]
         half = len(gaps) // 2
         assert sum(gaps[half:]) > sum(gaps[:half]), gaps  # intervals grow
-        assert len({round(g, 2) for g in gaps}) == len(gaps), gaps  # jittered, not a fixed ladder
+        # (the jitter itself is measured in tests/unit/test_heartbeat.py, over many draws)
         # The API does not notice: median and 95th percentile stay where they were.
         p50_before, p50_during = statistics.median(baseline), statistics.median(during)
         p95_before = statistics.quantiles(baseline, n=20)[-1]
