@@ -264,13 +264,17 @@ class Accessibility:
                 if not apps:
                     raise NotFound(f"no accessible application matches {app!r}", details={"app": app})
             scope = Scope(options, budget, deadline, screen, window_title)
+            if options.max_depth < 1:
+                apps, truncated = [], bool(apps)
             walks = await asyncio.gather(*(self._walk_app(info, scope) for info in apps))
-            for info, (walked, walk_truncated) in zip(apps, walks, strict=True):
+            for info, (walked, walk_truncated, answered) in zip(apps, walks, strict=True):
                 truncated = truncated or walk_truncated
+                if walked is None and answered:  # no budget left for it
+                    continue
                 node = walked or Node(
                     info.ref, roles.ROLE_APPLICATION, info.name, "", (0, 0), frozenset(), -1
                 )
-                if walked is None:
+                if not answered:
                     unresponsive.append(info.ref.id)
                 node.pid = info.pid
                 node.depth = 1
@@ -285,21 +289,22 @@ class Accessibility:
             unresponsive=tuple(unresponsive),
         )
 
-    async def _walk_app(self, info: AppInfo, scope: Scope) -> tuple[Node | None, bool]:
-        if scope.options.max_depth < 1 or not scope.budget.take():
-            return None, True
+    async def _walk_app(self, info: AppInfo, scope: Scope) -> tuple[Node | None, bool, bool]:
+        """(the application's subtree, whether it was cut, whether the application answered)."""
+        if not scope.budget.take():
+            return None, True, True
         try:
             conn = await self._peer(info.ref, scope.deadline)
         except Exception as exc:
             LOG.info("application %s (pid %s) unreachable: %s", info.name, info.pid, exc)
-            return None, True
+            return None, True, False
         if conn.stalled:
             # It left calls of an earlier request unanswered: give it a short leash, not the deadline.
             leash = min(scope.deadline, _now() + STALLED_LEASH)
             scope = Scope(scope.options, scope.budget, leash, scope.screen, scope.window_title)
         walk = AppWalk(conn, info.ref, scope)
         root = await walk.run(1)
-        return root, walk.truncated
+        return root, walk.truncated, root is not None
 
     async def element(self, element_id: str, deadline: float) -> tuple[Connection, Ref]:
         """The connection that reaches ``element_id``; 404 when its application is gone."""

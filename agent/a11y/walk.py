@@ -7,13 +7,15 @@ asking only for what the cache cannot answer, with all calls of a level in fligh
 
 * a node whose cached children match its live child count (with indexes 0..n-1) is expanded
   from the cache; any other node (the cache skips children of MANAGES_DESCENDANTS containers,
-  menus report -1, some widgets are created lazily) is expanded with ``GetChildren`` and its
-  unknown children are fetched with four calls each;
+  menus report -1, some widgets are created lazily) is expanded with ``GetChildren``, asked for
+  every such cached node in one round right after ``GetItems``, and its unknown children are
+  fetched with four calls each (three for rows of long lists);
 * large MANAGES_DESCENDANTS containers (a file list of thousands of cells) are probed with
   ``GetAccessibleAtPoint`` first, so the rows on screen come first: with ``visible_only`` only
   those are fetched, otherwise they are what a node budget or deadline keeps;
-* finally positions, actions, values and text are fetched for the nodes that are showing. Hidden
-  nodes keep role, name, description and states; their toolkit reports no real position.
+* positions, actions, values and text are fetched for the nodes that are showing, those of
+  cached nodes at once, alongside the expansion. Hidden nodes keep role, name, description and
+  states; their toolkit reports no real position.
 
 Every round stops at the walk's deadline and every node counts against a shared budget; what
 was cut is reported, never silently dropped.

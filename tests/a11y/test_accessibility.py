@@ -199,6 +199,10 @@ def test_budget_and_deadline_cut_the_tree_honestly(client: httpx.Client, launch:
     assert max(len(n["id"]) for n in walk(shallow["tree"])) and all(
         not child["children"] for child in shallow["tree"]["children"][0]["children"]
     )
+    for params in ({"max_depth": 0}, {"max_nodes": 1}):  # only the desktop: cut, but nobody hung
+        bare = client.get("/desktop/accessibility-tree", params=params).json()
+        assert bare["tree"]["children"] == [] and bare["node_count"] == 1, params
+        assert bare["truncated"] is True and bare["unresponsive"] == [], params
     started = time.monotonic()
     quick = client.get("/desktop/accessibility-tree", params={"timeout": 0.005}).json()
     assert time.monotonic() - started < 2
