@@ -19,6 +19,7 @@ from agent.desktop import Button
 from agent.errors import AccessibilityUnavailable, InvalidArgument
 from agent.models.base import Request, Result, Success
 from agent.services import Services
+from agent.x11.window_list import WindowInfo, parse_window_id
 
 
 class AccessibleNode(BaseModel):
@@ -211,9 +212,7 @@ async def accessibility_tree(services: Services, req: AccessibilityTreeRequest) 
     )
 
 
-async def _window(services: Services, window_id: str):  # type: ignore[no-untyped-def]
-    from agent.x11.window_list import parse_window_id
-
+async def _window(services: Services, window_id: str) -> WindowInfo:
     if services.windows is None:
         raise InvalidArgument("window: X window ids need the window service; pass an element id instead")
     return await services.windows.get(parse_window_id(window_id))
