@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import signal
@@ -37,6 +38,8 @@ KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
 DRAIN = 0.25  # seconds to wait for pipes to close once the leader has exited
 READ_CHUNK = 1 << 20
 READ_LIMIT = 1 << 20  # a pipe is paused when 2x this is buffered: the memory bound per pipe
+PIPE_SIZE = 1 << 20  # bigger pipes: fewer, larger reads when a command writes fast
+F_SETPIPE_SZ = 1031
 MAX_ARG_BYTES = 128 * 1024  # Linux MAX_ARG_STRLEN: the longest single argument exec accepts
 
 
@@ -73,7 +76,7 @@ class CommandResult:
     pid: int | None
 
 
-class ProgramNotFound(Exception):  # noqa: N818 (an outcome, not an error of ours)
+class ProgramNotFound(Exception):
     """The program could not be executed: answered like a shell would (127/126), never a 500."""
 
     def __init__(self, exit_code: int, message: str) -> None:
@@ -250,6 +253,9 @@ async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper) -> Child:
     transports: list[asyncio.BaseTransport] = []
     readers = []
     for pipe in (popen.stdout, popen.stderr):
+        assert pipe is not None
+        with contextlib.suppress(OSError):  # over the user's pipe quota: keep the default
+            fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
         reader = asyncio.StreamReader(limit=READ_LIMIT)
         transport, _ = await loop.connect_read_pipe(_protocol_factory(reader), pipe)
         transports.append(transport)

@@ -36,6 +36,7 @@ from agent.exec.runner import (
 from agent.exec.user import DesktopUser, merge_environment, resolve_user, session_environment
 
 STREAM_QUEUE = 8  # chunks in flight between the pipes and a slow HTTP client
+COALESCE_MAX = 4 << 20  # bytes joined into one stream event
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,8 @@ class ExecService:
         self.slots = Slots(config.exec_max_processes)
         self.leftovers = Detachable()
         self.processes = ProcessManager(self)
+        # A plain copy: reading os.environ decodes every variable, on every command.
+        self._base_env = dict(os.environ)
 
     async def start(self) -> None:
         await self.reaper.start()
@@ -108,7 +111,7 @@ class ExecService:
         await self.reaper.close()
 
     def environment(self, spec: CommandSpec) -> dict[str, str]:
-        session = session_environment(self.user, self.config.display, os.environ)
+        session = session_environment(self.user, self.config.display, self._base_env)
         return merge_environment(session, spec.env)
 
     def clamp_timeout(self, timeout: float | None) -> float | None:
@@ -202,6 +205,10 @@ class ExecService:
                 self.leftovers.adopt(relay.detach(), child)
 
 
+_WAKE = Chunk("stdout", b"")  # queued (by identity) when the leader exits
+_EOF = Chunk("stdout", b"")  # a pipe's end, held back while joining chunks
+
+
 class _Relay:
     """Both pipes of a child into one bounded queue, in arrival order, with backpressure.
 
@@ -247,31 +254,49 @@ class _Relay:
                 await self.queue.put(None)
 
     async def chunks(self, leader: asyncio.Task[int]) -> AsyncIterator[Chunk]:
-        """Chunks until both pipes close, or DRAIN seconds after the leader exited."""
+        """Chunks until both pipes close, or DRAIN seconds after the leader exited.
+
+        Chunks already queued from the same stream are joined into one, so a fast producer
+        costs one event per burst, not one per pipe read.
+        """
         loop = asyncio.get_running_loop()
+        leader.add_done_callback(self._leader_done)
         open_pipes = 2
         deadline: float | None = None
+        held: Chunk | None = None
+        item: Chunk | None
         while open_pipes:
-            getter = asyncio.ensure_future(self.queue.get())
-            try:
-                if deadline is None:
-                    await asyncio.wait({getter, leader}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        deadline = loop.time() + DRAIN
-                if getter.done():
-                    item = getter.result()
-                else:
-                    assert deadline is not None
-                    try:
-                        item = await asyncio.wait_for(getter, max(0.0, deadline - loop.time()))
-                    except TimeoutError:
-                        return
-            finally:
-                getter.cancel()
-            if item is None:
-                open_pipes -= 1
+            if deadline is None and leader.done():
+                deadline = loop.time() + DRAIN
+            if held is not None:
+                item, held = held, None
+            elif deadline is None:
+                item = await self.queue.get()
             else:
-                yield item
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    return
+            if item is _WAKE:
+                continue
+            if item is None or item is _EOF:
+                open_pipes -= 1
+                continue
+            parts = [item.data]
+            size = len(item.data)
+            while size < COALESCE_MAX and not self.queue.empty():
+                following = self.queue.get_nowait()
+                if following is None or following is _WAKE or following.stream != item.stream:
+                    held = following if following is not None else _EOF
+                    break
+                parts.append(following.data)
+                size += len(following.data)
+            yield item if len(parts) == 1 else Chunk(item.stream, b"".join(parts))
+
+    def _leader_done(self, _: asyncio.Task[int]) -> None:
+        # Wake a consumer blocked on an empty queue so it can start the drain clock.
+        if self.queue.empty():
+            self.queue.put_nowait(_WAKE)
 
     def detach(self) -> list[asyncio.Task[None]]:
         """Stop queueing (pumps read on, to nowhere, until EOF) and hand back the pump tasks."""
