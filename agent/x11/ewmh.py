@@ -91,6 +91,12 @@ class Prop:
         values = self.ints()
         return values[0] if values else None
 
+    def utf8(self) -> str:
+        """Decode as UTF-8 whatever the declared type (EWMH names are UTF-8; some tools such as
+        xdotool declare them STRING)."""
+        data = self.value if isinstance(self.value, bytes) else bytes(self.value or b"")
+        return data.decode("utf-8", "replace")
+
     def text(self, compound_text: int = 0) -> str:
         """Decode a text property: STRING is Latin-1 (ICCCM), COMPOUND_TEXT is ISO 2022 (pass
         its atom), UTF8_STRING and anything else UTF-8."""

@@ -11,7 +11,8 @@ decoration the WM adds around it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from Xlib import X, Xatom
 from Xlib.display import Display
@@ -20,6 +21,9 @@ from agent.errors import InvalidArgument, NotFound, WindowManagerUnavailable
 from agent.x11 import ewmh
 from agent.x11.connection import XConnection
 
+_STRUCTURE_EVENTS = frozenset(
+    {X.ConfigureNotify, X.MapNotify, X.UnmapNotify, X.ReparentNotify, X.DestroyNotify, X.GravityNotify}
+)
 _HEX_ID = re.compile(r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$")
 
 
@@ -78,6 +82,35 @@ class WindowReader:
         self._atoms: ewmh.Atoms | None = None
         self._atoms_generation = -1
         self._wm_check: int | None = None
+        # Window id -> its description (None: not an application window), kept while no event
+        # says it changed. Only used with an EWMH WM; dropped on reconnect.
+        self._cache: dict[int, WindowInfo | None] = {}
+        self._cache_generation = -1
+        self._root = 0
+        conn.on_connect(self._on_connect)
+        conn.on_event(self._on_event)
+
+    # -- the cache -----------------------------------------------------------------------
+    def _on_connect(self, display: Display) -> None:
+        root = display.screen().root
+        self._root = root.id
+        # Frames are root children: their moves, maps and unmaps show up here.
+        root.change_attributes(event_mask=X.SubstructureNotifyMask)
+        self._cache.clear()
+
+    def _on_event(self, display: Display, ev: Any) -> None:
+        """Forget what an event says changed (runs on the X thread as events are read)."""
+        if ev.type == X.PropertyNotify:
+            self._cache.pop(ev.window.id, None)
+        elif ev.type in _STRUCTURE_EVENTS:
+            if getattr(ev, "override", False):
+                return  # menus and tooltips do not move application windows
+            owner = ev.event.id
+            if owner == self._root:
+                self._cache.clear()  # a frame moved or changed: client positions may have too
+            else:
+                self._cache.pop(owner, None)
+                self._cache.pop(ev.window.id, None)
 
     def atoms(self, display: Display) -> ewmh.Atoms:
         if self._atoms is None or self._atoms_generation != self._conn.generation:
@@ -101,6 +134,8 @@ class WindowReader:
         if cached:
             batch.prop(cached, atoms["_NET_SUPPORTING_WM_CHECK"], Xatom.WINDOW)
         replies = [ewmh.as_prop(r) for r in batch.collect()]
+        # That round trip was a sync: every event about a change before it is queued now.
+        self._conn.drain_events(display)
         clients, active, check = replies[:3]
         check_id = check.first_int() if check else None
         if cached and check_id == cached and replies[3] is not None and replies[3].first_int() == cached:
@@ -132,16 +167,45 @@ class WindowReader:
         return found
 
     def list_all(self, display: Display) -> list[WindowInfo]:
-        ids, active, _ = self.client_ids(display)
-        return self.describe(display, ids, active)
+        ids, active, has_wm = self.client_ids(display)
+        return self.describe(display, ids, active, cached=has_wm)
 
-    def describe(self, display: Display, ids: list[int], active: int | None) -> list[WindowInfo]:
+    def describe(
+        self, display: Display, ids: list[int], active: int | None, *, cached: bool = True
+    ) -> list[WindowInfo]:
+        """Describe ``ids`` in order, from the cache where no event invalidated an entry."""
+        if self._cache_generation != self._conn.generation:
+            self._cache.clear()
+            self._cache_generation = self._conn.generation
+        missing = [w for w in ids if w not in self._cache] if cached else ids
+        fresh = self._read(display, missing, select=cached) if missing else {}
+        if cached:
+            self._cache.update(fresh)
+            if len(self._cache) > 4 * len(ids) + 64:  # forget windows that left the list
+                keep = set(ids)
+                self._cache = {w: info for w, info in self._cache.items() if w in keep}
+        source = self._cache if cached else fresh
+        windows = []
+        for window in ids:
+            info = source.get(window)
+            if info is not None:
+                windows.append(replace(info, focused=True) if window == active else info)
+        return windows
+
+    def _read(self, display: Display, ids: list[int], *, select: bool) -> dict[int, WindowInfo | None]:
+        """One pipelined read of every property of ``ids``; with ``select``, first ask for the
+        events that will say when any of it changes."""
         atoms = self.atoms(display)
+        if select:
+            for window in ids:
+                display.create_resource_object("window", window).change_attributes(
+                    event_mask=X.PropertyChangeMask | X.StructureNotifyMask, onerror=_ignore_error
+                )
         root = display.screen().root.id
         batch = ewmh.Batch(display)
         per_window = 11
         for window in ids:
-            batch.prop(window, atoms["_NET_WM_NAME"], atoms["UTF8_STRING"])
+            batch.prop(window, atoms["_NET_WM_NAME"])
             batch.prop(window, Xatom.WM_NAME)
             batch.prop(window, Xatom.WM_CLASS, Xatom.STRING)
             batch.prop(window, atoms["_NET_WM_PID"], Xatom.CARDINAL)
@@ -159,48 +223,47 @@ class WindowReader:
             atoms["_NET_WM_STATE_MAXIMIZED_VERT"],
             atoms["_NET_WM_STATE_MAXIMIZED_HORZ"],
         )
-        windows = []
+        windows: dict[int, WindowInfo | None] = {}
         for i, window in enumerate(ids):
             chunk = replies[i * per_window : (i + 1) * per_window]
             geometry, origin, kind = chunk[8], chunk[9], ewmh.as_prop(chunk[10])
             if geometry is None or origin is None:
                 continue  # closed while we were looking
             if kind is not None and not_apps.intersection(kind.ints()):
-                continue  # the desktop background and panels are not application windows
+                windows[window] = None  # the desktop background and panels are not app windows
+                continue
             net_name, wm_name, wm_class, pid, state, desktop, extents, wm_state = (
                 ewmh.as_prop(r) for r in chunk[:8]
             )
-            title = net_name.text() if net_name else wm_name.text(atoms["COMPOUND_TEXT"]) if wm_name else ""
+            title = net_name.utf8() if net_name else wm_name.text(atoms["COMPOUND_TEXT"]) if wm_name else ""
             class_parts = wm_class.text().split("\0") if wm_class else []
             states = set(state.ints()) if state else set()
             frame = extents.ints() if extents else []
             desk = desktop.first_int() if desktop else None
-            windows.append(
-                WindowInfo(
-                    id=window,
-                    title=title,
-                    wm_class=class_parts[1] if len(class_parts) > 1 else "",
-                    instance=class_parts[0] if class_parts else "",
-                    x=int(origin.x),
-                    y=int(origin.y),
-                    width=int(geometry.width),
-                    height=int(geometry.height),
-                    frame=Extents(*frame[:4]) if len(frame) >= 4 else Extents(),
-                    pid=pid.first_int() if pid else None,
-                    focused=window == active,
-                    minimized=hidden in states
-                    or (wm_state is not None and wm_state.first_int() == ewmh.WM_STATE_ICONIC),
-                    maximized=max_v in states and max_h in states,
-                    desktop=-1 if desk == ewmh.ALL_DESKTOPS else desk,
-                )
+            windows[window] = WindowInfo(
+                id=window,
+                title=title,
+                wm_class=class_parts[1] if len(class_parts) > 1 else "",
+                instance=class_parts[0] if class_parts else "",
+                x=int(origin.x),
+                y=int(origin.y),
+                width=int(geometry.width),
+                height=int(geometry.height),
+                frame=Extents(*frame[:4]) if len(frame) >= 4 else Extents(),
+                pid=pid.first_int() if pid else None,
+                focused=False,
+                minimized=hidden in states
+                or (wm_state is not None and wm_state.first_int() == ewmh.WM_STATE_ICONIC),
+                maximized=max_v in states and max_h in states,
+                desktop=-1 if desk == ewmh.ALL_DESKTOPS else desk,
             )
         return windows
 
     def get(self, display: Display, window: int) -> WindowInfo:
-        ids, active, _ = self.client_ids(display)
+        ids, active, has_wm = self.client_ids(display)
         if window not in ids:
             raise not_found(window)
-        found = self.describe(display, [window], active)
+        found = self.describe(display, [window], active, cached=has_wm)
         if not found:
             raise not_found(window)
         return found[0]
@@ -222,6 +285,10 @@ class WindowReader:
                 details={"hint": "start an EWMH window manager such as xfwm4 or openbox"},
             )
         return atoms
+
+
+def _ignore_error(err: object, request: object) -> None:
+    """The window vanished before we could watch it; the read that follows notices that."""
 
 
 def not_found(window: int) -> NotFound:

@@ -23,13 +23,12 @@ from collections.abc import Callable
 from Xlib import X, Xatom
 from Xlib.display import Display
 
-from agent.errors import DeadlineExceeded, InvalidArgument
+from agent.errors import DeadlineExceeded, InvalidArgument, WindowManagerUnavailable
 from agent.x11 import ewmh
 from agent.x11.connection import XConnection
 from agent.x11.window_list import (
     Extents,
     WindowInfo,
-    WindowManagerUnavailable,
     WindowReader,
     format_window_id,
     parse_window_id,

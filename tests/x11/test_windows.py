@@ -11,6 +11,7 @@ from agent.errors import InvalidArgument, NotFound
 from agent.x11.windows import WindowManagerUnavailable, WindowService
 from tests.x11.windowing import (
     active_window,
+    observe,
     observed,
     start_app,
     stop_app,
@@ -159,6 +160,27 @@ async def test_without_a_window_manager_listing_works_and_wm_actions_say_why() -
 
 
 def observe_titles(desktop: DevDesktop) -> str:
-    from tests.x11.windowing import observe
-
     return observe(desktop, "xdotool", "search", "--onlyvisible", "--name", ".", "getwindowname", "%@")
+
+
+async def test_changes_made_by_others_show_in_the_next_listing(
+    wm_desktop: DevDesktop, windows: WindowService, zenity: tuple[int, int]
+) -> None:
+    """The listing is cached between X events; what another client changes must show at once."""
+    _, window = zenity
+    await windows.list_windows()  # warm the cache
+    observe(wm_desktop, "xdotool", "set_window", "--name", "renamed by xdotool ✓", str(window))
+    assert (await windows.get(window)).title == "renamed by xdotool ✓"
+    observe(wm_desktop, "wmctrl", "-i", "-r", hex(window), "-e", "0,210,220,-1,-1")
+    seen = observed(wm_desktop, window)
+    info = await windows.get(window)
+    assert (info.x, info.y) == (seen.abs_x, seen.abs_y)
+    observe(wm_desktop, "xdotool", "windowsize", "--sync", str(window), "377", "266")
+    info = await windows.get(window)
+    assert (info.width, info.height) == (377, 266)
+    observe(wm_desktop, "xdotool", "windowminimize", "--sync", str(window))
+    assert (await windows.get(window)).minimized
+    observe(wm_desktop, "wmctrl", "-i", "-a", hex(window))
+    wait_until(lambda: active_window(wm_desktop) == window, what="wmctrl to activate")
+    info = await windows.get(window)
+    assert info.focused and not info.minimized
