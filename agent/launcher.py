@@ -194,7 +194,8 @@ class Launcher:
             tree = _process_tree(launched.pid)
             windows = await self._windows.list_windows()
             for window in windows:
-                if window.pid is not None and window.pid in tree and window.id not in before:
+                # No "not in before" here: the X server reuses a closed client's ids.
+                if window.pid is not None and window.pid in tree:
                     return window.id
             if exited_with is None:
                 exited_with = self.exit_code(launched.pid)
