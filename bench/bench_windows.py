@@ -216,7 +216,8 @@ def main() -> None:
                 time.sleep(0.05)
             results: dict[str, Any] = {
                 "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                f"load {os.getloadavg()[0]:.2f}",
                 "runs": args.runs,
                 "launches": args.launches,
                 "in_process": asyncio.run(in_process(desktop, args.runs, args.launches)),
