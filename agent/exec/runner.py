@@ -207,6 +207,7 @@ async def spawn(spec: CommandSpec, user: DesktopUser, env: dict[str, str], reape
     if not spec.argv or not spec.argv[0]:
         raise InvalidArgument("command: empty")
     cwd = spec.cwd or user.workdir
+    _check_exec_strings(spec, env, cwd)
     try:
         popen = subprocess.Popen(
             spec.argv,
@@ -231,6 +232,19 @@ async def spawn(spec: CommandSpec, user: DesktopUser, env: dict[str, str], reape
             os.killpg(popen.pid, signal.SIGKILL)
         popen.wait()
         raise
+
+
+def _check_exec_strings(spec: CommandSpec, env: dict[str, str], cwd: str) -> None:
+    """What exec(2) cannot take is the caller's mistake (400), not an internal error."""
+    if any("\x00" in arg for arg in spec.argv):
+        raise InvalidArgument("command: contains a NUL character", details={"field": "command"})
+    if "\x00" in cwd:
+        raise InvalidArgument("cwd: contains a NUL character", details={"field": "cwd"})
+    for key, value in env.items():
+        if not key or "=" in key or "\x00" in key or "\x00" in value:
+            raise InvalidArgument(
+                f"env: {key!r} is not a valid variable (no '=', no NUL, not empty)", details={"field": "env"}
+            )
 
 
 def _exec_error(exc: OSError, spec: CommandSpec, cwd: str) -> Exception:

@@ -291,3 +291,18 @@ def test_429_past_the_process_limit(small_agent: RunningAgent) -> None:
             time.sleep(0.05)
             answer = http.post("/exec", json={"command": "echo ok"})
         assert answer.status_code == 200 and answer.json()["stdout"] == "ok\n"
+
+
+def test_strings_exec_cannot_take_are_400(client: httpx.Client) -> None:
+    for body in (
+        {"command": ["echo", "a\u0000b"]},
+        {"command": "echo a\u0000b"},
+        {"command": "true", "cwd": "/tmp\u0000x"},
+        {"command": "true", "env": {"A=B": "x"}},
+        {"command": "true", "env": {"": "x"}},
+        {"command": "true", "env": {"A": "x\u0000"}},
+        {"command": "x" * (200 * 1024)},
+    ):
+        answer = client.post("/exec", json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error"]["code"] == "INVALID_ARGUMENT"
