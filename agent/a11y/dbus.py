@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,11 +32,13 @@ from typing import Any
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from agent.a11y.encode import BatchWriter, encode_call
 from agent.errors import Conflict, DeadlineExceeded, NotFound
 
 LOG = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 128
+BATCH_WRITES = True  # write calls on peer connections ourselves, many per send() (see encode.py)
 
 # Errors that mean "this object or application no longer exists".
 GONE_ERRORS = frozenset(
@@ -87,6 +90,7 @@ class Connection:
         self.destination = destination
         self.peer = peer  # True: a private connection straight to the application
         self.owns_bus = owns_bus
+        self.writer: BatchWriter | None = None  # set: every call is written by us, not dbus-fast
         self._pending: dict[int, Callable[[Message | None], None]] = {}
         self._abandoned: set[int] = set()
         bus.add_message_handler(self._on_message)
@@ -97,7 +101,11 @@ class Connection:
         bus = MessageBus(bus_address=address)
         async with asyncio.timeout(timeout):
             await bus.connect()
-        return cls(bus, destination, peer=peer)
+        conn = cls(bus, destination, peer=peer)
+        sock = getattr(bus, "_sock", None)  # dbus-fast keeps the connected socket here
+        if peer and BATCH_WRITES and isinstance(sock, socket.socket):
+            conn.writer = BatchWriter(sock, asyncio.get_running_loop())
+        return conn
 
     @property
     def connected(self) -> bool:
@@ -124,6 +132,20 @@ class Connection:
 
     def _send(self, call: Call, callback: Callable[[Message | None], None]) -> int:
         serial = self.bus.next_serial()
+        if self.writer is not None:  # the caller flushes
+            self._pending[serial] = callback
+            self.writer.queue(
+                encode_call(
+                    serial,
+                    destination=call.destination or self.destination,
+                    path=call.path,
+                    interface=call.interface,
+                    member=call.member,
+                    signature=call.signature,
+                    body=call.body,
+                )
+            )
+            return serial
         msg = Message(
             destination=call.destination or self.destination,
             path=call.path,
@@ -156,12 +178,18 @@ class Connection:
         state = {"next": 0, "in_flight": 0, "answered": 0}
         serials: set[int] = set()
 
+        # With our own writer, refill in chunks so that many calls share one write.
+        refill_below = MAX_IN_FLIGHT // 2 if self.writer is not None else MAX_IN_FLIGHT
+
         def pump() -> None:
-            while state["in_flight"] < MAX_IN_FLIGHT and state["next"] < len(calls):
-                index = state["next"]
-                state["next"] += 1
-                state["in_flight"] += 1
-                serials.add(self._send(calls[index], functools.partial(on_reply, index)))
+            if state["in_flight"] < refill_below:
+                while state["in_flight"] < MAX_IN_FLIGHT and state["next"] < len(calls):
+                    index = state["next"]
+                    state["next"] += 1
+                    state["in_flight"] += 1
+                    serials.add(self._send(calls[index], functools.partial(on_reply, index)))
+                if self.writer is not None:
+                    self.writer.flush()
             if state["in_flight"] == 0 and not done.done():
                 done.set_result(None)
 
@@ -219,6 +247,8 @@ class Connection:
     async def close(self) -> None:
         self._watch.cancel()
         self.bus.remove_message_handler(self._on_message)
+        if self.writer is not None:
+            self.writer.close()
         if self.owns_bus:
             with contextlib.suppress(Exception):
                 self.bus.disconnect()

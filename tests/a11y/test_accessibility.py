@@ -126,6 +126,36 @@ def test_widget_factory_tree_has_its_widgets_where_pyatspi_and_x_see_them(
     assert page2["actions"], page2
 
 
+def test_set_value_moves_a_slider_as_pyatspi_reads_it(
+    client: httpx.Client, desktop: DevDesktop, launch: Launch
+) -> None:
+    app = launch("gtk3-widget-factory")
+    sliders = find(client, role="slider", app=str(app.pid), states="showing")
+    assert sliders
+    slider = sliders[0]
+    answer = client.post(
+        "/desktop/accessibility/action", json={"id": slider["id"], "action": "set_value", "value": 42}
+    )
+    assert answer.status_code == 200, answer.text
+    script = f"""
+import pyatspi
+for a in pyatspi.Registry.getDesktop(0):
+    if a.get_process_id() == {app.pid}:
+        def walk(acc):
+            if acc.getRoleName() == "slider" and acc.getState().contains(pyatspi.STATE_SHOWING):
+                print(acc.queryValue().currentValue)
+            for child in acc:
+                if child is not None:
+                    walk(child)
+        walk(a)
+"""
+    values = [float(v) for v in run_observer(desktop, "/usr/bin/python3", "-c", script, timeout=60).split()]
+    assert 42.0 in values, values
+    tree = client.get("/desktop/accessibility-tree", params={"app": str(app.pid)}).json()
+    [ours] = [n for n in walk(tree["tree"]) if n["id"] == slider["id"]]
+    assert ours["value"] == 42.0
+
+
 def test_find_then_click_the_centre_through_the_input_backend(client: httpx.Client, launch: Launch) -> None:
     zenity = launch("zenity", "--question", "--text", "Proceed?")
     [yes] = find(client, role="push button", name="Yes", app=str(zenity.pid))

@@ -3,11 +3,15 @@ the 503 when no accessibility bus can be reached."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from dbus_fast import Variant
+from dbus_fast._private.unmarshaller import Unmarshaller  # the independent decoder
 
 from agent.a11y import outline, roles
+from agent.a11y.encode import encode_call
 from agent.a11y.node import DESKTOP_ID, Extents, Node, Ref, TreeResult, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
 from agent.errors import AccessibilityUnavailable, NotFound
@@ -94,3 +98,34 @@ async def test_no_bus_is_503_accessibility_unavailable(tmp_path: Path) -> None:
             await service.check()
     finally:
         await service.close()
+
+
+@pytest.mark.parametrize(
+    ("signature", "body"),
+    [
+        ("", ()),
+        ("u", (0,)),
+        ("ii", (-5, 7)),
+        ("iiu", (640, 360, 0)),
+        ("ss", ("org.a11y.atspi.Accessible", "Name ✓")),
+        ("ssv", ("org.a11y.atspi.Value", "CurrentValue", Variant("d", 42.5))),
+    ],
+)
+def test_encoded_calls_decode_in_dbus_fast(signature: str, body: tuple[object, ...]) -> None:
+    """Our hand-encoded calls read back identically through dbus-fast's own decoder."""
+    data = encode_call(
+        7,
+        destination=":1.42",
+        path="/org/a11y/atspi/accessible/61",
+        interface="org.a11y.atspi.Component",
+        member="GetExtents",
+        signature=signature,
+        body=body,
+    )
+    message = Unmarshaller(io.BytesIO(data)).unmarshall()
+    assert message is not None
+    assert message.serial == 7 and message.destination == ":1.42"
+    assert message.path == "/org/a11y/atspi/accessible/61"
+    assert (message.interface, message.member) == ("org.a11y.atspi.Component", "GetExtents")
+    assert message.signature == signature
+    assert list(message.body) == list(body)
