@@ -8,6 +8,8 @@ queries accept spaces or underscores in their place.
 
 from __future__ import annotations
 
+import functools
+
 ROLE_NAMES: tuple[str, ...] = (
     "invalid",
     "accelerator label",
@@ -207,6 +209,11 @@ def role_name(number: int) -> str:
 
 def state_names(words: tuple[int, ...] | list[int]) -> list[str]:
     """Decode AT-SPI's state bit set (two 32-bit words) into names, in enum order."""
+    return list(_state_names(tuple(words)))
+
+
+@functools.lru_cache(maxsize=4096)  # a tree has few distinct state sets and many nodes
+def _state_names(words: tuple[int, ...]) -> tuple[str, ...]:
     names = []
     for index, word in enumerate(words):
         base, rest = index * 32, word
@@ -216,7 +223,7 @@ def state_names(words: tuple[int, ...] | list[int]) -> list[str]:
             if bit < len(STATE_NAMES):
                 names.append(STATE_NAMES[bit])
             rest ^= low
-    return names
+    return tuple(names)
 
 
 def has_state(words: tuple[int, ...] | list[int], number: int) -> bool:

@@ -146,9 +146,17 @@ def _service(services: Services) -> Accessibility:
     return services.accessibility
 
 
+_NODE_FIELDS = frozenset(AccessibleNode.model_fields)
+
+
 def as_model(node: Node) -> AccessibleNode:
+    """The node as its model, built without validation (the walk produced checked values).
+
+    Even ``model_construct`` costs ~6 us a node; filling the instance directly costs ~1 us,
+    which matters for trees of ten thousand nodes.
+    """
     box = node.extents
-    return AccessibleNode.model_construct(
+    values = dict(
         id=node.id,
         role=node.role_name,
         name=node.name,
@@ -165,6 +173,12 @@ def as_model(node: Node) -> AccessibleNode:
         pid=node.pid,
         children=[as_model(child) for child in node.children],
     )
+    model = object.__new__(AccessibleNode)
+    object.__setattr__(model, "__dict__", values)
+    object.__setattr__(model, "__pydantic_fields_set__", set(_NODE_FIELDS))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
 
 
 async def accessibility_tree(services: Services, req: AccessibilityTreeRequest) -> AccessibilityTree:
