@@ -4,14 +4,17 @@ PID 1 in the VMs does not reap (it is a minimal init), so without this every dae
 leaves behind ends as a zombie forever. ``prctl(PR_SET_CHILD_SUBREAPER)`` makes orphans of our
 descendants our children instead of init's; this module then reaps them.
 
-The care needed: the agent also has children that *someone* waits for (asyncio's child watcher,
-``subprocess.run``). Reaping those would steal their exit status. So a zombie child is reaped
-only when it is certainly an orphan:
+The care needed: the agent also has children that *someone* waits for (``subprocess.run``,
+the exec runner, the launcher polling its apps once a second). Reaping those would steal their
+exit status. So a zombie child is reaped only when it is certainly an orphan:
 
 * it belongs to a process group we killed and is not that group's leader (the leader is
   waited for by its runner), or
-* it has stayed a zombie across two passes: a waiter blocked in ``waitpid`` collects its child
-  the instant it dies, so a zombie that lingers has nobody waiting for it.
+* it has stayed a zombie across two passes (one second apart): a waiter blocked in
+  ``waitpid`` collects its child the instant it dies, so a zombie that lingers has nobody
+  waiting for it, or
+* it is a session leader (what the agent itself starts: commands and launched apps) and has
+  stayed a zombie across LEADER_PASSES passes, longer than the launcher's poll interval.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ LOG = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36
 PASS_INTERVAL = 1.0
+LEADER_PASSES = 5  # passes a session-leader zombie lingers before it counts as an orphan
 KILLED_GROUP_MEMORY = 30.0  # seconds a killed group's orphans are reaped on sight
 
 
@@ -60,17 +64,17 @@ def _children() -> list[int]:
     return pids
 
 
-def zombie_group(pid: int) -> int | None:
-    """The process group of ``pid`` when it is a zombie, else None."""
+def zombie_ids(pid: int) -> tuple[int, int] | None:
+    """(process group, session) of ``pid`` when it is a zombie, else None."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name may contain spaces and parentheses: parse after the last ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
-    if not fields or fields[0] != "Z":
+    if len(fields) < 4 or fields[0] != "Z":
         return None
-    return int(fields[2])
+    return int(fields[2]), int(fields[3])
 
 
 def group_members(pgid: int) -> list[int]:
@@ -93,7 +97,7 @@ class Reaper:
     """Periodically reaps orphaned zombie children; ``reap_group`` reaps a killed group at once."""
 
     def __init__(self) -> None:
-        self._seen: set[int] = set()
+        self._seen: dict[int, int] = {}  # zombie pid -> passes it has been seen in
         self._killed_groups: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self.reaped = 0
@@ -118,28 +122,35 @@ class Reaper:
         while True:
             await asyncio.sleep(PASS_INTERVAL)
             try:
-                self.reap_once()
+                self.reap_once(periodic=True)
             except Exception:  # a bug here must not end reaping for good
                 LOG.exception("reaper pass failed")
 
-    def reap_once(self) -> int:
-        """One pass over our zombie children; returns how many were reaped."""
-        seen_now: set[int] = set()
+    def reap_once(self, *, periodic: bool = False) -> int:
+        """One pass over our zombie children; returns how many were reaped.
+
+        Only the periodic passes (one a second) count how long a zombie has lingered; the extra
+        passes made while a group is being killed reap that group's orphans only.
+        """
+        seen_now: dict[int, int] = {}
         count = 0
         horizon = time.monotonic() - KILLED_GROUP_MEMORY
         for pgid in [g for g, when in self._killed_groups.items() if when < horizon]:
             del self._killed_groups[pgid]
         for pid in _children():
-            group = zombie_group(pid)
-            if group is None:
+            ids = zombie_ids(pid)
+            if ids is None:
                 continue
-            orphan_of_killed = group in self._killed_groups and pid != group
-            if orphan_of_killed or pid in self._seen:
+            group, session = ids
+            passes = self._seen.get(pid, 0) + (1 if periodic else 0)
+            needed = LEADER_PASSES if pid == session else 2
+            if (group in self._killed_groups and pid != group) or passes >= needed:
                 if self._reap(pid):
                     count += 1
-            else:
-                seen_now.add(pid)
-        self._seen = seen_now
+            elif passes:
+                seen_now[pid] = passes
+        if periodic:
+            self._seen = seen_now
         self.reaped += count
         return count
 
