@@ -59,22 +59,22 @@ async def find(service: Accessibility, query: Query) -> tuple[list[Node], bool]:
             f"unknown state {exc.args[0]!r}", details={"known_states": list(roles.STATE_NAMES)}
         ) from None
     contains = query.name_contains.lower() if query.name_contains else None
-    options = WalkOptions(visible_only=query.visible_only, timeout=query.timeout, details=False)
+
+    def matches(node: Node) -> bool:
+        return (
+            (wanted_role is None or node.role_name == wanted_role)
+            and (query.name is None or node.name == query.name)
+            and (contains is None or contains in node.name.lower())
+            and all(node.has_state(number) for number in wanted_states)
+        )
+
+    # Positions are fetched for the matches only: a search costs a walk without extents.
+    options = WalkOptions(
+        visible_only=query.visible_only, timeout=query.timeout, details=False, positions_for=matches
+    )
     result = await service.tree(options, app=query.app)
-    found: list[Node] = []
-    for node in result.root.iter()[1:]:
-        if wanted_role is not None and node.role_name != wanted_role:
-            continue
-        if query.name is not None and node.name != query.name:
-            continue
-        if contains is not None and contains not in node.name.lower():
-            continue
-        if not all(node.has_state(number) for number in wanted_states):
-            continue
-        found.append(node)
-        if len(found) >= query.max_results:
-            break
-    return found, result.truncated
+    found = [node for node in result.root.iter()[1:] if matches(node)]
+    return found[: query.max_results], result.truncated
 
 
 async def act(service: Accessibility, element_id: str, action: str, value: str | float | None) -> None:

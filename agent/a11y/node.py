@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.a11y import roles
@@ -136,6 +137,9 @@ class WalkOptions:
     timeout: float = 5.0
     text_limit: int = 2000
     details: bool = True  # actions, value and text besides role, name, states and position
+    # Only these nodes need a position (a search); None: every showing node. Ignored with
+    # visible_only, which needs every position to prune what is scrolled away.
+    positions_for: Callable[[Node], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

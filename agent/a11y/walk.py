@@ -403,9 +403,12 @@ class AppWalk:
         """Positions, actions, values and text of showing nodes: one round (two for text)."""
         calls: list[Call] = []
         slots: list[tuple[Node, str]] = []
+        wanted = None if self.options.visible_only else self.options.positions_for
         for node in nodes:
             path = node.ref.path
             if path in self.detailed or path in self.offscreen:
+                continue
+            if wanted is not None and not wanted(node):
                 continue
             self.detailed.add(path)
             if COMPONENT in node.interfaces:
