@@ -14,7 +14,7 @@ import re
 from email.utils import formatdate
 from typing import Any, Literal
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from pydantic import Field
 
 from agent.actions.registry import validate
@@ -198,9 +198,11 @@ async def upload(request: web.Request) -> web.Response:
         if batch:
             await files.run(files.write, pending, b"".join(batch))
         entry = await files.run(files.commit, pending)
-    except BaseException:
+    except BaseException as exc:
         # Not awaited: this must also run when the handler is being cancelled.
         files.submit(pending.abort)
+        if isinstance(exc, ConnectionError | ClientPayloadError | asyncio.IncompleteReadError):
+            raise InvalidArgument("the upload ended before its end; nothing was written") from None
         raise
     return web.json_response(entry_json(entry))
 

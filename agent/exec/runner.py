@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent.errors import InvalidArgument
+from agent.errors import InvalidArgument, Unavailable
 from agent.exec.reaper import Reaper
 from agent.exec.user import DesktopUser
 from agent.oom import unprotect_child
@@ -254,6 +254,8 @@ def _exec_error(exc: OSError, spec: CommandSpec, cwd: str) -> Exception:
         return ProgramNotFound(127, f"{spec.argv[0]}: command not found\n")
     if exc.errno == errno.E2BIG:
         return InvalidArgument("the command line or environment is too long for exec")
+    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM):
+        return Unavailable(f"cannot start a process right now: {exc.strerror}", retry_after=1.0)
     return ProgramNotFound(126, f"{spec.argv[0]}: cannot execute: {exc.strerror}\n")
 
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -347,3 +348,22 @@ def test_commands_and_files_run_as_the_desktop_user() -> None:
     finally:
         agent.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_upload_cut_off_leaves_the_target_alone(agent: RunningAgent, tmp_path: Path) -> None:
+    target = tmp_path / "kept.txt"
+    target.write_bytes(b"original")
+    host, port = agent.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"PUT /files?path={target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {agent.token}\r\n"
+            f"Content-Length: {10 * MIB}\r\n\r\n".encode()
+            + b"z" * MIB
+        )
+        time.sleep(0.3)
+    deadline = time.monotonic() + 3
+    while len(list(tmp_path.iterdir())) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+    assert target.read_bytes() == b"original"
+    assert "unhandled error" not in agent.log_path.read_text()
