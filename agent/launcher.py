@@ -3,7 +3,8 @@
 Why not ``/exec``: an app outlives the request and the agent. Each app is the leader of its own
 session (no controlling terminal, its own process group, so nothing aimed at the agent's group
 reaches it), starts in the user's home with the session's environment, and writes to its own
-log file instead of a pipe that would break when the agent restarts. The command line is split
+log file instead of a pipe that would break when the agent restarts. Under systemd each app is
+moved into a transient scope of its own (``launch_scope``) so stopping the agent's unit spares it. The command line is split
 with shell-like quoting and executed directly: there is no shell to inject into.
 
 Zombies: the launched process is our child, and like any owner of a child we collect its exit
@@ -29,6 +30,7 @@ import psutil
 
 from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
 from agent.exec.user import DesktopUser, session_environment
+from agent.launch_scope import ScopeMover
 from agent.oom import unprotect_child
 from agent.x11.windows import WindowService
 
@@ -90,12 +92,14 @@ class Launcher:
         *,
         log_dir: Path | None = None,
         base_env: dict[str, str] | None = None,
+        scope: ScopeMover | None = None,
     ) -> None:
         self._user = user
         self._display = display
         self._windows = windows
         self._log_dir = log_dir or Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
         self._base_env = base_env
+        self._scope = scope  # under systemd: moves each app out of the agent's unit
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._pruner: asyncio.Task[None] | None = None
 
@@ -108,6 +112,8 @@ class Launcher:
         launched = await loop.run_in_executor(None, self._spawn, argv, executable, env)
         LOG.info("launched %s as pid %d", launched.program, launched.pid)
         self._watch()
+        if self._scope is not None:
+            await self._scope.move(launched.program, _process_tree(launched.pid))
         if not wait_for_window:
             return launched
         window = await self._wait_for_window(launched, before, timeout)
@@ -222,6 +228,8 @@ class Launcher:
 
     async def close(self) -> None:
         """Apps outlive the agent: drop our handles without signalling them."""
+        if self._scope is not None:
+            await self._scope.close()
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

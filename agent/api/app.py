@@ -66,6 +66,7 @@ def _add_window_services(services: Services, config: Config) -> None:
     """Windows, clipboard, launcher, environment and wallpaper (each owns its X connection)."""
     from agent.environment import EnvironmentService
     from agent.exec.user import resolve_user
+    from agent.launch_scope import ScopeMover
     from agent.launcher import Launcher
     from agent.x11.clipboard import ClipboardService
     from agent.x11.wallpaper import WallpaperService
@@ -74,7 +75,9 @@ def _add_window_services(services: Services, config: Config) -> None:
     user = resolve_user(config.desktop_user)
     services.windows = WindowService.for_display(config.display)
     services.clipboard = ClipboardService(config.display)
-    services.launcher = Launcher(user, config.display, services.windows, log_dir=config.launch_log_dir)
+    services.launcher = Launcher(
+        user, config.display, services.windows, log_dir=config.launch_log_dir, scope=ScopeMover.detect()
+    )
     services.environment = EnvironmentService(user, config.display, services.windows)
     services.wallpaper = WallpaperService(
         config.display, user, max_bytes=config.wallpaper_max_bytes, timeout=config.wallpaper_timeout

@@ -151,3 +151,42 @@ def test_launched_apps_survive_an_agent_restart(desktop: DevDesktop, tmp_path: P
         first.stop()
         if pid and not _gone_or_zombie(pid):
             _kill(pid)
+
+
+async def test_under_systemd_each_app_gets_a_scope_of_its_own(desktop: DevDesktop, tmp_path: Path) -> None:
+    """A stand-in systemd manager on a private bus receives StartTransientUnit for the app."""
+    from agent.exec.user import resolve_user
+    from agent.launch_scope import ScopeMover
+    from agent.launcher import Launcher
+    from agent.x11.windows import WindowService
+    from tests.x11.fake_systemd import FakeSystemd
+
+    async with FakeSystemd() as systemd:
+        windows = WindowService.for_display(desktop.display)
+        launcher = Launcher(
+            resolve_user(None),
+            desktop.display,
+            windows,
+            log_dir=tmp_path,
+            base_env=desktop.env,
+            scope=ScopeMover(systemd.address),
+        )
+        try:
+            started = await launcher.launch("sleep 30")
+            assert len(systemd.manager.calls) == 1
+            name, mode, props = systemd.manager.calls[0]
+            assert name == f"app-computer_agent-sleep-{started.pid}.scope"
+            assert mode == "fail"
+            assert props["PIDs"] == [started.pid]
+            assert props["CollectMode"] == "inactive-or-failed"
+            _kill(started.pid)
+        finally:
+            await launcher.close()
+            await windows.close()
+
+
+def test_outside_systemd_nothing_is_moved() -> None:
+    from agent.launch_scope import ScopeMover
+
+    assert ScopeMover.detect({}) is None
+    assert ScopeMover.detect({"INVOCATION_ID": "x", "DBUS_SESSION_BUS_ADDRESS": "unix:path=/b"}) is not None
