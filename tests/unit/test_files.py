@@ -330,9 +330,22 @@ def test_commands_and_files_run_as_the_desktop_user() -> None:
     shared.mkdir()
     shared.chmod(0o777)
     nobody = pwd.getpwnam("nobody")
+    # The user's session: a runtime dir with a bus socket, made here unless a real one exists.
+    runtime = Path(f"/run/user/{nobody.pw_uid}")
+    made_runtime = not runtime.exists()
+    bus = socket.socket(socket.AF_UNIX)
+    if made_runtime:
+        runtime.mkdir(mode=0o700, parents=True)
+        os.chown(runtime, nobody.pw_uid, nobody.pw_gid)
+        bus.bind(str(runtime / "bus"))
     agent = start_agent(agent_env(), base, "--display", ":93", "--desktop-user", "nobody")
     try:
         with agent.client() as http:
+            env = http.post(
+                "/exec", json={"command": "echo $DISPLAY $XDG_RUNTIME_DIR $DBUS_SESSION_BUS_ADDRESS $LOGNAME"}
+            ).json()["stdout"]
+            if made_runtime:  # a pre-existing session dir may lack a bus
+                assert env == f":93 {runtime} unix:path={runtime}/bus nobody\n"
             body = http.post(
                 "/exec", json={"command": "id -u; id -g; echo $HOME $USER; cat " + str(private)}
             ).json()
@@ -348,6 +361,9 @@ def test_commands_and_files_run_as_the_desktop_user() -> None:
     finally:
         agent.stop()
         shutil.rmtree(base, ignore_errors=True)
+        bus.close()
+        if made_runtime:
+            shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_upload_cut_off_leaves_the_target_alone(agent: RunningAgent, tmp_path: Path) -> None:
