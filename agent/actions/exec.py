@@ -8,7 +8,7 @@ routes in ``agent.api.exec_routes``.
 from __future__ import annotations
 
 import binascii
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,7 @@ from agent.exec.service import ExecService
 from agent.models.base import Request, Result
 from agent.services import Services
 
+NonEmptyStr = Annotated[str, Field(min_length=1)]
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_OUTPUT = 1 << 20
 MAX_OUTPUT_CAP = 64 << 20
@@ -59,9 +60,8 @@ class CommandOptions(Request):
 
 class ExecRequest(CommandOptions):
     type: Literal["exec"] = "exec"
-    command: str | list[str] = Field(
+    command: NonEmptyStr | Annotated[list[str], Field(min_length=1)] = Field(
         description="A command line run by `bash -c`, or an argv list run directly (no shell)",
-        min_length=1,
     )
     stream: bool = Field(
         default=False,
@@ -137,7 +137,9 @@ def exec_result(result: CommandResult) -> ExecResult:
 
 
 class ProcessStartRequest(CommandOptions):
-    command: str | list[str] = Field(description="A command line run by `bash -c`, or an argv list")
+    command: NonEmptyStr | Annotated[list[str], Field(min_length=1)] = Field(
+        description="A command line run by `bash -c`, or an argv list"
+    )
     timeout_seconds: float | None = Field(  # type: ignore[assignment]
         default=None, gt=0, description="Deadline for the whole process group; default: none"
     )
