@@ -49,18 +49,40 @@ def become_subreaper() -> bool:
 
 
 def _children() -> list[int]:
-    """PIDs of our direct children, from every thread's /proc children list."""
+    """PIDs of our direct children, from every thread's /proc children list.
+
+    Kernels built without CONFIG_PROC_CHILDREN lack those lists: then scan /proc for our pid as
+    the parent (slower, but only once a second).
+    """
     pids: list[int] = []
     try:
         tasks = list(Path("/proc/self/task").iterdir())
     except OSError:
         return pids
+    readable = False
     for task in tasks:
         try:
             text = (task / "children").read_text()
         except OSError:
             continue
+        readable = True
         pids.extend(int(part) for part in text.split())
+    return pids if readable else _children_by_scan()
+
+
+def _children_by_scan() -> list[int]:
+    me = os.getpid()
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            pids.append(int(entry.name))
     return pids
 
 
@@ -75,22 +97,6 @@ def zombie_ids(pid: int) -> tuple[int, int] | None:
     if len(fields) < 4 or fields[0] != "Z":
         return None
     return int(fields[2]), int(fields[3])
-
-
-def group_members(pgid: int) -> list[int]:
-    """Every live or zombie process in group ``pgid`` (a /proc scan: used on the kill path only)."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
 
 
 class Reaper:
