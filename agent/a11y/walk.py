@@ -35,6 +35,7 @@ from agent.a11y.node import (
     COMPONENT,
     NULL_PATH,
     PROPERTIES,
+    ROOT_PATH,
     TEXT,
     VALUE,
     Extents,
@@ -121,7 +122,12 @@ class AppWalk:
         # cached nodes and for the children of cached nodes whose cached children are incomplete,
         # so the application answers while the walk goes on (a few rounds instead of one a level).
         early: asyncio.Future[None] | None = None
-        if len(self.cache) <= 2 * (self.budget.limit - self.budget.used) and self.options.max_depth >= 16:
+        whole_app = self.app.path == ROOT_PATH  # not one element's subtree
+        if (
+            whole_app
+            and len(self.cache) <= 2 * (self.budget.limit - self.budget.used)
+            and self.options.max_depth >= 16
+        ):
             early = asyncio.ensure_future(self._details([n for n in self.nodes.values() if n.showing]))
             incomplete = [
                 n

@@ -297,6 +297,12 @@ def test_window_filter_and_visible_only(client: httpx.Client, desktop: DevDeskto
     for node in walk(application["children"][0]):
         assert "showing" in node["states"], node
         assert node["x"] is None or 0 <= node["x"] < 1280
+    # An element id as the window: that element's subtree, under the desktop.
+    frame = application["children"][0]
+    sub = client.get("/desktop/accessibility-tree", params={"window": frame["id"]}).json()
+    [root] = sub["tree"]["children"]
+    assert root["id"] == frame["id"] and root["name"] == "A11y window test"
+    assert {n["id"] for n in walk(root)} >= {n["id"] for n in walk(frame)}
 
 
 def test_unknown_role_and_state_are_400(client: httpx.Client) -> None:
