@@ -1,0 +1,75 @@
+"""Path policy (home-relative, roots, symlinks), Range parsing and modes, on a real folder tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agent.api.files_routes import RangeNotSatisfiableError, parse_range
+from agent.errors import InvalidArgument, PermissionDenied
+from agent.files.paths import PathPolicy
+from agent.files.service import parse_mode
+
+pytestmark = pytest.mark.unit
+
+
+def test_relative_and_home_paths(tmp_path: Path) -> None:
+    policy = PathPolicy(str(tmp_path), ())
+    assert policy.absolute("a/b") == f"{tmp_path}/a/b"
+    assert policy.absolute("~/a") == f"{tmp_path}/a"
+    assert policy.absolute("~") == str(tmp_path)
+    assert policy.absolute("/x/../y") == "/y"
+    with pytest.raises(InvalidArgument):
+        policy.absolute("")
+    with pytest.raises(InvalidArgument):
+        policy.absolute("a\x00b")
+
+
+def test_roots_refuse_escapes_after_resolution(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    os.symlink(outside, root / "out")
+    os.symlink(root, tmp_path / "alias")
+    policy = PathPolicy(str(root), (root,))
+    assert policy.follow("file") == f"{root}/file"
+    assert policy.follow(str(tmp_path / "alias" / "file")) == f"{root}/file"  # a way in is fine
+    assert policy.locate(str(root / "out")) == f"{root}/out"  # the link itself is inside
+    for escape in ("../outside/x", str(root / "out" / "x"), str(root / "out"), "/etc/passwd"):
+        with pytest.raises(PermissionDenied):
+            policy.follow(escape)
+    with pytest.raises(PermissionDenied):
+        PathPolicy(str(root), (root,)).follow(str(tmp_path / "rootless"))  # a sibling with a common prefix
+
+
+@pytest.mark.parametrize(
+    ("header", "span"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 10)),
+        ("bytes=90-", (90, 100)),
+        ("bytes=-10", (90, 100)),
+        ("bytes=-500", (0, 100)),
+        ("bytes=50-5000", (50, 100)),
+        ("bytes=0-1,5-6", None),
+        ("items=0-1", None),
+    ],
+)
+def test_parse_range(header: str | None, span: tuple[int, int] | None) -> None:
+    assert parse_range(header, 100) == span
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=5-2", "bytes=-0"])
+def test_unsatisfiable_range(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiableError):
+        parse_range(header, 100)
+
+
+def test_parse_mode() -> None:
+    assert parse_mode("644") == parse_mode("0644") == parse_mode("0o644") == 0o644
+    assert parse_mode(None) is None and parse_mode("") is None
+    for bad in ("9", "rwx", "77777"):
+        with pytest.raises(InvalidArgument):
+            parse_mode(bad)
