@@ -45,7 +45,10 @@ class Window(Result):
     width: int
     height: int
     frame: FrameExtents
-    pid: int | None = Field(description="_NET_WM_PID, when the app sets it")
+    pid: int | None = Field(
+        description="_NET_WM_PID, else the PID the X server knows for the window's client "
+        "(X-Resource); null for remote clients"
+    )
     focused: bool
     minimized: bool
     maximized: bool

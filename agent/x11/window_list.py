@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from Xlib import X, Xatom
+from Xlib import X, Xatom, error
 from Xlib.display import Display
+from Xlib.ext import res
 
 from agent.errors import InvalidArgument, NotFound, WindowManagerUnavailable
 from agent.x11 import ewmh
@@ -257,6 +258,31 @@ class WindowReader:
                 maximized=max_v in states and max_h in states,
                 desktop=-1 if desk == ewmh.ALL_DESKTOPS else desk,
             )
+        return self._fill_pids(display, windows)
+
+    def _fill_pids(
+        self, display: Display, windows: dict[int, WindowInfo | None]
+    ) -> dict[int, WindowInfo | None]:
+        """Ask the server (X-Resource) for the PID of windows whose app sets no _NET_WM_PID
+        (xeyes, xlogo, many Xaw/Motif apps): one request for all of them; local clients only."""
+        missing = [w for w, info in windows.items() if info is not None and info.pid is None]
+        if not missing or not display.has_extension(res.extname):
+            return windows
+        mask = display.display.info.resource_id_mask
+        try:
+            reply = res.QueryClientIds(
+                display=display.display,
+                opcode=display.display.get_extension_major(res.extname),
+                specs=[{"client": w, "mask": res.LocalClientPIDMask} for w in missing],
+            )
+        except error.XError:
+            return windows
+        pids = {int(item.spec.client) & ~mask: int(item.value[0]) for item in reply.ids if item.value}
+        for window in missing:
+            pid = pids.get(window & ~mask)
+            info = windows[window]
+            if pid and info is not None:
+                windows[window] = replace(info, pid=pid)
         return windows
 
     def get(self, display: Display, window: int) -> WindowInfo:

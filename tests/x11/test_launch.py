@@ -12,7 +12,7 @@ import pytest
 
 from agent.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
-from tests.x11.windowing import wait_until, wmctrl
+from tests.x11.windowing import observe, wait_until, wmctrl
 
 pytestmark = pytest.mark.x11
 
@@ -190,3 +190,14 @@ def test_outside_systemd_nothing_is_moved() -> None:
 
     assert ScopeMover.detect({}) is None
     assert ScopeMover.detect({"INVOCATION_ID": "x", "DBUS_SESSION_BUS_ADDRESS": "unix:path=/b"}) is not None
+
+
+def test_wait_for_window_of_an_app_without_net_wm_pid(desktop: DevDesktop, client: httpx.Client) -> None:
+    body = client.post(
+        "/desktop/launch", json={"app": "xlogo", "wait_for_window": True, "timeout": 10}
+    ).json()
+    try:
+        assert body["window_id"] is not None, body
+        assert "xlogo" in observe(desktop, "xprop", "-id", body["window_id"], "WM_CLASS")
+    finally:
+        _kill(body.get("pid") or body["error"]["details"]["pid"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -184,3 +185,27 @@ async def test_changes_made_by_others_show_in_the_next_listing(
     wait_until(lambda: active_window(wm_desktop) == window, what="wmctrl to activate")
     info = await windows.get(window)
     assert info.focused and not info.minimized
+
+
+async def test_pid_of_apps_without_net_wm_pid_comes_from_the_server(
+    wm_desktop: DevDesktop, windows: WindowService
+) -> None:
+    proc = start_app(wm_desktop, "xlogo")
+    try:
+        window = window_of_class(wm_desktop, "xlogo")
+        assert "_NET_WM_PID:  not found" in xprop(wm_desktop, window, "_NET_WM_PID")
+        assert (await windows.get(window)).pid == proc.pid
+    finally:
+        stop_app(proc)
+
+
+def window_of_class(desktop: DevDesktop, instance: str, timeout: float = 10.0) -> int:
+    """The first window ``wmctrl -lx`` lists with this WM_CLASS instance."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in observe(desktop, "wmctrl", "-lx").splitlines():
+            parts = line.split()
+            if len(parts) > 2 and parts[2].split(".")[0] == instance:
+                return int(parts[0], 16)
+        time.sleep(0.05)
+    raise TimeoutError(f"no {instance} window")
