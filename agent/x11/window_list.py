@@ -253,8 +253,11 @@ class WindowReader:
                 frame=Extents(*frame[:4]) if len(frame) >= 4 else Extents(),
                 pid=pid.first_int() if pid else None,
                 focused=False,
+                # With an EWMH WM, _NET_WM_STATE_HIDDEN; WM_STATE alone is not enough (openbox
+                # marks windows on other workspaces Iconic too).
                 minimized=hidden in states
-                or (wm_state is not None and wm_state.first_int() == ewmh.WM_STATE_ICONIC),
+                if state is not None
+                else wm_state is not None and wm_state.first_int() == ewmh.WM_STATE_ICONIC,
                 maximized=max_v in states and max_h in states,
                 desktop=-1 if desk == ewmh.ALL_DESKTOPS else desk,
             )

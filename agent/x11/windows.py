@@ -145,6 +145,15 @@ class WindowService:
             self._focus_directly(display, window)
             return False
         atoms = self._reader.atoms(display)
+        root = display.screen().root.id
+        batch = ewmh.Batch(display)
+        batch.prop(root, atoms["_NET_CURRENT_DESKTOP"], Xatom.CARDINAL)
+        batch.prop(window, atoms["_NET_WM_DESKTOP"], Xatom.CARDINAL)
+        current, desktop = (ewmh.as_prop(r) for r in batch.collect())
+        on = desktop.first_int() if desktop else None
+        if current is not None and on is not None and on not in (current.first_int(), ewmh.ALL_DESKTOPS):
+            # Not every WM switches to the window's workspace on activation (openbox does not).
+            ewmh.client_message(display, root, atoms["_NET_CURRENT_DESKTOP"], [on, X.CurrentTime])
         ewmh.client_message(
             display, window, atoms["_NET_ACTIVE_WINDOW"], [ewmh.SOURCE_PAGER, X.CurrentTime, 0]
         )
@@ -156,7 +165,8 @@ class WindowService:
         win.map()
         win.configure(stack_mode=X.Above)
         display.sync()  # the map must be processed before focus may move to the window
-        win.set_input_focus(X.RevertToParent, X.CurrentTime)
+        if win.get_attributes().map_state == X.IsViewable:  # else SetInputFocus is a BadMatch
+            win.set_input_focus(X.RevertToParent, X.CurrentTime)
 
     def _moveresize(
         self,

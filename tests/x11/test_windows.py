@@ -209,3 +209,15 @@ def window_of_class(desktop: DevDesktop, instance: str, timeout: float = 10.0) -
                 return int(parts[0], 16)
         time.sleep(0.05)
     raise TimeoutError(f"no {instance} window")
+
+
+async def test_focus_reaches_a_window_on_another_workspace(
+    wm_desktop: DevDesktop, windows: WindowService, zenity: tuple[int, int]
+) -> None:
+    _, window = zenity
+    observe(wm_desktop, "wmctrl", "-i", "-r", hex(window), "-t", "1")
+    wait_until(lambda: "= 1" in xprop(wm_desktop, window, "_NET_WM_DESKTOP"), what="the move to workspace 1")
+    assert not (await windows.get(window)).minimized  # elsewhere is not minimized
+    await windows.focus(window)
+    assert active_window(wm_desktop) == window
+    observe(wm_desktop, "wmctrl", "-s", "0")  # back to the first workspace for the other tests
