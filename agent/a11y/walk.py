@@ -28,6 +28,7 @@ from typing import Any
 
 from agent.a11y import roles
 from agent.a11y.dbus import Call, Connection, Outcome
+from agent.a11y.details import SCREEN_COORDS, fetch_details, prune_offscreen
 from agent.a11y.node import (
     ACCESSIBLE,
     ACTION,
@@ -36,8 +37,6 @@ from agent.a11y.node import (
     NULL_PATH,
     PROPERTIES,
     ROOT_PATH,
-    TEXT,
-    VALUE,
     Extents,
     Node,
     Ref,
@@ -46,31 +45,7 @@ from agent.a11y.node import (
 
 # Children beyond this many in a MANAGES_DESCENDANTS container are ordered visible-first.
 LARGE_CONTAINER = 64
-# Roles whose text is worth returning (labels repeat their name; passwords are never read).
-TEXT_ROLES = frozenset(
-    roles.ROLE_NUMBERS[name]
-    for name in (
-        "text",
-        "entry",
-        "paragraph",
-        "terminal",
-        "document frame",
-        "document text",
-        "document web",
-        "spin button",
-        "combo box",
-        "editbar",
-        "autocomplete",
-    )
-)
-# Containers that clip their children: a child outside them is scrolled out of view.
-CLIPPING_ROLES = frozenset(
-    roles.ROLE_NUMBERS[name]
-    for name in ("viewport", "scroll pane", "table", "tree table", "tree", "list", "list box")
-)
-SCREEN_COORDS = 0
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
-INT_MIN = -(2**31)
 
 CacheItem = tuple[Any, ...]
 Entry = tuple[int, Ref | CacheItem, bool]  # index in parent, what we know of it, off screen
@@ -92,11 +67,9 @@ class AppWalk:
         self.nodes: dict[str, Node] = {}  # one Node per cached object, filled in place
         self.seen: set[str] = set()  # paths already placed in the tree (guards against cycles)
         self.detailed: set[str] = set()
-        self.offscreen: set[str] = set()
+        self.offscreen: set[str] = set()  # scrolled out of a MANAGES_DESCENDANTS container
         self.managed: set[str] = set()  # descendants of MANAGES_DESCENDANTS containers
-        self.prefetch: asyncio.Future[dict[str, list[Ref]]] | None = (
-            None  # scrolled out of a MANAGES_DESCENDANTS container
-        )
+        self.prefetch: asyncio.Future[dict[str, list[Ref]]] | None = None
         self.cached_children: dict[str, list[CacheItem]] = {}
 
     async def _batch(self, calls: list[Call]) -> list[Outcome]:
@@ -146,7 +119,7 @@ class AppWalk:
             await early
         await self._details([n for n in root.iter() if n.showing])
         if self.options.visible_only:
-            self._prune_offscreen(root, self.screen)
+            prune_offscreen(root, self.screen)
         return root
 
     def _only_window(self, root: Node, windows: list[Node]) -> list[Node]:
@@ -406,10 +379,9 @@ class AppWalk:
 
     # -- details ----------------------------------------------------------------------------
     async def _details(self, nodes: list[Node]) -> None:
-        """Positions, actions, values and text of showing nodes: one round (two for text)."""
-        calls: list[Call] = []
-        slots: list[tuple[Node, str]] = []
+        """Details of the given showing nodes not yet asked for (and not scrolled away)."""
         wanted = None if self.options.visible_only else self.options.positions_for
+        todo = []
         for node in nodes:
             path = node.ref.path
             if path in self.detailed or path in self.offscreen:
@@ -417,53 +389,5 @@ class AppWalk:
             if wanted is not None and not wanted(node):
                 continue
             self.detailed.add(path)
-            if COMPONENT in node.interfaces:
-                calls.append(Call(path, COMPONENT, "GetExtents", "u", (SCREEN_COORDS,)))
-                slots.append((node, "extents"))
-            if not self.options.details:
-                continue
-            if ACTION in node.interfaces:
-                calls.append(Call(path, ACTION, "GetActions"))
-                slots.append((node, "actions"))
-            if VALUE in node.interfaces:
-                calls.append(Call(path, PROPERTIES, "Get", "ss", (VALUE, "CurrentValue")))
-                slots.append((node, "value"))
-            if TEXT in node.interfaces and node.role in TEXT_ROLES:
-                calls.append(Call(path, PROPERTIES, "Get", "ss", (TEXT, "CharacterCount")))
-                slots.append((node, "length"))
-        outcomes = await self._batch(calls)
-        texts: list[tuple[Node, int]] = []
-        for (node, kind), outcome in zip(slots, outcomes, strict=True):
-            if not isinstance(outcome, list):
-                continue
-            if kind == "extents":
-                x, y, width, height = outcome[0]
-                if INT_MIN not in (x, y):  # GTK's "nowhere" for unmapped cells
-                    node.extents = Extents(x, y, width, height)
-            elif kind == "actions":
-                node.actions = tuple(name for name, _, _ in outcome[0])
-            elif kind == "value":
-                node.value = float(outcome[0].value)
-            elif int(outcome[0].value) > 0:
-                texts.append((node, int(outcome[0].value)))
-        if texts:
-            limit = self.options.text_limit
-            outcomes = await self._batch(
-                [Call(n.ref.path, TEXT, "GetText", "ii", (0, min(length, limit))) for n, length in texts]
-            )
-            for (node, length), outcome in zip(texts, outcomes, strict=True):
-                if isinstance(outcome, list):
-                    node.text = str(outcome[0])
-                    node.text_truncated = length > limit
-
-    def _prune_offscreen(self, node: Node, clip: Extents | None) -> None:
-        if node.role in CLIPPING_ROLES and node.extents is not None:
-            clip = node.extents
-        kept = []
-        for child in node.children:
-            box = child.extents
-            if box is not None and (box.width <= 0 or box.height <= 0 or (clip and not box.intersects(clip))):
-                continue
-            kept.append(child)
-            self._prune_offscreen(child, clip)
-        node.children = kept
+            todo.append(node)
+        await fetch_details(self._batch, todo, self.options)
