@@ -38,6 +38,7 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READ_TIMEOUT = 2.0  # seconds a selection owner may take to answer (and between INCR chunks)
+HANDOVER_TIMEOUT = 2.0  # seconds a clipboard manager may take to copy our clipboard on exit
 
 
 class ClipboardService:
@@ -65,6 +66,11 @@ class ClipboardService:
             self._thread.start()
 
     async def close(self) -> None:
+        if self._thread is not None and not self._stop.is_set():
+            try:  # what we own would vanish with us: hand it to a clipboard manager first
+                await asyncio.wait_for(self._call(self._hand_over), HANDOVER_TIMEOUT + 1)
+            except (AgentError, TimeoutError) as exc:
+                LOG.info("clipboard not handed to a clipboard manager: %s", exc)
         self._stop.set()
         self._wake()
         if self._thread is not None:
@@ -214,6 +220,34 @@ class ClipboardService:
         if owner is None or getattr(owner, "id", owner) != self._window.id:
             self._text = None
             raise AgentError("the X server did not give the clipboard to the agent")
+
+    def _hand_over(self) -> None:
+        """ICCCM/freedesktop clipboard manager protocol: ask the CLIPBOARD_MANAGER owner (e.g.
+        xfsettingsd) to SAVE_TARGETS, serving its requests for our data until it confirms."""
+        display, atoms = self._display, self._atoms
+        if display is None or atoms is None or self._text is None:
+            return
+        self._pump()
+        owner = display.get_selection_owner(atoms.CLIPBOARD)
+        manager = display.get_selection_owner(atoms.CLIPBOARD_MANAGER)
+        if getattr(owner, "id", owner) != self._window.id or not getattr(manager, "id", manager):
+            return
+        # The property names the targets to keep (managers copy nothing when it is empty).
+        keep = [t for t in atoms.targets() if t not in (atoms.TARGETS, atoms.TIMESTAMP, atoms.MULTIPLE)]
+        self._window.change_property(atoms.AGENT_SELECTION, Xatom.ATOM, 32, keep)
+        self._window.convert_selection(
+            atoms.CLIPBOARD_MANAGER, atoms.SAVE_TARGETS, atoms.AGENT_SELECTION, X.CurrentTime
+        )
+        self._wait_for(
+            lambda e: (
+                e.type == X.SelectionNotify
+                and e.requestor.id == self._window.id
+                and e.selection == atoms.CLIPBOARD_MANAGER
+            ),
+            HANDOVER_TIMEOUT,
+            "the clipboard manager to save the clipboard",
+        )
+        LOG.info("clipboard handed to the clipboard manager")
 
     def _get(self) -> str:
         display = self._ensure()

@@ -36,6 +36,8 @@ class SelectionAtoms:
     INCR: int
     AGENT_SELECTION: int
     TIMESTAMP_PROP: int
+    CLIPBOARD_MANAGER: int
+    SAVE_TARGETS: int
 
     NAMES = {
         "CLIPBOARD": "CLIPBOARD",
@@ -48,6 +50,8 @@ class SelectionAtoms:
         "INCR": "INCR",
         "AGENT_SELECTION": "_COMPUTER_AGENT_SELECTION",
         "TIMESTAMP_PROP": "_COMPUTER_AGENT_TIMESTAMP",
+        "CLIPBOARD_MANAGER": "CLIPBOARD_MANAGER",
+        "SAVE_TARGETS": "SAVE_TARGETS",
     }
 
     def __init__(self, display: Display) -> None:
@@ -63,6 +67,7 @@ class SelectionAtoms:
         return [
             self.TARGETS,
             self.TIMESTAMP,
+            self.MULTIPLE,
             self.UTF8_STRING,
             self.TEXT_PLAIN_UTF8,
             self.TEXT,
@@ -101,7 +106,7 @@ class OutgoingTransfers:
         atoms = self._atoms
         # ICCCM: an obsolete requestor may pass None as the property; use the target then.
         prop = req.property or req.target
-        ok = req.selection == atoms.CLIPBOARD and self._fill(req, prop, owned_since)
+        ok = req.selection == atoms.CLIPBOARD and self._fill(req.requestor, req.target, prop, owned_since)
         notify = event.SelectionNotify(
             time=req.time,
             requestor=req.requestor,
@@ -112,14 +117,16 @@ class OutgoingTransfers:
         req.requestor.send_event(notify, event_mask=X.NoEventMask)
         self._display.flush()
 
-    def _fill(self, req: Any, prop: int, owned_since: int) -> bool:
-        atoms, requestor, target = self._atoms, req.requestor, req.target
+    def _fill(self, requestor: Any, target: int, prop: int, owned_since: int) -> bool:
+        atoms = self._atoms
         if target == atoms.TARGETS:
             requestor.change_property(prop, Xatom.ATOM, 32, atoms.targets())
             return True
         if target == atoms.TIMESTAMP:
             requestor.change_property(prop, Xatom.INTEGER, 32, [owned_since])
             return True
+        if target == atoms.MULTIPLE:
+            return self._fill_multiple(requestor, prop, owned_since)
         payload = self._payload(target)
         if payload is None:
             return False
@@ -132,6 +139,21 @@ class OutgoingTransfers:
         requestor.change_property(prop, atoms.INCR, 32, [len(data)])
         self._transfers[(requestor.id, prop)] = _Outgoing(requestor, prop, kind, data)
         LOG.debug("clipboard INCR transfer of %d bytes started", len(data))
+        return True
+
+    def _fill_multiple(self, requestor: Any, prop: int, owned_since: int) -> bool:
+        """ICCCM 2.6.2: ``prop`` lists (target, property) pairs; convert each and write back
+        the list with None for the pairs we refused. Clipboard managers save this way."""
+        pairs = requestor.get_property(prop, X.AnyPropertyType, 0, 4096)
+        if pairs is None or pairs.format != 32:
+            return False
+        values = [int(v) for v in pairs.value]
+        for i in range(0, len(values) - 1, 2):
+            target, target_prop = values[i], values[i + 1]
+            nested = target == self._atoms.MULTIPLE or not target_prop
+            if nested or not self._fill(requestor, target, target_prop, owned_since):
+                values[i + 1] = X.NONE
+        requestor.change_property(prop, pairs.property_type, 32, values)
         return True
 
     def on_property_deleted(self, ev: Any) -> None:

@@ -130,3 +130,30 @@ async def test_a_hung_owner_costs_a_timeout_not_a_hang(desktop: DevDesktop) -> N
     finally:
         await service.close()
         hung.close()
+
+
+async def test_the_clipboard_outlives_the_agent_with_a_clipboard_manager() -> None:
+    """On close the agent hands its clipboard to the CLIPBOARD_MANAGER (xfsettingsd here), which
+    copies it with a MULTIPLE request; xclip still pastes it afterwards."""
+    with DevDesktop(window_manager="xfwm4") as xfce:
+        manager = subprocess.Popen(
+            ["xfsettingsd", "--no-daemon", "--replace"],
+            env=xfce.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            probe = Display(xfce.display)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not probe.get_selection_owner(
+                probe.intern_atom("CLIPBOARD_MANAGER")
+            ):
+                time.sleep(0.05)
+            probe.close()
+            service = ClipboardService(xfce.display)
+            await service.set_text(UNICODE)
+            await service.close()
+            assert xclip_out(xfce).decode() == UNICODE
+        finally:
+            manager.terminate()
+            manager.wait(10)
