@@ -22,6 +22,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,15 @@ class Launched:
     program: str
     log_path: str
     window_id: int | None = None
+
+
+def default_log_dir(user: DesktopUser) -> Path:
+    """``~/.local/state/computer-agent/launch``; for a user without a home (``nobody``), a
+    fresh private folder in /tmp (an unpredictable name: nobody can plant a symlink there)
+    rather than creating their nonexistent home as root."""
+    if os.path.isdir(user.home):
+        return Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
+    return Path(tempfile.mkdtemp(prefix=f"computer-agent-launch-{user.uid}-"))
 
 
 def parse_command(app: str) -> list[str]:
@@ -97,7 +107,8 @@ class Launcher:
         self._user = user
         self._display = display
         self._windows = windows
-        self._log_dir = log_dir or Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
+        self._log_dir = log_dir or default_log_dir(user)
+        self._chown_log_dir = log_dir is None  # ours to hand to the user; an operator's is not
         self._base_env = base_env
         self._scope = scope  # under systemd: moves each app out of the agent's unit
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -165,13 +176,11 @@ class Launcher:
     def _open_log_path(self, name: str) -> Path:
         """A fresh log file path in the log directory (created for the user), pruning old logs."""
         directory = self._log_dir
-        if not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if self._user.switch:
-                for part in (directory, *directory.parents):
-                    if part == Path(self._user.home) or not str(part).startswith(self._user.home):
-                        break
-                    os.chown(part, self._user.uid, self._user.gid)
+        created = [part for part in (directory, *directory.parents) if not part.exists()]
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._user.switch and self._chown_log_dir and directory.stat().st_uid != self._user.uid:
+            for part in {directory, *created}:  # the user owns their logs and the folders made for them
+                os.chown(part, self._user.uid, self._user.gid)
         logs = sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
         for old in logs[: max(0, len(logs) - KEEP_LOGS + 1)]:
             with contextlib.suppress(OSError):

@@ -201,3 +201,23 @@ def test_wait_for_window_of_an_app_without_net_wm_pid(desktop: DevDesktop, clien
         assert "xlogo" in observe(desktop, "xprop", "-id", body["window_id"], "WM_CLASS")
     finally:
         _kill(body.get("pid") or body["error"]["details"]["pid"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the desktop user needs root")
+def test_apps_run_as_the_desktop_user(desktop: DevDesktop, tmp_path: Path) -> None:
+    env = dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display)
+    agent = start_agent(env, tmp_path, "--display", desktop.display, "--desktop-user", "nobody")
+    try:
+        with agent.client() as http:
+            body = http.post(
+                "/desktop/launch", json={"app": "sh -c 'id -u; echo $HOME $USER; sleep 5'"}
+            ).json()
+        pid, log = body["pid"], Path(body["log_path"])
+        wait_until(lambda: log.stat().st_size > 0, what="the app's output")
+        assert psutil.Process(pid).uids().real == 65534
+        assert log.read_text().splitlines()[:2] == ["65534", "/nonexistent nobody"]
+        assert log.stat().st_uid == 65534  # the user owns the log (in /tmp: nobody has no home)
+        assert not Path("/nonexistent").exists()
+        _kill(pid)
+    finally:
+        agent.stop()
