@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import secrets
 import statistics
@@ -31,13 +30,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
+sys.path.insert(0, str(ROOT))
+
+from bench.common import machine, write_section  # noqa: E402
+
 AGENT_BIN = Path(sys.executable).parent / "computer-agent"
 MB = 1_000_000
 MIB = 1024 * 1024
-SECTION_START = "<!-- bench_exec:start -->"
-SECTION_END = "<!-- bench_exec:end -->"
 
 
 class Agent:
@@ -124,15 +126,15 @@ def bench_stream(agent: Agent, runs: int, size: int = 256 * MIB) -> dict[str, fl
         answer = conn.getresponse()
         output = 0
         last = b""
-        while True:
-            line = answer.readline()
-            if not line:
-                break
-            last = line
-            # Count the command's bytes (the data), not the JSON framing around them.
-            if line.startswith(b'{"type":"stdout"'):
-                event = json.loads(line)
-                output += len(event["data"])
+        pending = b""
+        # Big reads and orjson: a line-by-line http.client reader would measure the client.
+        while block := answer.read(4 * MIB):
+            lines = (pending + block).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                last = line
+                if line.startswith(b'{"type":"stdout"'):
+                    output += len(orjson.loads(line)["data"])
         elapsed = time.perf_counter() - started
         conn.close()
         if output != size or b'"exit_code":0' not in last:
@@ -176,44 +178,28 @@ def bench_download(agent: Agent, runs: int, workdir: Path, size: int = 256 * MIB
     return {"download_mb_s": statistics.median(rates), "download_floor_mb_s": statistics.median(floor)}
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def write_section(results: dict[str, Any]) -> None:
-    """Replace this benchmark's section of bench/RESULTS.md (the format bench_core uses)."""
+def write_results(results: dict[str, Any]) -> None:
+    """Replace this benchmark's section of bench/RESULTS.md (the format the other benchmarks use)."""
     r = results
-    lines = [
-        SECTION_START,
-        "## Exec and files (bench/bench_exec.py)",
-        "",
-        f"Machine: {r['machine']}, {r['cpus']} cores, Linux {platform.release()}, Python {r['python']}, "
-        f"load {r['load']}, {r['date']}. HTTP keep-alive to a real `computer-agent serve`, medians "
-        f"({r['exec_runs']} exec calls interleaved with the floor; {r['runs']} throughput runs).",
-        "",
-        "| what | agent | peer (same run) | target |",
-        "|---|---|---|---|",
-        f"| `/exec` of `true` (argv list) | {r['exec_true_ms']:.3f} ms (p95 {r['exec_true_p95_ms']:.3f} ms) "
-        f'| `subprocess.run(["true"])` {r["subprocess_run_true_ms"]:.3f} ms | <= 3 ms |',
-        f"| `/exec` of `true` (bash command line) | {r['exec_bash_true_ms']:.3f} ms | | |",
-        f"| `/exec/stream` throughput (NDJSON, 256 MiB of text) | {r['stream_mb_s']:.0f} MB/s "
-        f"| the command to /dev/null {r['stream_floor_mb_s']:.0f} MB/s | >= 100 MB/s |",
-        f"| `GET /files` download (256 MiB) | {r['download_mb_s']:.0f} MB/s "
-        f"| local read {r['download_floor_mb_s']:.0f} MB/s | >= 300 MB/s |",
-        SECTION_END,
-    ]
-    section = "\n".join(lines)
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    markdown = "\n".join(
+        [
+            "## Exec and files (bench/bench_exec.py)",
+            "",
+            f"Machine: {r['machine']}. HTTP keep-alive to a real `computer-agent serve`, medians "
+            f"({r['exec_runs']} exec calls interleaved with the floor; {r['runs']} throughput runs).",
+            "",
+            "| what | agent | peer (same run) | target |",
+            "|---|---|---|---|",
+            f"| `/exec` of `true` (argv list) | {r['exec_true_ms']:.3f} ms (p95 {r['exec_true_p95_ms']:.3f} ms) "
+            f'| `subprocess.run(["true"])` {r["subprocess_run_true_ms"]:.3f} ms | <= 3 ms |',
+            f"| `/exec` of `true` (bash command line) | {r['exec_bash_true_ms']:.3f} ms | | |",
+            f"| `/exec/stream` throughput (NDJSON, 256 MiB of text) | {r['stream_mb_s']:.0f} MB/s "
+            f"| the command to /dev/null {r['stream_floor_mb_s']:.0f} MB/s | >= 100 MB/s |",
+            f"| `GET /files` download (256 MiB) | {r['download_mb_s']:.0f} MB/s "
+            f"| local read {r['download_floor_mb_s']:.0f} MB/s | >= 300 MB/s |",
+        ]
+    )
+    write_section("bench_exec", markdown)
 
 
 def main() -> int:
@@ -226,13 +212,9 @@ def main() -> int:
         agent = Agent(Path(tmp))
         try:
             results: dict[str, Any] = {
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": cpu_model(),
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
+                "machine": machine(),
                 "runs": args.runs,
                 "exec_runs": args.exec_runs,
-                "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
             }
             results.update(bench_exec_true(agent, args.exec_runs))
             results.update(bench_stream(agent, args.runs))
@@ -241,7 +223,7 @@ def main() -> int:
             agent.stop()
     print(json.dumps(results, indent=2))
     if not args.no_write:
-        write_section(results)
+        write_results(results)
     return 0
 
 

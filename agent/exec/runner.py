@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -23,9 +24,10 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import IO, Literal
 
 from agent.errors import InvalidArgument, Unavailable
+from agent.exec.output import Capture
 from agent.exec.reaper import Reaper
 from agent.exec.user import DesktopUser
 from agent.oom import unprotect_child
@@ -118,8 +120,8 @@ class Child:
         self,
         popen: subprocess.Popen[bytes],
         stdin: asyncio.StreamWriter | None,
-        stdout: asyncio.StreamReader,
-        stderr: asyncio.StreamReader,
+        stdout: asyncio.StreamReader | None,
+        stderr: asyncio.StreamReader | None,
         transports: list[asyncio.BaseTransport],
         exited: asyncio.Future[int],
         reaper: Reaper,
@@ -132,6 +134,8 @@ class Child:
         self.stderr = stderr
         self.exited = exited
         self.timed_out = False
+        # The raw pipes, for callers that read them with PipeDrain instead of stream readers.
+        self.raw_pipes = (popen.stdout, popen.stderr) if stdout is None else (None, None)
         self._transports = transports
         self._reaper = reaper
 
@@ -202,8 +206,13 @@ class Child:
             self.stdin.close()
 
 
-async def spawn(spec: CommandSpec, user: DesktopUser, env: dict[str, str], reaper: Reaper) -> Child:
-    """Start ``spec`` as the leader of a new session; ProgramNotFound when it cannot exec."""
+async def spawn(
+    spec: CommandSpec, user: DesktopUser, env: dict[str, str], reaper: Reaper, *, readers: bool = True
+) -> Child:
+    """Start ``spec`` as the leader of a new session; ProgramNotFound when it cannot exec.
+
+    ``readers=False`` leaves stdout and stderr as raw pipes (``Child.raw_pipes``) for PipeDrain.
+    """
     if not spec.argv or not spec.argv[0]:
         raise InvalidArgument("command: empty")
     cwd = spec.cwd or user.workdir
@@ -226,7 +235,7 @@ async def spawn(spec: CommandSpec, user: DesktopUser, env: dict[str, str], reape
     LOG.debug("started %s as pid %d", spec.describe(), popen.pid)
     unprotect_child(popen.pid)  # it inherited the agent's OOMScoreAdjust; the agent should outlive it
     try:
-        return await _attach(popen, reaper)
+        return await _attach(popen, reaper, readers)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(popen.pid, signal.SIGKILL)
@@ -263,19 +272,21 @@ def _protocol_factory(reader: asyncio.StreamReader) -> Callable[[], asyncio.Stre
     return lambda: asyncio.StreamReaderProtocol(reader)
 
 
-async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper) -> Child:
+async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper, with_readers: bool) -> Child:
     """Connect the pipes and the exit notification of a fresh child to the event loop."""
     loop = asyncio.get_running_loop()
     transports: list[asyncio.BaseTransport] = []
-    readers = []
-    for pipe in (popen.stdout, popen.stderr):
+    readers: list[asyncio.StreamReader | None] = [None, None]
+    for index, pipe in enumerate((popen.stdout, popen.stderr)):
         assert pipe is not None
         with contextlib.suppress(OSError):  # over the user's pipe quota: keep the default
             fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+        if not with_readers:
+            continue
         reader = asyncio.StreamReader(limit=READ_LIMIT)
         transport, _ = await loop.connect_read_pipe(_protocol_factory(reader), pipe)
         transports.append(transport)
-        readers.append(reader)
+        readers[index] = reader
     writer = None
     if popen.stdin is not None:
         w_transport, w_protocol = await loop.connect_write_pipe(
@@ -295,6 +306,45 @@ async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper) -> Child:
 
     loop.add_reader(pidfd, on_exit)
     return Child(popen, writer, readers[0], readers[1], transports, exited, reaper)
+
+
+class PipeDrain:
+    """Reads a pipe into a ``Capture`` from an event-loop reader callback.
+
+    The cheap path for ``/exec``: no transport, protocol or task per pipe, which is a good part
+    of the per-command cost when the command is ``true``.
+    """
+
+    def __init__(self, pipe: IO[bytes] | None, capture: Capture) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.capture = capture
+        self.done: asyncio.Future[None] = self._loop.create_future()
+        self._pipe = pipe
+        if pipe is None:
+            self.done.set_result(None)
+            return
+        self._fd = pipe.fileno()
+        os.set_blocking(self._fd, False)
+        self._loop.add_reader(self._fd, self._ready)
+
+    def _ready(self) -> None:
+        try:
+            data = os.read(self._fd, READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.capture.feed(data)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self._pipe is None or self.done.done():
+            return
+        self._loop.remove_reader(self._fd)
+        self._pipe.close()
+        self.done.set_result(None)
 
 
 Sink = Callable[[bytes], Awaitable[None]]
@@ -335,6 +385,17 @@ class Detachable:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
         self._children: dict[asyncio.Task[None], Child] = {}
+        self._drains: set[PipeDrain] = set()
+
+    def adopt_drains(self, drains: list[PipeDrain]) -> None:
+        for drain in drains:
+            if not drain.done.done():
+                drain.capture.close()  # from now on: read to nowhere
+                self._drains.add(drain)
+                drain.done.add_done_callback(functools.partial(self._forget_drain, drain))
+
+    def _forget_drain(self, drain: PipeDrain, _: asyncio.Future[None]) -> None:
+        self._drains.discard(drain)
 
     def adopt(self, tasks: list[asyncio.Task[None]], child: Child) -> None:
         for task in tasks:
@@ -348,9 +409,11 @@ class Detachable:
         self._children.pop(task, None)
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._tasks) + len(self._drains)
 
     async def close(self) -> None:
+        for drain in list(self._drains):
+            drain.close()
         for child in set(self._children.values()):
             child.close_pipes()
         for task in list(self._tasks):

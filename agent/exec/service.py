@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from agent.config import Config
@@ -25,11 +25,11 @@ from agent.exec.runner import (
     CommandSpec,
     Detachable,
     Exit,
+    PipeDrain,
     ProgramNotFound,
     Stream,
     exit_of,
     feed_stdin,
-    finish_pumps,
     pump,
     spawn,
 )
@@ -119,15 +119,15 @@ class ExecService:
             return None
         return min(timeout, self.config.exec_max_timeout)
 
-    async def spawn(self, spec: CommandSpec) -> Child:
-        return await spawn(spec, self.user, self.environment(spec), self.reaper)
+    async def spawn(self, spec: CommandSpec, *, readers: bool = True) -> Child:
+        return await spawn(spec, self.user, self.environment(spec), self.reaper, readers=readers)
 
     async def run(self, spec: CommandSpec) -> CommandResult:
         """Run to completion and capture both streams up to ``max_output`` bytes each."""
         started = time.perf_counter()
         with self.slots.hold():
             try:
-                child = await self.spawn(spec)
+                child = await self.spawn(spec, readers=False)
             except ProgramNotFound as exc:
                 return CommandResult(
                     b"",
@@ -138,27 +138,26 @@ class ExecService:
                     None,
                 )
             out, err = Capture(spec.max_output), Capture(spec.max_output)
-            pumps = [
-                asyncio.create_task(pump(child.stdout, _feeder(out))),
-                asyncio.create_task(pump(child.stderr, _feeder(err))),
-            ]
-            feeder = asyncio.create_task(feed_stdin(child, spec.stdin, close=True))
+            drains = [PipeDrain(child.raw_pipes[0], out), PipeDrain(child.raw_pipes[1], err)]
+            feeder = None
+            if child.stdin is not None:
+                feeder = asyncio.create_task(feed_stdin(child, spec.stdin, close=True))
             try:
                 code = await child.wait(self.clamp_timeout(spec.timeout))
-                if not await finish_pumps(pumps, child, self.leftovers):
-                    out_value, err_value = out.value(), err.value()
-                    out.close()
-                    err.close()
-                else:
-                    out_value, err_value = out.value(), err.value()
+                child.close_stdin()
+                _, pending = await asyncio.wait([d.done for d in drains], timeout=DRAIN)
+                out_value, err_value = out.value(), err.value()
+                if pending:  # something the command left behind still holds a pipe
+                    self.leftovers.adopt_drains(drains)
             except BaseException:
                 if child.running:
                     child.kill_now()
-                for task in pumps:
-                    task.cancel()
+                for drain in drains:
+                    drain.close()
                 raise
             finally:
-                feeder.cancel()
+                if feeder is not None:
+                    feeder.cancel()
         return CommandResult(
             out_value,
             err_value,
@@ -304,13 +303,6 @@ class _Relay:
         while not self.queue.empty():
             self.queue.get_nowait()
         return self.pumps
-
-
-def _feeder(capture: Capture) -> Callable[[bytes], Awaitable[None]]:
-    async def feed(data: bytes) -> None:
-        capture.feed(data)
-
-    return feed
 
 
 def _ms(started: float) -> float:
