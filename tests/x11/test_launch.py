@@ -110,7 +110,7 @@ def test_launched_apps_and_their_orphans_never_stay_zombies(
         ]
 
     time.sleep(0.5)
-    wait_until(lambda: not zombies(), timeout=5, what="every exited child to be reaped")
+    wait_until(lambda: not zombies(), timeout=10, what="every exited child to be reaped")
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
