@@ -307,3 +307,36 @@ def test_strings_exec_cannot_take_are_400(client: httpx.Client) -> None:
         answer = client.post("/exec", json=body)
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["error"]["code"] == "INVALID_ARGUMENT"
+
+
+def command_fds(pid: int) -> int:
+    """The agent's pipes and pidfds: what running commands costs it (its sockets come and go with
+    readiness probes of the absent display, so they are not counted)."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("pipe:") or target == "anon_inode:[pidfd]":
+            count += 1
+    return count
+
+
+def test_no_descriptor_or_process_leaks(client: httpx.Client, agent: RunningAgent) -> None:
+    me = psutil.Process(agent.process.pid)
+    client.post("/exec", json={"command": "true"})
+    fds_before = command_fds(me.pid)
+    for i in range(30):
+        client.post("/exec", json={"command": ["echo", str(i)], "stdin": "x"})
+        client.post("/exec", json={"command": "no-such-program-xyz"})
+        client.post("/exec", json={"command": "sleep 5", "timeout_seconds": 0.05})
+        with client.stream("POST", "/exec/stream", json={"command": "echo s"}) as answer:
+            answer.read()
+        process_id = client.post("/processes", json={"command": "cat"}).json()["id"]
+        client.post(f"/processes/{process_id}/stdin", json={"data": "x", "eof": True})
+    deadline = time.monotonic() + 5
+    while command_fds(me.pid) > fds_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert command_fds(me.pid) <= fds_before
+    assert [c for c in me.children() if c.name() in ("sleep", "echo", "bash", "cat")] == []
