@@ -1,4 +1,4 @@
-"""Clipboard actions: read and set the CLIPBOARD selection as text."""
+"""Clipboard actions: read and set the CLIPBOARD (or PRIMARY) selection as text."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ def _clipboard(services: Services) -> ClipboardService:
 
 
 async def get_clipboard(services: Services, req: GetClipboardRequest) -> ClipboardText:
-    return ClipboardText(text=await _clipboard(services).get_text())
+    return ClipboardText(text=await _clipboard(services).get_text(req.selection))
 
 
 async def set_clipboard(services: Services, req: SetClipboardRequest) -> Success:
-    await _clipboard(services).set_text(req.text)
+    await _clipboard(services).set_text(req.text, req.selection)
     return Success()
 
 

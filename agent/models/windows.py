@@ -110,13 +110,23 @@ class WindowPosition(Result):
 
 
 # -- clipboard -------------------------------------------------------------------------------
+SelectionName = Literal["clipboard", "primary"]
+_CLIPBOARD: SelectionName = "clipboard"
+_SELECTION = Field(
+    default=_CLIPBOARD,
+    description="'clipboard' (ctrl+c / ctrl+v) or 'primary' (the selected text, middle-click paste)",
+)
+
+
 class GetClipboardRequest(Request):
     type: Literal["get_clipboard"] = "get_clipboard"
+    selection: SelectionName = _SELECTION
 
 
 class SetClipboardRequest(Request):
     type: Literal["set_clipboard"] = "set_clipboard"
     text: str = Field(max_length=32 * 1024 * 1024, description="Text to place in the clipboard (any Unicode)")
+    selection: SelectionName = _SELECTION
 
 
 class ClipboardText(Result):

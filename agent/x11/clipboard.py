@@ -1,4 +1,4 @@
-"""The CLIPBOARD selection, owned in-process: no xclip, no helper process.
+"""The CLIPBOARD (and PRIMARY) selection, owned in-process: no xclip, no helper process.
 
 Why its own X connection and thread: owning a selection means answering ``SelectionRequest``
 events whenever another client pastes, at any moment and for as long as we own it. That needs a
@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from Xlib import X, Xatom, error
 from Xlib.display import Display
@@ -36,6 +36,7 @@ from agent.x11.selection import IncomingTransfer, OutgoingTransfers, SelectionAt
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
+Selection = Literal["clipboard", "primary"]
 
 READ_TIMEOUT = 2.0  # seconds a selection owner may take to answer (and between INCR chunks)
 HANDOVER_TIMEOUT = 2.0  # seconds a clipboard manager may take to copy our clipboard on exit
@@ -55,8 +56,8 @@ class ClipboardService:
         self._display: Display | None = None
         self._atoms: SelectionAtoms | None = None
         self._window: Any = None
-        self._text: str | None = None  # what we serve while we own CLIPBOARD
-        self._owned_since = 0
+        # selection atom (CLIPBOARD, PRIMARY) -> (text, ownership time) while we own it
+        self._owned: dict[int, tuple[str, int]] = {}
         self._outgoing: OutgoingTransfers | None = None
 
     # -- public API (event loop) ---------------------------------------------------------
@@ -80,13 +81,18 @@ class ClipboardService:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    async def set_text(self, text: str) -> None:
-        """Own CLIPBOARD with ``text``; every X client pastes it from now on."""
-        await self._call(lambda: self._set(text))
+    async def set_text(self, text: str, selection: Selection = "clipboard") -> None:
+        """Own the selection with ``text``; every X client pastes it from now on."""
+        await self._call(lambda: self._set(text, self._selection_atom(selection)))
 
-    async def get_text(self) -> str:
-        """The current clipboard text ("" when nobody owns it or it holds no text)."""
-        return await self._call(self._get)
+    async def get_text(self, selection: Selection = "clipboard") -> str:
+        """The selection's current text ("" when nobody owns it or it holds no text)."""
+        return await self._call(lambda: self._get(self._selection_atom(selection)))
+
+    def _selection_atom(self, selection: Selection) -> int:
+        self._ensure()
+        assert self._atoms is not None
+        return Xatom.PRIMARY if selection == "primary" else self._atoms.CLIPBOARD
 
     async def _call(self, fn: Callable[[], T]) -> T:
         if self._stop.is_set():
@@ -151,8 +157,8 @@ class ClipboardService:
         window.set_wm_name("computer-agent clipboard")
         display.sync()
         self._display, self._atoms, self._window = display, atoms, window
-        self._outgoing = OutgoingTransfers(display, atoms, self._payload_for)
-        self._text = None
+        self._outgoing = OutgoingTransfers(display, atoms, self._owned.get)
+        self._owned.clear()
         LOG.info("clipboard connected to X display %s", self.display_name)
         return display
 
@@ -162,7 +168,7 @@ class ClipboardService:
             with contextlib.suppress(Exception):
                 self._display.close()
         self._display = None
-        self._text = None
+        self._owned.clear()
         self._outgoing = None
 
     def _pump(self) -> None:
@@ -178,23 +184,11 @@ class ClipboardService:
         if atoms is None or outgoing is None:
             return
         if ev.type == X.SelectionRequest:
-            outgoing.answer(ev, self._owned_since)
-        elif ev.type == X.SelectionClear and ev.atom == atoms.CLIPBOARD:
-            self._text = None  # another client owns it now; reads go to them
+            outgoing.answer(ev)
+        elif ev.type == X.SelectionClear:
+            self._owned.pop(ev.atom, None)  # another client owns it now; reads go to them
         elif ev.type == X.PropertyNotify and ev.state == X.PropertyDelete:
             outgoing.on_property_deleted(ev)
-
-    def _payload_for(self, target: int) -> tuple[int, bytes] | None:
-        """The (type, bytes) to send for a target, or None to refuse it."""
-        atoms = self._atoms
-        if self._text is None or atoms is None:
-            return None
-        if target in (atoms.UTF8_STRING, atoms.TEXT, atoms.TEXT_PLAIN_UTF8):
-            kind = atoms.UTF8_STRING if target == atoms.TEXT else target
-            return kind, self._text.encode("utf-8")
-        if target == Xatom.STRING:
-            return Xatom.STRING, self._text.encode("latin-1", "replace")
-        return None
 
     def _server_time(self, display: Display) -> int:
         """A real server timestamp (ICCCM forbids CurrentTime for ownership), via a no-op
@@ -209,23 +203,21 @@ class ClipboardService:
         )
         return int(ev.time)
 
-    def _set(self, text: str) -> None:
+    def _set(self, text: str, selection: int) -> None:
         display = self._ensure()
-        assert self._atoms is not None
         when = self._server_time(display)
-        self._text = text
-        self._owned_since = when
-        self._window.set_selection_owner(self._atoms.CLIPBOARD, when)
-        owner = display.get_selection_owner(self._atoms.CLIPBOARD)
+        self._owned[selection] = (text, when)
+        self._window.set_selection_owner(selection, when)
+        owner = display.get_selection_owner(selection)
         if owner is None or getattr(owner, "id", owner) != self._window.id:
-            self._text = None
+            self._owned.pop(selection, None)
             raise AgentError("the X server did not give the clipboard to the agent")
 
     def _hand_over(self) -> None:
         """ICCCM/freedesktop clipboard manager protocol: ask the CLIPBOARD_MANAGER owner (e.g.
         xfsettingsd) to SAVE_TARGETS, serving its requests for our data until it confirms."""
         display, atoms = self._display, self._atoms
-        if display is None or atoms is None or self._text is None:
+        if display is None or atoms is None or atoms.CLIPBOARD not in self._owned:
             return
         self._pump()
         owner = display.get_selection_owner(atoms.CLIPBOARD)
@@ -249,30 +241,30 @@ class ClipboardService:
         )
         LOG.info("clipboard handed to the clipboard manager")
 
-    def _get(self) -> str:
+    def _get(self, selection: int) -> str:
         display = self._ensure()
         atoms = self._atoms
         assert atoms is not None
         self._pump()  # a pending SelectionClear means our copy is stale
-        owner = display.get_selection_owner(atoms.CLIPBOARD)
+        owner = display.get_selection_owner(selection)
         owner_id = getattr(owner, "id", owner) or 0
-        if owner_id == self._window.id and self._text is not None:
-            return self._text
+        if owner_id == self._window.id and selection in self._owned:
+            return self._owned[selection][0]
         if not owner_id:
             return ""
         for target in (atoms.UTF8_STRING, Xatom.STRING):
-            data = self._convert(display, target)
+            data = self._convert(display, selection, target)
             if data is not None:
                 return data[1].decode("latin-1" if data[0] == Xatom.STRING else "utf-8", "replace")
         return ""
 
-    def _convert(self, display: Display, target: int) -> tuple[int, bytes] | None:
+    def _convert(self, display: Display, selection: int, target: int) -> tuple[int, bytes] | None:
         """Ask the owner for ``target``; None when it refuses; DeadlineExceeded when it hangs."""
         atoms = self._atoms
         assert atoms is not None
         prop = atoms.AGENT_SELECTION
         self._window.delete_property(prop)
-        self._window.convert_selection(atoms.CLIPBOARD, target, prop, X.CurrentTime)
+        self._window.convert_selection(selection, target, prop, X.CurrentTime)
         notify = self._wait_for(
             lambda e: e.type == X.SelectionNotify and e.requestor.id == self._window.id,
             self.read_timeout,

@@ -85,16 +85,26 @@ class _Outgoing:
     last_activity: float = field(default_factory=time.monotonic)
 
 
-Payload = Callable[[int], "tuple[int, bytes] | None"]
+# selection atom -> (text, time we took ownership), or None while we do not own it
+Source = Callable[[int], "tuple[str, int] | None"]
+
+
+def encode(atoms: SelectionAtoms, text: str, target: int) -> tuple[int, bytes] | None:
+    """The (type, bytes) to send ``text`` as ``target``, or None for a target we do not offer."""
+    if target in (atoms.UTF8_STRING, atoms.TEXT, atoms.TEXT_PLAIN_UTF8):
+        return (atoms.UTF8_STRING if target == atoms.TEXT else target), text.encode("utf-8")
+    if target == Xatom.STRING:
+        return Xatom.STRING, text.encode("latin-1", "replace")  # ICCCM: STRING is Latin-1
+    return None
 
 
 class OutgoingTransfers:
-    """Answers ``SelectionRequest``s for the selection we own, incrementally when large."""
+    """Answers ``SelectionRequest``s for the selections we own, incrementally when large."""
 
-    def __init__(self, display: Display, atoms: SelectionAtoms, payload: Payload) -> None:
+    def __init__(self, display: Display, atoms: SelectionAtoms, source: Source) -> None:
         self._display = display
         self._atoms = atoms
-        self._payload = payload
+        self._source = source
         self._chunk = min(MAX_CHUNK, display.display.info.max_request_length * 4 - 64)
         self._transfers: dict[tuple[int, int], _Outgoing] = {}
 
@@ -102,11 +112,11 @@ class OutgoingTransfers:
     def active(self) -> bool:
         return bool(self._transfers)
 
-    def answer(self, req: Any, owned_since: int) -> None:
-        atoms = self._atoms
+    def answer(self, req: Any) -> None:
         # ICCCM: an obsolete requestor may pass None as the property; use the target then.
         prop = req.property or req.target
-        ok = req.selection == atoms.CLIPBOARD and self._fill(req.requestor, req.target, prop, owned_since)
+        owned = self._source(req.selection)
+        ok = owned is not None and self._fill(req.requestor, req.target, prop, owned)
         notify = event.SelectionNotify(
             time=req.time,
             requestor=req.requestor,
@@ -117,8 +127,9 @@ class OutgoingTransfers:
         req.requestor.send_event(notify, event_mask=X.NoEventMask)
         self._display.flush()
 
-    def _fill(self, requestor: Any, target: int, prop: int, owned_since: int) -> bool:
+    def _fill(self, requestor: Any, target: int, prop: int, owned: tuple[str, int]) -> bool:
         atoms = self._atoms
+        text, owned_since = owned
         if target == atoms.TARGETS:
             requestor.change_property(prop, Xatom.ATOM, 32, atoms.targets())
             return True
@@ -126,8 +137,8 @@ class OutgoingTransfers:
             requestor.change_property(prop, Xatom.INTEGER, 32, [owned_since])
             return True
         if target == atoms.MULTIPLE:
-            return self._fill_multiple(requestor, prop, owned_since)
-        payload = self._payload(target)
+            return self._fill_multiple(requestor, prop, owned)
+        payload = encode(atoms, text, target)
         if payload is None:
             return False
         kind, data = payload
@@ -141,7 +152,7 @@ class OutgoingTransfers:
         LOG.debug("clipboard INCR transfer of %d bytes started", len(data))
         return True
 
-    def _fill_multiple(self, requestor: Any, prop: int, owned_since: int) -> bool:
+    def _fill_multiple(self, requestor: Any, prop: int, owned: tuple[str, int]) -> bool:
         """ICCCM 2.6.2: ``prop`` lists (target, property) pairs; convert each and write back
         the list with None for the pairs we refused. Clipboard managers save this way."""
         pairs = requestor.get_property(prop, X.AnyPropertyType, 0, 4096)
@@ -151,7 +162,7 @@ class OutgoingTransfers:
         for i in range(0, len(values) - 1, 2):
             target, target_prop = values[i], values[i + 1]
             nested = target == self._atoms.MULTIPLE or not target_prop
-            if nested or not self._fill(requestor, target, target_prop, owned_since):
+            if nested or not self._fill(requestor, target, target_prop, owned):
                 values[i + 1] = X.NONE
         requestor.change_property(prop, pairs.property_type, 32, values)
         return True

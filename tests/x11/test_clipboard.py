@@ -157,3 +157,45 @@ async def test_the_clipboard_outlives_the_agent_with_a_clipboard_manager() -> No
         finally:
             manager.terminate()
             manager.wait(10)
+
+
+def test_primary_selection_both_ways(desktop: DevDesktop, client: httpx.Client) -> None:
+    assert (
+        client.post("/desktop/clipboard", json={"text": "primary ✓", "selection": "primary"}).status_code
+        == 200
+    )
+    primary = subprocess.run(
+        ["xclip", "-o", "-selection", "primary"], env=desktop.env, capture_output=True, timeout=10, check=True
+    ).stdout
+    assert primary.decode() == "primary ✓"
+    assert client.post("/desktop/clipboard", json={"text": "clipboard ✓"}).status_code == 200
+    # Two selections, two texts.
+    assert client.get("/desktop/clipboard", params={"selection": "primary"}).json() == {"text": "primary ✓"}
+    assert client.get("/desktop/clipboard").json() == {"text": "clipboard ✓"}
+    proc = subprocess.Popen(
+        ["xclip", "-i", "-selection", "primary", "-quiet"],
+        env=desktop.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"selected by xclip")
+        proc.stdin.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if (
+                client.get("/desktop/clipboard", params={"selection": "primary"}).json()["text"]
+                == "selected by xclip"
+            ):
+                break
+            time.sleep(0.05)
+        assert client.get("/desktop/clipboard", params={"selection": "primary"}).json() == {
+            "text": "selected by xclip"
+        }
+        assert client.get("/desktop/clipboard").json() == {"text": "clipboard ✓"}
+    finally:
+        stop_app(proc)
+    answer = client.get("/desktop/clipboard", params={"selection": "secondary"})
+    assert answer.status_code == 400
