@@ -284,7 +284,7 @@ class Accessibility:
         return TreeResult(
             root=desktop,
             truncated=truncated or budget.cut or bool(unresponsive),
-            node_count=budget.used,
+            node_count=len(desktop.iter()),  # after visible_only pruning, what is returned
             elapsed_ms=round((_now() - started) * 1000, 1),
             unresponsive=tuple(unresponsive),
         )

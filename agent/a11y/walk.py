@@ -24,11 +24,11 @@ was cut is reported, never silently dropped.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from agent.a11y import roles
 from agent.a11y.dbus import Call, Connection, Outcome
-from agent.a11y.details import SCREEN_COORDS, fetch_details, prune_offscreen
+from agent.a11y.details import fetch_details, prune_offscreen
+from agent.a11y.lists import CacheItem, Entry, managed_children
 from agent.a11y.node import (
     ACCESSIBLE,
     ACTION,
@@ -37,18 +37,12 @@ from agent.a11y.node import (
     NULL_PATH,
     PROPERTIES,
     ROOT_PATH,
-    Extents,
     Node,
     Ref,
     Scope,
 )
 
-# Children beyond this many in a MANAGES_DESCENDANTS container are ordered visible-first.
-LARGE_CONTAINER = 64
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
-
-CacheItem = tuple[Any, ...]
-Entry = tuple[int, Ref | CacheItem, bool]  # index in parent, what we know of it, off screen
 
 
 class AppWalk:
@@ -263,7 +257,13 @@ class AppWalk:
             hidden = node.ref.path in self.offscreen
             child_refs[position_of[id(node)]] = [(i, ref, hidden) for i, ref in enumerate(refs)]
         for node in large:
-            child_refs[position_of[id(node)]] = await self._managed_children(node)
+            child_refs[position_of[id(node)]] = await managed_children(
+                self._batch,
+                node,
+                hidden=node.ref.path in self.offscreen,
+                visible_only=self.options.visible_only,
+                screen=self.screen,
+            )
 
         return child_refs
 
@@ -321,61 +321,6 @@ class AppWalk:
                 )
             )
         return nodes
-
-    async def _managed_children(self, node: Node) -> list[Entry]:
-        """Children of a MANAGES_DESCENDANTS container, the ones on screen first.
-
-        Toolkits report such children (GTK tree view cells) as showing even when scrolled out
-        of view, so which are on screen comes from hit tests down the container instead.
-        """
-        count_outcome, extents_outcome = await self._batch(
-            [
-                Call(node.ref.path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "ChildCount")),
-                Call(node.ref.path, COMPONENT, "GetExtents", "u", (SCREEN_COORDS,)),
-            ]
-        )
-        count = int(count_outcome[0].value) if isinstance(count_outcome, list) else 0
-        node.child_count = count
-        hidden_parent = node.ref.path in self.offscreen
-        window: tuple[int, int] | None = None
-        if count > LARGE_CONTAINER and isinstance(extents_outcome, list) and not hidden_parent:
-            window = await self._visible_window(node, Extents(*extents_outcome[0]), count)
-        if window is None or not self.options.visible_only:
-            outcome = (await self._batch([Call(node.ref.path, ACCESSIBLE, "GetChildren")]))[0]
-            refs = [Ref(bus, path) for bus, path in outcome[0]] if isinstance(outcome, list) else []
-            if window is None:
-                return [(i, ref, hidden_parent) for i, ref in enumerate(refs)]
-            first, last = window
-            on: list[Entry] = [(i, refs[i], False) for i in range(first, min(last, len(refs)))]
-            off: list[Entry] = [(i, ref, True) for i, ref in enumerate(refs) if not first <= i < last]
-            return on + off  # on-screen rows first, so a cut keeps what the user sees
-        first, last = window
-        indexes = list(range(min(8, first))) + list(range(first, last))
-        outcomes = await self._batch(
-            [Call(node.ref.path, ACCESSIBLE, "GetChildAtIndex", "i", (i,)) for i in indexes]
-        )
-        return [(i, Ref(*o[0]), False) for i, o in zip(indexes, outcomes, strict=True) if isinstance(o, list)]
-
-    async def _visible_window(self, node: Node, box: Extents, count: int) -> tuple[int, int] | None:
-        """Index range of the children on screen, from a column of hit tests down the container."""
-        x = box.x + min(box.width // 4, 40)
-        points = [box.y + 2 + (box.height - 4) * k // 12 for k in range(13)]
-        hits = await self._batch(
-            [
-                Call(node.ref.path, COMPONENT, "GetAccessibleAtPoint", "iiu", (x, y, SCREEN_COORDS))
-                for y in points
-            ]
-        )
-        refs = [h[0][1] for h in hits if isinstance(h, list) and h[0][1] != NULL_PATH]
-        if not refs:
-            return None
-        indexes = await self._batch([Call(path, ACCESSIBLE, "GetIndexInParent") for path in refs])
-        found = [int(i[0]) for i in indexes if isinstance(i, list) and int(i[0]) >= 0]
-        if not found:
-            return None
-        # Rows above the first and below the last hit: about one probe interval's worth.
-        slack = (max(found) - min(found)) // 10 + 4
-        return max(0, min(found) - slack), min(count, max(found) + slack)
 
     # -- details ----------------------------------------------------------------------------
     async def _details(self, nodes: list[Node]) -> None:

@@ -294,6 +294,7 @@ def test_window_filter_and_visible_only(client: httpx.Client, desktop: DevDeskto
     [application] = body["tree"]["children"]
     assert application["pid"] == zenity.pid
     assert [w["name"] for w in application["children"]] == ["A11y window test"]
+    assert body["node_count"] == len(list(walk(body["tree"])))
     for node in walk(application["children"][0]):
         assert "showing" in node["states"], node
         assert node["x"] is None or 0 <= node["x"] < 1280
