@@ -202,6 +202,17 @@ def test_set_text_then_ok_prints_the_text(client: httpx.Client, launch: Launch) 
     assert out == typed + "\n"
 
 
+def test_focus_then_return_presses_the_focused_button(client: httpx.Client, launch: Launch) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?")
+    [no] = find(client, role="push button", name="No", app=str(zenity.pid))
+    answer = client.post("/desktop/accessibility/action", json={"id": no["id"], "action": "focus"})
+    assert answer.status_code == 200, answer.text
+    focused = find(client, role="push button", name="No", app=str(zenity.pid), states="focused")
+    assert [n["id"] for n in focused] == [no["id"]]
+    assert client.post("/desktop/key", json={"key": "Return"}).status_code == 200
+    assert zenity.wait(timeout=10) == 1  # "No" took the key, not the default "Yes"
+
+
 def test_stale_ids_are_404(client: httpx.Client, launch: Launch) -> None:
     zenity = launch("zenity", "--question", "--text", "Proceed?")
     [yes] = find(client, role="push button", name="Yes", app=str(zenity.pid))
