@@ -181,12 +181,12 @@ def test_orphans_are_reaped(client: httpx.Client, agent: RunningAgent) -> None:
     """Orphans are re-parented to the agent (a subreaper), which reaps them: a plain background
     child at once, a session leader (which could be a launched app) after a few seconds."""
     me = psutil.Process(agent.process.pid)
-    command = "(sleep 0.3 >/dev/null 2>&1 &); (setsid sleep 0.3 >/dev/null 2>&1 &); echo ok"
+    command = "(sleep 1.5 >/dev/null 2>&1 &); (setsid sleep 1.5 >/dev/null 2>&1 &); echo ok"
     body = client.post("/exec", json={"command": command}).json()
     assert body["stdout"] == "ok\n"
     orphans = [c for c in me.children() if c.name() == "sleep"]
     assert len(orphans) == 2  # both now children of the agent
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 12
     while any(c.is_running() for c in orphans):  # a zombie still "runs" for psutil
         assert time.monotonic() < deadline, [(c.pid, c.status()) for c in orphans if c.is_running()]
         time.sleep(0.1)
