@@ -110,7 +110,11 @@ def test_launched_apps_and_their_orphans_never_stay_zombies(
         ]
 
     time.sleep(0.5)
-    wait_until(lambda: not zombies(), timeout=10, what="every exited child to be reaped")
+    try:
+        wait_until(lambda: not zombies(), timeout=10, what="every exited child to be reaped")
+    except AssertionError:
+        stuck = [(pid, psutil.Process(pid).cmdline()) for pid in zombies()]
+        raise AssertionError(f"zombie children of the agent: {stuck}") from None
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
@@ -213,7 +217,7 @@ def test_apps_run_as_the_desktop_user(desktop: DevDesktop, tmp_path: Path) -> No
                 "/desktop/launch", json={"app": "sh -c 'id -u; echo $HOME $USER; sleep 5'"}
             ).json()
         pid, log = body["pid"], Path(body["log_path"])
-        wait_until(lambda: log.stat().st_size > 0, what="the app's output")
+        wait_until(lambda: len(log.read_text().splitlines()) >= 2, what="the app's output")
         assert psutil.Process(pid).uids().real == 65534
         assert log.read_text().splitlines()[:2] == ["65534", "/nonexistent nobody"]
         assert log.stat().st_uid == 65534  # the user owns the log (in /tmp: nobody has no home)
