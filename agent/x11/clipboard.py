@@ -128,6 +128,11 @@ class ClipboardService:
                     if fut.set_running_or_notify_cancel():
                         try:
                             fut.set_result(fn())
+                        except CONNECTION_ERRORS as exc:  # the server went away mid-call
+                            self._drop(f"{type(exc).__name__}: {exc}")
+                            fut.set_exception(
+                                DisplayUnavailable(f"lost the X display {self.display_name}", retry_after=1.0)
+                            )
                         except BaseException as exc:  # handed to the caller, not swallowed
                             fut.set_exception(exc)
                 if self._outgoing is not None:
