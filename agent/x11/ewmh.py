@@ -8,7 +8,7 @@ that owns the ``Display`` (``XConnection.run``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,6 +212,3 @@ def client_message(
     mask = X.SubstructureRedirectMask | X.SubstructureNotifyMask if to is None else X.NoEventMask
     target.send_event(ev, event_mask=mask)
 
-
-def atom_names(display: Display, atoms: Iterable[int]) -> list[str]:
-    return [display.get_atom_name(atom) for atom in atoms]
