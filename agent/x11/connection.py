@@ -39,9 +39,11 @@ class XProtocolError(AgentError):
     def __init__(self, errors: list[error.XError]) -> None:
         first = errors[0]
         name = type(first).__name__
+        resource = getattr(first, "resource_id", None)
+        resource = getattr(resource, "id", resource)  # python-xlib may hand a Resource object
         super().__init__(
             f"X server error {name}",
-            details={"x_error": name, "resource_id": getattr(first, "resource_id", None)},
+            details={"x_error": name, "resource_id": hex(resource) if isinstance(resource, int) else None},
         )
         self.errors = errors
 
@@ -159,7 +161,7 @@ class XConnection:
                 f"the X display {self.display_name} is not reachable",
                 details={"reason": self._last_error},
             ) from None
-        display.set_error_handler(self._errors.append)
+        display.set_error_handler(self._trap)
         self._display = display
         self._generation += 1
         self._thread_id = threading.get_ident()
@@ -172,6 +174,10 @@ class XConnection:
             self._drop(f"{type(exc).__name__}: {exc}")
             raise DisplayUnavailable(f"lost the X display {self.display_name}") from None
         return display
+
+    def _trap(self, err: error.XError, request: object = None) -> None:
+        """python-xlib's error handler: called as handler(error, request) on the X thread."""
+        self._errors.append(err)
 
     def _drop(self, reason: str) -> None:
         if self._display is not None:
