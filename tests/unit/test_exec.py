@@ -184,7 +184,11 @@ def test_orphans_are_reaped(client: httpx.Client, agent: RunningAgent) -> None:
     command = "(sleep 1.5 >/dev/null 2>&1 &); (setsid sleep 1.5 >/dev/null 2>&1 &); echo ok"
     body = client.post("/exec", json={"command": command}).json()
     assert body["stdout"] == "ok\n"
+    deadline = time.monotonic() + 1.0  # setsid(1) may not have exec'd sleep yet
     orphans = [c for c in me.children() if c.name() == "sleep"]
+    while len(orphans) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        orphans = [c for c in me.children() if c.name() == "sleep"]
     assert len(orphans) == 2  # both now children of the agent
     deadline = time.monotonic() + 12
     while any(c.is_running() for c in orphans):  # a zombie still "runs" for psutil
