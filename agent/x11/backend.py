@@ -94,7 +94,6 @@ class X11Desktop:
     async def move(self, x: int, y: int) -> None:
         def op(display: Display) -> None:
             xtest.fake_input(display, X.MotionNotify, x=x, y=y)
-            display.sync()
 
         await self.connection.run(op)
 
@@ -108,7 +107,6 @@ class X11Desktop:
                 xtest.fake_input(display, X.ButtonPress, code)
                 xtest.fake_input(display, X.ButtonRelease, code)
             self._release(display, modifier_codes)
-            display.sync()
 
         await self.connection.run(op)
 
@@ -118,7 +116,6 @@ class X11Desktop:
         def op(display: Display) -> None:
             xtest.fake_input(display, X.MotionNotify, x=x, y=y)
             xtest.fake_input(display, X.ButtonPress if down else X.ButtonRelease, code)
-            display.sync()
             if down and code not in self._held_buttons:
                 self._held_buttons.append(code)
             elif not down and code in self._held_buttons:
@@ -146,7 +143,6 @@ class X11Desktop:
                 def op(display: Display, batch: list[tuple[int, int]] = batch) -> None:
                     for px, py in batch:
                         xtest.fake_input(display, X.MotionNotify, x=px, y=py)
-                    display.sync()
 
                 await self.connection.run(op)
                 await asyncio.sleep(0.004)
@@ -164,7 +160,6 @@ class X11Desktop:
                 for _ in range(times):
                     xtest.fake_input(display, X.ButtonPress, code)
                     xtest.fake_input(display, X.ButtonRelease, code)
-            display.sync()
 
         await self.connection.run(op)
 
@@ -186,7 +181,6 @@ class X11Desktop:
             if missing:
                 keyboard.bind(display, missing, protect=set())
             self._send_keysyms(display, keysyms)
-            display.sync()
             return
         # More distinct keysyms than keycodes: type in runs that each fit, letting clients
         # read the earlier keys before their keycodes are rebound.
@@ -281,7 +275,6 @@ class X11Desktop:
                     self._release(display, codes)
                 else:
                     self._release_like_xdotool(display, codes)
-            display.sync()
 
         await self.connection.run(op)
 
@@ -290,7 +283,6 @@ class X11Desktop:
             for code in self._press_chord(display, chord):
                 if code not in self._held_keys:
                     self._held_keys.append(code)
-            display.sync()
 
         await self.connection.run(op)
 
@@ -301,7 +293,6 @@ class X11Desktop:
             for code in codes:
                 if code in self._held_keys:
                     self._held_keys.remove(code)
-            display.sync()
 
         await self.connection.run(op)
 
@@ -315,7 +306,6 @@ class X11Desktop:
             self._release(display, self._held_keys)
             self._held_keys.clear()
             self._held_buttons.clear()
-            display.sync()
 
         try:
             await self.connection.run(op)

@@ -17,9 +17,11 @@ async def test_an_asynchronous_x_error_is_raised_as_a_typed_error(desktop: DevDe
     def configure_a_window_that_does_not_exist(display: Display) -> None:
         display.create_resource_object("window", 0x7FFFF1).configure(x=1)
 
-    with pytest.raises(XProtocolError) as caught:
-        await connection.run(configure_a_window_that_does_not_exist)
-    assert caught.value.details == {"x_error": "BadWindow", "resource_id": "0x7ffff1"}
-    size = await connection.run(lambda display: display.screen().width_in_pixels)
-    assert size == 1280
-    await connection.close()
+    try:
+        with pytest.raises(XProtocolError) as caught:
+            await connection.run(configure_a_window_that_does_not_exist)
+        assert caught.value.details == {"x_error": "BadWindow", "resource_id": "0x7ffff1"}
+        size = await connection.run(lambda display: display.screen().width_in_pixels)
+        assert size == 1280
+    finally:
+        await connection.close()

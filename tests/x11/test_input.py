@@ -85,10 +85,15 @@ def test_click_with_modifiers_holds_them(client: httpx.Client, logger: EventLogg
 
 def test_scroll_directions_and_amount(client: httpx.Client, logger: EventLogger) -> None:
     x, y = logger.area_center
-    client.post("/desktop/scroll", json={"x": x, "y": y, "direction": "down", "amount": 2}).raise_for_status()
-    client.post("/desktop/scroll", json={"x": x, "y": y, "direction": "up"}).raise_for_status()
-    client.post("/desktop/scroll", json={"x": x, "y": y, "dx": -1, "dy": 0}).raise_for_status()
-    client.post("/desktop/scroll", json={"x": x, "y": y, "dx": 2}).raise_for_status()
+    # Spaced out: under load GTK may coalesce wheel events that reach it in one read.
+    for body in (
+        {"direction": "down", "amount": 2},
+        {"direction": "up"},
+        {"dx": -1, "dy": 0},
+        {"dx": 2},
+    ):
+        client.post("/desktop/scroll", json={"x": x, "y": y, **body}).raise_for_status()
+        time.sleep(0.2)
     directions = [e["direction"] for e in logger.collect() if e["event"] == "scroll"]
     assert directions == ["down", "down", "up", "up", "up", "left", "right", "right"]
 
