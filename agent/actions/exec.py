@@ -133,6 +133,37 @@ def exec_result(result: CommandResult) -> ExecResult:
     )
 
 
+class DebugOptions(Request):
+    """The ``debug`` object of seed 002's ``debug`` action: a command and how to run it."""
+
+    command: NonEmptyStr = Field(description="A command line run by `bash -c`")
+    cwd: str | None = None
+    env: dict[str, str | None] = Field(default_factory=dict)
+    max_output_length: int = Field(default=DEFAULT_MAX_OUTPUT, ge=0, le=MAX_OUTPUT_CAP)
+    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT, gt=0)
+    stream: bool = Field(default=False, description="Accepted; the output is returned when done")
+
+
+class DebugRequest(Request):
+    """``{"type": "debug", "debug": {"command": ...}}``: the same as ``exec``, as other products
+    spell it in their tagged action unions. Only through /actions and /batch."""
+
+    type: Literal["debug"] = "debug"
+    debug: DebugOptions
+
+
+async def run_debug(services: Services, req: DebugRequest) -> ExecResult:
+    options = req.debug
+    spec = CommandSpec(
+        argv=bash_argv(options.command),
+        cwd=options.cwd,
+        env=options.env,
+        timeout=options.timeout_seconds,
+        max_output=options.max_output_length,
+    )
+    return exec_result(await exec_service(services).run(spec))
+
+
 # Background processes (routes in agent.api.exec_routes)
 
 
@@ -221,6 +252,14 @@ REGISTRY.add(
     run_bash,
     summary="Run a multi-line bash script and return its output and exit status",
     route="/bash",
+    result=ExecResult,
+    tag="exec",
+)
+REGISTRY.add(
+    "debug",
+    DebugRequest,
+    run_debug,
+    summary="Run a command given as {debug: {command, cwd, env, timeout_seconds, ...}} (seed 002's shape)",
     result=ExecResult,
     tag="exec",
 )

@@ -344,3 +344,13 @@ def test_no_descriptor_or_process_leaks(client: httpx.Client, agent: RunningAgen
         time.sleep(0.1)
     assert command_fds(me.pid) <= fds_before
     assert [c for c in me.children() if c.name() in ("sleep", "echo", "bash", "cat")] == []
+
+
+def test_seed_debug_action_shape(client: httpx.Client, tmp_path: Path) -> None:
+    debug = {"command": "pwd; echo $X", "cwd": str(tmp_path), "env": {"X": "y"}, "stream": False}
+    answer = client.post("/actions", json={"type": "debug", "debug": debug}).json()
+    assert answer["result"]["stdout"] == f"{tmp_path}\ny\n" and answer["result"]["exit_code"] == 0
+    steps = client.post(
+        "/batch", json={"actions": [{"type": "debug", "debug": {"command": "exit 2"}}]}
+    ).json()
+    assert steps["results"][0]["result"]["exit_code"] == 2
