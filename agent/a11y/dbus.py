@@ -92,6 +92,7 @@ class Connection:
         self.destination = destination
         self.peer = peer  # True: a private connection straight to the application
         self.owns_bus = owns_bus
+        self.provisional = False  # a stand-in while the application hangs (see Accessibility._peer)
         self.writer: BatchWriter | None = None  # set: every call is written by us, not dbus-fast
         self._pending: dict[int, Callable[[Message | None], None]] = {}
         self._abandoned: set[int] = set()

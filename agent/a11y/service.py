@@ -33,7 +33,7 @@ from agent.a11y.node import (
     WalkOptions,
 )
 from agent.a11y.walk import AppWalk
-from agent.errors import AccessibilityUnavailable, NotFound
+from agent.errors import AccessibilityUnavailable, DeadlineExceeded, NotFound
 
 LOG = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Accessibility:
             address = await self._bus_address()
             try:
                 self._bus = await Connection.open(address, None, peer=False, timeout=CONNECT_TIMEOUT)
-            except (OSError, TimeoutError, Exception) as exc:
+            except Exception as exc:  # dbus-fast raises many types for a missing or refused bus
                 raise AccessibilityUnavailable(
                     "cannot connect to the accessibility bus", details={"reason": str(exc)}
                 ) from None
@@ -124,8 +124,10 @@ class Accessibility:
     async def _peer(self, app: Ref, deadline: float) -> Connection:
         """This application's connection: peer-to-peer if it offers an address, else via the bus."""
         conn = self._peers.get(app.bus)
-        if conn is not None and conn.connected:
+        if conn is not None and conn.connected and not (conn.provisional and not conn.stalled):
             return conn
+        if conn is not None:  # gone, or a stand-in for an application that answers again
+            await self._peers.pop(app.bus).close()
         bus = await self._a11y_bus()
         routed = bus.routed(app.bus)
         try:
@@ -134,8 +136,15 @@ class Accessibility:
             )
             address = str(body[0])
         except NotFound:
+            await routed.close()
             raise
-        except Exception:
+        except DeadlineExceeded:
+            # Hung: keep this connection (it remembers the unanswered call, so later requests
+            # give the application a short leash) and try peer-to-peer once it answers again.
+            routed.provisional = True
+            self._peers[app.bus] = routed
+            return routed
+        except Exception:  # no peer-to-peer address (not every toolkit offers one)
             address = ""
         if address:
             loop = asyncio.get_running_loop()

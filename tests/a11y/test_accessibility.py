@@ -281,6 +281,38 @@ def test_a_stopped_app_does_not_hang_the_request(client: httpx.Client, launch: L
     assert "push button" in {n["role"] for n in walk(body["tree"])}
 
 
+def test_an_app_stopped_before_we_ever_walked_it(client: httpx.Client, launch: Launch) -> None:
+    stopped = launch("zenity", "--info", "--text", "Frozen before first contact")
+    deadline = time.monotonic() + 15
+    while True:  # registered: listed (by name) in a tree that walks no application
+        bare = client.get("/desktop/accessibility-tree", params={"max_depth": 0, "app": str(stopped.pid)})
+        if bare.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert bare.status_code == 200, bare.text
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        took = []
+        for _ in range(2):
+            started = time.monotonic()
+            body = client.get(
+                "/desktop/accessibility-tree", params={"app": str(stopped.pid), "timeout": 1}
+            ).json()
+            took.append(time.monotonic() - started)
+            assert body["truncated"] is True and len(body["unresponsive"]) == 1
+        assert took[0] < 3.0 and took[1] < 0.9, took
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while True:
+        body = client.get("/desktop/accessibility-tree", params={"app": str(stopped.pid)}).json()
+        if not body["unresponsive"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert body["unresponsive"] == [] and body["truncated"] is False
+    assert "push button" in {n["role"] for n in walk(body["tree"])}
+
+
 def test_text_outline_and_role_filter(client: httpx.Client, launch: Launch) -> None:
     zenity = launch("zenity", "--question", "--text", "Proceed?")
     assert find(client, role="push button", name="Yes", app=str(zenity.pid))
