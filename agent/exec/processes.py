@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
 from agent.exec.output import Utf8Aligner
+from agent.exec.pipes import feed_stdin, finish_pumps, pump
 from agent.exec.runner import (
     Child,
     CommandSpec,
@@ -27,9 +28,6 @@ from agent.exec.runner import (
     ProgramNotFound,
     Stream,
     exit_of,
-    feed_stdin,
-    finish_pumps,
-    pump,
 )
 
 if TYPE_CHECKING:

@@ -1,13 +1,10 @@
-"""Running one command: spawn it in its own session, feed stdin, read both pipes, end it cleanly.
+"""Running one command: spawn it in its own session and end it cleanly.
 
 Every command is the leader of a new session and process group, so "the command" is the whole
 group: a timeout or a disconnect sends SIGTERM to the group, then SIGKILL after a grace period,
-and grandchildren die with their parent. The leader is waited for by asyncio; orphans of the
-group are reaped by the ``Reaper``.
-
-When the leader exits while something it left in the background still holds a pipe open
-(``firefox &``), the answer does not wait for that pipe: after a short drain the pipe is read
-to nowhere until it closes, so the background program neither blocks nor gets SIGPIPE.
+and grandchildren die with their parent. The leader's exit arrives through a pidfd and it is
+reaped at once; orphans of the group are reaped by the ``Reaper``. Moving bytes through the
+pipes is ``agent.exec.pipes``.
 """
 
 from __future__ import annotations
@@ -16,18 +13,16 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import functools
 import logging
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Literal
+from typing import Literal
 
 from agent.errors import InvalidArgument, Unavailable
-from agent.exec.output import Capture
 from agent.exec.reaper import Reaper
 from agent.exec.user import DesktopUser
 from agent.oom import unprotect_child
@@ -306,128 +301,3 @@ async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper, with_readers: 
 
     loop.add_reader(pidfd, on_exit)
     return Child(popen, writer, readers[0], readers[1], transports, exited, reaper)
-
-
-class PipeDrain:
-    """Reads a pipe into a ``Capture`` from an event-loop reader callback.
-
-    The cheap path for ``/exec``: no transport, protocol or task per pipe, which is a good part
-    of the per-command cost when the command is ``true``.
-    """
-
-    def __init__(self, pipe: IO[bytes] | None, capture: Capture) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.capture = capture
-        self.done: asyncio.Future[None] = self._loop.create_future()
-        self._pipe = pipe
-        if pipe is None:
-            self.done.set_result(None)
-            return
-        self._fd = pipe.fileno()
-        os.set_blocking(self._fd, False)
-        self._loop.add_reader(self._fd, self._ready)
-
-    def _ready(self) -> None:
-        try:
-            data = os.read(self._fd, READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if data:
-            self.capture.feed(data)
-        else:
-            self.close()
-
-    def close(self) -> None:
-        if self._pipe is None or self.done.done():
-            return
-        self._loop.remove_reader(self._fd)
-        self._pipe.close()
-        self.done.set_result(None)
-
-
-Sink = Callable[[bytes], Awaitable[None]]
-
-
-async def pump(reader: asyncio.StreamReader | None, sink: Sink) -> None:
-    """Copy a pipe into ``sink`` until EOF."""
-    if reader is None:
-        return
-    while True:
-        chunk = await reader.read(READ_CHUNK)
-        if not chunk:
-            return
-        await sink(chunk)
-
-
-async def feed_stdin(child: Child, data: bytes | None, *, close: bool) -> None:
-    """Write ``data`` to the command's stdin; a command that stops reading is not an error."""
-    writer = child.stdin
-    if writer is None:
-        return
-    try:
-        if data:
-            writer.write(data)
-            await writer.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    finally:
-        if close:
-            writer.close()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await writer.wait_closed()
-
-
-class Detachable:
-    """Pipes of exited commands still held open by their leftovers, read to nowhere until EOF."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._children: dict[asyncio.Task[None], Child] = {}
-        self._drains: set[PipeDrain] = set()
-
-    def adopt_drains(self, drains: list[PipeDrain]) -> None:
-        for drain in drains:
-            if not drain.done.done():
-                drain.capture.close()  # from now on: read to nowhere
-                self._drains.add(drain)
-                drain.done.add_done_callback(functools.partial(self._forget_drain, drain))
-
-    def _forget_drain(self, drain: PipeDrain, _: asyncio.Future[None]) -> None:
-        self._drains.discard(drain)
-
-    def adopt(self, tasks: list[asyncio.Task[None]], child: Child) -> None:
-        for task in tasks:
-            if not task.done():
-                self._tasks.add(task)
-                self._children[task] = child
-                task.add_done_callback(self._forget)
-
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._children.pop(task, None)
-
-    def __len__(self) -> int:
-        return len(self._tasks) + len(self._drains)
-
-    async def close(self) -> None:
-        for drain in list(self._drains):
-            drain.close()
-        for child in set(self._children.values()):
-            child.close_pipes()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-async def finish_pumps(pumps: list[asyncio.Task[None]], child: Child, leftovers: Detachable) -> bool:
-    """Wait up to DRAIN for the pipes to close; True if they did, else hand them to ``leftovers``."""
-    child.close_stdin()
-    _, pending = await asyncio.wait(pumps, timeout=DRAIN)
-    if pending:
-        leftovers.adopt(list(pending), child)
-        return False
-    for task in pumps:
-        task.result()  # re-raise a pump's bug instead of losing output silently
-    return True

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from agent.config import Config
 from agent.errors import TooManyRequests
 from agent.exec.output import Capture, Utf8Aligner
+from agent.exec.pipes import Detachable, PipeDrain, feed_stdin, pump
 from agent.exec.processes import ProcessManager
 from agent.exec.reaper import Reaper
 from agent.exec.runner import (
@@ -23,14 +24,10 @@ from agent.exec.runner import (
     Child,
     CommandResult,
     CommandSpec,
-    Detachable,
     Exit,
-    PipeDrain,
     ProgramNotFound,
     Stream,
     exit_of,
-    feed_stdin,
-    pump,
     spawn,
 )
 from agent.exec.user import DesktopUser, merge_environment, resolve_user, session_environment
