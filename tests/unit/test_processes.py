@@ -158,3 +158,15 @@ def test_finished_processes_are_kept_within_the_count(client: httpx.Client) -> N
     listed = {p["id"] for p in client.get("/processes").json()["processes"] if p["state"] == "exited"}
     assert len(listed) <= 3
     assert ids[0] not in listed and client.get(f"/processes/{ids[0]}").status_code == 404
+
+
+def test_output_as_server_sent_events_resumes_from_last_event_id(client: httpx.Client) -> None:
+    info = start(client, command="printf abc; sleep 0.1; printf def")
+    wait_exited(client, info["id"])
+    headers = {"Accept": "text/event-stream"}
+    text = client.get(f"/processes/{info['id']}/output", headers=headers).text
+    blocks = [block.splitlines() for block in text.split("\n\n") if block.strip()]
+    assert [lines[1] for lines in blocks] == ["event: stdout", "event: stdout", "event: exit"]
+    assert [lines[0] for lines in blocks[:2]] == ["id: 3", "id: 6"]  # the offset after each chunk
+    text = client.get(f"/processes/{info['id']}/output", headers={**headers, "Last-Event-ID": "3"}).text
+    assert '"data":"def"' in text and '"data":"abc"' not in text
