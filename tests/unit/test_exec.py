@@ -220,6 +220,7 @@ def test_exec_through_actions_and_batch(client: httpx.Client) -> None:
 
 
 def test_bad_requests(client: httpx.Client) -> None:
+    body: dict[str, object]
     for body in (
         {},
         {"command": []},
