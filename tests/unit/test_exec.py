@@ -220,14 +220,14 @@ def test_exec_through_actions_and_batch(client: httpx.Client) -> None:
 
 
 def test_bad_requests(client: httpx.Client) -> None:
-    body: dict[str, object]
-    for body in (
+    bodies: list[dict[str, object]] = [
         {},
         {"command": []},
         {"command": ""},
         {"command": "x", "timeout_seconds": 0},
         {"command": 5},
-    ):
+    ]
+    for body in bodies:
         answer = client.post("/exec", json=body)
         assert answer.status_code == 400, body
         assert answer.json()["error"]["code"] == "INVALID_ARGUMENT"
