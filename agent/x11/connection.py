@@ -118,8 +118,10 @@ class XConnection:
         self._errors.clear()
         try:
             result = fn(display)
-            if self._errors:
-                display.sync()
+            # The trap: a round trip makes the server answer every request sent so far, so an
+            # asynchronous error (BadWindow...) is raised for the call that caused it. It is also
+            # what makes input "delivered" when the call returns.
+            display.sync()
             self.drain_events(display)
         except CONNECTION_ERRORS as exc:
             self._drop(f"{type(exc).__name__}: {exc}")
