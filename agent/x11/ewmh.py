@@ -211,4 +211,3 @@ def client_message(
     target = root if to is None else display.create_resource_object("window", to)
     mask = X.SubstructureRedirectMask | X.SubstructureNotifyMask if to is None else X.NoEventMask
     target.send_event(ev, event_mask=mask)
-
