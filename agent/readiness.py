@@ -13,7 +13,6 @@ No aiohttp here: this is a service; ``agent.api.health_routes`` renders it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from agent.errors import AgentError
+from agent.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from agent.desktop import DesktopBackend, Size
@@ -245,11 +245,8 @@ class Readiness:
 
     async def close(self) -> None:
         self.begin_shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for pending in self._pending.values():
             pending.cancel()
         self._pending.clear()

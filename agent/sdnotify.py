@@ -11,12 +11,13 @@ loop blocked for longer than ``WatchdogSec`` is restarted by systemd, which is t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from agent.tasks import cancel_and_wait, wait_at_most
 
 if TYPE_CHECKING:
     from agent.readiness import Readiness
@@ -116,8 +117,7 @@ class Notifier:
                 break
             self.status(f"waiting for the display: {display.detail if display else 'not checked yet'}")
             changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), max(readiness.poll_interval, 0.1) * 2)
+            await wait_at_most(changed.wait(), max(readiness.poll_interval, 0.1) * 2)
         self.ready(state.summary())
         LOG.info("display answers (%s)%s", state.summary(), "; sent READY=1" if self.enabled else "")
         readiness.subscribe(lambda new: self.status(new.summary()))
@@ -135,8 +135,5 @@ class Notifier:
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -20,12 +20,13 @@ exit status. So a zombie child is reaped only when it is certainly an orphan:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import logging
 import os
 import time
 from pathlib import Path
+
+from agent.tasks import cancel_and_wait
 
 LOG = logging.getLogger(__name__)
 
@@ -114,11 +115,8 @@ class Reaper:
         self._task = asyncio.create_task(self._run(), name="exec-reaper")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def mark_killed(self, pgid: int) -> None:
         """Members of ``pgid`` other than its leader may be reaped the moment they are zombies."""

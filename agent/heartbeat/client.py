@@ -11,7 +11,6 @@ change (first success, outage begins, outage over), never per beat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -30,6 +29,7 @@ from agent import __version__
 from agent.config import Config, ConfigError, read_token
 from agent.heartbeat.payload import Identity, build_beat, collect_host
 from agent.readiness import Readiness, ReadinessState, Status
+from agent.tasks import cancel_and_wait, wait_at_most
 
 LOG = logging.getLogger(__name__)
 
@@ -143,11 +143,8 @@ class Heartbeat:
 
     async def close(self) -> None:
         """Stop the loop and send one last ``stopping`` beat (bounded by STOP_BEAT_TIMEOUT)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._session is not None:
             outcome = await self.beat(stopping=True, timeout=STOP_BEAT_TIMEOUT)
             if not outcome.ok:
@@ -165,8 +162,7 @@ class Heartbeat:
             outcome = await self.beat()
             self._record(outcome)
             delay = self.interval if outcome.ok else self._backoff.delay(self._failures - 1)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await wait_at_most(self._wake.wait(), delay)
 
     async def beat(self, *, stopping: bool = False, timeout: float | None = None) -> BeatOutcome:
         """Send one beat now; never raises (the outcome says what happened)."""

@@ -3,8 +3,8 @@
 No operation may answer 5xx to any input, and every answer must match the document (status
 code, content type, headers, body schema). Requests the schema allows but the desktop refuses
 (an off-screen coordinate, an unknown key name) are 400 by design, so that one check is off.
-Routes that would start programs or write files are left out; what can run (commands inside
-/actions) runs as the unprivileged user nobody when the suite runs as root.
+Routes that would start programs or write files are left out, and a hook drops generated
+/actions and /batch bodies that would run a command; the agent's counters then prove none ran.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import pytest
 from agent.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
 
+ROOT = Path(__file__).resolve().parents[2]
+
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(330)]
 
 EXCLUDED = r"^/(exec|bash|processes|files)|^/desktop/(launch|wallpaper|wait)|/close$"
@@ -28,10 +30,9 @@ EXCLUDED = r"^/(exec|bash|processes|files)|^/desktop/(launch|wallpaper|wait)|/cl
 @pytest.fixture(scope="module")
 def private_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     with DevDesktop() as desktop:
-        extra = ["--display", desktop.display]
-        if os.geteuid() == 0:
-            extra += ["--desktop-user", "nobody"]
-        agent = start_agent(dict(desktop.env), tmp_path_factory.mktemp("schemathesis"), *extra)
+        agent = start_agent(
+            dict(desktop.env), tmp_path_factory.mktemp("schemathesis"), "--display", desktop.display
+        )
         yield agent
         agent.stop()
 
@@ -61,7 +62,19 @@ def test_no_5xx_and_every_answer_matches_the_document(private_agent: RunningAgen
         "--workers",
         "1",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.x11.schemathesis_hooks", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env, check=False
+    )
     report = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert private_agent.process.poll() is None, "the agent died under fuzzing"
+    with private_agent.client() as client:
+        metrics = client.get("/metrics").text
+    ran = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("computer_agent_actions_total{")
+        and any(f'type="{kind}"' in line for kind in ("exec", "bash", "debug"))
+    ]
+    assert not ran, ran
