@@ -306,7 +306,7 @@ KEY_SPECS: dict[str, str] = {
         "Print",
         "super",
         "ctrl+a",
-        "alt+Tab",
+        "alt+x",
         "ctrl+shift+A",
         "semicolon",
         "apostrophe",
