@@ -88,6 +88,12 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "/ready answers 503 while the accessibility bus is unreachable (otherwise it is only reported)",
     ),
+    Option(
+        "exec",
+        _bool,
+        True,
+        "run commands and apps: /exec, /bash, /processes, /files, /desktop/launch (false: 403 PERMISSION_DENIED)",
+    ),
     Option("desktop_user", _optional_str, None, "user that commands and apps run as (when root)"),
     Option("exec_max_processes", _positive_int, 64, "concurrently running commands before 429"),
     Option("exec_max_timeout", _positive_float, 3600.0, "largest timeout_seconds a command may ask for"),
@@ -120,6 +126,7 @@ class Config:
     log_level: str = "info"
     accessibility: bool = True
     accessibility_required: bool = False
+    exec: bool = True
     desktop_user: str | None = None
     exec_max_processes: int = 64
     exec_max_timeout: float = 3600.0

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from agent.actions.registry import REGISTRY
-from agent.errors import InvalidArgument, Unavailable
+from agent.errors import InvalidArgument, PermissionDenied
 from agent.exec.output import Encoding, decode_input, encode
 from agent.exec.runner import CommandResult, CommandSpec, bash_argv
 from agent.exec.service import ExecService
@@ -224,8 +224,8 @@ class ProcessList(Result):
 
 
 def exec_service(services: Services) -> ExecService:
-    if services.exec is None:
-        raise Unavailable("command execution is not enabled in this agent")
+    if services.exec is None or not services.config.exec:
+        raise PermissionDenied("command execution is disabled on this agent (--exec false)")
     return services.exec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from agent.actions.registry import REGISTRY
-from agent.errors import Unavailable
+from agent.errors import PermissionDenied, Unavailable
 from agent.models.windows import (
     Environment,
     EnvironmentRequest,
@@ -29,6 +29,8 @@ def _need(service: T | None, what: str) -> T:
 
 
 async def launch(services: Services, req: LaunchRequest) -> Launched:
+    if not services.config.exec:
+        raise PermissionDenied("launching apps is disabled on this agent (--exec false)")
     launcher = _need(services.launcher, "launching apps")
     started = await launcher.launch(req.app, wait_for_window=req.wait_for_window, timeout=req.timeout)
     return Launched(

@@ -41,7 +41,7 @@ def build_services(config: Config) -> Services:
         config=config, desktop=X11Desktop(config.display), accessibility=_accessibility(config)
     )
     _add_window_services(services, config)
-    _add_exec_services(services, config)
+    _add_exec_services(services, config)  # also with --exec false: its reaper collects launched apps' orphans
     services.heartbeat = heartbeat_from_config(
         config,
         services.readiness,

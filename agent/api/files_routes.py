@@ -22,7 +22,7 @@ from agent.api.action_routes import read_json
 from agent.api.keys import SERVICES_KEY
 from agent.api.middleware import REQUEST_ID_HEADER, error_response
 from agent.api.streaming import ERROR, json_answer, json_body
-from agent.errors import InvalidArgument, PayloadTooLarge, Unavailable
+from agent.errors import InvalidArgument, PayloadTooLarge, PermissionDenied
 from agent.files.service import Entry, FileService, Listing, OpenFile, parse_mode
 from agent.logs import REQUEST_ID
 from agent.models.base import Request, Result, Success
@@ -76,8 +76,8 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 def _files(request: web.Request) -> FileService:
     files = request.app[SERVICES_KEY].files
-    if files is None:
-        raise Unavailable("the files API is not enabled in this agent")
+    if files is None or not request.app[SERVICES_KEY].config.exec:
+        raise PermissionDenied("the files API is disabled on this agent (--exec false)")
     return files
 
 

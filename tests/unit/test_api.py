@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from agent.actions.registry import load_all
+from agent.api.app import create_app
+from agent.config import Config
+from agent.services import Services
 from tests.fakes import FakeDesktop
+from tests.unit.conftest import TOKEN
 
 pytestmark = pytest.mark.unit
 
@@ -212,3 +217,20 @@ async def test_openapi_lists_every_registry_route(api: TestClient) -> None:
     mapping = document["components"]["schemas"]["Action"]["discriminator"]["mapping"]
     assert set(mapping) == {action.type for action in load_all()}
     json.dumps(document)
+
+
+async def test_commands_and_apps_can_be_switched_off(fake_desktop: FakeDesktop, token_file: Path) -> None:
+    """--exec false: commands, files and app launches answer 403 and run nothing."""
+    config = Config(token_file=token_file, display=":fake", exec=False)
+    app = create_app(config, Services(config=config, desktop=fake_desktop))
+    async with TestClient(TestServer(app)) as client:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        for method, route, body in (
+            ("POST", "/exec", {"command": "true"}),
+            ("POST", "/actions", {"type": "bash", "script": "true"}),
+            ("POST", "/desktop/launch", {"app": "xterm"}),
+            ("GET", "/files?path=/etc/hostname", None),
+        ):
+            response = await client.request(method, route, json=body, headers=headers)
+            assert response.status == 403, (route, await response.text())
+            assert (await response.json())["error"]["code"] == "PERMISSION_DENIED"
