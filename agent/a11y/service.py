@@ -193,6 +193,8 @@ class Accessibility:
         try:
             body = await bus.call(Call(ROOT_PATH, ACCESSIBLE, "GetChildren", destination=REGISTRY), deadline)
         except Exception as exc:
+            if _now() >= deadline:  # the caller's deadline, not the registry, ran out
+                raise DeadlineExceeded("the deadline passed before the registry answered") from None
             raise AccessibilityUnavailable(
                 "the accessibility registry did not answer", details={"reason": str(exc)}
             ) from None
@@ -267,8 +269,11 @@ class Accessibility:
             desktop.children.append(root)
             truncated = walk.truncated
         else:
-            apps = await self.applications(deadline)
-            if app is not None:
+            try:
+                apps = await self.applications(deadline)
+            except DeadlineExceeded:  # a deadline too short for even the list: an empty, cut tree
+                apps, truncated = [], True
+            if app is not None and not truncated:
                 apps = self.match_app(apps, app)
                 if not apps:
                     raise NotFound(f"no accessible application matches {app!r}", details={"app": app})

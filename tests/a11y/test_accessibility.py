@@ -248,6 +248,11 @@ def test_budget_and_deadline_cut_the_tree_honestly(client: httpx.Client, launch:
     quick = client.get("/desktop/accessibility-tree", params={"timeout": 0.005}).json()
     assert time.monotonic() - started < 2
     assert quick["truncated"] is True
+    for tiny in (5e-324, 1e-9):  # too short even to list the applications: a cut tree, not a 5xx
+        cut = client.get("/desktop/accessibility-tree", params={"timeout": tiny})
+        assert cut.status_code == 200 and cut.json()["truncated"] is True
+        found = client.get("/desktop/accessibility/find", params={"role": "push button", "timeout": tiny})
+        assert found.status_code == 200 and found.json()["truncated"] is True
 
 
 def test_a_stopped_app_does_not_hang_the_request(client: httpx.Client, launch: Launch) -> None:
