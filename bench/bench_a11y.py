@@ -39,11 +39,9 @@ sys.path.insert(0, str(ROOT))
 from agent.a11y.node import Extents, WalkOptions  # noqa: E402
 from agent.a11y.service import Accessibility  # noqa: E402
 from agent.devdesktop import DevDesktop  # noqa: E402
+from bench.common import write_section  # noqa: E402
 from tests.conftest import start_agent  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTION_START = "<!-- bench_a11y:start -->"
-SECTION_END = "<!-- bench_a11y:end -->"
 SCREEN = Extents(0, 0, 1280, 720)
 
 PYATSPI_WALK = """
@@ -323,10 +321,10 @@ def main() -> None:
     results["load_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(results, indent=2))
     if not args.no_write:
-        write_section(results)
+        write_results(results)
 
 
-def write_section(results: dict[str, Any]) -> None:
+def write_results(results: dict[str, Any]) -> None:
     f, c = results["factory"], results["chooser"]
     ratio = round(f["pyatspi_showing"]["median_ms"] / f["ours_bar"]["median_ms"], 1)
     ratio_all = round(f["pyatspi_all"]["median_ms"] / f["ours_bar"]["median_ms"], 1)
@@ -336,7 +334,6 @@ def write_section(results: dict[str, Any]) -> None:
         return f"{entry['client_cpu_ms']} + {entry['app_cpu_ms']} ms"
 
     lines = [
-        SECTION_START,
         "## Accessibility tree (bench/bench_a11y.py)",
         "",
         f"{results['when']}, {results['machine']} (at the end: {results.get('load_end')}), Xvfb 1280x720 "
@@ -372,17 +369,8 @@ def write_section(results: dict[str, Any]) -> None:
         "each application's Cache.GetItems once and pipelines the rest over a peer-to-peer D-Bus "
         "connection; what remains is about half the application's own work (GTK answers each "
         "GetExtents with an X round trip) and half dbus-fast's per-call cost on our side.",
-        SECTION_END,
     ]
-    section = "\n".join(lines) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    write_section("bench_a11y", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,27 +37,10 @@ from agent.exec.user import resolve_user  # noqa: E402
 from agent.launcher import Launcher  # noqa: E402
 from agent.x11.clipboard import ClipboardService  # noqa: E402
 from agent.x11.windows import WindowService  # noqa: E402
+from bench.common import median_ms, timed, write_section  # noqa: E402
 from tests.conftest import start_agent  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTION_START = "<!-- bench_windows:start -->"
-SECTION_END = "<!-- bench_windows:end -->"
 TEXT_1K = ("clipboard ✓ " * 100)[:1024]
-
-
-def median_ms(samples: list[float]) -> float:
-    return round(statistics.median(samples) * 1000, 3)
-
-
-def timed(fn: Callable[[], object], runs: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 async def atimed(fn: Callable[[], Awaitable[object]], runs: int, warmup: int = 5) -> list[float]:
@@ -161,10 +143,9 @@ def peers(desktop: DevDesktop, runs: int) -> dict[str, float]:
     return {"wmctrl_list_ms": median_ms(listing), "xclip_set_get_ms": median_ms(clip)}
 
 
-def write_section(results: dict[str, Any]) -> None:
+def write_results(results: dict[str, Any]) -> None:
     ours, http, peer = results["in_process"], results["http"], results["peers"]
     lines = [
-        SECTION_START,
         "## Windows, clipboard, launch (bench/bench_windows.py)",
         "",
         f"{results['when']}, {results['machine']}, Xvfb 1280x720 + xfwm4, 3 windows listed, "
@@ -183,17 +164,8 @@ def write_section(results: dict[str, Any]) -> None:
         "In-process is the service call alone; over HTTP adds the request, auth, validation and JSON "
         "(two requests for set + get). Clipboard reads are served from our own copy while the agent "
         "owns the selection (one GetSelectionOwner round trip confirms it).",
-        SECTION_END,
     ]
-    section = "\n".join(lines) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    write_section("bench_windows", "\n".join(lines))
 
 
 def main() -> None:
@@ -230,7 +202,7 @@ def main() -> None:
                 app.wait(5)
     print(json.dumps(results, indent=2))
     if not args.no_write:
-        write_section(results)
+        write_results(results)
 
 
 if __name__ == "__main__":

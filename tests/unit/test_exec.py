@@ -40,12 +40,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     running.stop()
 
 
-@pytest.fixture()
-def client(agent: RunningAgent) -> Iterator[httpx.Client]:
-    with agent.client() as http:
-        yield http
-
-
 def group_members(pgid: int) -> list[str]:
     """Every process (zombies included) in process group ``pgid``, as ps sees them."""
     out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True)

@@ -24,12 +24,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     running.stop()
 
 
-@pytest.fixture()
-def client(agent: RunningAgent) -> Iterator[httpx.Client]:
-    with agent.client() as http:
-        yield http
-
-
 def ndjson(client: httpx.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
     with client.stream("POST", "/exec/stream", json=body) as response:
         assert response.status_code == 200

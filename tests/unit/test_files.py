@@ -32,12 +32,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     running.stop()
 
 
-@pytest.fixture()
-def client(agent: RunningAgent) -> Iterator[httpx.Client]:
-    with agent.client() as http:
-        yield http
-
-
 class PeakRSS:
     """Samples a process's resident memory in the background."""
 

@@ -26,12 +26,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     running.stop()
 
 
-@pytest.fixture()
-def client(agent: RunningAgent) -> Iterator[httpx.Client]:
-    with agent.client() as http:
-        yield http
-
-
 def start(client: httpx.Client, **body: Any) -> dict[str, Any]:
     answer = client.post("/processes", json=body)
     assert answer.status_code == 200, answer.text

@@ -172,7 +172,16 @@ async def test_changes_made_by_others_show_in_the_next_listing(
     await windows.list_windows()  # warm the cache
     observe(wm_desktop, "xdotool", "set_window", "--name", "renamed by xdotool ✓", str(window))
     assert (await windows.get(window)).title == "renamed by xdotool ✓"
+    before = observed(wm_desktop, window)
     observe(wm_desktop, "wmctrl", "-i", "-r", hex(window), "-e", "0,210,220,-1,-1")
+    # wmctrl only asks; compare once the window manager has moved it (xwininfo sees the move).
+    wait_until(
+        lambda: (
+            (observed(wm_desktop, window).abs_x, observed(wm_desktop, window).abs_y)
+            != (before.abs_x, before.abs_y)
+        ),
+        what="the window manager to move the window",
+    )
     seen = observed(wm_desktop, window)
     info = await windows.get(window)
     assert (info.x, info.y) == (seen.abs_x, seen.abs_y)
