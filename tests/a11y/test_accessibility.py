@@ -255,6 +255,17 @@ def test_budget_and_deadline_cut_the_tree_honestly(client: httpx.Client, launch:
         assert found.status_code == 200 and found.json()["truncated"] is True
 
 
+def assert_walked_in_full_once_it_answers(client: httpx.Client, pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        body = client.get("/desktop/accessibility-tree", params={"app": str(pid)}).json()
+        if not body["unresponsive"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert body["unresponsive"] == [] and body["truncated"] is False
+    assert "push button" in {n["role"] for n in walk(body["tree"])}
+
+
 def test_a_stopped_app_does_not_hang_the_request(client: httpx.Client, launch: Launch) -> None:
     stopped = launch("zenity", "--question", "--text", "Frozen")
     assert find(client, role="push button", name="Yes", app=str(stopped.pid))
@@ -276,14 +287,7 @@ def test_a_stopped_app_does_not_hang_the_request(client: httpx.Client, launch: L
     finally:
         os.kill(stopped.pid, signal.SIGCONT)
     # Once it answers again it is walked in full.
-    deadline = time.monotonic() + 10
-    while True:
-        body = client.get("/desktop/accessibility-tree", params={"app": str(stopped.pid)}).json()
-        if not body["unresponsive"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert body["unresponsive"] == [] and body["truncated"] is False
-    assert "push button" in {n["role"] for n in walk(body["tree"])}
+    assert_walked_in_full_once_it_answers(client, stopped.pid)
 
 
 def test_an_app_stopped_before_we_ever_walked_it(client: httpx.Client, launch: Launch) -> None:
@@ -308,14 +312,7 @@ def test_an_app_stopped_before_we_ever_walked_it(client: httpx.Client, launch: L
         assert took[0] < 3.0 and took[1] < 0.9, took
     finally:
         os.kill(stopped.pid, signal.SIGCONT)
-    deadline = time.monotonic() + 10
-    while True:
-        body = client.get("/desktop/accessibility-tree", params={"app": str(stopped.pid)}).json()
-        if not body["unresponsive"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert body["unresponsive"] == [] and body["truncated"] is False
-    assert "push button" in {n["role"] for n in walk(body["tree"])}
+    assert_walked_in_full_once_it_answers(client, stopped.pid)
 
 
 def test_text_outline_and_role_filter(client: httpx.Client, launch: Launch) -> None:
