@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from agent.devdesktop import DevDesktop
+from tests.conftest import stop_process
 
 
 def _can_lower_oom_score() -> bool:
@@ -85,11 +86,6 @@ def test_children_do_not_inherit_the_agents_oom_protection(tmp_path: Path) -> No
             assert Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "0"
             os.kill(pid, signal.SIGKILL)
         finally:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
+            stop_process(agent, timeout=15)
             if agent.stdout is not None:
                 agent.stdout.close()

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from agent.devdesktop import DevDesktop
+from tests.conftest import stop_process
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,7 @@ def start_app(desktop: DevDesktop, *argv: str) -> subprocess.Popen[bytes]:
 
 
 def stop_app(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc)
     if proc.stdout is not None:
         proc.stdout.close()
 
