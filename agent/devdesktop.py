@@ -44,12 +44,10 @@ class DevDesktop:
             DISPLAY=self.display,
             XDG_RUNTIME_DIR=str(self._runtime_dir),
             LANG=os.environ.get("LANG", "C.UTF-8") if "UTF-8" in os.environ.get("LANG", "") else "C.UTF-8",
-            NO_AT_BRIDGE="0",
-            GTK_A11Y="",
         )
-        env.pop("NO_AT_BRIDGE", None)
-        env.pop("GTK_A11Y", None)
-        env.pop("WAYLAND_DISPLAY", None)
+        # Apps must expose their accessibility trees and talk to this X server, whatever ours says.
+        for name in ("NO_AT_BRIDGE", "GTK_A11Y", "WAYLAND_DISPLAY"):
+            env.pop(name, None)
         if self.session_bus:
             env["DBUS_SESSION_BUS_ADDRESS"] = self._start_session_bus(env)
         self.env = env

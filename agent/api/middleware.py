@@ -68,7 +68,7 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
         request_id = secrets.token_hex(8)
     token = REQUEST_ID.set(request_id)
     started = time.perf_counter()
-    response: web.StreamResponse
+    status = 500  # what the access log says if even the error rendering fails
     try:
         try:
             response = await handler(request)
@@ -83,10 +83,10 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             response = error_response(AgentError("internal error (a bug; see the agent log)"), request_id)
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
+        status = response.status
         return response
     finally:
         elapsed_ms = (time.perf_counter() - started) * 1000
-        status = response.status if "response" in locals() else 500
         ACCESS.info(
             "%s %s %s",
             request.method,
