@@ -165,10 +165,16 @@ class Connection:
         self.bus.send(msg)
         return serial
 
-    async def batch(self, calls: Sequence[Call], deadline: float) -> tuple[list[Outcome], bool]:
+    async def batch(
+        self,
+        calls: Sequence[Call],
+        deadline: float,
+        on_answer: Callable[[int, Outcome], None] | None = None,
+    ) -> tuple[list[Outcome], bool]:
         """Run ``calls`` with at most MAX_IN_FLIGHT outstanding; stop at ``deadline`` (loop time).
 
-        Returns the outcomes in order and whether every call was answered.
+        Returns the outcomes in order and whether every call was answered. ``on_answer`` sees
+        each outcome (with its index) as it arrives. Cancelling stops sending the rest.
         """
         results: list[Outcome] = [None] * len(calls)
         if not calls:
@@ -199,14 +205,20 @@ class Connection:
         def on_reply(index: int, msg: Message | None) -> None:
             state["in_flight"] -= 1
             state["answered"] += 1
-            results[index] = _outcome(msg)
+            results[index] = outcome = _outcome(msg)
+            if on_answer is not None:
+                on_answer(index, outcome)
             if not done.done():
                 pump()
 
         pump()
         remaining = deadline - loop.time()
-        if not done.done() and remaining > 0:
-            await asyncio.wait([done], timeout=remaining)
+        try:
+            if not done.done() and remaining > 0:
+                await asyncio.wait([done], timeout=remaining)
+        except asyncio.CancelledError:
+            done.cancel()  # answers still on their way land in ``results`` and send nothing more
+            raise
         if not done.done():
             done.cancel()
             # Keep listening for the late answers: until one arrives, the peer counts as stalled.

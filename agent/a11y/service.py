@@ -32,6 +32,7 @@ from agent.a11y.node import (
     TreeResult,
     WalkOptions,
 )
+from agent.a11y.replay import Replays
 from agent.a11y.walk import AppWalk
 from agent.errors import AccessibilityUnavailable, DeadlineExceeded, NotFound
 
@@ -73,6 +74,7 @@ class Accessibility:
             self._environ_fn = lambda: fixed
         self._bus: Connection | None = None
         self._peers: dict[str, Connection] = {}
+        self._replays: dict[str, Replays] = {}  # per application (bus name), while connected
         self._names: dict[str, AppInfo] = {}
         self._lock = asyncio.Lock()
 
@@ -128,6 +130,7 @@ class Accessibility:
             return conn
         if conn is not None:  # gone, or a stand-in for an application that answers again
             await self._peers.pop(app.bus).close()
+            self._replays.pop(app.bus, None)
         bus = await self._a11y_bus()
         routed = bus.routed(app.bus)
         try:
@@ -162,6 +165,7 @@ class Accessibility:
         return routed
 
     async def _drop_all(self) -> None:
+        self._replays.clear()
         peers, self._peers = self._peers, {}
         for conn in peers.values():
             await conn.close()
@@ -262,7 +266,7 @@ class Accessibility:
         if element is not None:
             ref = Ref.parse(element)
             conn = await self._peer(Ref(ref.bus, ROOT_PATH), deadline)
-            walk = AppWalk(conn, ref, Scope(options, budget, deadline, screen))
+            walk = AppWalk(conn, ref, Scope(options, budget, deadline, screen), self._replays_of(ref.bus))
             root = await walk.run(1)
             if root is None:
                 raise NotFound(f"no accessible element has the id {element!r}", details={"id": element})
@@ -316,9 +320,15 @@ class Accessibility:
             # It left calls of an earlier request unanswered: give it a short leash, not the deadline.
             leash = min(scope.deadline, _now() + STALLED_LEASH)
             scope = Scope(scope.options, scope.budget, leash, scope.screen, scope.window_title)
-        walk = AppWalk(conn, info.ref, scope)
+        walk = AppWalk(conn, info.ref, scope, self._replays_of(info.ref.bus))
         root = await walk.run(1)
         return root, walk.truncated, root is not None
+
+    def _replays_of(self, bus: str) -> Replays:
+        replays = self._replays.get(bus)
+        if replays is None:
+            replays = self._replays[bus] = Replays()
+        return replays
 
     async def element(self, element_id: str, deadline: float) -> tuple[Connection, Ref]:
         """The connection that reaches ``element_id``; 404 when its application is gone."""

@@ -24,6 +24,8 @@ was cut is reported, never silently dropped.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
+from dataclasses import replace
 
 from agent.a11y import roles
 from agent.a11y.dbus import Call, Connection, Outcome
@@ -41,6 +43,7 @@ from agent.a11y.node import (
     Ref,
     Scope,
 )
+from agent.a11y.replay import REPLAY_LIMIT, Ahead, Replays
 
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
 
@@ -48,7 +51,7 @@ ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interf
 class AppWalk:
     """One walk of one application: a connection, the options, the shared budget and deadline."""
 
-    def __init__(self, conn: Connection, app: Ref, scope: Scope) -> None:
+    def __init__(self, conn: Connection, app: Ref, scope: Scope, replays: Replays | None = None) -> None:
         self.conn = conn
         self.app = app
         self.options = scope.options
@@ -65,8 +68,46 @@ class AppWalk:
         self.managed: set[str] = set()  # descendants of MANAGES_DESCENDANTS containers
         self.prefetch: asyncio.Future[dict[str, list[Ref]]] | None = None
         self.cached_children: dict[str, list[CacheItem]] = {}
+        self.replays = replays
+        self.asked: list[Call] = []  # every call of this walk, in order, for the next one
+        self.ahead: Ahead | None = None
+
+    @property
+    def shape(self) -> Hashable:
+        """What makes two walks ask the same calls: the subtree, the options, the window."""
+        options = replace(self.options, timeout=0.0, positions_for=None)
+        return (self.app.path, options, self.options.positions_for is None, self.window_title, self.screen)
 
     async def _batch(self, calls: list[Call]) -> list[Outcome]:
+        if len(self.asked) < REPLAY_LIMIT:
+            self.asked += calls
+        ahead = self.ahead
+        if ahead is None:
+            return await self._send(calls)
+        foreseen: list[tuple[int, int]] = []  # (position in calls, slot in the burst)
+        unforeseen: list[int] = []
+        for position, call in enumerate(calls):
+            slot = ahead.take(call)
+            if slot is None:
+                unforeseen.append(position)
+            else:
+                foreseen.append((position, slot))
+        if not foreseen:
+            return await self._send(calls)
+        results: list[Outcome] = [None] * len(calls)
+        if unforeseen:
+            sent = asyncio.ensure_future(self._send([calls[p] for p in unforeseen]))
+        answers = await ahead.collect([slot for _, slot in foreseen])
+        for (position, _), outcome in zip(foreseen, answers, strict=True):
+            results[position] = outcome
+            if outcome is None:  # the burst's deadline passed first
+                self.truncated = True
+        if unforeseen:
+            for position, outcome in zip(unforeseen, await sent, strict=True):
+                results[position] = outcome
+        return results
+
+    async def _send(self, calls: list[Call]) -> list[Outcome]:
         results, complete = await self.conn.batch(calls, self.deadline)
         if not complete:
             self.truncated = True
@@ -74,6 +115,19 @@ class AppWalk:
 
     async def run(self, base_depth: int) -> Node | None:
         """Walk from the application's root; None if it did not even answer the first call."""
+        foreseen = self.replays.get(self.shape) if self.replays is not None and not self.conn.stalled else ()
+        if foreseen:
+            self.ahead = Ahead(self.conn, foreseen, self.deadline)
+        try:
+            root = await self._run(base_depth)
+        finally:
+            if self.ahead is not None:
+                self.ahead.stop()
+        if root is not None and self.replays is not None:
+            self.replays.put(self.shape, self.asked)
+        return root
+
+    async def _run(self, base_depth: int) -> Node | None:
         (items,) = await self._batch([Call(CACHE_PATH, "org.a11y.atspi.Cache", "GetItems")])
         if items is None:
             return None

@@ -126,6 +126,34 @@ def test_widget_factory_tree_has_its_widgets_where_pyatspi_and_x_see_them(
     assert page2["actions"], page2
 
 
+def test_the_tree_follows_the_app_when_its_page_changes(
+    client: httpx.Client, desktop: DevDesktop, launch: Launch
+) -> None:
+    """Walks after the first send the previous walk's calls ahead: the answer must still be today's."""
+    app = launch("gtk3-widget-factory")
+    [page2] = find(client, role="radio button", name="Page 2", app=str(app.pid))
+    params = {"app": str(app.pid)}
+    for _ in range(2):  # the agent now knows which calls page 1 needs
+        before = client.get("/desktop/accessibility-tree", params=params).json()
+    assert any(n["name"] == "Inset" and "showing" in n["states"] for n in walk(before["tree"]))
+    run_observer(
+        desktop, "xdotool", "mousemove", str(page2["center"]["x"]), str(page2["center"]["y"]), "click", "1"
+    )
+    deadline = time.monotonic() + 10
+    while True:  # pyatspi, in its own process, sees page 2 once the switch is done
+        theirs = pyatspi_showing(desktop, app.pid)
+        if ["label", "Inset"] not in [t[:2] for t in theirs] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    after = client.get("/desktop/accessibility-tree", params=params).json()
+    assert after["truncated"] is False
+    nodes = list(walk(after["tree"]))
+    ours = {(n["role"], n["name"], (n["x"], n["y"], n["width"], n["height"])) for n in nodes}
+    missing = [t for t in theirs if (t[0], t[1], tuple(t[2])) not in ours]
+    assert not missing, missing[:10]
+    assert not [n for n in nodes if n["name"] == "Inset" and "showing" in n["states"]]
+
+
 def test_set_value_moves_a_slider_as_pyatspi_reads_it(
     client: httpx.Client, desktop: DevDesktop, launch: Launch
 ) -> None:

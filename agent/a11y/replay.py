@@ -1,0 +1,100 @@
+"""Sending the previous walk's calls at once: a walk without idle rounds.
+
+Why: a walk is a chain of dependent rounds (the cache; then the children the cache lacks; then
+their properties; then positions). Between two rounds the application idles while we decide the
+next calls, and it answers faster when its queue never runs dry (one wake-up reads many calls).
+Two walks of the same application with the same options ask nearly the same calls, so a walk
+starts by sending every call the previous one made, in one pipelined burst, and then takes each
+answer when it gets to that call; calls it did not foresee are sent as before, and foreseen
+calls it no longer needs are dropped. Every answer is fetched during this walk: the previous
+walk only decides which calls go first, never what the tree contains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+from agent.a11y.dbus import Call, Connection, Outcome
+
+REPLAY_LIMIT = 4096  # calls remembered per walk: the rounds of a large walk are long anyway
+KEPT_SHAPES = 4  # walks remembered per application (options and subtree differ)
+
+
+class Replays:
+    """The calls of the last walks of one application, by the walk's shape."""
+
+    def __init__(self) -> None:
+        self._walks: OrderedDict[Hashable, tuple[Call, ...]] = OrderedDict()
+
+    def get(self, shape: Hashable) -> tuple[Call, ...]:
+        calls = self._walks.get(shape, ())
+        if calls:
+            self._walks.move_to_end(shape)
+        return calls
+
+    def put(self, shape: Hashable, calls: Sequence[Call]) -> None:
+        self._walks[shape] = tuple(calls[:REPLAY_LIMIT])
+        self._walks.move_to_end(shape)
+        while len(self._walks) > KEPT_SHAPES:
+            self._walks.popitem(last=False)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    left: int
+    future: asyncio.Future[None]
+
+
+class Ahead:
+    """Calls sent before the walk asks for them; each answer is handed out once."""
+
+    def __init__(self, conn: Connection, calls: Sequence[Call], deadline: float) -> None:
+        self._slots: dict[Call, list[int]] = {}
+        for index, call in enumerate(calls):
+            self._slots.setdefault(call, []).append(index)
+        self._results: list[Outcome] = [None] * len(calls)
+        self._answered = bytearray(len(calls))
+        self._waiters: dict[int, list[_Waiter]] = {}
+        self._task = asyncio.ensure_future(conn.batch(calls, deadline, on_answer=self._answer))
+        self._task.add_done_callback(self._finish)
+
+    def take(self, call: Call) -> int | None:
+        """The slot of ``call`` in the burst, if it was sent and not yet handed out."""
+        indexes = self._slots.get(call)
+        if not indexes:
+            return None
+        index = indexes.pop(0) if len(indexes) > 1 else self._slots.pop(call)[0]
+        return index
+
+    async def collect(self, indexes: list[int]) -> list[Outcome]:
+        """Their outcomes, once answered (None: not answered before the burst's deadline)."""
+        pending = [index for index in indexes if not self._answered[index]]
+        if pending and not self._task.done():
+            waiter = _Waiter(len(pending), asyncio.get_running_loop().create_future())
+            for index in pending:
+                self._waiters.setdefault(index, []).append(waiter)
+            await waiter.future
+        return [self._results[index] for index in indexes]
+
+    def _answer(self, index: int, outcome: Outcome) -> None:
+        self._results[index] = outcome
+        self._answered[index] = 1
+        for waiter in self._waiters.pop(index, ()):
+            waiter.left -= 1
+            if waiter.left == 0 and not waiter.future.done():
+                waiter.future.set_result(None)
+
+    def _finish(self, _: object) -> None:
+        # The deadline passed (or the walk ended): release every waiter with what has arrived.
+        waiters, self._waiters = self._waiters, {}
+        for group in waiters.values():
+            for waiter in group:
+                if not waiter.future.done():
+                    waiter.future.set_result(None)
+
+    def stop(self) -> None:
+        """Send nothing more (answers already on their way are dropped when they arrive)."""
+        self._task.cancel()
