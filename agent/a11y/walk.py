@@ -45,6 +45,7 @@ from agent.a11y.node import (
 )
 from agent.a11y.replay import REPLAY_LIMIT, Ahead, Replays
 
+_SHOWING_AND_VISIBLE = (1 << roles.STATE_SHOWING) | (1 << roles.STATE_VISIBLE)
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
 
 
@@ -149,13 +150,15 @@ class AppWalk:
             and len(self.cache) <= 2 * (self.budget.limit - self.budget.used)
             and self.options.max_depth >= 16
         ):
-            early = asyncio.ensure_future(self._details([n for n in self.nodes.values() if n.showing]))
+            showing = [self._node(path) for path, item in self.cache.items() if _showing(item)]
+            early = asyncio.ensure_future(self._details(showing))
             incomplete = [
-                n
-                for n in self.nodes.values()
-                if self._wants_children(n)
-                and not n.has_state(roles.STATE_MANAGES_DESCENDANTS)
-                and self._children_from_cache(n) is None
+                self._node(path)
+                for path, item in self.cache.items()
+                if item[4] != 0
+                and (_showing(item) or not self.options.visible_only or item[7] == roles.ROLE_APPLICATION)
+                and not roles.has_state(item[9], roles.STATE_MANAGES_DESCENDANTS)
+                and self._cached_children_of(path, item[4]) is None
             ]
             self.prefetch = asyncio.ensure_future(self._get_children(incomplete))
         frontier = [root]
@@ -182,14 +185,24 @@ class AppWalk:
 
     # -- the cache --------------------------------------------------------------------------
     def _index_cache(self, items: list[CacheItem]) -> None:
-        bus = self.app.bus
+        # Nodes are made only for the items the walk reaches: a toolkit's cache also holds
+        # objects no longer in the tree (pages visited once), often more than those in it.
+        cache, children = self.cache, self.cached_children
         for item in items:
-            (ref, _, parent, index, child_count, interfaces, name, role, description, states) = item
-            path = ref[1]
-            self.cache[path] = item
-            self.cached_children.setdefault(parent[1], []).append(item)
-            self.nodes[path] = Node(
-                Ref(bus, path),
+            cache[item[0][1]] = item
+            siblings = children.get(item[2][1])
+            if siblings is None:
+                children[item[2][1]] = [item]
+            else:
+                siblings.append(item)
+
+    def _node(self, path: str) -> Node:
+        """The node of a cached object (made on first use)."""
+        node = self.nodes.get(path)
+        if node is None:
+            (_, _, _, index, child_count, interfaces, name, role, description, states) = self.cache[path]
+            node = self.nodes[path] = Node(
+                Ref(self.app.bus, path),
                 role,
                 name,
                 description,
@@ -198,16 +211,21 @@ class AppWalk:
                 child_count,
                 index,
             )
+        return node
 
     def _from_cache(self, path: str, depth: int) -> Node | None:
-        node = self.nodes.get(path)
-        if node is not None:
-            node.depth = depth
+        if path not in self.cache:
+            return None
+        node = self._node(path)
+        node.depth = depth
         return node
 
     def _children_from_cache(self, node: Node) -> list[CacheItem] | None:
-        kids = self.cached_children.get(node.ref.path, ())
-        if node.child_count < 0 or len(kids) != node.child_count:
+        return self._cached_children_of(node.ref.path, node.child_count)
+
+    def _cached_children_of(self, path: str, child_count: int) -> list[CacheItem] | None:
+        kids = self.cached_children.get(path, ())
+        if child_count < 0 or len(kids) != child_count:
             return None
         ordered: list[CacheItem | None] = [None] * len(kids)
         for item in kids:  # indexes must be exactly 0..n-1 (GTK sends -1 when it does not know)
@@ -390,3 +408,8 @@ class AppWalk:
             self.detailed.add(path)
             todo.append(node)
         await fetch_details(self._batch, todo, self.options)
+
+
+def _showing(item: CacheItem) -> bool:
+    states = item[9]
+    return bool(states) and states[0] & _SHOWING_AND_VISIBLE == _SHOWING_AND_VISIBLE
