@@ -17,10 +17,13 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from agent.a11y.dbus import Call, Connection, Outcome
+from agent.a11y.dbus import Call, Connection, Failure, Outcome
 
 REPLAY_LIMIT = 4096  # calls remembered per walk: the rounds of a large walk are long anyway
 KEPT_SHAPES = 4  # walks remembered per application (options and subtree differ)
+# The interface changed under the burst (its elements are gone): stop sending it after this
+# many "no such object" answers, once they are a quarter of those received.
+GONE_LIMIT = 64
 
 
 class Replays:
@@ -58,19 +61,27 @@ class Ahead:
         self._results: list[Outcome] = [None] * len(calls)
         self._answered = bytearray(len(calls))
         self._waiters: dict[int, list[_Waiter]] = {}
+        self._received = 0
+        self._gone = 0
+        self._untaken = len(calls)
         self._task = asyncio.ensure_future(conn.batch(calls, deadline, on_answer=self._answer))
         self._task.add_done_callback(self._finish)
+
+    @property
+    def untaken(self) -> int:
+        """Calls of the burst the walk has not asked for (yet)."""
+        return self._untaken
 
     def take(self, call: Call) -> int | None:
         """The slot of ``call`` in the burst, if it was sent and not yet handed out."""
         indexes = self._slots.get(call)
-        if not indexes:
-            return None
-        index = indexes.pop(0) if len(indexes) > 1 else self._slots.pop(call)[0]
-        return index
+        if not indexes or (self._task.done() and not self._answered[indexes[0]]):
+            return None  # not foreseen, or the burst stopped before sending or answering it
+        self._untaken -= 1
+        return indexes.pop(0) if len(indexes) > 1 else self._slots.pop(call)[0]
 
     async def collect(self, indexes: list[int]) -> list[Outcome]:
-        """Their outcomes, once answered (None: not answered before the burst's deadline)."""
+        """Their outcomes, once answered (None: the burst stopped or its deadline passed first)."""
         pending = [index for index in indexes if not self._answered[index]]
         if pending and not self._task.done():
             waiter = _Waiter(len(pending), asyncio.get_running_loop().create_future())
@@ -82,6 +93,11 @@ class Ahead:
     def _answer(self, index: int, outcome: Outcome) -> None:
         self._results[index] = outcome
         self._answered[index] = 1
+        self._received += 1
+        if isinstance(outcome, Failure) and outcome.gone:
+            self._gone += 1
+            if self._gone >= GONE_LIMIT and self._gone * 4 >= self._received:
+                self.stop()
         for waiter in self._waiters.pop(index, ()):
             waiter.left -= 1
             if waiter.left == 0 and not waiter.future.done():

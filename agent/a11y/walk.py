@@ -47,6 +47,9 @@ from agent.a11y.replay import REPLAY_LIMIT, Ahead, Replays
 
 _SHOWING_AND_VISIBLE = (1 << roles.STATE_SHOWING) | (1 << roles.STATE_VISIBLE)
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
+# A round with this many calls the burst did not foresee, and more of them than foreseen ones,
+# stops the rest of the burst: the interface changed since the last walk.
+UNFORESEEN_LIMIT = 32
 
 
 class AppWalk:
@@ -93,15 +96,26 @@ class AppWalk:
                 unforeseen.append(position)
             else:
                 foreseen.append((position, slot))
+        if len(unforeseen) >= UNFORESEEN_LIMIT and len(unforeseen) > len(foreseen) and ahead.untaken:
+            ahead.stop()
         if not foreseen:
             return await self._send(calls)
         results: list[Outcome] = [None] * len(calls)
         if unforeseen:
             sent = asyncio.ensure_future(self._send([calls[p] for p in unforeseen]))
         answers = await ahead.collect([slot for _, slot in foreseen])
+        missed = []  # the burst stopped (the interface changed) or its deadline passed first
         for (position, _), outcome in zip(foreseen, answers, strict=True):
             results[position] = outcome
-            if outcome is None:  # the burst's deadline passed first
+            if outcome is None:
+                missed.append(position)
+        if missed:
+            if asyncio.get_running_loop().time() < self.deadline:
+                for position, outcome in zip(
+                    missed, await self._send([calls[p] for p in missed]), strict=True
+                ):
+                    results[position] = outcome
+            else:
                 self.truncated = True
         if unforeseen:
             for position, outcome in zip(unforeseen, await sent, strict=True):
