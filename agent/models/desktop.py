@@ -91,10 +91,28 @@ class ScrollRequest(_AtPoint):
         return sign[0] * self.amount, sign[1] * self.amount
 
 
+MAX_TYPING_SECONDS = 30  # like a wait: one request must not hold the input for minutes
+
+
 class TypeRequest(Request):
     type: Literal["type"] = "type"
     text: str = Field(max_length=1_000_000, description="Any Unicode; \\n presses Return, \\t Tab")
-    delay_ms: int = Field(default=0, ge=0, le=1000, description="Pause between characters")
+    delay_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description=f"Pause between characters; characters x delay_ms at most {MAX_TYPING_SECONDS} s",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TypeRequest:
+        seconds = len(self.text) * self.delay_ms / 1000
+        if seconds > MAX_TYPING_SECONDS:
+            raise ValueError(
+                f"{len(self.text)} characters at delay_ms={self.delay_ms} would take {seconds:g} s; "
+                f"the limit is {MAX_TYPING_SECONDS} s: lower delay_ms or send the text in parts"
+            )
+        return self
 
 
 class KeyRequest(Request):

@@ -88,6 +88,12 @@ async def test_body_over_the_limit_is_413(api: TestClient) -> None:
         ("/desktop/scroll", b'{"x": 1, "y": 1, "direction": "sideways"}', "direction"),
         ("/desktop/drag", b'{"start_x": 1, "start_y": 1, "end_x": 99999, "end_y": 1}', "end (99999,1)"),
         ("/desktop/wait", b'{"seconds": 31}', "seconds"),
+        ("/desktop/type", b'{"text": "' + b"x" * 31 + b'", "delay_ms": 1000}', "limit is 30 s"),
+        (
+            "/batch",
+            b'{"actions": [{"type": "type", "text": "' + b"x" * 61 + b'", "delay_ms": 500}]}',
+            "30.5 s",
+        ),
         ("/desktop/wait", b'{"seconds": -1}', "seconds"),
         ("/desktop/screenshot/region", b'{"x": 2000, "y": 0, "width": 10, "height": 10}', "outside"),
         ("/desktop/screenshot/region", b'{"x": 0, "y": 0, "width": 0, "height": 10}', "width"),
