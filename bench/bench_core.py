@@ -14,6 +14,7 @@ start to ready <= 0.5 s.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import io
 import json
@@ -103,10 +104,11 @@ class Observer:
             elif event.type == x.KeyPress:
                 keysym = self.display.keycode_to_keysym(event.detail, 1 if event.state & x.ShiftMask else 0)
                 if not shift_codes:
-                    shift_codes = set(self.display.keysym_to_keycodes(0xFFE1)) | set(
-                        self.display.keysym_to_keycodes(0xFFE2)
-                    )
-                    shift_codes = {code for code, _ in shift_codes} if shift_codes else {50, 62}
+                    pairs = [
+                        *self.display.keysym_to_keycodes(0xFFE1),
+                        *self.display.keysym_to_keycodes(0xFFE2),
+                    ]
+                    shift_codes = {int(code) for code, _ in pairs} or {50, 62}
                 if event.detail not in shift_codes:
                     self.keys.append((now, keysym))
 
@@ -162,7 +164,7 @@ def bench_type(http: Http, observer: Observer, desktop: DevDesktop, text: str, r
 
     first, first_exact = measure(lambda: http.call("POST", "/desktop/type", {"text": text}))
     agent = [measure(lambda: http.call("POST", "/desktop/type", {"text": text})) for _ in range(runs)]
-    peers = {}
+    peers: dict[str, float | str | None] = {}
     for label, args in (("xdotool", []), ("xdotool_delay0", ["--delay", "0"])):
         samples = []
         for _ in range(3):
@@ -211,7 +213,7 @@ def bench_screenshots(http: Http, desktop: DevDesktop, runs: int) -> dict[str, A
     ):
         body = http.call("GET", f"/desktop/screenshot?{query}")
         results[f"{label}_ms"] = median_ms(
-            timed(lambda q=query: http.call("GET", f"/desktop/screenshot?{q}"), runs)
+            timed(functools.partial(http.call, "GET", f"/desktop/screenshot?{query}"), runs)
         )
         results[f"{label}_bytes"] = len(body)
     png = Image.open(io.BytesIO(http.call("GET", "/desktop/screenshot?format=png"))).convert("RGB")

@@ -9,6 +9,7 @@ and the text of its entry when Return is pressed.
 
 import json
 import sys
+from typing import Any
 
 import gi
 
@@ -17,11 +18,11 @@ gi.require_version("Gdk", "3.0")
 from gi.repository import Gdk, GLib, Gtk  # noqa: E402
 
 
-def emit(**fields):
+def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def on_button(widget, event):
+def on_button(widget: Any, event: Any) -> bool:
     kinds = {
         Gdk.EventType.BUTTON_PRESS: "press",
         Gdk.EventType._2BUTTON_PRESS: "double",
@@ -41,7 +42,7 @@ def on_button(widget, event):
     return True
 
 
-def on_scroll(widget, event):
+def on_scroll(widget: Any, event: Any) -> bool:
     direction = {
         Gdk.ScrollDirection.UP: "up",
         Gdk.ScrollDirection.DOWN: "down",
@@ -52,20 +53,20 @@ def on_scroll(widget, event):
     return True
 
 
-def on_motion(widget, event):
+def on_motion(widget: Any, event: Any) -> bool:
     if event.state & Gdk.ModifierType.BUTTON1_MASK:
         emit(event="drag-motion", x=int(event.x_root), y=int(event.y_root))
     return False
 
 
-def on_key(widget, event):
+def on_key(widget: Any, event: Any) -> bool:
     emit(
         event="key", keyval=Gdk.keyval_name(event.keyval), text=chr(Gdk.keyval_to_unicode(event.keyval) or 0)
     )
     return False
 
 
-def main():
+def main() -> None:
     title = sys.argv[1] if len(sys.argv) > 1 else "event-logger"
     window = Gtk.Window(title=title)
     window.set_default_size(900, 560)
@@ -91,7 +92,7 @@ def main():
     window.add(box)
     window.connect("destroy", Gtk.main_quit)
 
-    def mapped(*_):
+    def mapped(*_: Any) -> bool:
         entry.grab_focus()
         alloc = area.get_allocation()
         origin = area.get_window().get_origin()

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.api.app import create_app
@@ -14,6 +15,7 @@ from agent.services import Services
 from tests.fakes import FakeDesktop
 
 TOKEN = "unit-test-token"
+Api = TestClient[web.Request, web.Application]  # the client of the app under test
 
 
 @pytest.fixture()
@@ -30,7 +32,7 @@ def token_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-async def api(fake_desktop: FakeDesktop, token_file: Path) -> AsyncIterator[TestClient]:
+async def api(fake_desktop: FakeDesktop, token_file: Path) -> AsyncIterator[Api]:
     config = Config(token_file=token_file, display=":fake", max_body_bytes=1024 * 1024)
     services = Services(config=config, desktop=fake_desktop)
     app = create_app(config, services)

@@ -122,7 +122,7 @@ def test_encoded_calls_decode_in_dbus_fast(signature: str, body: tuple[object, .
         signature=signature,
         body=body,
     )
-    message = Unmarshaller(io.BytesIO(data)).unmarshall()
+    message = Unmarshaller(io.BytesIO(data)).unmarshall()  # type: ignore[arg-type]  # any byte stream
     assert message is not None
     assert message.serial == 7 and message.destination == ":1.42"
     assert message.path == "/org/a11y/atspi/accessible/61"

@@ -14,18 +14,18 @@ from agent.api.app import create_app
 from agent.config import Config
 from agent.services import Services
 from tests.fakes import FakeDesktop
-from tests.unit.conftest import TOKEN
+from tests.unit.conftest import TOKEN, Api
 
 pytestmark = pytest.mark.unit
 
 
-async def test_health_needs_no_token(api: TestClient) -> None:
+async def test_health_needs_no_token(api: Api) -> None:
     response = await api.get("/health", headers={"Authorization": ""})
     assert response.status == 200
     assert (await response.json())["status"] == "ok"
 
 
-async def test_every_route_but_health_needs_the_token(api: TestClient) -> None:
+async def test_every_route_but_health_needs_the_token(api: Api) -> None:
     routes = {(r.method, r.resource.canonical) for r in api.app.router.routes() if r.resource is not None}
     assert len(routes) > 20
     for method, path in sorted(routes):
@@ -40,7 +40,7 @@ async def test_every_route_but_health_needs_the_token(api: TestClient) -> None:
             assert body["error"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_request_id_is_echoed_or_made(api: TestClient) -> None:
+async def test_request_id_is_echoed_or_made(api: Api) -> None:
     response = await api.get("/desktop/screen-size", headers={"X-Request-Id": "abc-123"})
     assert response.headers["X-Request-Id"] == "abc-123"
     response = await api.get("/nope")
@@ -48,7 +48,7 @@ async def test_request_id_is_echoed_or_made(api: TestClient) -> None:
     assert made and (await response.json())["request_id"] == made
 
 
-async def test_unknown_route_and_method(api: TestClient) -> None:
+async def test_unknown_route_and_method(api: Api) -> None:
     response = await api.get("/desktop/nope")
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "NOT_FOUND"
@@ -57,7 +57,7 @@ async def test_unknown_route_and_method(api: TestClient) -> None:
     assert (await response.json())["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 
-async def test_body_over_the_limit_is_413(api: TestClient) -> None:
+async def test_body_over_the_limit_is_413(api: Api) -> None:
     big = io.BytesIO(b'{"text": "' + b"a" * (2 * 1024 * 1024) + b'"}')
     response = await api.post("/desktop/type", data=big, headers={"Content-Type": "application/json"})
     assert response.status == 413
@@ -104,7 +104,7 @@ async def test_body_over_the_limit_is_413(api: TestClient) -> None:
     ],
 )
 async def test_bad_input_is_a_400_that_names_the_problem(
-    api: TestClient, fake_desktop: FakeDesktop, route: str, body: bytes, fragment: str
+    api: Api, fake_desktop: FakeDesktop, route: str, body: bytes, fragment: str
 ) -> None:
     response = await api.post(route, data=body)
     assert response.status == 400, await response.text()
@@ -114,13 +114,13 @@ async def test_bad_input_is_a_400_that_names_the_problem(
     assert not [entry for entry in fake_desktop.log if entry[0] not in {"release_all"}]
 
 
-async def test_bad_query_is_a_400(api: TestClient) -> None:
+async def test_bad_query_is_a_400(api: Api) -> None:
     for query in ("format=gif", "scale=0", "scale=2", "quality=0", "max_width=abc", "colour=red"):
         response = await api.get(f"/desktop/screenshot?{query}")
         assert response.status == 400, query
 
 
-async def test_rest_actions_reach_the_backend(api: TestClient, fake_desktop: FakeDesktop) -> None:
+async def test_rest_actions_reach_the_backend(api: Api, fake_desktop: FakeDesktop) -> None:
     async def post(route: str, body: dict[str, object]) -> dict[str, object]:
         response = await api.post(route, json=body)
         assert response.status == 200, await response.text()
@@ -148,14 +148,14 @@ async def test_rest_actions_reach_the_backend(api: TestClient, fake_desktop: Fak
     assert waited["success"] is True and 0.005 < float(str(waited["waited_seconds"])) < 1
 
 
-async def test_click_without_point_uses_the_pointer(api: TestClient, fake_desktop: FakeDesktop) -> None:
+async def test_click_without_point_uses_the_pointer(api: Api, fake_desktop: FakeDesktop) -> None:
     await api.post("/desktop/move", json={"x": 40, "y": 50})
     response = await api.post("/desktop/click", json={})
     assert response.status == 200
     assert fake_desktop.log[-1][:3] == ("click", 40, 50)
 
 
-async def test_screenshot_formats_and_headers(api: TestClient) -> None:
+async def test_screenshot_formats_and_headers(api: Api) -> None:
     for fmt, magic in (("png", b"\x89PNG"), ("jpeg", b"\xff\xd8"), ("webp", b"RIFF")):
         response = await api.get(f"/desktop/screenshot?format={fmt}")
         assert response.status == 200
@@ -171,7 +171,7 @@ async def test_screenshot_formats_and_headers(api: TestClient) -> None:
     assert response.headers["X-Image-Width"] == "80" and response.headers["X-Image-Height"] == "20"
 
 
-async def test_actions_endpoint(api: TestClient, fake_desktop: FakeDesktop) -> None:
+async def test_actions_endpoint(api: Api, fake_desktop: FakeDesktop) -> None:
     response = await api.post("/actions", json={"type": "click", "x": 10, "y": 20})
     assert await response.json() == {"success": True, "result": {}}
     response = await api.post("/actions", json={"type": "cursor_position"})
@@ -183,8 +183,8 @@ async def test_actions_endpoint(api: TestClient, fake_desktop: FakeDesktop) -> N
     assert result["format"] == "png" and result["image"].startswith("iVBOR")
 
 
-async def test_batch_runs_in_order_and_stops_on_error(api: TestClient, fake_desktop: FakeDesktop) -> None:
-    body = {
+async def test_batch_runs_in_order_and_stops_on_error(api: Api, fake_desktop: FakeDesktop) -> None:
+    body: dict[str, object] = {
         "actions": [
             {"type": "key_down", "key": "shift"},
             {"type": "move", "x": 5, "y": 5},
@@ -207,7 +207,7 @@ async def test_batch_runs_in_order_and_stops_on_error(api: TestClient, fake_desk
     assert [r["success"] for r in answer["results"]] == [True, True, False, True]
 
 
-async def test_display_down_is_503_with_retry_after(api: TestClient, fake_desktop: FakeDesktop) -> None:
+async def test_display_down_is_503_with_retry_after(api: Api, fake_desktop: FakeDesktop) -> None:
     fake_desktop.available = False
     response = await api.post("/desktop/click", json={"x": 1, "y": 1})
     assert response.status == 503
@@ -215,7 +215,7 @@ async def test_display_down_is_503_with_retry_after(api: TestClient, fake_deskto
     assert (await response.json())["error"]["code"] == "DISPLAY_UNAVAILABLE"
 
 
-async def test_openapi_lists_every_registry_route(api: TestClient) -> None:
+async def test_openapi_lists_every_registry_route(api: Api) -> None:
     document = await (await api.get("/openapi.json")).json()
     for action in load_all():
         if action.route:

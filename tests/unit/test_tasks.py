@@ -33,4 +33,4 @@ async def test_a_loop_that_swallows_a_cancellation_still_ends() -> None:
 
 async def test_wait_at_most() -> None:
     assert await wait_at_most(asyncio.sleep(0, result=5), 1) == 5
-    assert await wait_at_most(asyncio.sleep(10), 0.01) is None
+    assert await wait_at_most(asyncio.sleep(10, result=5), 0.01) is None

@@ -18,7 +18,7 @@ class Manager(ServiceInterface):
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
     @method()
-    def StartTransientUnit(self, name: "s", mode: "s", props: "a(sv)", aux: "a(sa(sv))") -> "o":
+    def StartTransientUnit(self, name: "s", mode: "s", props: "a(sv)", aux: "a(sa(sv))") -> "o":  # type: ignore[name-defined, valid-type]  # D-Bus signatures
         self.calls.append((name, mode, {key: value.value for key, value in props}))
         return "/org/freedesktop/systemd1/job/1"
 

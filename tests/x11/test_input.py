@@ -6,6 +6,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ def logger(desktop: DevDesktop, client: httpx.Client) -> Iterator[EventLogger]:
     app.close()
 
 
-def buttons(events: list[dict]) -> list[tuple[str, int]]:
+def buttons(events: list[dict[str, Any]]) -> list[tuple[str, int]]:
     return [(e["kind"], e["button"]) for e in events if e["event"] == "button"]
 
 
@@ -66,7 +67,7 @@ def test_click_reaches_the_app_at_the_point(client: httpx.Client, logger: EventL
     ],
 )
 def test_click_kinds(
-    client: httpx.Client, logger: EventLogger, route: str, body: dict, expected: list
+    client: httpx.Client, logger: EventLogger, route: str, body: dict[str, Any], expected: list[Any]
 ) -> None:
     x, y = logger.area_center
     assert client.post(route, json={"x": x, "y": y, **body}).status_code == 200

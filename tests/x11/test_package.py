@@ -24,8 +24,6 @@ import pytest
 from agent import __version__
 from agent.devdesktop import DevDesktop
 
-pytestmark = pytest.mark.x11
-
 ROOT = Path(__file__).resolve().parents[2]
 APT = ["apt-get", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
