@@ -20,7 +20,9 @@ from agent.a11y.node import (
     ACTION,
     COMPONENT,
     EDITABLE_TEXT,
+    NULL_PATH,
     PROPERTIES,
+    ROOT_PATH,
     VALUE,
     Extents,
     Node,
@@ -31,6 +33,7 @@ from agent.errors import Conflict, InvalidArgument
 
 DEFAULT_ACTIONS = ("click", "press", "activate", "jump", "toggle", "open")
 ACTION_TIMEOUT = 5.0
+MAX_ANCESTORS = 64  # a parent chain longer than this is treated as reaching the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +86,19 @@ async def act(service: Accessibility, element_id: str, action: str, value: str |
     conn, ref = await service.element(element_id, deadline)
     interfaces = set((await conn.call(Call(ref.path, ACCESSIBLE, "GetInterfaces"), deadline))[0])
     verb = action.strip().lower()
+    if verb in ("set_text", "set_value") and value is None:
+        raise InvalidArgument(
+            f"{verb} needs a value (an empty string clears a text)",
+            details={"id": element_id, "action": verb},
+        )
     if verb == "focus":
         _need(interfaces, COMPONENT, element_id, verb)
         ok = (await conn.call(Call(ref.path, COMPONENT, "GrabFocus"), deadline))[0]
     elif verb == "set_text":
         _need(interfaces, EDITABLE_TEXT, element_id, verb)
-        text = "" if value is None else str(value)
-        ok = (await conn.call(Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (text,)), deadline))[0]
+        ok = (
+            await conn.call(Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (str(value),)), deadline)
+        )[0]
     elif verb == "set_value":
         if VALUE in interfaces:
             number = _number(value)
@@ -98,10 +107,11 @@ async def act(service: Accessibility, element_id: str, action: str, value: str |
             )
             ok = True
         elif EDITABLE_TEXT in interfaces:
-            text = "" if value is None else str(value)
-            ok = (await conn.call(Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (text,)), deadline))[
-                0
-            ]
+            ok = (
+                await conn.call(
+                    Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (str(value),)), deadline
+                )
+            )[0]
         else:
             raise InvalidArgument(
                 f"element {element_id} has neither a Value nor an editable text interface",
@@ -135,6 +145,40 @@ async def extents(service: Accessibility, element_id: str) -> Extents:
             details={"id": element_id, "states": roles.state_names(states)},
         )
     return box
+
+
+@dataclass(frozen=True, slots=True)
+class Toplevel:
+    """The window-level ancestor of an element (a frame or dialog), as the X side can match it."""
+
+    pid: int | None  # the application's process
+    name: str  # the window's accessible name, which toolkits set to its title
+    extents: Extents | None  # where toolkits put the window: its frame, decorations included
+
+
+async def toplevel(service: Accessibility, element_id: str) -> Toplevel:
+    """Climb from the element to the child of its application root; 404 when it is gone."""
+    deadline = asyncio.get_running_loop().time() + ACTION_TIMEOUT
+    conn, ref = await service.element(element_id, deadline)
+    path = ref.path
+    for _ in range(MAX_ANCESTORS):
+        parent = (await conn.call(Call(path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Parent")), deadline))[0]
+        parent_path = str(parent.value[1])
+        if parent_path in (ROOT_PATH, NULL_PATH):
+            break
+        path = parent_path
+    (name, box), _ = await conn.batch(
+        [
+            Call(path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Name")),
+            Call(path, COMPONENT, "GetExtents", "u", (0,)),
+        ],
+        deadline,
+    )
+    return Toplevel(
+        pid=await service.app_pid(ref.bus, deadline),
+        name=str(name[0].value) if isinstance(name, list) else "",
+        extents=Extents(*box[0]) if isinstance(box, list) else None,
+    )
 
 
 def _action_index(names: list[str], verb: str) -> int | None:

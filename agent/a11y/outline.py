@@ -43,7 +43,7 @@ def render(result: TreeResult) -> str:
     _render(result.root, 0, lines)
     footer = f"# {result.node_count} nodes, {result.elapsed_ms:g} ms"
     if result.truncated:
-        footer += ", TRUNCATED (raise max_nodes/timeout or narrow with app/window)"
+        footer += ", TRUNCATED (raise max_depth/max_nodes/timeout, or narrow with app/window)"
     lines.append(footer)
     return "\n".join(lines) + "\n"
 

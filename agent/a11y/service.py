@@ -330,6 +330,22 @@ class Accessibility:
             replays = self._replays[bus] = Replays()
         return replays
 
+    async def app_pid(self, bus: str, deadline: float) -> int | None:
+        """The process behind an application's bus name (remembered with its name)."""
+        known = self._names.get(bus)
+        if known is not None:
+            return known.pid
+        try:
+            body = await (await self._a11y_bus()).call(
+                Call(
+                    "/org/freedesktop/DBus", BUS_DAEMON, "GetConnectionUnixProcessID", "s", (bus,), BUS_DAEMON
+                ),
+                deadline,
+            )
+        except Exception:  # gone, or a bus that will not say: the caller treats it as unknown
+            return None
+        return int(body[0])
+
     async def element(self, element_id: str, deadline: float) -> tuple[Connection, Ref]:
         """The connection that reaches ``element_id``; 404 when its application is gone."""
         ref = Ref.parse(element_id)

@@ -15,6 +15,7 @@ from agent.a11y import elements, outline, roles
 from agent.a11y.node import Extents, Node, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
 from agent.actions.registry import REGISTRY
+from agent.actions.uncover import uncover
 from agent.desktop import Button
 from agent.errors import AccessibilityUnavailable, InvalidArgument
 from agent.models.base import Request, Result, Success
@@ -138,6 +139,10 @@ class ElementClicked(Result):
     success: Literal[True] = True
     x: int
     y: int
+    raised: str | None = Field(
+        default=None,
+        description="The element's window, brought to the front first because another window covered the element",
+    )
 
 
 def _service(services: Services) -> Accessibility:
@@ -277,8 +282,11 @@ async def accessibility_click(services: Services, req: ElementClickRequest) -> E
         raise InvalidArgument(f"the element {req.id} lies outside the screen", details={"id": req.id})
     # The element's centre, or the centre of its part on screen when the centre is off it.
     x, y = box.center if visible == box else visible.center
+    raised = None
+    if services.windows is not None:
+        raised = await uncover(_service(services), services.windows, req.id, x, y)
     await services.desktop.click(x, y, Button(req.button), 1, ())
-    return ElementClicked(x=x, y=y)
+    return ElementClicked(x=x, y=y, raised=raised)
 
 
 REGISTRY.add(
@@ -318,5 +326,5 @@ REGISTRY.add(
     result=ElementClicked,
     uses_input=True,
     tag="accessibility",
-    summary="Click the centre of an element on screen through the input backend",
+    summary="Click the centre of an element through the input backend, first raising its window if another covers it",
 )

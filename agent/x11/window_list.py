@@ -36,6 +36,9 @@ class Extents:
     bottom: int = 0
 
 
+MAX_WINDOW_DEPTH = 16  # nesting followed when looking for the window at a point
+
+
 @dataclass(frozen=True, slots=True)
 class WindowInfo:
     id: int
@@ -56,6 +59,16 @@ class WindowInfo:
     @property
     def hex_id(self) -> str:
         return format_window_id(self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowAt:
+    """The window a click at a point reaches."""
+
+    window: int  # the deepest mapped window there (the root when there is none)
+    pid: int | None  # the process that created it; None when the server cannot tell
+    client: WindowInfo | None  # the managed top-level window around it; None for menus and popups
+    windows: list[WindowInfo]  # every application window, as /desktop/windows lists them
 
 
 def format_window_id(window: int) -> str:
@@ -269,24 +282,39 @@ class WindowReader:
         """Ask the server (X-Resource) for the PID of windows whose app sets no _NET_WM_PID
         (xeyes, xlogo, many Xaw/Motif apps): one request for all of them; local clients only."""
         missing = [w for w, info in windows.items() if info is not None and info.pid is None]
-        if not missing or not display.has_extension(res.extname):
-            return windows
-        mask = display.display.info.resource_id_mask
-        try:
-            reply = res.QueryClientIds(
-                display=display.display,
-                opcode=display.display.get_extension_major(res.extname),
-                specs=[{"client": w, "mask": res.LocalClientPIDMask} for w in missing],
-            )
-        except error.XError:
-            return windows
-        pids = {int(item.spec.client) & ~mask: int(item.value[0]) for item in reply.ids if item.value}
+        pids = owner_pids(display, missing)
         for window in missing:
-            pid = pids.get(window & ~mask)
             info = windows[window]
-            if pid and info is not None:
-                windows[window] = replace(info, pid=pid)
+            if window in pids and info is not None:
+                windows[window] = replace(info, pid=pids[window])
         return windows
+
+    def window_at(self, display: Display, x: int, y: int) -> WindowAt:
+        """What a click at (x, y) reaches: the deepest mapped window there (the server's own
+        answer, stacking order and input shapes included), its owner, and its top-level client."""
+        root = display.screen().root
+        chain: list[int] = []
+        parent = root
+        for _ in range(MAX_WINDOW_DEPTH):
+            try:
+                child = parent.translate_coords(root, x, y).child
+            except error.XError:  # the window went away while we looked: stop at its parent
+                break
+            if not child:
+                break
+            chain.append(child.id)
+            parent = child
+        if not chain:
+            return WindowAt(window=root.id, pid=None, client=None, windows=[])
+        ids, active, has_wm = self.client_ids(display)
+        windows = self.describe(display, ids, active, cached=has_wm)
+        inside = set(chain)
+        return WindowAt(
+            window=chain[-1],
+            pid=owner_pids(display, [chain[-1]]).get(chain[-1]),
+            client=next((w for w in windows if w.id in inside), None),
+            windows=windows,
+        )
 
     def get(self, display: Display, window: int) -> WindowInfo:
         ids, active, has_wm = self.client_ids(display)
@@ -314,6 +342,23 @@ class WindowReader:
                 details={"hint": "start an EWMH window manager such as xfwm4 or openbox"},
             )
         return atoms
+
+
+def owner_pids(display: Display, windows: list[int]) -> dict[int, int]:
+    """The PIDs of the processes that created ``windows`` (X-Resource; local clients only)."""
+    if not windows or not display.has_extension(res.extname):
+        return {}
+    mask = display.display.info.resource_id_mask
+    try:
+        reply = res.QueryClientIds(
+            display=display.display,
+            opcode=display.display.get_extension_major(res.extname),
+            specs=[{"client": w, "mask": res.LocalClientPIDMask} for w in windows],
+        )
+    except error.XError:
+        return {}
+    by_client = {int(item.spec.client) & ~mask: int(item.value[0]) for item in reply.ids if item.value}
+    return {w: by_client[w & ~mask] for w in windows if by_client.get(w & ~mask)}
 
 
 def _ignore_error(err: object, request: object) -> None:

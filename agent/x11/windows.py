@@ -28,6 +28,7 @@ from agent.x11 import ewmh
 from agent.x11.connection import XConnection
 from agent.x11.window_list import (
     Extents,
+    WindowAt,
     WindowInfo,
     WindowReader,
     format_window_id,
@@ -36,6 +37,7 @@ from agent.x11.window_list import (
 
 __all__ = [
     "Extents",
+    "WindowAt",
     "WindowInfo",
     "WindowManagerUnavailable",
     "WindowService",
@@ -82,6 +84,10 @@ class WindowService:
     async def active(self) -> int | None:
         return await self._conn.run(self._reader.active)
 
+    async def at(self, x: int, y: int) -> WindowAt:
+        """The window a click at (x, y) would reach now."""
+        return await self._conn.run(lambda d: self._reader.window_at(d, x, y))
+
     async def wm_name(self) -> str | None:
         """The running EWMH window manager's name, None when there is none."""
 
@@ -104,6 +110,11 @@ class WindowService:
             LOG.info("window manager did not activate %s; setting focus directly", format_window_id(window))
             await self._conn.run(lambda d: self._focus_directly(d, window))
             await self._wait(window, lambda w: w.focused, "focus")
+
+    async def request_focus(self, window: int) -> None:
+        """Ask the WM to activate and raise the window, without waiting: for callers that watch
+        for the effect they need (a modal child may be activated in its place)."""
+        await self._conn.run(lambda d: self._focus(d, window))
 
     async def move(self, window: int, x: int, y: int) -> None:
         await self._restore_if_maximized(window)

@@ -212,10 +212,68 @@ def test_element_click_route_presses_no(client: httpx.Client, launch: Launch) ->
     assert zenity.wait(timeout=10) == 1  # zenity's answer for "No"
 
 
+def window_under(desktop: DevDesktop, point: dict[str, int]) -> int:
+    """The window xdotool finds under the pointer at ``point``."""
+    shell = run_observer(
+        desktop, "xdotool", "mousemove", str(point["x"]), str(point["y"]), "getmouselocation", "--shell"
+    )
+    return int(dict(line.split("=", 1) for line in shell.split())["WINDOW"])
+
+
+def cover_with_widget_factory(
+    client: httpx.Client, desktop: DevDesktop, launch: Launch, point: dict[str, int]
+) -> int:
+    """Open gtk3-widget-factory (larger than the screen) over ``point``; its X window."""
+    factory = launch("gtk3-widget-factory")
+    assert find(client, role="radio button", name="Page 1", app=str(factory.pid))
+    window = int(
+        run_observer(
+            desktop, "xdotool", "search", "--sync", "--onlyvisible", "--pid", str(factory.pid)
+        ).split()[0]
+    )
+    deadline = time.monotonic() + 5
+    while window_under(desktop, point) != window:
+        assert time.monotonic() < deadline, "the widget factory did not come out on top"
+        run_observer(desktop, "wmctrl", "-i", "-a", hex(window))
+        time.sleep(0.1)
+    return window
+
+
+def test_element_click_raises_its_window_when_another_covers_it(
+    client: httpx.Client, desktop: DevDesktop, launch: Launch
+) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--title", "Covered question")
+    [yes] = find(client, role="push button", name="Yes", app=str(zenity.pid))
+    own = int(run_observer(desktop, "xdotool", "search", "--sync", "--name", "Covered question").split()[0])
+    cover_with_widget_factory(client, desktop, launch, yes["center"])
+    answer = client.post("/desktop/accessibility/click", json={"id": yes["id"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["raised"] == hex(own)
+    assert zenity.wait(timeout=10) == 0  # the click reached "Yes", not the window in front
+
+
+def test_element_click_is_refused_while_another_window_stays_on_top(
+    client: httpx.Client, desktop: DevDesktop, launch: Launch
+) -> None:
+    zenity = launch("zenity", "--question", "--text", "Proceed?")
+    [yes] = find(client, role="push button", name="Yes", app=str(zenity.pid))
+    cover = cover_with_widget_factory(client, desktop, launch, yes["center"])
+    run_observer(desktop, "wmctrl", "-i", "-r", hex(cover), "-b", "add,above")
+    answer = client.post("/desktop/accessibility/click", json={"id": yes["id"]})
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "CONFLICT" and error["details"]["covered_by"]["window"] == hex(cover)
+    assert window_under(desktop, yes["center"]) == cover
+    time.sleep(0.3)
+    assert zenity.poll() is None  # nothing was clicked: the question is still open
+
+
 def test_set_text_then_ok_prints_the_text(client: httpx.Client, launch: Launch) -> None:
     zenity = launch("zenity", "--entry", "--text", "Your name?")
     [entry] = find(client, role="text", app=str(zenity.pid), states="editable")
     typed = "Grüße from AT-SPI"
+    answer = client.post("/desktop/accessibility/action", json={"id": entry["id"], "action": "set_text"})
+    assert answer.status_code == 400 and "needs a value" in answer.json()["error"]["message"]
     answer = client.post(
         "/desktop/accessibility/action", json={"id": entry["id"], "action": "set_text", "value": typed}
     )
