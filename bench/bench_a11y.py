@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,56 @@ def over_http(desktop: DevDesktop, params: dict[str, str], runs: int) -> dict[st
         agent.stop()
 
 
+def clicks_over_http(desktop: DevDesktop, runs: int) -> dict[str, Any]:
+    """An element click (which first checks what the point reaches) against a plain click at the
+    same point and xdotool's, on a label of the widget factory (clicking it changes nothing)."""
+    agent = start_agent(
+        dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display),
+        Path(tempfile.mkdtemp(prefix="bench-a11y-")),
+        "--display",
+        desktop.display,
+    )
+    try:
+        with agent.client() as http:
+            found = http.get(
+                "/desktop/accessibility/find",
+                params={"role": "label", "name": "Inset", "app": "gtk3-widget-factory"},
+            )
+            found.raise_for_status()
+            label = found.json()["nodes"][0]
+            point = label["center"]
+
+            def timed(call: Callable[[], Any]) -> float:
+                call()
+                times = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    call()
+                    times.append(time.perf_counter() - started)
+                return ms(statistics.median(times))
+
+            def element_click() -> None:
+                http.post("/desktop/accessibility/click", json={"id": label["id"]}).raise_for_status()
+
+            def plain_click() -> None:
+                http.post("/desktop/click", json=point).raise_for_status()
+
+            def xdotool_click() -> None:
+                subprocess.run(
+                    ["xdotool", "mousemove", str(point["x"]), str(point["y"]), "click", "1"],
+                    env=desktop.env,
+                    check=True,
+                )
+
+            return {
+                "element_click_ms": timed(element_click),
+                "plain_click_ms": timed(plain_click),
+                "xdotool_ms": timed(xdotool_click),
+            }
+    finally:
+        agent.stop()
+
+
 def wait_for_app(env: dict[str, str], name: str, timeout: float = 20) -> None:
     async def probe() -> bool:
         service = Accessibility(env)
@@ -292,6 +343,7 @@ def main() -> None:
                 "pyatspi_all": pyatspi_walk(desktop, factory.pid, max(5, args.runs // 3), "all"),
                 "http_bar": over_http(desktop, {"app": "gtk3-widget-factory", "details": "false"}, args.runs),
                 "http_default": over_http(desktop, {"app": "gtk3-widget-factory"}, args.runs),
+                "clicks": clicks_over_http(desktop, args.runs),
             }
             factory.kill()
             factory.wait()
@@ -389,6 +441,11 @@ def write_results(results: dict[str, Any]) -> None:
         "the application never waits for us between rounds. What remains is mostly the "
         "application's own work (GTK answers each GetExtents with an X round trip) and "
         "dbus-fast's per-call cost on our side.",
+        "",
+        f"Element click over HTTP (`/accessibility/click` on a label, which first asks the X server "
+        f"what the point reaches): {f['clicks']['element_click_ms']} ms; `/desktop/click` at the same "
+        f"point {f['clicks']['plain_click_ms']} ms; `xdotool mousemove X Y click 1` "
+        f"{f['clicks']['xdotool_ms']} ms.",
     ]
     write_section("bench_a11y", "\n".join(lines))
 
