@@ -10,7 +10,8 @@ front (a modal dialog, an always-on-top window), the click is refused with 409 n
 The element's X window is its process's window whose title is the accessible window's name or
 whose rectangle is the accessible window's extents (toolkits report the frame, decorations
 included). Where nothing can tell (no X-Resource, an application on another host, no window
-service, a window neither name nor geometry identifies), the click goes ahead as aimed.
+service, a process that shows no window of its own, a window neither name nor geometry
+identifies), the click goes ahead as aimed, as it did before this check existed.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ async def uncover(
     if hit.pid == element_window.pid and (hit.client is None or is_window_of(hit.client, element_window)):
         return None
     listed = [w for w in hit.windows if not w.minimized and w.pid == element_window.pid]
+    if not listed:
+        return None  # its process shows no window of its own (a helper process?): click as aimed
     own = next((w for w in listed if is_window_of(w, element_window)), None)
     if own is None:
         if hit.pid == element_window.pid:
