@@ -9,6 +9,7 @@ toolkits pick different words for "do the default thing"), ``focus``, ``set_valu
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from dbus_fast import Variant
@@ -29,7 +30,9 @@ from agent.a11y.node import (
     WalkOptions,
 )
 from agent.a11y.service import Accessibility
-from agent.errors import Conflict, InvalidArgument
+from agent.errors import AgentError, Conflict, InvalidArgument, NotFound
+
+LOG = logging.getLogger(__name__)
 
 DEFAULT_ACTIONS = ("click", "press", "activate", "jump", "toggle", "open")
 ACTION_TIMEOUT = 5.0
@@ -82,15 +85,15 @@ async def find(service: Accessibility, query: Query) -> tuple[list[Node], bool]:
 
 async def act(service: Accessibility, element_id: str, action: str, value: str | float | None) -> None:
     """Perform ``action`` on the element; raise NotFound (stale), InvalidArgument or Conflict."""
-    deadline = asyncio.get_running_loop().time() + ACTION_TIMEOUT
-    conn, ref = await service.element(element_id, deadline)
-    interfaces = set((await conn.call(Call(ref.path, ACCESSIBLE, "GetInterfaces"), deadline))[0])
     verb = action.strip().lower()
     if verb in ("set_text", "set_value") and value is None:
         raise InvalidArgument(
             f"{verb} needs a value (an empty string clears a text)",
             details={"id": element_id, "action": verb},
         )
+    deadline = asyncio.get_running_loop().time() + ACTION_TIMEOUT
+    conn, ref = await service.element(element_id, deadline)
+    interfaces = set((await conn.call(Call(ref.path, ACCESSIBLE, "GetInterfaces"), deadline))[0])
     if verb == "focus":
         _need(interfaces, COMPONENT, element_id, verb)
         ok = (await conn.call(Call(ref.path, COMPONENT, "GrabFocus"), deadline))[0]
@@ -157,16 +160,30 @@ class Toplevel:
 
 
 async def toplevel(service: Accessibility, element_id: str) -> Toplevel:
-    """Climb from the element to the child of its application root; 404 when it is gone."""
+    """Climb from the element to the child of its application root; 404 when it is gone.
+
+    What cannot be read (an application that refuses a property, an odd answer, a parent in
+    another application such as an embedding socket) leaves the window unknown: no name, no
+    extents, so that the caller goes by what it knows."""
     deadline = asyncio.get_running_loop().time() + ACTION_TIMEOUT
     conn, ref = await service.element(element_id, deadline)
+    pid = await service.app_pid(ref.bus, deadline)
+    unknown = Toplevel(pid=pid, name="", extents=None)
     path = ref.path
-    for _ in range(MAX_ANCESTORS):
-        parent = (await conn.call(Call(path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Parent")), deadline))[0]
-        parent_path = str(parent.value[1])
-        if parent_path in (ROOT_PATH, NULL_PATH):
-            break
-        path = parent_path
+    try:
+        for _ in range(MAX_ANCESTORS):
+            answer = await conn.call(Call(path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Parent")), deadline)
+            bus, parent_path = (str(part) for part in answer[0].value)
+            if parent_path in (ROOT_PATH, NULL_PATH):
+                break
+            if bus and bus != ref.bus:
+                return unknown
+            path = parent_path
+    except NotFound:
+        raise
+    except (AgentError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        LOG.info("could not climb from %s to its window: %s", element_id, exc)
+        return unknown
     (name, box), _ = await conn.batch(
         [
             Call(path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Name")),
@@ -175,7 +192,7 @@ async def toplevel(service: Accessibility, element_id: str) -> Toplevel:
         deadline,
     )
     return Toplevel(
-        pid=await service.app_pid(ref.bus, deadline),
+        pid=pid,
         name=str(name[0].value) if isinstance(name, list) else "",
         extents=Extents(*box[0]) if isinstance(box, list) else None,
     )

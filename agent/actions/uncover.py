@@ -5,13 +5,15 @@ window an agent just opened is still "showing". A click aimed at it would land o
 front, and the agent would never know. So the X server is asked what a click at the point
 reaches (``WindowService.at``). When that is another process's window, or another window of the
 same process, the element's own window is brought to the front first. When something stays in
-front (a modal dialog, an always-on-top window), the click is refused with 409 naming it.
+front (a modal dialog, an always-on-top window), the click is refused with 409 naming it: a
+refusal is always about a window that was asked to come to the front and did not.
 
 The element's X window is its process's window whose title is the accessible window's name or
 whose rectangle is the accessible window's extents (toolkits report the frame, decorations
-included). Where nothing can tell (no X-Resource, an application on another host, no window
-service, a process that shows no window of its own, a window neither name nor geometry
-identifies), the click goes ahead as aimed, as it did before this check existed.
+included); failing both, its process's window at the point. Where nothing can tell (no
+X-Resource, an application on another host, no window service, a process with no window of its
+own at the point, another window of the same process that neither name nor geometry tells
+apart), the click goes ahead as aimed, as it did before this check existed.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import asyncio
 from agent.a11y import elements
 from agent.a11y.node import Ref
 from agent.a11y.service import Accessibility
-from agent.errors import Conflict
+from agent.errors import Conflict, NotFound
 from agent.x11.windows import WindowAt, WindowInfo, WindowService, format_window_id
 
-SETTLE_SECONDS = 1.0  # how long a raised window gets to come out on top
+SETTLE_SECONDS = 2.0  # how long a raised window gets to come out on top (a loaded WM is slow)
 GEOMETRY_SLACK = 2  # pixels between the accessible window's extents and the X window's
 
 
@@ -92,8 +94,13 @@ async def uncover(
             return None  # none of its windows can be told apart: its process is in front anyway
         own = next((w for w in listed if w.x <= x < w.x + w.width and w.y <= y < w.y + w.height), None)
         if own is None:
-            raise _covered(element_id, x, y, hit)
-    await windows.request_focus(own.id)
+            return None  # its window is none we can name (a popup?): click as aimed
+    try:
+        await windows.request_focus(own.id)
+    except NotFound:
+        raise NotFound(
+            f"the window of the element {element_id} closed", details={"id": element_id, "window": own.hex_id}
+        ) from None
     loop = asyncio.get_running_loop()
     settle = loop.time() + SETTLE_SECONDS
     while not _reaches(hit := await windows.at(x, y), element_window, own):

@@ -65,9 +65,9 @@ class WindowInfo:
 class WindowAt:
     """The window a click at a point reaches."""
 
-    window: int  # the deepest mapped window there (the root when there is none)
-    pid: int | None  # the process that created it; None when the server cannot tell
-    client: WindowInfo | None  # the managed top-level window around it; None for menus and popups
+    window: int  # the application window there, else the top-level one (the root when none)
+    pid: int | None  # the process behind that window; None when nothing can tell
+    client: WindowInfo | None  # the managed application window there; None for menus and popups
     windows: list[WindowInfo]  # every application window, as /desktop/windows lists them
 
 
@@ -290,9 +290,12 @@ class WindowReader:
         return windows
 
     def window_at(self, display: Display, x: int, y: int) -> WindowAt:
-        """What a click at (x, y) reaches: the deepest mapped window there (the server's own
-        answer, stacking order and input shapes included), its owner, and its top-level client."""
+        """What a click at (x, y) reaches: the windows there from the root down (the server's
+        own answer, stacking order and input shapes included), the application window among
+        them, and the process behind it."""
         root = display.screen().root
+        ids, active, has_wm = self.client_ids(display)
+        managed = set(ids)
         chain: list[int] = []
         parent = root
         for _ in range(MAX_WINDOW_DEPTH):
@@ -303,18 +306,20 @@ class WindowReader:
             if not child:
                 break
             chain.append(child.id)
+            if child.id in managed:
+                break  # the application window: what lies inside it is the application's
             parent = child
         if not chain:
             return WindowAt(window=root.id, pid=None, client=None, windows=[])
-        ids, active, has_wm = self.client_ids(display)
         windows = self.describe(display, ids, active, cached=has_wm)
         inside = set(chain)
-        return WindowAt(
-            window=chain[-1],
-            pid=owner_pids(display, [chain[-1]]).get(chain[-1]),
-            client=next((w for w in windows if w.id in inside), None),
-            windows=windows,
-        )
+        client = next((w for w in windows if w.id in inside), None)
+        if client is not None:
+            # Its application answers the click, whoever made the child window that takes it
+            # (Chromium's GPU process draws into a child of the browser's window).
+            return WindowAt(window=client.id, pid=client.pid, client=client, windows=windows)
+        top = chain[0]  # a menu or popup, or a window manager's frame or panel
+        return WindowAt(window=top, pid=owner_pids(display, [top]).get(top), client=None, windows=windows)
 
     def get(self, display: Display, window: int) -> WindowInfo:
         ids, active, has_wm = self.client_ids(display)

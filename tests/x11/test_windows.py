@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from Xlib import X
+from Xlib.display import Display
 
 from agent.devdesktop import DevDesktop
 from agent.errors import InvalidArgument, NotFound
@@ -230,3 +233,28 @@ async def test_focus_reaches_a_window_on_another_workspace(
     await windows.focus(window)
     assert active_window(wm_desktop) == window
     observe(wm_desktop, "wmctrl", "-s", "0")  # back to the first workspace for the other tests
+
+
+async def test_the_window_at_a_point_is_the_application_even_over_another_process_child(
+    wm_desktop: DevDesktop, windows: WindowService, xterm: tuple[int, int]
+) -> None:
+    """Chromium's GPU process draws into a child of the browser's window: a click there is the
+    browser's. A point on the WM's title bar belongs to no application window."""
+    pid, window = xterm
+    seen = observed(wm_desktop, window)
+    display = Display(wm_desktop.display)  # this test's process makes the child window
+    try:
+        child = display.create_resource_object("window", window).create_window(
+            0, 0, seen.width, seen.height, 0, X.CopyFromParent
+        )
+        child.map()
+        display.sync()
+        # Near the corner: openbox shows its workspace popup in the middle of the screen for a
+        # moment after an earlier test switched workspaces.
+        hit = await windows.at(seen.abs_x + 10, seen.abs_y + 10)
+        assert hit.client is not None and hit.client.id == window
+        assert hit.pid == pid != os.getpid()
+        title_bar = await windows.at(seen.abs_x + 20, seen.abs_y - 8)
+        assert title_bar.client is None and title_bar.pid not in (None, pid)
+    finally:
+        display.close()
