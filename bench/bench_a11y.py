@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 from agent.a11y.node import Extents, WalkOptions  # noqa: E402
 from agent.a11y.service import Accessibility  # noqa: E402
 from agent.devdesktop import DevDesktop  # noqa: E402
-from bench.common import write_section  # noqa: E402
-from tests.conftest import start_agent  # noqa: E402
+from bench.common import median_ms, timed, write_section  # noqa: E402
+from tests.conftest import RunningAgent, start_agent  # noqa: E402
 
 SCREEN = Extents(0, 0, 1280, 720)
 
@@ -221,13 +220,18 @@ async def in_process(
         await service.close()
 
 
-def over_http(desktop: DevDesktop, params: dict[str, str], runs: int) -> dict[str, Any]:
-    agent = start_agent(
+def agent_on(desktop: DevDesktop) -> RunningAgent:
+    """A computer-agent serving the bench desktop (the caller stops it)."""
+    return start_agent(
         dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display),
         Path(tempfile.mkdtemp(prefix="bench-a11y-")),
         "--display",
         desktop.display,
     )
+
+
+def over_http(desktop: DevDesktop, params: dict[str, str], runs: int) -> dict[str, Any]:
+    agent = agent_on(desktop)
     try:
         with agent.client() as http:
             http.get("/desktop/accessibility-tree", params=params).raise_for_status()
@@ -246,12 +250,7 @@ def over_http(desktop: DevDesktop, params: dict[str, str], runs: int) -> dict[st
 def clicks_over_http(desktop: DevDesktop, runs: int) -> dict[str, Any]:
     """An element click (which first checks what the point reaches) against a plain click at the
     same point and xdotool's, on a label of the widget factory (clicking it changes nothing)."""
-    agent = start_agent(
-        dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display),
-        Path(tempfile.mkdtemp(prefix="bench-a11y-")),
-        "--display",
-        desktop.display,
-    )
+    agent = agent_on(desktop)
     try:
         with agent.client() as http:
             found = http.get(
@@ -261,15 +260,6 @@ def clicks_over_http(desktop: DevDesktop, runs: int) -> dict[str, Any]:
             found.raise_for_status()
             label = found.json()["nodes"][0]
             point = label["center"]
-
-            def timed(call: Callable[[], Any]) -> float:
-                call()
-                times = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    call()
-                    times.append(time.perf_counter() - started)
-                return ms(statistics.median(times))
 
             def element_click() -> None:
                 http.post("/desktop/accessibility/click", json={"id": label["id"]}).raise_for_status()
@@ -285,9 +275,9 @@ def clicks_over_http(desktop: DevDesktop, runs: int) -> dict[str, Any]:
                 )
 
             return {
-                "element_click_ms": timed(element_click),
-                "plain_click_ms": timed(plain_click),
-                "xdotool_ms": timed(xdotool_click),
+                "element_click_ms": median_ms(timed(element_click, runs)),
+                "plain_click_ms": median_ms(timed(plain_click, runs)),
+                "xdotool_ms": median_ms(timed(xdotool_click, runs)),
             }
     finally:
         agent.stop()
