@@ -21,7 +21,6 @@ NULL_PATH = "/org/a11y/atspi/null"
 CACHE_PATH = "/org/a11y/atspi/cache"
 PATH_PREFIX = "/org/a11y/atspi/accessible/"
 DESKTOP_ID = "desktop"
-_SHOWING_AND_VISIBLE = (1 << roles.STATE_SHOWING) | (1 << roles.STATE_VISIBLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +113,7 @@ class Node:
 
     @property
     def showing(self) -> bool:
-        # Both bits live in the first word; this runs for every node several times per walk.
-        first = self.state_words[0] if self.state_words else 0
-        return first & _SHOWING_AND_VISIBLE == _SHOWING_AND_VISIBLE
+        return roles.is_showing(self.state_words)
 
     def iter(self) -> list[Node]:
         """This node and its descendants, depth first, in document order."""

@@ -195,6 +195,7 @@ STATE_NUMBERS: dict[str, int] = {name: number for number, name in enumerate(STAT
 
 STATE_SHOWING = STATE_NUMBERS["showing"]
 STATE_VISIBLE = STATE_NUMBERS["visible"]
+_SHOWING_AND_VISIBLE = (1 << STATE_SHOWING) | (1 << STATE_VISIBLE)
 STATE_DEFUNCT = STATE_NUMBERS["defunct"]
 STATE_MANAGES_DESCENDANTS = STATE_NUMBERS["manages-descendants"]
 ROLE_APPLICATION = ROLE_NUMBERS["application"]
@@ -224,6 +225,11 @@ def _state_names(words: tuple[int, ...]) -> tuple[str, ...]:
                 names.append(STATE_NAMES[bit])
             rest ^= low
     return tuple(names)
+
+
+def is_showing(words: tuple[int, ...] | list[int]) -> bool:
+    """SHOWING and VISIBLE both set (both bits live in the first word; this runs per node)."""
+    return bool(words) and words[0] & _SHOWING_AND_VISIBLE == _SHOWING_AND_VISIBLE
 
 
 def has_state(words: tuple[int, ...] | list[int], number: int) -> bool:

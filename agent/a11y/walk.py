@@ -45,7 +45,6 @@ from agent.a11y.node import (
 )
 from agent.a11y.replay import REPLAY_LIMIT, Ahead, Replays
 
-_SHOWING_AND_VISIBLE = (1 << roles.STATE_SHOWING) | (1 << roles.STATE_VISIBLE)
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
 # A round with this many calls the burst did not foresee, and more of them than foreseen ones,
 # stops the rest of the burst: the interface changed since the last walk.
@@ -164,13 +163,17 @@ class AppWalk:
             and len(self.cache) <= 2 * (self.budget.limit - self.budget.used)
             and self.options.max_depth >= 16
         ):
-            showing = [self._node(path) for path, item in self.cache.items() if _showing(item)]
+            showing = [self._node(path) for path, item in self.cache.items() if roles.is_showing(item[9])]
             early = asyncio.ensure_future(self._details(showing))
             incomplete = [
                 self._node(path)
                 for path, item in self.cache.items()
                 if item[4] != 0
-                and (_showing(item) or not self.options.visible_only or item[7] == roles.ROLE_APPLICATION)
+                and (
+                    roles.is_showing(item[9])
+                    or not self.options.visible_only
+                    or item[7] == roles.ROLE_APPLICATION
+                )
                 and not roles.has_state(item[9], roles.STATE_MANAGES_DESCENDANTS)
                 and self._cached_children_of(path, item[4]) is None
             ]
@@ -422,8 +425,3 @@ class AppWalk:
             self.detailed.add(path)
             todo.append(node)
         await fetch_details(self._batch, todo, self.options)
-
-
-def _showing(item: CacheItem) -> bool:
-    states = item[9]
-    return bool(states) and states[0] & _SHOWING_AND_VISIBLE == _SHOWING_AND_VISIBLE
