@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dbus_fast import Variant
 
 from agent.a11y import roles
-from agent.a11y.dbus import Call
+from agent.a11y.dbus import Call, Connection
 from agent.a11y.node import (
     ACCESSIBLE,
     ACTION,
@@ -99,9 +99,7 @@ async def act(service: Accessibility, element_id: str, action: str, value: str |
         ok = (await conn.call(Call(ref.path, COMPONENT, "GrabFocus"), deadline))[0]
     elif verb == "set_text":
         _need(interfaces, EDITABLE_TEXT, element_id, verb)
-        ok = (
-            await conn.call(Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (str(value),)), deadline)
-        )[0]
+        ok = await _set_text(conn, ref.path, str(value), deadline)
     elif verb == "set_value":
         if VALUE in interfaces:
             number = _number(value)
@@ -110,11 +108,7 @@ async def act(service: Accessibility, element_id: str, action: str, value: str |
             )
             ok = True
         elif EDITABLE_TEXT in interfaces:
-            ok = (
-                await conn.call(
-                    Call(ref.path, EDITABLE_TEXT, "SetTextContents", "s", (str(value),)), deadline
-                )
-            )[0]
+            ok = await _set_text(conn, ref.path, str(value), deadline)
         else:
             raise InvalidArgument(
                 f"element {element_id} has neither a Value nor an editable text interface",
@@ -196,6 +190,11 @@ async def toplevel(service: Accessibility, element_id: str) -> Toplevel:
         name=str(name[0].value) if isinstance(name, list) else "",
         extents=Extents(*box[0]) if isinstance(box, list) else None,
     )
+
+
+async def _set_text(conn: Connection, path: str, text: str, deadline: float) -> bool:
+    """Replace an editable text's contents; whether the toolkit accepted it."""
+    return bool((await conn.call(Call(path, EDITABLE_TEXT, "SetTextContents", "s", (text,)), deadline))[0])
 
 
 def _action_index(names: list[str], verb: str) -> int | None:

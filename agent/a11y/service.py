@@ -34,7 +34,7 @@ from agent.a11y.node import (
 )
 from agent.a11y.replay import Replays
 from agent.a11y.walk import AppWalk
-from agent.errors import AccessibilityUnavailable, DeadlineExceeded, NotFound
+from agent.errors import AccessibilityUnavailable, AgentError, DeadlineExceeded, NotFound
 
 LOG = logging.getLogger(__name__)
 
@@ -211,17 +211,9 @@ class Accessibility:
         unknown = [ref for ref in refs if ref.bus not in self._names]
         fallback: dict[str, AppInfo] = {}
         if unknown:
-            calls = [
-                Call(
-                    "/org/freedesktop/DBus",
-                    BUS_DAEMON,
-                    "GetConnectionUnixProcessID",
-                    "s",
-                    (r.bus,),
-                    BUS_DAEMON,
-                )
-                for r in unknown
-            ] + [Call(r.path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Name"), r.bus) for r in unknown]
+            calls = [_pid_call(r.bus) for r in unknown] + [
+                Call(r.path, PROPERTIES, "Get", "ss", (ACCESSIBLE, "Name"), r.bus) for r in unknown
+            ]
             outcomes, _ = await bus.batch(calls, deadline)
             for i, ref in enumerate(unknown):
                 pid_outcome, name_outcome = outcomes[i], outcomes[len(unknown) + i]
@@ -336,13 +328,8 @@ class Accessibility:
         if known is not None:
             return known.pid
         try:
-            body = await (await self._a11y_bus()).call(
-                Call(
-                    "/org/freedesktop/DBus", BUS_DAEMON, "GetConnectionUnixProcessID", "s", (bus,), BUS_DAEMON
-                ),
-                deadline,
-            )
-        except Exception:  # gone, or a bus that will not say: the caller treats it as unknown
+            body = await (await self._a11y_bus()).call(_pid_call(bus), deadline)
+        except AgentError:  # gone, no answer, or a bus that will not say: the caller goes without
             return None
         return int(body[0])
 
@@ -356,6 +343,11 @@ class Accessibility:
                 f"no accessible element has the id {element_id!r}", details={"id": element_id}
             ) from None
         return conn, ref
+
+
+def _pid_call(bus: str) -> Call:
+    """Ask the bus daemon which process owns ``bus``."""
+    return Call("/org/freedesktop/DBus", BUS_DAEMON, "GetConnectionUnixProcessID", "s", (bus,), BUS_DAEMON)
 
 
 def _now() -> float:
