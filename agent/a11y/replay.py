@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from agent.a11y.dbus import Call, Connection, Failure, Outcome
@@ -24,6 +24,11 @@ KEPT_SHAPES = 4  # walks remembered per application (options and subtree differ)
 # The interface changed under the burst (its elements are gone): stop sending it after this
 # many "no such object" answers, once they are a quarter of those received.
 GONE_LIMIT = 64
+# A round with this many calls the burst did not foresee, and more of them than foreseen ones,
+# stops the rest of the burst: the interface changed since the last walk.
+UNFORESEEN_LIMIT = 32
+
+Send = Callable[[list[Call]], Awaitable[list[Outcome]]]
 
 
 class Replays:
@@ -63,16 +68,11 @@ class Ahead:
         self._waiters: dict[int, list[_Waiter]] = {}
         self._received = 0
         self._gone = 0
-        self._untaken = len(calls)
+        self._untaken = len(calls)  # calls of the burst the walk has not asked for (yet)
         self._task = asyncio.ensure_future(conn.batch(calls, deadline, on_answer=self._answer))
         self._task.add_done_callback(self._finish)
 
-    @property
-    def untaken(self) -> int:
-        """Calls of the burst the walk has not asked for (yet)."""
-        return self._untaken
-
-    def take(self, call: Call) -> int | None:
+    def _take(self, call: Call) -> int | None:
         """The slot of ``call`` in the burst, if it was sent and not yet handed out."""
         indexes = self._slots.get(call)
         if not indexes or (self._task.done() and not self._answered[indexes[0]]):
@@ -80,7 +80,46 @@ class Ahead:
         self._untaken -= 1
         return indexes.pop(0) if len(indexes) > 1 else self._slots.pop(call)[0]
 
-    async def collect(self, indexes: list[int]) -> list[Outcome]:
+    async def answer(self, calls: list[Call], send: Send, deadline: float) -> tuple[list[Outcome], bool]:
+        """The outcomes of a round: foreseen calls from the burst, the others through ``send``.
+
+        Foreseen calls the burst left unanswered (it stopped) are sent again before the
+        deadline; after it they stay None and the round is reported incomplete (False).
+        """
+        foreseen: list[tuple[int, int]] = []  # (position in calls, slot in the burst)
+        unforeseen: list[int] = []
+        for position, call in enumerate(calls):
+            slot = self._take(call)
+            if slot is None:
+                unforeseen.append(position)
+            else:
+                foreseen.append((position, slot))
+        if len(unforeseen) >= UNFORESEEN_LIMIT and len(unforeseen) > len(foreseen) and self._untaken:
+            self.stop()
+        if not foreseen:
+            return await send(calls), True
+        results: list[Outcome] = [None] * len(calls)
+        if unforeseen:
+            sent = asyncio.ensure_future(send([calls[p] for p in unforeseen]))
+        answers = await self._collect([slot for _, slot in foreseen])
+        missed = []  # the burst stopped (the interface changed) or its deadline passed first
+        for (position, _), outcome in zip(foreseen, answers, strict=True):
+            results[position] = outcome
+            if outcome is None:
+                missed.append(position)
+        complete = True
+        if missed:
+            if asyncio.get_running_loop().time() < deadline:
+                for position, outcome in zip(missed, await send([calls[p] for p in missed]), strict=True):
+                    results[position] = outcome
+            else:
+                complete = False
+        if unforeseen:
+            for position, outcome in zip(unforeseen, await sent, strict=True):
+                results[position] = outcome
+        return results, complete
+
+    async def _collect(self, indexes: list[int]) -> list[Outcome]:
         """Their outcomes, once answered (None: the burst stopped or its deadline passed first)."""
         pending = [index for index in indexes if not self._answered[index]]
         if pending and not self._task.done():

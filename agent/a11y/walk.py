@@ -46,9 +46,6 @@ from agent.a11y.node import (
 from agent.a11y.replay import REPLAY_LIMIT, Ahead, Replays
 
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
-# A round with this many calls the burst did not foresee, and more of them than foreseen ones,
-# stops the rest of the burst: the interface changed since the last walk.
-UNFORESEEN_LIMIT = 32
 
 
 class AppWalk:
@@ -84,41 +81,11 @@ class AppWalk:
     async def _batch(self, calls: list[Call]) -> list[Outcome]:
         if len(self.asked) < REPLAY_LIMIT:
             self.asked += calls
-        ahead = self.ahead
-        if ahead is None:
+        if self.ahead is None:
             return await self._send(calls)
-        foreseen: list[tuple[int, int]] = []  # (position in calls, slot in the burst)
-        unforeseen: list[int] = []
-        for position, call in enumerate(calls):
-            slot = ahead.take(call)
-            if slot is None:
-                unforeseen.append(position)
-            else:
-                foreseen.append((position, slot))
-        if len(unforeseen) >= UNFORESEEN_LIMIT and len(unforeseen) > len(foreseen) and ahead.untaken:
-            ahead.stop()
-        if not foreseen:
-            return await self._send(calls)
-        results: list[Outcome] = [None] * len(calls)
-        if unforeseen:
-            sent = asyncio.ensure_future(self._send([calls[p] for p in unforeseen]))
-        answers = await ahead.collect([slot for _, slot in foreseen])
-        missed = []  # the burst stopped (the interface changed) or its deadline passed first
-        for (position, _), outcome in zip(foreseen, answers, strict=True):
-            results[position] = outcome
-            if outcome is None:
-                missed.append(position)
-        if missed:
-            if asyncio.get_running_loop().time() < self.deadline:
-                for position, outcome in zip(
-                    missed, await self._send([calls[p] for p in missed]), strict=True
-                ):
-                    results[position] = outcome
-            else:
-                self.truncated = True
-        if unforeseen:
-            for position, outcome in zip(unforeseen, await sent, strict=True):
-                results[position] = outcome
+        results, complete = await self.ahead.answer(calls, self._send, self.deadline)
+        if not complete:
+            self.truncated = True
         return results
 
     async def _send(self, calls: list[Call]) -> list[Outcome]:
