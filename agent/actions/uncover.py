@@ -62,10 +62,6 @@ def _reaches(hit: WindowAt, element_window: elements.Toplevel, own: WindowInfo |
     return hit.client is None or own is None or hit.client.id == own.id
 
 
-def _only_window(windows: list[WindowInfo], pid: int | None) -> bool:
-    return sum(1 for w in windows if w.pid == pid and not w.minimized) == 1
-
-
 async def uncover(
     accessibility: Accessibility, windows: WindowService, element_id: str, x: int, y: int
 ) -> str | None:
@@ -78,21 +74,21 @@ async def uncover(
     if hit.pid is None:
         return None
     pid = await accessibility.app_pid(Ref.parse(element_id).bus, asyncio.get_running_loop().time() + 1.0)
-    if hit.pid == pid and (hit.client is None or _only_window(hit.windows, pid)):
+    if pid is None:
+        return None
+    theirs = [w for w in hit.windows if w.pid == pid and not w.minimized]
+    if hit.pid == pid and (hit.client is None or len(theirs) == 1):
         return None  # the common case, decided without climbing to the element's window
-    element_window = await elements.toplevel(accessibility, element_id)
-    if element_window.pid is None:
-        return None
-    if hit.pid == element_window.pid and (hit.client is None or is_window_of(hit.client, element_window)):
-        return None
-    listed = [w for w in hit.windows if not w.minimized and w.pid == element_window.pid]
-    if not listed:
+    if not theirs:
         return None  # its process shows no window of its own (a helper process?): click as aimed
-    own = next((w for w in listed if is_window_of(w, element_window)), None)
+    element_window = await elements.toplevel(accessibility, element_id)
+    if hit.pid == pid and hit.client is not None and is_window_of(hit.client, element_window):
+        return None
+    own = next((w for w in theirs if is_window_of(w, element_window)), None)
     if own is None:
-        if hit.pid == element_window.pid:
+        if hit.pid == pid:
             return None  # none of its windows can be told apart: its process is in front anyway
-        own = next((w for w in listed if w.x <= x < w.x + w.width and w.y <= y < w.y + w.height), None)
+        own = next((w for w in theirs if w.x <= x < w.x + w.width and w.y <= y < w.y + w.height), None)
         if own is None:
             return None  # its window is none we can name (a popup?): click as aimed
     try:
