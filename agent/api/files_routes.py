@@ -199,8 +199,10 @@ async def upload(request: web.Request) -> web.Response:
             await files.run(files.write, pending, b"".join(batch))
         entry = await files.run(files.commit, pending)
     except BaseException as exc:
-        # Not awaited: this must also run when the handler is being cancelled.
-        files.submit(pending.abort)
+        if isinstance(exc, asyncio.CancelledError):
+            files.submit(pending.abort)  # not awaited: the handler is being cancelled
+        else:
+            await files.run(pending.abort)  # gone before the error answer says nothing was written
         if isinstance(exc, ConnectionError | ClientPayloadError | asyncio.IncompleteReadError):
             raise InvalidArgument("the upload ended before its end; nothing was written") from None
         raise
