@@ -288,6 +288,14 @@ def test_traversal_and_symlink_escapes_are_refused(fenced: tuple[RunningAgent, P
             assert answer.json()["error"]["code"] == "PERMISSION_DENIED"
         move = {"source": str(root / "inside.txt"), "destination": str(root / "escape" / "moved.txt")}
         assert http.post("/files/move", json=move).status_code == 403
+        # The fence holds for the source of a move (nothing is pulled in) and for new folders.
+        for source in (root / "escape" / "secret.txt", root / ".." / "outside" / "secret.txt"):
+            pull = {"source": str(source), "destination": str(root / "pulled.txt")}
+            assert http.post("/files/move", json=pull).status_code == 403, source
+        for folder, parents in ((root / "escape" / "made", False), (root / "escape" / "a" / "b", True)):
+            made = http.post("/files/mkdir", json={"path": str(folder), "parents": parents})
+            assert made.status_code == 403, (folder, made.text)
+        assert not (root / "pulled.txt").exists()
         # The link itself lives inside the root: describing or deleting it is allowed.
         assert http.get("/files/stat", params={"path": str(root / "secret-link")}).json()["type"] == "symlink"
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
