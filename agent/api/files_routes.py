@@ -100,6 +100,12 @@ def _flag(request: web.Request, name: str, default: bool) -> bool:
     raise InvalidArgument(f"{name}: expected true or false, got {raw!r}", details={"field": name})
 
 
+def _byte_position(digits: str) -> int:
+    """A Range number; one longer than any file size could be is just "past every end"
+    (Python refuses to convert more than 4,300 digits, and no file has 2**63 bytes)."""
+    return int(digits) if len(digits) <= 18 else 1 << 63
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end_exclusive)`` for one satisfiable byte range; None to send everything.
 
@@ -115,12 +121,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        count = int(last)
+        count = _byte_position(last)
         if count == 0:
             raise RangeNotSatisfiableError
         return max(0, size - count), size
-    start = int(first)
-    end = size if not last else min(size, int(last) + 1)
+    start = _byte_position(first)
+    end = size if not last else min(size, _byte_position(last) + 1)
     if start >= size or end <= start:
         raise RangeNotSatisfiableError
     return start, end

@@ -150,6 +150,14 @@ def test_range_requests(client: httpx.Client, tmp_path: Path) -> None:
     answer = client.get("/files", params=params)
     assert answer.status_code == 200 and answer.content == data
     assert answer.headers["accept-ranges"] == "bytes"
+    # Numbers longer than Python converts (4,300 digits) are just far past the end: never a 500.
+    huge = "9" * 5000
+    answer = client.get("/files", params=params, headers={"Range": f"bytes={huge}-"})
+    assert answer.status_code == 416 and answer.json()["error"]["code"] == "INVALID_ARGUMENT"
+    answer = client.get("/files", params=params, headers={"Range": f"bytes=1000-{huge}"})
+    assert answer.status_code == 206 and answer.content == data[1000:]
+    answer = client.get("/files", params=params, headers={"Range": f"bytes=-{huge}"})
+    assert answer.status_code == 206 and answer.content == data
 
 
 def test_folder_operations(client: httpx.Client, tmp_path: Path) -> None:
