@@ -29,7 +29,8 @@ from pathlib import Path
 
 import psutil
 
-from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
+from agent.config import ConfigError
+from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound, Unavailable
 from agent.exec.user import DesktopUser, session_environment
 from agent.launch_scope import ScopeMover
 from agent.oom import unprotect_child
@@ -58,6 +59,20 @@ def default_log_dir(user: DesktopUser) -> Path:
     if os.path.isdir(user.home):
         return Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
     return Path(tempfile.mkdtemp(prefix=f"computer-agent-launch-{user.uid}-"))
+
+
+def check_log_dir(directory: Path) -> None:
+    """Refuse at start a ``--launch-log-dir`` the agent cannot write: otherwise every launch
+    would fail later, far from the cause."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".computer-agent-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"--launch-log-dir {directory}: cannot write there: {exc.strerror or exc}"
+        ) from None
 
 
 def parse_command(app: str) -> list[str]:
@@ -107,6 +122,8 @@ class Launcher:
         self._user = user
         self._display = display
         self._windows = windows
+        if log_dir is not None:
+            check_log_dir(log_dir)
         self._log_dir = log_dir or default_log_dir(user)
         self._chown_log_dir = log_dir is None  # ours to hand to the user; an operator's is not
         self._base_env = base_env
@@ -143,9 +160,16 @@ class Launcher:
 
     def _spawn(self, argv: list[str], executable: str, env: dict[str, str]) -> Launched:
         self._prune()
-        log_path = self._open_log_path(os.path.basename(argv[0]))
         switch = self._user.switch
-        with open(log_path, "ab", buffering=0) as log:
+        try:
+            log_path = self._open_log_path(os.path.basename(argv[0]))
+            log = open(log_path, "ab", buffering=0)  # noqa: SIM115 (closed by the with below)
+        except OSError as exc:  # the folder went away or became unwritable since start
+            raise Unavailable(
+                f"cannot write the app's log in {self._log_dir} (--launch-log-dir): {exc.strerror or exc}",
+                details={"log_dir": str(self._log_dir)},
+            ) from None
+        with log:
             if switch:
                 os.fchown(log.fileno(), self._user.uid, self._user.gid)
             try:
