@@ -223,6 +223,11 @@ class FileService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
+    async def read_file(self, raw: str, limit: int) -> bytes:
+        """A whole regular file for another service (the wallpaper), read under this service's
+        rules: as the desktop user, within the allowed roots, on its own threads."""
+        return await self.run(self.read_bytes, raw, limit)
+
     def submit(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the file threads without waiting (clean-up on cancellation paths)."""
         with contextlib.suppress(RuntimeError):  # the executor is already shut down

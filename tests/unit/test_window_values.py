@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import stat
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from agent.config import Config
 from agent.environment import _xft_dpi
-from agent.errors import InvalidArgument, NotFound, PayloadTooLarge
+from agent.errors import InvalidArgument, NotFound, PayloadTooLarge, PermissionDenied
+from agent.files.service import FileService
 from agent.launcher import parse_command, resolve_program
 from agent.models.windows import Window
 from agent.x11.ctext import decode_compound_text
@@ -117,13 +120,32 @@ async def test_fetch_refuses_other_schemes_and_reads_files(tmp_path: Path) -> No
         await fetch("ftp://example.com/a.png", max_bytes=1 << 20, timeout=1)
     with pytest.raises(InvalidArgument):
         await fetch("/no/scheme.png", max_bytes=1 << 20, timeout=1)
+    with pytest.raises(PermissionDenied, match="--wallpaper-fetch-urls"):
+        await fetch("https://example.com/a.png", max_bytes=1 << 20, timeout=1)
     image = tmp_path / "a b.png"
     image.write_bytes(_png())
-    assert await fetch("file://" + str(image).replace(" ", "%20"), max_bytes=1 << 20, timeout=1) == _png()
-    with pytest.raises(NotFound):
-        await fetch(f"file://{tmp_path}/missing.png", max_bytes=1 << 20, timeout=1)
-    with pytest.raises(PayloadTooLarge):
-        await fetch(f"file://{image}", max_bytes=10, timeout=1)
+    with pytest.raises(PermissionDenied, match="--exec false"):  # no files service: no file URLs
+        await fetch(f"file://{image}", max_bytes=1 << 20, timeout=1)
+    files = FileService(Config(files_allowed_roots=(tmp_path,)))
+    try:
+        url = "file://" + str(image).replace(" ", "%20")
+        assert await fetch(url, max_bytes=1 << 20, timeout=1, read_file=files.read_file) == _png()
+        with pytest.raises(NotFound):
+            await fetch(
+                f"file://{tmp_path}/missing.png", max_bytes=1 << 20, timeout=1, read_file=files.read_file
+            )
+        with pytest.raises(PayloadTooLarge):
+            await fetch(f"file://{image}", max_bytes=10, timeout=1, read_file=files.read_file)
+        with pytest.raises(PermissionDenied):  # outside the files service's roots
+            await fetch("file:///etc/hostname", max_bytes=1 << 20, timeout=1, read_file=files.read_file)
+        os.mkfifo(tmp_path / "fifo")
+        for not_a_file in ("fifo", ""):  # a FIFO (would block forever if opened), a folder
+            with pytest.raises(InvalidArgument, match=r"not a regular file|a folder"):
+                await fetch(
+                    f"file://{tmp_path}/{not_a_file}", max_bytes=1 << 20, timeout=5, read_file=files.read_file
+                )
+    finally:
+        await files.close()
 
 
 def test_images_are_validated() -> None:
