@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import contextlib
 import hashlib
 import io
 import ipaddress
 import logging
 import os
+import secrets
 import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -52,6 +54,7 @@ from agent.errors import (
     PermissionDenied,
 )
 from agent.exec.user import DesktopUser, session_environment
+from agent.files.creds import file_executor
 from agent.x11 import ewmh
 from agent.x11.connection import CONNECTION_ERRORS
 
@@ -92,6 +95,7 @@ class WallpaperService:
         self._base_env = base_env
         self._read_file = read_file  # None: file URLs are refused (the files API is off)
         self._fetch_urls = fetch_urls
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
 
     async def set_from_url(self, url: str) -> WallpaperResult:
@@ -106,14 +110,27 @@ class WallpaperService:
         image, kind = await loop.run_in_executor(None, decode_image, data)
         async with self._lock:
             if xfdesktop_running(self._user):
-                path = await loop.run_in_executor(None, self._store, data, image, kind)
+                path = await loop.run_in_executor(self._user_threads(), self._store, data, image, kind)
                 await self._set_xfconf(path)
                 return WallpaperResult("xfconf", image.width, image.height, str(path))
             await loop.run_in_executor(None, set_root_pixmap, self._display, image)
             return WallpaperResult("root-pixmap", image.width, image.height, None)
 
+    def _user_threads(self) -> concurrent.futures.ThreadPoolExecutor:
+        """A thread that writes files as the desktop user (made on first use)."""
+        if self._writer is None:
+            self._writer = file_executor(self._user, workers=1)
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=False, cancel_futures=True)
+            self._writer = None
+
     def _store(self, data: bytes, image: Image.Image, kind: str) -> Path:
-        """Keep the image where the desktop user's xfdesktop can read it."""
+        """Keep the image where the desktop user's xfdesktop can read it. Runs as the desktop
+        user: the folders are in their home, and whatever links they put there lead only where
+        they could write themselves (the files are theirs without a chown)."""
         directory = Path(self._user.home) / ".local" / "share" / "computer-agent" / "wallpaper"
         directory.mkdir(parents=True, exist_ok=True)
         ext = _KEEP_FORMATS.get(kind)
@@ -122,13 +139,19 @@ class WallpaperService:
             image.save(buffer, "PNG")
             data, ext = buffer.getvalue(), "png"
         path = directory / f"wallpaper-{hashlib.sha256(data).hexdigest()[:16]}.{ext}"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-        if self._user.switch:
-            for part in (path, directory, directory.parent, directory.parent.parent):
-                os.chown(part, self._user.uid, self._user.gid)
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            with open(fd, "wb") as handle:
+                handle.write(data)
+                os.fchmod(handle.fileno(), 0o644)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise AgentError(
+                f"cannot store the wallpaper in {directory} as {self._user.name}: {exc.strerror or exc}"
+            ) from None
         return path
 
     async def _set_xfconf(self, path: Path) -> None:
