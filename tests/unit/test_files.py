@@ -201,7 +201,7 @@ def test_file_shrinking_during_download_ends_the_connection(agent: RunningAgent,
     host, port = agent.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=15) as sock:
         sock.sendall(
-            f"GET /files?path={path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {agent.token}\r\n\r\n".encode()
+            f"GET /files?path={path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {agent.token}\r\n\r\n".encode()
         )
         received = b""
         while b"\r\n\r\n" not in received:

@@ -101,7 +101,12 @@ def _client_rounds(
                 seen["list-outside"] += 1
         if http.get("/files/stat", params={"path": str(folder / "outside-only.txt")}).status_code == 200:
             seen["stat-outside"] += 1
-        put = http.put("/files", params={"path": str(folder / f"{name}.txt")}, content=b"x" * 70_000)
+        put = http.put(
+            "/files",
+            params={"path": str(folder / f"{name}.txt")},
+            content=b"x" * 70_000,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         seen[f"put-{put.status_code}"] += 1
         made = http.post("/files/mkdir", json={"path": str(folder / f"{name}-d" / "sub")})
         seen[f"mkdir-{made.status_code}"] += 1
