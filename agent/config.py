@@ -112,6 +112,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("launch_log_dir", _path, None, "directory of launched apps' logs (default ~/.local/state/...)"),
     Option("wallpaper_max_bytes", _positive_int, 32 * 1024 * 1024, "largest wallpaper image accepted"),
     Option("wallpaper_timeout", _positive_float, 20.0, "seconds to fetch a wallpaper image"),
+    Option(
+        "wallpaper_fetch_urls",
+        _bool,
+        False,
+        "fetch http(s) wallpaper URLs (never from loopback, link-local or unspecified addresses); off: 403",
+    ),
 )
 
 
@@ -143,6 +149,7 @@ class Config:
     launch_log_dir: Path | None = None
     wallpaper_max_bytes: int = 32 * 1024 * 1024
     wallpaper_timeout: float = 20.0
+    wallpaper_fetch_urls: bool = False
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

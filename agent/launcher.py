@@ -29,8 +29,10 @@ from pathlib import Path
 
 import psutil
 
-from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
+from agent.config import ConfigError
+from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound, Unavailable
 from agent.exec.user import DesktopUser, session_environment
+from agent.files.creds import file_executor
 from agent.launch_scope import ScopeMover
 from agent.oom import unprotect_child
 from agent.x11.windows import WindowService
@@ -54,10 +56,27 @@ class Launched:
 def default_log_dir(user: DesktopUser) -> Path:
     """``~/.local/state/computer-agent/launch``; for a user without a home (``nobody``), a
     fresh private folder in /tmp (an unpredictable name: nobody can plant a symlink there)
-    rather than creating their nonexistent home as root."""
+    handed to the user at once, rather than creating their nonexistent home as root."""
     if os.path.isdir(user.home):
         return Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
-    return Path(tempfile.mkdtemp(prefix=f"computer-agent-launch-{user.uid}-"))
+    directory = tempfile.mkdtemp(prefix=f"computer-agent-launch-{user.uid}-")
+    if user.switch:  # just made by root, 0700, in sticky /tmp: nobody else can have swapped it
+        os.chown(directory, user.uid, user.gid)
+    return Path(directory)
+
+
+def check_log_dir(directory: Path) -> None:
+    """Refuse at start a ``--launch-log-dir`` the agent cannot write: otherwise every launch
+    would fail later, far from the cause."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".computer-agent-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"--launch-log-dir {directory}: cannot write there: {exc.strerror or exc}"
+        ) from None
 
 
 def parse_command(app: str) -> list[str]:
@@ -107,8 +126,13 @@ class Launcher:
         self._user = user
         self._display = display
         self._windows = windows
+        if log_dir is not None:
+            check_log_dir(log_dir)
         self._log_dir = log_dir or default_log_dir(user)
-        self._chown_log_dir = log_dir is None  # ours to hand to the user; an operator's is not
+        # The default folder is the user's: it is written (and read back) as the user, so a
+        # link they plant there leads only where they could write themselves. An operator's
+        # folder is trusted and written as the agent, each log then given to the user.
+        self._log_threads = file_executor(user, workers=1) if log_dir is None and user.switch else None
         self._base_env = base_env
         self._scope = scope  # under systemd: moves each app out of the agent's unit
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -120,7 +144,10 @@ class Launcher:
         executable = resolve_program(argv[0], env.get("PATH", ""))
         before = {w.id for w in await self._windows.list_windows()} if wait_for_window else set()
         loop = asyncio.get_running_loop()
-        launched = await loop.run_in_executor(None, self._spawn, argv, executable, env)
+        log_fd, log_path = await loop.run_in_executor(
+            self._log_threads, self._open_log, os.path.basename(argv[0])
+        )
+        launched = await loop.run_in_executor(None, self._spawn, argv, executable, env, log_fd, log_path)
         LOG.info("launched %s as pid %d", launched.program, launched.pid)
         self._watch()
         if self._scope is not None:
@@ -141,12 +168,27 @@ class Launcher:
             await asyncio.sleep(PRUNE_INTERVAL)
             self._prune()
 
-    def _spawn(self, argv: list[str], executable: str, env: dict[str, str]) -> Launched:
+    def _open_log(self, name: str) -> tuple[int, Path]:
+        """A fresh log file, open for appending (on the log threads: as the user for their folder)."""
+        try:
+            path = self._new_log_path(name)
+            fd = os.open(
+                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:  # the folder went away or became unwritable since start
+            raise Unavailable(
+                f"cannot write the app's log in {self._log_dir} (--launch-log-dir): {exc.strerror or exc}",
+                details={"log_dir": str(self._log_dir)},
+            ) from None
+        return fd, path
+
+    def _spawn(
+        self, argv: list[str], executable: str, env: dict[str, str], log_fd: int, log_path: Path
+    ) -> Launched:
         self._prune()
-        log_path = self._open_log_path(os.path.basename(argv[0]))
         switch = self._user.switch
-        with open(log_path, "ab", buffering=0) as log:
-            if switch:
+        with open(log_fd, "ab", buffering=0) as log:
+            if switch and self._log_threads is None:  # written as the agent: the user owns their logs
                 os.fchown(log.fileno(), self._user.uid, self._user.gid)
             try:
                 proc = subprocess.Popen(
@@ -173,15 +215,11 @@ class Launcher:
         self._children[proc.pid] = proc
         return Launched(proc.pid, os.path.basename(argv[0]), str(log_path))
 
-    def _open_log_path(self, name: str) -> Path:
-        """A fresh log file path in the log directory (created for the user), pruning old logs."""
+    def _new_log_path(self, name: str) -> Path:
+        """A fresh log file path in the log folder (created if missing), pruning old logs."""
         directory = self._log_dir
-        created = [part for part in (directory, *directory.parents) if not part.exists()]
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self._user.switch and self._chown_log_dir and directory.stat().st_uid != self._user.uid:
-            for part in {directory, *created}:  # the user owns their logs and the folders made for them
-                os.chown(part, self._user.uid, self._user.gid)
-        logs = sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        logs = sorted(directory.glob("*.log"), key=lambda p: p.lstat().st_mtime)
         for old in logs[: max(0, len(logs) - KEEP_LOGS + 1)]:
             with contextlib.suppress(OSError):
                 old.unlink()
@@ -215,12 +253,15 @@ class Launcher:
             if exited_with is None:
                 exited_with = self.exit_code(launched.pid)
                 if exited_with is not None and exited_with != 0:
+                    tail = await asyncio.get_running_loop().run_in_executor(
+                        self._log_threads, _tail, launched.log_path
+                    )
                     raise Conflict(
                         f"{launched.program} exited with code {exited_with} before showing a window",
                         details={
                             "pid": launched.pid,
                             "exit_code": exited_with,
-                            "log": _tail(launched.log_path),
+                            "log": tail,
                         },
                     )
             if exited_with == 0:
@@ -237,6 +278,8 @@ class Launcher:
 
     async def close(self) -> None:
         """Apps outlive the agent: drop our handles without signalling them."""
+        if self._log_threads is not None:
+            self._log_threads.shutdown(wait=False)
         if self._scope is not None:
             await self._scope.close()
         if self._pruner is not None:
@@ -259,8 +302,9 @@ def _process_tree(pid: int) -> set[int]:
 
 
 def _tail(path: str) -> str:
+    """The end of an app's log (on the log threads: read as the user from their folder)."""
     try:
-        with open(path, "rb") as log:
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as log:
             log.seek(0, os.SEEK_END)
             size = log.tell()
             log.seek(max(0, size - LOG_TAIL))

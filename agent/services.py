@@ -88,6 +88,8 @@ class Services:
             await self.files.close()
         if self.launcher is not None:
             await self.launcher.close()
+        if self.wallpaper is not None:
+            self.wallpaper.close()
         if self.clipboard is not None:
             await self.clipboard.close()
         if self.windows is not None:

@@ -42,6 +42,7 @@ def build_services(config: Config) -> Services:
     )
     _add_window_services(services, config)
     _add_exec_services(services, config)  # also with --exec false: its reaper collects launched apps' orphans
+    _add_wallpaper(services, config)
     services.heartbeat = heartbeat_from_config(
         config,
         services.readiness,
@@ -69,7 +70,6 @@ def _add_window_services(services: Services, config: Config) -> None:
     from agent.launch_scope import ScopeMover
     from agent.launcher import Launcher
     from agent.x11.clipboard import ClipboardService
-    from agent.x11.wallpaper import WallpaperService
     from agent.x11.windows import WindowService
 
     user = resolve_user(config.desktop_user)
@@ -79,8 +79,21 @@ def _add_window_services(services: Services, config: Config) -> None:
         user, config.display, services.windows, log_dir=config.launch_log_dir, scope=ScopeMover.detect()
     )
     services.environment = EnvironmentService(user, config.display, services.windows)
+
+
+def _add_wallpaper(services: Services, config: Config) -> None:
+    """The wallpaper reads file URLs through the files service, under its rules (none when off)."""
+    from agent.exec.user import resolve_user
+    from agent.x11.wallpaper import WallpaperService
+
+    files = services.files if config.exec else None
     services.wallpaper = WallpaperService(
-        config.display, user, max_bytes=config.wallpaper_max_bytes, timeout=config.wallpaper_timeout
+        config.display,
+        resolve_user(config.desktop_user),
+        max_bytes=config.wallpaper_max_bytes,
+        timeout=config.wallpaper_timeout,
+        read_file=files.read_file if files is not None else None,
+        fetch_urls=config.wallpaper_fetch_urls,
     )
 
 

@@ -2,13 +2,17 @@
 delete. Paths are the caller's; relative ones are under the desktop user's home.
 
 Downloads go out with ``sendfile`` from a descriptor opened by the desktop user's file thread,
-so the kernel copies the bytes and the permission check is the user's. Uploads are read from
+so the kernel copies the bytes and the permission check is the user's. A download sends exactly
+what it declares: files of pseudo filesystems (/proc, /sys), whose sizes are not their content,
+are read to their end and sent chunked; a file that shrinks while it is sent ends the
+connection, so a keep-alive client never reads the next answer as the rest of this one. Uploads are read from
 the socket in chunks and written to a temp file, so neither costs memory in proportion to size.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from email.utils import formatdate
@@ -28,7 +32,10 @@ from agent.logs import REQUEST_ID
 from agent.models.base import Request, Result, Success
 
 WRITE_BATCH = 1 << 20  # bytes gathered from the socket per write on the file thread
+STREAM_CHUNK = 1 << 16  # bytes read per step from a file of unknown size
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+LOG = logging.getLogger(__name__)
 
 
 class EntryModel(Result):
@@ -100,6 +107,12 @@ def _flag(request: web.Request, name: str, default: bool) -> bool:
     raise InvalidArgument(f"{name}: expected true or false, got {raw!r}", details={"field": name})
 
 
+def _byte_position(digits: str) -> int:
+    """A Range number; one longer than any file size could be is just "past every end"
+    (Python refuses to convert more than 4,300 digits, and no file has 2**63 bytes)."""
+    return int(digits) if len(digits) <= 18 else 1 << 63
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end_exclusive)`` for one satisfiable byte range; None to send everything.
 
@@ -115,12 +128,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        count = int(last)
+        count = _byte_position(last)
         if count == 0:
             raise RangeNotSatisfiableError
         return max(0, size - count), size
-    start = int(first)
-    end = size if not last else min(size, int(last) + 1)
+    start = _byte_position(first)
+    end = size if not last else min(size, _byte_position(last) + 1)
     if start >= size or end <= start:
         raise RangeNotSatisfiableError
     return start, end
@@ -130,10 +143,19 @@ class RangeNotSatisfiableError(Exception):
     pass
 
 
+def _drop_connection(request: web.Request) -> None:
+    """End the connection after what was sent: the response cannot be completed as declared,
+    and a keep-alive client must see it end rather than read the next answer as its rest."""
+    if request.protocol is not None:
+        request.protocol.force_close()
+
+
 async def download(request: web.Request) -> web.StreamResponse:
     files = _files(request)
     opened: OpenFile = await files.run(files.open_read, _path(request))
     try:
+        if not opened.size_known:
+            return await _stream_to_end(request, files, opened)
         try:
             span = parse_range(request.headers.get("Range"), opened.size)
         except RangeNotSatisfiableError:
@@ -160,11 +182,36 @@ async def download(request: web.Request) -> web.StreamResponse:
             if transport is None:
                 raise ConnectionResetError("the client went away")
             with open(opened.fd, "rb", buffering=0, closefd=False) as file:
-                await asyncio.get_running_loop().sendfile(transport, file, start, end - start)
+                sent = await asyncio.get_running_loop().sendfile(transport, file, start, end - start)
+            if sent < end - start:  # the file shrank while it was sent
+                LOG.warning(
+                    "%s shrank during its download: %d of %d bytes sent", opened.path, sent, end - start
+                )
+                _drop_connection(request)
+                return response
         await response.write_eof()
         return response
     finally:
         os.close(opened.fd)
+
+
+async def _stream_to_end(request: web.Request, files: FileService, opened: OpenFile) -> web.StreamResponse:
+    """A file whose size says nothing of its content (/proc, /sys): read to its end and send it
+    chunked, without a Content-Length (a Range is ignored: the whole file is the answer)."""
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/octet-stream"
+    response.headers["Accept-Ranges"] = "none"
+    response.headers[REQUEST_ID_HEADER] = REQUEST_ID.get() or ""
+    await response.prepare(request)
+    try:
+        while chunk := await files.run(os.read, opened.fd, STREAM_CHUNK):
+            await response.write(chunk)
+    except OSError as exc:  # e.g. a file that would block: the answer stays incomplete, visibly
+        LOG.warning("reading %s failed during its download: %s", opened.path, exc)
+        _drop_connection(request)
+        return response
+    await response.write_eof()
+    return response
 
 
 async def upload(request: web.Request) -> web.Response:

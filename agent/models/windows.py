@@ -195,7 +195,11 @@ class WallpaperRequest(Request):
     url: str = Field(
         min_length=1,
         max_length=48 * 1024 * 1024,
-        description="http(s), file:/// or data: URL of an image (PNG, JPEG, GIF, WebP, BMP, TIFF)",
+        description=(
+            "data:, file:/// or http(s) URL of an image (PNG, JPEG, GIF, WebP, BMP, TIFF). A file is read "
+            "like GET /files (as the desktop user, within --files-allowed-roots; 403 with --exec false); "
+            "http(s) only with --wallpaper-fetch-urls, never from loopback or link-local addresses"
+        ),
     )
 
 

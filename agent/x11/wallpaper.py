@@ -1,5 +1,13 @@
 """Setting the desktop wallpaper from an http(s), file or data URL.
 
+Nothing is read with the agent's own rights on the caller's behalf: a ``file`` URL is read by
+the files service (as the desktop user, within the allowed roots, refused with 403 when the
+files API is off, and only when it is a regular file: a FIFO or device is a 400, never a hang);
+``http(s)`` URLs are fetched only when ``--wallpaper-fetch-urls`` allows it, and then never
+from a loopback, link-local, unspecified or multicast address (each address is checked after
+resolution and connected to as checked, redirects one by one), so the route cannot probe the
+VM's own services. ``data`` URLs need nothing.
+
 The image is fetched with a size cap and a deadline, decoded (so a web page or a truncated file
 is a 400, not a black desktop), then handed to whatever draws the desktop: xfdesktop through
 xfconf when it runs (it owns the root window's background and would paint over ours), else
@@ -14,29 +22,49 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import contextlib
 import hashlib
 import io
+import ipaddress
 import logging
 import os
+import secrets
+import socket
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import aiohttp
 import psutil
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from PIL import Image, UnidentifiedImageError
 from Xlib import X, Xatom
 from Xlib.display import Display
 
-from agent.errors import AgentError, DeadlineExceeded, InvalidArgument, NotFound, PayloadTooLarge
+from agent.errors import (
+    AgentError,
+    Conflict,
+    DeadlineExceeded,
+    InvalidArgument,
+    PayloadTooLarge,
+    PermissionDenied,
+)
 from agent.exec.user import DesktopUser, session_environment
+from agent.files.creds import file_executor
 from agent.x11 import ewmh
 from agent.x11.connection import CONNECTION_ERRORS
 
 LOG = logging.getLogger(__name__)
 
 MAX_PIXELS = 64_000_000  # larger images are refused before decoding (decompression bombs)
+MAX_REDIRECTS = 5
+
+# Reads a file for the caller (path, most bytes): the files service, as the desktop user.
+FileReader = Callable[[str, int], Awaitable[bytes]]
 _KEEP_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 
 
@@ -57,28 +85,52 @@ class WallpaperService:
         max_bytes: int = 32 * 1024 * 1024,
         timeout: float = 20.0,
         base_env: dict[str, str] | None = None,
+        read_file: FileReader | None = None,
+        fetch_urls: bool = False,
     ) -> None:
         self._display = display
         self._user = user
         self._max_bytes = max_bytes
         self._timeout = timeout
         self._base_env = base_env
+        self._read_file = read_file  # None: file URLs are refused (the files API is off)
+        self._fetch_urls = fetch_urls
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
 
     async def set_from_url(self, url: str) -> WallpaperResult:
-        data = await fetch(url, max_bytes=self._max_bytes, timeout=self._timeout)
+        data = await fetch(
+            url,
+            max_bytes=self._max_bytes,
+            timeout=self._timeout,
+            read_file=self._read_file,
+            fetch_urls=self._fetch_urls,
+        )
         loop = asyncio.get_running_loop()
         image, kind = await loop.run_in_executor(None, decode_image, data)
         async with self._lock:
             if xfdesktop_running(self._user):
-                path = await loop.run_in_executor(None, self._store, data, image, kind)
+                path = await loop.run_in_executor(self._user_threads(), self._store, data, image, kind)
                 await self._set_xfconf(path)
                 return WallpaperResult("xfconf", image.width, image.height, str(path))
             await loop.run_in_executor(None, set_root_pixmap, self._display, image)
             return WallpaperResult("root-pixmap", image.width, image.height, None)
 
+    def _user_threads(self) -> concurrent.futures.ThreadPoolExecutor:
+        """A thread that writes files as the desktop user (made on first use)."""
+        if self._writer is None:
+            self._writer = file_executor(self._user, workers=1)
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=False, cancel_futures=True)
+            self._writer = None
+
     def _store(self, data: bytes, image: Image.Image, kind: str) -> Path:
-        """Keep the image where the desktop user's xfdesktop can read it."""
+        """Keep the image where the desktop user's xfdesktop can read it. Runs as the desktop
+        user: the folders are in their home, and whatever links they put there lead only where
+        they could write themselves (the files are theirs without a chown)."""
         directory = Path(self._user.home) / ".local" / "share" / "computer-agent" / "wallpaper"
         directory.mkdir(parents=True, exist_ok=True)
         ext = _KEEP_FORMATS.get(kind)
@@ -87,13 +139,19 @@ class WallpaperService:
             image.save(buffer, "PNG")
             data, ext = buffer.getvalue(), "png"
         path = directory / f"wallpaper-{hashlib.sha256(data).hexdigest()[:16]}.{ext}"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-        if self._user.switch:
-            for part in (path, directory, directory.parent, directory.parent.parent):
-                os.chown(part, self._user.uid, self._user.gid)
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            with open(fd, "wb") as handle:
+                handle.write(data)
+                os.fchmod(handle.fileno(), 0o644)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise AgentError(
+                f"cannot store the wallpaper in {directory} as {self._user.name}: {exc.strerror or exc}"
+            ) from None
         return path
 
     async def _set_xfconf(self, path: Path) -> None:
@@ -130,16 +188,34 @@ class WallpaperService:
         return out.decode("utf-8", "replace")
 
 
-async def fetch(url: str, *, max_bytes: int, timeout: float) -> bytes:
+async def fetch(
+    url: str, *, max_bytes: int, timeout: float, read_file: FileReader | None = None, fetch_urls: bool = False
+) -> bytes:
     """The bytes behind an http(s), file or data URL, at most ``max_bytes`` of them."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
+        if not fetch_urls:
+            raise PermissionDenied(
+                "url: fetching http(s) wallpaper URLs is off on this agent (--wallpaper-fetch-urls); "
+                "send the image as a data URL",
+                details={"field": "url", "option": "wallpaper_fetch_urls"},
+            )
         try:
-            return await asyncio.wait_for(_fetch_http(url, max_bytes), timeout)
+            return await asyncio.wait_for(_fetch_http(url, max_bytes, timeout), timeout)
         except TimeoutError:
             raise DeadlineExceeded(f"url: no complete answer within {timeout:g}s") from None
     if scheme == "file":
-        return await asyncio.get_running_loop().run_in_executor(None, _read_file, url, max_bytes)
+        if read_file is None:
+            raise PermissionDenied(
+                "url: file URLs are refused because the files API is disabled on this agent (--exec false)",
+                details={"field": "url"},
+            )
+        try:
+            return await asyncio.wait_for(read_file(_file_path(url), max_bytes), timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(f"url: the file was not read within {timeout:g}s") from None
+        except Conflict as exc:  # a folder, FIFO, device...: nothing to show
+            raise InvalidArgument(f"url: {exc.message}", details={"field": "url", **exc.details}) from None
     if scheme == "data":
         return _decode_data_url(url, max_bytes)
     raise InvalidArgument(
@@ -148,48 +224,101 @@ async def fetch(url: str, *, max_bytes: int, timeout: float) -> bytes:
     )
 
 
-async def _fetch_http(url: str, max_bytes: int) -> bytes:
-    import aiohttp  # the client only; imported here so that importing this module stays cheap
-
+def _forbidden_address(address: str) -> bool:
+    """Addresses of the VM itself and of no host at all: the route must not reach them."""
     try:
-        async with aiohttp.ClientSession() as session, session.get(url, max_redirects=5) as response:
-            if response.status != 200:
-                raise InvalidArgument(
-                    f"url: the server answered HTTP {response.status}",
-                    details={"field": "url", "status": response.status},
-                )
-            if response.content_length is not None and response.content_length > max_bytes:
-                raise _too_large(max_bytes)
-            chunks, size = [], 0
-            async for chunk in response.content.iter_chunked(1 << 16):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _too_large(max_bytes)
-                chunks.append(chunk)
-            return b"".join(chunks)
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+
+
+def _refused(host: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"url: {host} is a loopback, link-local or unspecified address; wallpapers are not fetched from it",
+        details={"field": "url", "host": host},
+    )
+
+
+def _checked_url(url: str) -> urllib.parse.SplitResult:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(f"url: {url!r} is not an http(s) URL with a host", details={"field": "url"})
+    try:
+        literal = ipaddress.ip_address(parts.hostname.split("%", 1)[0])
+    except ValueError:
+        literal = None
+    if literal is not None and _forbidden_address(parts.hostname):  # aiohttp does not resolve literals
+        raise _refused(parts.hostname)
+    return parts
+
+
+async def _fetch_http(url: str, max_bytes: int, timeout: float) -> bytes:
+    connector = aiohttp.TCPConnector(resolver=_PublicResolver(), use_dns_cache=False)
+    client_timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0), sock_read=timeout)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+            for _ in range(MAX_REDIRECTS + 1):
+                _checked_url(url)
+                async with session.get(url, allow_redirects=False) as response:
+                    location = response.headers.get("Location")
+                    if response.status in (301, 302, 303, 307, 308) and location:
+                        url = urllib.parse.urljoin(url, location)  # checked again before it is fetched
+                        continue
+                    return await _read_answer(response, max_bytes)
+            raise InvalidArgument(f"url: more than {MAX_REDIRECTS} redirects", details={"field": "url"})
     except aiohttp.ClientError as exc:
         raise InvalidArgument(
             f"url: cannot fetch: {type(exc).__name__}: {exc}", details={"field": "url"}
         ) from None
 
 
-def _read_file(url: str, max_bytes: int) -> bytes:
+async def _read_answer(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    if response.status != 200:
+        raise InvalidArgument(
+            f"url: the server answered HTTP {response.status}",
+            details={"field": "url", "status": response.status},
+        )
+    if response.content_length is not None and response.content_length > max_bytes:
+        raise _too_large(max_bytes)
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _PublicResolver(AbstractResolver):
+    """Resolves a host name and keeps only the addresses a wallpaper may come from; the
+    connection is then made to one of exactly these (no second lookup a DNS rebind could switch)."""
+
+    def __init__(self) -> None:
+        self._resolver = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self._resolver.resolve(host, port, family)
+        allowed = [answer for answer in answers if not _forbidden_address(answer["host"])]
+        if not allowed:
+            raise _refused(host)
+        return allowed
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+def _file_path(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise InvalidArgument(
             "url: file URLs must name a local file (file:///path)", details={"field": "url"}
         )
-    path = urllib.parse.unquote(parts.path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise NotFound(f"url: no file {path}", details={"path": path}) from None
-    except OSError as exc:
-        raise InvalidArgument(f"url: cannot read {path}: {exc.strerror}", details={"path": path}) from None
-    if len(data) > max_bytes:
-        raise _too_large(max_bytes)
-    return data
+    return urllib.parse.unquote(parts.path)
 
 
 def _decode_data_url(url: str, max_bytes: int) -> bytes:

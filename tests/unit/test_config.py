@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from agent.config import OPTIONS, Config, ConfigError, load, read_token
+from tests.conftest import AGENT_BIN, start_agent
+from tests.unit.test_exec import agent_env
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +70,46 @@ def test_token_file_must_be_private_and_non_empty(tmp_path: Path) -> None:
     token.write_text("")
     with pytest.raises(ConfigError, match="empty"):
         read_token(token)
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "read-only"])
+def test_unwritable_launch_log_dir_fails_start_naming_the_option(tmp_path: Path, where: str) -> None:
+    """Checked once at start (issue 11, finding 9) instead of every launch answering 500."""
+    (tmp_path / "file").write_text("not a folder")
+    log_dir = tmp_path / "file" / "logs" if where == "under-a-file" else Path("/proc/computer-agent-logs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPUTER_AGENT_")}
+    started = subprocess.run(
+        [
+            str(AGENT_BIN),
+            "serve",
+            "--insecure-no-auth",
+            "--port",
+            "0",
+            "--display",
+            ":93",
+            "--launch-log-dir",
+            str(log_dir),
+        ],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,  # the old agent started and served: the timeout fails the test
+    )
+    assert started.returncode == 2, started.stderr[-2000:]
+    assert f"--launch-log-dir {log_dir}: cannot write there" in started.stderr
+
+
+def test_launch_log_dir_lost_after_start_is_a_clear_503(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    agent = start_agent(agent_env(), tmp_path, "--display", ":93", "--launch-log-dir", str(log_dir))
+    try:
+        log_dir.rmdir()
+        log_dir.write_text("now a file")  # the folder cannot be made again
+        with agent.client() as http:
+            answer = http.post("/desktop/launch", json={"app": "true"})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "UNAVAILABLE"
+        assert "--launch-log-dir" in answer.json()["error"]["message"]
+    finally:
+        agent.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import pwd
 import shutil
@@ -150,6 +151,79 @@ def test_range_requests(client: httpx.Client, tmp_path: Path) -> None:
     answer = client.get("/files", params=params)
     assert answer.status_code == 200 and answer.content == data
     assert answer.headers["accept-ranges"] == "bytes"
+    # Numbers longer than Python converts (4,300 digits) are just far past the end: never a 500.
+    huge = "9" * 5000
+    answer = client.get("/files", params=params, headers={"Range": f"bytes={huge}-"})
+    assert answer.status_code == 416 and answer.json()["error"]["code"] == "INVALID_ARGUMENT"
+    answer = client.get("/files", params=params, headers={"Range": f"bytes=1000-{huge}"})
+    assert answer.status_code == 206 and answer.content == data[1000:]
+    answer = client.get("/files", params=params, headers={"Range": f"bytes=-{huge}"})
+    assert answer.status_code == 206 and answer.content == data
+
+
+def _get(connection: http.client.HTTPConnection, agent: RunningAgent, path: str) -> http.client.HTTPResponse:
+    connection.request("GET", f"/files?path={path}", headers={"Authorization": f"Bearer {agent.token}"})
+    return connection.getresponse()
+
+
+def test_pseudo_files_are_sent_as_they_read(agent: RunningAgent) -> None:
+    """/proc and /sys files declare sizes (0, 4096) that are not their content: the download
+    sends what reading gives, and the keep-alive connection stays in step for the next request."""
+    host, port = agent.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)  # a hang fails, not blocks
+    try:
+        for path in ("/proc/version", "/sys/devices/system/cpu/online", "/proc/self/status"):
+            answer = _get(connection, agent, path)
+            body = answer.read()
+            assert answer.status == 200, body
+            declared = answer.getheader("Content-Length")
+            assert declared is None or int(declared) == len(body), (path, declared, len(body))
+            if path == "/proc/self/status":  # the agent's own: seen through its pid
+                assert body.startswith(b"Name:") and f"\nPid:\t{agent.process.pid}\n".encode() in body
+            else:
+                assert body == Path(path).read_bytes() and body, path
+        connection.request(
+            "GET", "/files/stat?path=/proc/version", headers={"Authorization": f"Bearer {agent.token}"}
+        )
+        stat = connection.getresponse()
+        assert stat.status == 200 and stat.read()  # same connection: nothing was left unread
+    finally:
+        connection.close()
+
+
+def test_file_shrinking_during_download_ends_the_connection(agent: RunningAgent, tmp_path: Path) -> None:
+    """A file truncated after its Content-Length went out: the client gets the declared bytes
+    or sees the connection end; it never waits for bytes that will not come."""
+    path = tmp_path / "shrinking.bin"
+    size = 64 * MIB
+    with path.open("wb") as out:
+        out.truncate(size)
+    host, port = agent.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(
+            f"GET /files?path={path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {agent.token}\r\n\r\n".encode()
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        head, _, body_start = received.partition(b"\r\n\r\n")
+        declared = int(
+            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")).split(
+                b":"
+            )[1]
+        )
+        assert declared == size
+        os.truncate(path, MIB)  # after the first bytes arrived
+        total = len(body_start)
+        closed = False
+        while total < declared:
+            chunk = sock.recv(1 << 20)  # socket.timeout here: the client would hang
+            if not chunk:
+                closed = True
+                break
+            total += len(chunk)
+    assert total == declared or closed
+    assert total < declared  # it did shrink under the agent (the test saw the case it is about)
 
 
 def test_folder_operations(client: httpx.Client, tmp_path: Path) -> None:
@@ -288,6 +362,14 @@ def test_traversal_and_symlink_escapes_are_refused(fenced: tuple[RunningAgent, P
             assert answer.json()["error"]["code"] == "PERMISSION_DENIED"
         move = {"source": str(root / "inside.txt"), "destination": str(root / "escape" / "moved.txt")}
         assert http.post("/files/move", json=move).status_code == 403
+        # The fence holds for the source of a move (nothing is pulled in) and for new folders.
+        for source in (root / "escape" / "secret.txt", root / ".." / "outside" / "secret.txt"):
+            pull = {"source": str(source), "destination": str(root / "pulled.txt")}
+            assert http.post("/files/move", json=pull).status_code == 403, source
+        for folder, parents in ((root / "escape" / "made", False), (root / "escape" / "a" / "b", True)):
+            made = http.post("/files/mkdir", json={"path": str(folder), "parents": parents})
+            assert made.status_code == 403, (folder, made.text)
+        assert not (root / "pulled.txt").exists()
         # The link itself lives inside the root: describing or deleting it is allowed.
         assert http.get("/files/stat", params={"path": str(root / "secret-link")}).json()["type"] == "symlink"
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]

@@ -27,21 +27,53 @@ def test_relative_and_home_paths(tmp_path: Path) -> None:
         policy.absolute("a\x00b")
 
 
+def opened_path(policy: PathPolicy, raw: str) -> str:
+    fd, path = policy.open(raw, os.O_PATH)
+    try:
+        assert os.readlink(f"/proc/self/fd/{fd}") == path  # what was opened is what is reported
+    finally:
+        os.close(fd)
+    return path
+
+
 def test_roots_refuse_escapes_after_resolution(tmp_path: Path) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
     outside.mkdir()
+    (root / "file").write_text("x")
+    (root / "sub").mkdir()
+    (outside / "x").write_text("x")
     os.symlink(outside, root / "out")
+    os.symlink("../outside/x", root / "out-relative")
+    os.symlink(root / "sub", root / "absolute-inside")
+    os.symlink("sub", root / "relative-inside")
     os.symlink(root, tmp_path / "alias")
     policy = PathPolicy(str(root), (root,))
-    assert policy.follow("file") == f"{root}/file"
-    assert policy.follow(str(tmp_path / "alias" / "file")) == f"{root}/file"  # a way in is fine
-    assert policy.locate(str(root / "out")) == f"{root}/out"  # the link itself is inside
-    for escape in ("../outside/x", str(root / "out" / "x"), str(root / "out"), "/etc/passwd"):
+    assert opened_path(policy, "file") == f"{root}/file"
+    assert opened_path(policy, str(tmp_path / "alias" / "file")) == f"{root}/file"  # a way in is fine
+    # Links inside the root that stay inside are followed, relative or absolute.
+    assert opened_path(policy, str(root / "relative-inside")) == f"{root}/sub"
+    assert opened_path(policy, str(root / "absolute-inside")) == f"{root}/sub"
+    with policy.locate(str(root / "out")) as located:  # the link itself is inside
+        assert located.path == f"{root}/out" and located.name == "out"
+    with policy.locate_target(str(root / "relative-inside")) as located:
+        assert located.path == f"{root}/sub"
+    escapes = (
+        "../outside/x",
+        str(root / "out" / "x"),
+        str(root / "out"),
+        str(root / "out-relative"),
+        "/etc/passwd",
+    )
+    for escape in escapes:
         with pytest.raises(PermissionDenied):
-            policy.follow(escape)
+            os.close(policy.open(escape, os.O_PATH)[0])
     with pytest.raises(PermissionDenied):
-        PathPolicy(str(root), (root,)).follow(str(tmp_path / "rootless"))  # a sibling with a common prefix
+        policy.locate_target(str(root / "out-relative"))
+    with pytest.raises(PermissionDenied):
+        policy.locate(str(root / "out" / "new"), create_parents=True)
+    with pytest.raises(PermissionDenied):
+        PathPolicy(str(root), (root,)).locate(str(tmp_path / "rootless"))  # a sibling with a common prefix
 
 
 @pytest.mark.parametrize(
@@ -55,13 +87,15 @@ def test_roots_refuse_escapes_after_resolution(tmp_path: Path) -> None:
         ("bytes=50-5000", (50, 100)),
         ("bytes=0-1,5-6", None),
         ("items=0-1", None),
+        ("bytes=0-" + "9" * 5000, (0, 100)),
+        ("bytes=-" + "9" * 5000, (0, 100)),
     ],
 )
 def test_parse_range(header: str | None, span: tuple[int, int] | None) -> None:
     assert parse_range(header, 100) == span
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=5-2", "bytes=-0"])
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=5-2", "bytes=-0", "bytes=" + "9" * 5000 + "-"])
 def test_unsatisfiable_range(header: str) -> None:
     with pytest.raises(RangeNotSatisfiableError):
         parse_range(header, 100)

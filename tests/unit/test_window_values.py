@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import os
+import pwd
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from agent.config import Config
 from agent.environment import _xft_dpi
-from agent.errors import InvalidArgument, NotFound, PayloadTooLarge
+from agent.errors import AgentError, InvalidArgument, NotFound, PayloadTooLarge, PermissionDenied
+from agent.exec.user import DesktopUser
+from agent.files.service import FileService
 from agent.launcher import parse_command, resolve_program
 from agent.models.windows import Window
 from agent.x11.ctext import decode_compound_text
-from agent.x11.wallpaper import _decode_data_url, cover, decode_image, fetch
+from agent.x11.wallpaper import WallpaperService, _decode_data_url, cover, decode_image, fetch
 from agent.x11.windows import format_window_id, parse_window_id
 
 pytestmark = pytest.mark.unit
@@ -117,13 +125,32 @@ async def test_fetch_refuses_other_schemes_and_reads_files(tmp_path: Path) -> No
         await fetch("ftp://example.com/a.png", max_bytes=1 << 20, timeout=1)
     with pytest.raises(InvalidArgument):
         await fetch("/no/scheme.png", max_bytes=1 << 20, timeout=1)
+    with pytest.raises(PermissionDenied, match="--wallpaper-fetch-urls"):
+        await fetch("https://example.com/a.png", max_bytes=1 << 20, timeout=1)
     image = tmp_path / "a b.png"
     image.write_bytes(_png())
-    assert await fetch("file://" + str(image).replace(" ", "%20"), max_bytes=1 << 20, timeout=1) == _png()
-    with pytest.raises(NotFound):
-        await fetch(f"file://{tmp_path}/missing.png", max_bytes=1 << 20, timeout=1)
-    with pytest.raises(PayloadTooLarge):
-        await fetch(f"file://{image}", max_bytes=10, timeout=1)
+    with pytest.raises(PermissionDenied, match="--exec false"):  # no files service: no file URLs
+        await fetch(f"file://{image}", max_bytes=1 << 20, timeout=1)
+    files = FileService(Config(files_allowed_roots=(tmp_path,)))
+    try:
+        url = "file://" + str(image).replace(" ", "%20")
+        assert await fetch(url, max_bytes=1 << 20, timeout=1, read_file=files.read_file) == _png()
+        with pytest.raises(NotFound):
+            await fetch(
+                f"file://{tmp_path}/missing.png", max_bytes=1 << 20, timeout=1, read_file=files.read_file
+            )
+        with pytest.raises(PayloadTooLarge):
+            await fetch(f"file://{image}", max_bytes=10, timeout=1, read_file=files.read_file)
+        with pytest.raises(PermissionDenied):  # outside the files service's roots
+            await fetch("file:///etc/hostname", max_bytes=1 << 20, timeout=1, read_file=files.read_file)
+        os.mkfifo(tmp_path / "fifo")
+        for not_a_file in ("fifo", ""):  # a FIFO (would block forever if opened), a folder
+            with pytest.raises(InvalidArgument, match=r"not a regular file|a folder"):
+                await fetch(
+                    f"file://{tmp_path}/{not_a_file}", max_bytes=1 << 20, timeout=5, read_file=files.read_file
+                )
+    finally:
+        await files.close()
 
 
 def test_images_are_validated() -> None:
@@ -165,3 +192,43 @@ def test_xft_dpi_is_read_from_the_resource_database() -> None:
 )
 def test_compound_text_titles_decode(data: bytes, expected: str) -> None:
     assert decode_compound_text(data) == expected
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writing as the desktop user needs a root agent")
+async def test_wallpaper_is_stored_as_the_desktop_user(tmp_path: Path) -> None:
+    """The xfdesktop copy is written as the desktop user: a link they plant in their home
+    leads only where they could write themselves (the old root write followed it and chowned
+    the target folder to them)."""
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="computer-agent-store-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        home, protected = base / "home", base / "protected"
+        (home / ".local" / "share" / "computer-agent").mkdir(parents=True)
+        protected.mkdir(mode=0o755)
+        for part in (
+            home,
+            home / ".local",
+            home / ".local" / "share",
+            home / ".local" / "share" / "computer-agent",
+        ):
+            os.chown(part, nobody.pw_uid, nobody.pw_gid)
+        planted = home / ".local" / "share" / "computer-agent" / "wallpaper"
+        os.symlink(protected, planted)
+        os.lchown(planted, nobody.pw_uid, nobody.pw_gid)
+        user = DesktopUser("nobody", nobody.pw_uid, nobody.pw_gid, (), str(home), "/bin/sh", switch=True)
+        service = WallpaperService(":0", user)
+        image, kind = decode_image(_png())
+        loop = asyncio.get_running_loop()
+        try:
+            with pytest.raises(AgentError, match="as nobody"):
+                await loop.run_in_executor(service._user_threads(), service._store, _png(), image, kind)
+            assert protected.stat().st_uid == 0 and list(protected.iterdir()) == []
+            planted.unlink()
+            stored = await loop.run_in_executor(service._user_threads(), service._store, _png(), image, kind)
+            assert stored.read_bytes() == _png() and stored.stat().st_uid == nobody.pw_uid
+            assert stored.parent.stat().st_uid == nobody.pw_uid
+        finally:
+            service.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
