@@ -245,6 +245,7 @@ REGISTRY.add(
     route="/exec",
     result=ExecResult,
     tag="exec",
+    cancel_on_disconnect=True,
 )
 REGISTRY.add(
     "bash",
@@ -254,6 +255,7 @@ REGISTRY.add(
     route="/bash",
     result=ExecResult,
     tag="exec",
+    cancel_on_disconnect=True,
 )
 REGISTRY.add(
     "debug",
@@ -262,4 +264,5 @@ REGISTRY.add(
     summary="Run a command given as {debug: {command, cwd, env, timeout_seconds, ...}} (seed 002's shape)",
     result=ExecResult,
     tag="exec",
+    cancel_on_disconnect=True,
 )
