@@ -53,6 +53,19 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(raw: str) -> int:
+    """Bytes, with an optional K/M/G/T suffix (powers of 1024; a trailing B or iB is accepted)."""
+    text = raw.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    number = text[: len(text) - len(unit)].strip()
+    if not number.isdigit():
+        raise ValueError(f"expected a size such as 512M or 2G, got {raw!r}")
+    return int(number) * _SIZE_UNITS[unit]
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -97,6 +110,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("desktop_user", _optional_str, None, "user that commands and apps run as (when root)"),
     Option("exec_max_processes", _positive_int, 64, "concurrently running commands before 429"),
     Option("exec_max_timeout", _positive_float, 3600.0, "largest timeout_seconds a command may ask for"),
+    Option(
+        "exec_max_tasks",
+        _positive_int,
+        4096,
+        "processes and threads one command (its cgroup: everything it starts) may have at once",
+    ),
+    Option(
+        "exec_memory_max",
+        _size,
+        0,
+        "memory one command's cgroup may use, e.g. 4G (0: 3/4 of the machine's memory); "
+        "also the cap for all commands together",
+    ),
     Option("files_max_bytes", _positive_int, 4 * 1024 * 1024 * 1024, "largest file upload accepted"),
     Option(
         "files_allowed_roots", _path_list, (), "comma-separated folders the files API may touch (empty: any)"
@@ -130,6 +156,8 @@ class Config:
     desktop_user: str | None = None
     exec_max_processes: int = 64
     exec_max_timeout: float = 3600.0
+    exec_max_tasks: int = 4096
+    exec_memory_max: int = 0
     files_max_bytes: int = 4 * 1024 * 1024 * 1024
     files_allowed_roots: tuple[Path, ...] = ()
     processes_keep_seconds: float = 600.0

@@ -3,6 +3,7 @@ agent process, observed in /proc and ps rather than in the agent's answers."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import socket
 import time
@@ -12,15 +13,32 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from agent.config import Config
+from agent.exec.cgroups import Confiner, Limits
+from agent.exec.runner import CommandSpec, bash_argv
+from agent.exec.service import ExecService
 from tests.conftest import RunningAgent, start_agent
 from tests.unit.test_exec import agent_env
 
 pytestmark = pytest.mark.unit
 
 
+MAX_TASKS = 40
+MEMORY_MAX_MIB = 64
+
+
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
-    running = start_agent(agent_env(), tmp_path_factory.mktemp("limits-agent"), "--display", ":93")
+    running = start_agent(
+        agent_env(),
+        tmp_path_factory.mktemp("limits-agent"),
+        "--display",
+        ":93",
+        "--exec-max-tasks",
+        str(MAX_TASKS),
+        "--exec-memory-max",
+        f"{MEMORY_MAX_MIB}M",
+    )
     yield running
     running.stop()
 
@@ -79,3 +97,82 @@ def test_a_command_whose_client_left_is_killed(agent: RunningAgent, tmp_path: Pa
     finally:
         sock.close()
     assert wait_dead([pid]) == []
+
+
+def processes_running(argv: list[str]) -> list[int]:
+    """Live processes whose command line is exactly ``argv``, per /proc."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes() == wanted and alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def session_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[3])
+
+
+def test_a_setsid_child_dies_with_its_command_on_timeout(agent: RunningAgent, tmp_path: Path) -> None:
+    pidfile = tmp_path / "escaped"
+    command = f"setsid bash -c 'sleep 300 & echo $! > {pidfile}'; echo $$ > {tmp_path}/shell; sleep 100"
+    with agent.client() as http, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(http.post, "/exec", json={"command": command, "timeout_seconds": 3})
+        escaped = read_pid(pidfile)
+        shell = read_pid(tmp_path / "shell")
+        # It really left the command's session and process group (what a group kill reaches).
+        assert alive(escaped) and session_of(escaped) != session_of(shell)
+        result = answer.result().json()
+    assert result["timed_out"] is True
+    assert wait_dead([escaped, shell]) == []
+
+
+def test_a_fork_bomb_is_capped_and_the_agent_stays_responsive(agent: RunningAgent) -> None:
+    sleeper = ["sleep", "299.5"]
+    command = f"for i in $(seq 1000); do {' '.join(sleeper)} & done; wait"
+    most = 0
+    with agent.client() as http, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(http.post, "/exec", json={"command": command, "timeout_seconds": 6})
+        while not answer.done():
+            most = max(most, len(processes_running(sleeper)))
+            assert http.get("/health", timeout=10).status_code == 200
+            time.sleep(0.1)
+        result = answer.result().json()
+    assert result["timed_out"] is True
+    assert "Resource temporarily unavailable" in result["stderr"]  # bash's fork(2) got EAGAIN
+    assert 0 < most < MAX_TASKS
+    assert wait_dead(processes_running(sleeper)) == []
+
+
+def test_a_memory_hog_is_capped(agent: RunningAgent) -> None:
+    hog = f"import sys; block = bytearray({4 * MEMORY_MAX_MIB} << 20); print('allocated', len(block))"
+    with agent.client() as http:
+        result = http.post("/exec", json={"command": ["python3", "-c", hog], "timeout_seconds": 60}).json()
+        assert "allocated" not in result["stdout"]
+        assert result["signal"] == "SIGKILL" and result["timed_out"] is False  # the kernel's OOM kill
+        small = f"block = bytearray({MEMORY_MAX_MIB // 4} << 20); print('allocated', len(block))"
+        fine = http.post("/exec", json={"command": ["python3", "-c", small]}).json()
+        assert fine["exit_code"] == 0 and "allocated" in fine["stdout"]
+
+
+async def test_without_cgroups_the_kill_sweeps_setsid_children(tmp_path: Path) -> None:
+    """Where no cgroup is writable, the command's descendants are found by their marker variable."""
+    service = ExecService(Config(insecure_no_auth=True))
+    await service.confiner.close()  # the machine's own kind; this test wants none at all
+    service.confiner = Confiner.detect(Limits(max_tasks=10, memory_max=0), root=tmp_path / "no-cgroupfs")
+    assert service.confiner.kind == "none"
+    await service.start()
+    try:
+        pidfile = tmp_path / "escaped"
+        command = f"setsid bash -c 'sleep 300 & echo $! > {pidfile}'; sleep 100"
+        result = await service.run(CommandSpec(argv=bash_argv(command), timeout=1))
+        assert result.exit.timed_out
+        assert wait_dead([read_pid(pidfile)]) == []
+    finally:
+        await service.close()
