@@ -129,6 +129,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("processes_keep_seconds", _positive_float, 600.0, "seconds finished background processes stay"),
     Option("processes_keep_count", _positive_int, 100, "finished background processes kept listed"),
+    Option(
+        "processes_output_max_bytes",
+        _size,
+        256 * 1024 * 1024,
+        "output all background processes together keep; past it the oldest finished processes' goes first",
+    ),
+    Option(
+        "processes_stdin_max_bytes",
+        _size,
+        4 * 1024 * 1024,
+        "stdin bytes a background process has not read yet that the agent holds for it",
+    ),
     Option("control_plane_url", _optional_str, None, "URL the heartbeat POSTs to"),
     Option("computer_id", _optional_str, None, "this computer's id in heartbeats"),
     Option("control_plane_token_file", _path, None, "file with the bearer token for heartbeats"),
@@ -162,6 +174,8 @@ class Config:
     files_allowed_roots: tuple[Path, ...] = ()
     processes_keep_seconds: float = 600.0
     processes_keep_count: int = 100
+    processes_output_max_bytes: int = 256 * 1024 * 1024
+    processes_stdin_max_bytes: int = 4 * 1024 * 1024
     control_plane_url: str | None = None
     computer_id: str | None = None
     control_plane_token_file: Path | None = None

@@ -9,8 +9,10 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from agent.config import Config
@@ -176,3 +178,92 @@ async def test_without_cgroups_the_kill_sweeps_setsid_children(tmp_path: Path) -
         assert wait_dead([read_pid(pidfile)]) == []
     finally:
         await service.close()
+
+
+# ----- finding 7: what background processes may make the agent hold ---------------------------
+
+STDIN_MAX = 1 << 20
+OUTPUT_MAX = 16 << 20
+
+
+@pytest.fixture(scope="module")
+def process_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
+    running = start_agent(
+        agent_env(),
+        tmp_path_factory.mktemp("process-limits-agent"),
+        "--display",
+        ":93",
+        "--processes-stdin-max-bytes",
+        str(STDIN_MAX),
+        "--processes-output-max-bytes",
+        str(OUTPUT_MAX),
+    )
+    yield running
+    running.stop()
+
+
+def wait_exited(http: httpx.Client, process_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    info: dict[str, Any] = http.get(f"/processes/{process_id}").json()
+    while info["state"] != "exited" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        info = http.get(f"/processes/{process_id}").json()
+    return info
+
+
+def test_stdin_is_bounded_and_a_refused_write_is_never_delivered(
+    process_agent: RunningAgent, tmp_path: Path
+) -> None:
+    go, out = tmp_path / "go", tmp_path / "out"
+    # Reads nothing until `go` exists, then copies its stdin to `out`.
+    command = f"while [ ! -e {go} ]; do sleep 0.05; done; exec cat > {out}"
+    first, second = "a" * (STDIN_MAX * 3 // 4), "b" * (STDIN_MAX // 2)
+    with process_agent.client() as http:
+        proc = http.post("/processes", json={"command": command}).json()
+        url = f"/processes/{proc['id']}/stdin"
+        too_big = http.post(url, json={"data": "x" * (STDIN_MAX + 1)})
+        assert too_big.status_code == 413
+        assert "processes_stdin_max_bytes" in too_big.json()["error"]["message"]
+        assert http.post(url, json={"data": first}).status_code == 200
+        full = http.post(url, json={"data": second})
+        assert full.status_code == 409
+        assert "processes_stdin_max_bytes" in full.json()["error"]["message"]
+        go.touch()  # now it reads: the refused write must not arrive, the retry exactly once
+        deadline = time.monotonic() + 10
+        answer = http.post(url, json={"data": second})
+        while answer.status_code == 409 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            answer = http.post(url, json={"data": second})
+        assert answer.status_code == 200
+        assert http.post(url, json={"eof": True}).status_code == 200
+        assert wait_exited(http, proc["id"])["exit_code"] == 0
+    assert out.read_text() == first + second
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_retained_output_is_bounded_across_processes(process_agent: RunningAgent) -> None:
+    size = 32 << 20  # x 5 processes: 160 MiB of output, 10 times the agent's budget
+    agent_pid = process_agent.process.pid
+    with process_agent.client() as http:
+        before = rss(agent_pid)
+        ids = []
+        for _ in range(5):
+            body = {"command": f"head -c {size} /dev/zero | tr '\\0' a", "max_output_length": 64 << 20}
+            ids.append(http.post("/processes", json=body).json()["id"])
+            assert wait_exited(http, ids[-1])["exit_code"] == 0
+        grown = rss(agent_pid) - before
+        held = []
+        for process_id in ids:
+            with http.stream("GET", f"/processes/{process_id}/output", params={"follow": "false"}) as answer:
+                events = [json.loads(line) for line in answer.iter_lines() if line]
+            held.append(sum(len(e["data"]) for e in events if e["type"] == "stdout"))
+        assert http.get(f"/processes/{ids[0]}").json()["stdout_bytes"] == size  # still listed
+    assert sum(held) <= OUTPUT_MAX
+    assert held[-1] == OUTPUT_MAX and held[0] == 0  # the oldest output went first
+    assert grown < 4 * OUTPUT_MAX, f"the agent grew by {grown >> 20} MiB"
