@@ -114,6 +114,8 @@ class CommandCgroup:
 
     async def kill(self) -> None:
         """End every member, forks racing the kill included; returns once the cgroup is empty."""
+        if self.removed:  # emptied and removed already (the leader's exit found nothing left)
+            return
         if self.kind == "cgroup2" and (self.dirs[0] / "cgroup.kill").exists():
             self.kill_now()
         elif self.freezer is not None:
@@ -186,6 +188,12 @@ class Confiner:
             reason,
         )
         return cls("none", (), limits, reason)
+
+    def disable(self, reason: str) -> None:
+        """Run without cgroups from now on (the kernel refused what detection allowed)."""
+        if self.kind != "none":
+            LOG.warning("%s; from now on commands run without cgroups or limits", reason)
+            self.kind, self.reason = "none", reason
 
     def create(self) -> CommandCgroup | None:
         """A fresh cgroup with the limits set; None without cgroups (or when creating fails)."""

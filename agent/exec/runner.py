@@ -294,14 +294,38 @@ async def spawn(
     _check_exec_strings(spec, env, cwd)
     confinement = Confinement.create(confiner, env)
     try:
+        popen = _start(spec, user, env, cwd, confinement)
+    except _CannotJoin as exc:
+        assert confiner is not None
+        confiner.disable(f"a command could not join its cgroup: {exc}")
+        confinement = Confinement.create(confiner, env)
+        popen = _start(spec, user, env, cwd, confinement)
+    LOG.debug("started %s as pid %d", spec.describe(), popen.pid)
+    unprotect_child(popen.pid)  # it inherited the agent's OOMScoreAdjust; the agent should outlive it
+    try:
+        return await _attach(popen, reaper, readers, confinement)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        confinement.kill_soon()
+        raise
+
+
+class _CannotJoin(Exception):
+    """The kernel refused to move a new command into its cgroup."""
+
+
+def _start(
+    spec: CommandSpec, user: DesktopUser, env: dict[str, str], cwd: str, confinement: Confinement
+) -> subprocess.Popen[bytes]:
+    try:
         fds, join = confinement.joiner()
     except OSError as exc:
         confinement.release()
-        raise Unavailable(
-            f"cannot place the command in its cgroup: {exc.strerror}", retry_after=1.0
-        ) from None
+        raise _CannotJoin(exc.strerror) from None
     try:
-        popen = subprocess.Popen(
+        return subprocess.Popen(
             spec.argv,
             stdin=subprocess.PIPE if spec.stdin is not None or spec.keep_stdin_open else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -318,22 +342,12 @@ async def spawn(
     except OSError as exc:
         confinement.release()
         raise _exec_error(exc, spec, cwd) from None
-    except subprocess.SubprocessError as exc:  # the child could not join its cgroup
+    except subprocess.SubprocessError as exc:  # raised only when preexec_fn (the join) failed
         confinement.release()
-        raise Unavailable(f"cannot place the command in its cgroup: {exc}", retry_after=1.0) from None
+        raise _CannotJoin(str(exc)) from None
     finally:
         for fd in fds:
             os.close(fd)
-    LOG.debug("started %s as pid %d", spec.describe(), popen.pid)
-    unprotect_child(popen.pid)  # it inherited the agent's OOMScoreAdjust; the agent should outlive it
-    try:
-        return await _attach(popen, reaper, readers, confinement)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        popen.wait()
-        confinement.kill_soon()
-        raise
 
 
 def _check_exec_strings(spec: CommandSpec, env: dict[str, str], cwd: str) -> None:

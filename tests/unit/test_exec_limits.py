@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from agent.config import Config
-from agent.exec.cgroups import Confiner, Limits
+from agent.exec.cgroups import CommandCgroup, Confiner, Limits
 from agent.exec.runner import CommandSpec, bash_argv
 from agent.exec.service import ExecService
 from tests.conftest import RunningAgent, start_agent
@@ -267,3 +267,27 @@ def test_retained_output_is_bounded_across_processes(process_agent: RunningAgent
     assert sum(held) <= OUTPUT_MAX
     assert held[-1] == OUTPUT_MAX and held[0] == 0  # the oldest output went first
     assert grown < 4 * OUTPUT_MAX, f"the agent grew by {grown >> 20} MiB"
+
+
+async def test_a_cgroup_the_kernel_refuses_turns_cgroups_off_not_the_command(tmp_path: Path) -> None:
+    """If joining fails where detection said it would work, commands still run (with the sweep)."""
+    service = ExecService(Config(insecure_no_auth=True))
+    confiner = service.confiner
+    if confiner.kind == "none":
+        pytest.skip("no writable cgroup here")
+    create = confiner.create
+
+    def vanishing() -> CommandCgroup | None:
+        cgroup = create()
+        if cgroup is not None:
+            cgroup.remove()  # gone before the child can join it
+        return cgroup
+
+    confiner.create = vanishing  # type: ignore[method-assign]
+    await service.start()
+    try:
+        result = await service.run(CommandSpec(argv=bash_argv("echo $COMPUTER_AGENT_COMMAND")))
+        assert result.exit.exit_code == 0 and result.stdout.strip()  # ran, with the sweep's marker
+        assert str(confiner.kind) == "none"  # and it says so (in the log, once)
+    finally:
+        await service.close()
