@@ -280,14 +280,19 @@ def _setup_v2(root: Path, name: str, limits: Limits) -> Path:
     _sweep_stale(base)
     enabled = (base / "cgroup.subtree_control").read_text().split()
     if not {"pids", "memory"} <= set(enabled):
-        if _members(base / "cgroup.procs"):
-            # No internal processes: move the agent's cgroup's processes to a leaf of their own.
+        try:
+            _write(base / "cgroup.subtree_control", "+pids +memory")
+        except OSError as exc:
+            # "No internal processes" (never the true root, which is exempt): the processes of
+            # the agent's own cgroup (its delegated unit) move to a leaf of their own first.
+            if exc.errno != errno.EBUSY:
+                raise
             leaf = base / "agent"
             leaf.mkdir(exist_ok=True)
             for pid in _members(base / "cgroup.procs"):
                 with contextlib.suppress(ProcessLookupError):
                     _write(leaf / "cgroup.procs", str(pid))
-        _write(base / "cgroup.subtree_control", "+pids +memory")
+            _write(base / "cgroup.subtree_control", "+pids +memory")
     parent = base / name
     parent.mkdir(exist_ok=True)
     _write(parent / "cgroup.subtree_control", "+pids +memory")

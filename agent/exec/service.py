@@ -93,7 +93,11 @@ class ExecService:
         self.config = config
         self.user = user if user is not None else resolve_user(config.desktop_user)
         self.reaper = Reaper()
-        self.confiner = Confiner.detect(Limits(config.exec_max_tasks, config.exec_memory_max))
+        limits = Limits(config.exec_max_tasks, config.exec_memory_max)
+        # With --exec false nothing runs commands: leave the machine's cgroups alone.
+        self.confiner = (
+            Confiner.detect(limits) if config.exec else Confiner("none", (), limits, "exec is off")
+        )
         self.slots = Slots(config.exec_max_processes)
         self.leftovers = Detachable()
         self.processes = ProcessManager(self)
