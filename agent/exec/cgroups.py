@@ -271,8 +271,36 @@ def _sweep_stale(base: Path) -> None:
             stale.rmdir()
 
 
+def _mounts() -> list[tuple[str, str, Path, set[str]]]:
+    """(filesystem type, root inside the hierarchy, mount point, super options) of each cgroup mount."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) >= 5 and len(tail) >= 3 and tail[0] in {"cgroup", "cgroup2"}:
+            found.append((tail[0], fields[3], Path(fields[4]), set(tail[2].split(","))))
+    return found
+
+
+def _beneath(mount: Path, mount_root: str, own: str) -> Path:
+    """Where the cgroup ``own`` is under a mount that shows the hierarchy from ``mount_root``
+    (a container's mount often shows only its own part of the tree)."""
+    relative = os.path.relpath(own, mount_root)
+    return mount if relative == "." or relative.startswith("..") else mount / relative
+
+
+def _base(root: Path, controller: str, own: str) -> Path:
+    """The directory of the cgroup ``own``: of cgroup v2 mounted at ``root`` (``controller`` ""),
+    or of the v1 hierarchy of ``controller`` mounted below ``root``."""
+    for fstype, mount_root, mount, options in _mounts():
+        wanted = mount == root if not controller else controller in options and mount.parent == root
+        if wanted and fstype == ("cgroup" if controller else "cgroup2"):
+            return _beneath(mount, mount_root, own)
+    return (root / controller) / own.lstrip("/")
+
+
 def _setup_v2(root: Path, name: str, limits: Limits) -> Path:
-    base = root / _own_paths()[""].lstrip("/")
+    base = _base(root, "", _own_paths()[""])
     available = (base / "cgroup.controllers").read_text().split()
     missing = {"pids", "memory"} - set(available)
     if missing:
@@ -304,12 +332,11 @@ def _setup_v1(root: Path, name: str, limits: Limits) -> tuple[Path, ...]:
     own = _own_paths()
     parents = []
     for controller in ("pids", "memory", "freezer"):
-        mount = root / controller
-        if controller not in own or not (mount / "cgroup.procs").exists():
+        base = _base(root, controller, own.get(controller, "/"))
+        if controller not in own or not (base / "cgroup.procs").exists():
             if controller == "freezer":
                 continue  # the kill then loops over the members instead of freezing them first
-            raise ValueError(f"no cgroup v1 {controller} hierarchy at {mount}")
-        base = mount / own[controller].lstrip("/")
+            raise ValueError(f"no cgroup v1 {controller} hierarchy below {root}")
         _sweep_stale(base)
         parent = base / name
         parent.mkdir(exist_ok=True)
