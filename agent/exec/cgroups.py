@@ -178,10 +178,20 @@ class Confiner:
         name = f"{AGENT_DIR_PREFIX}{os.getpid()}"
         try:
             if (root / "cgroup.controllers").exists():
-                return cls("cgroup2", (_setup_v2(root, name, limits),), limits)
-            return cls("cgroup1", _setup_v1(root, name, limits), limits)
+                confiner = cls("cgroup2", (_setup_v2(root, name, limits),), limits)
+            else:
+                confiner = cls("cgroup1", _setup_v1(root, name, limits), limits)
         except (OSError, ValueError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
+        else:
+            LOG.info(
+                "commands run in cgroups (%s) below %s: at most %d tasks and %d MiB each",
+                confiner.kind,
+                ", ".join(map(str, confiner.parents)),
+                limits.max_tasks,
+                limits.memory_bytes() >> 20,
+            )
+            return confiner
         LOG.warning(
             "no writable cgroup (%s): commands are ended by process group and a sweep of their "
             "descendants, without tasks or memory limits",
