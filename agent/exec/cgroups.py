@@ -14,8 +14,9 @@ Where the cgroup comes from, best first:
 * neither writable: the process group is killed as before, plus a sweep of every process that
   still carries the command's marker variable; no limits. Said once in the log.
 
-The child joins its cgroup before it execs (``preexec_fn`` writes ``0`` to ``cgroup.procs``
-descriptors opened by the agent), so nothing it starts can run outside it, not even for a moment.
+The child joins its cgroup before it execs the command (a ``preexec_fn`` writes ``0`` to
+``cgroup.procs`` descriptors the agent opened, or, when no user switch makes CPython fork anyway,
+``/bin/sh`` writes it and execs the command), so nothing it starts runs outside, not even briefly.
 Under each agent's own directory ``computer-agent.<pid>`` the commands' cgroups are ``cmd-<n>``;
 the directory also caps all commands together (memory) and is removed when the agent stops.
 """
@@ -28,6 +29,7 @@ import errno
 import itertools
 import logging
 import os
+import shlex
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +99,12 @@ class CommandCgroup:
                 os.close(fd)
             raise
         return fds
+
+    def join_script(self) -> str:
+        """A ``sh -c`` script that moves the shell into this cgroup, then execs ``"$0" "$@"``
+        (needs the agent's rights; exits 125 with the shell's message if the move is refused)."""
+        moves = " && ".join(f"echo 0 > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
+        return f'{moves} || exit 125; exec "$0" "$@"'
 
     def members(self) -> list[int]:
         return _members(self.dirs[0] / "cgroup.procs")

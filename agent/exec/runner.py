@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -261,6 +262,9 @@ class Confinement:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def join_script(self) -> str | None:
+        return None if self.cgroup is None else self.cgroup.join_script()
+
     def joiner(self) -> tuple[list[int], Callable[[], None] | None]:
         if self.cgroup is None:
             return [], None
@@ -319,14 +323,29 @@ class _CannotJoin(Exception):
 def _start(
     spec: CommandSpec, user: DesktopUser, env: dict[str, str], cwd: str, confinement: Confinement
 ) -> subprocess.Popen[bytes]:
-    try:
-        fds, join = confinement.joiner()
-    except OSError as exc:
-        confinement.release()
-        raise _CannotJoin(exc.strerror) from None
+    """Popen, with the child joining its cgroup before it execs the command.
+
+    Switching to the desktop user already makes CPython fork (not vfork), so the join is a
+    ``preexec_fn``. Without a switch, a preexec_fn would cost the vfork (a fork of the whole
+    agent: ~10 ms a command); there ``/bin/sh`` joins (it runs with the agent's rights) and
+    execs the command, and a missing program is found beforehand, as exec would.
+    """
+    argv = spec.argv
+    fds: list[int] = []
+    join: Callable[[], None] | None = None
+    script = None if user.switch else confinement.join_script()
+    if script is not None:
+        _check_program(spec.argv[0], cwd, env)
+        argv = ("/bin/sh", "-c", script, *spec.argv)
+    else:
+        try:
+            fds, join = confinement.joiner()
+        except OSError as exc:
+            confinement.release()
+            raise _CannotJoin(exc.strerror) from None
     try:
         return subprocess.Popen(
-            spec.argv,
+            argv,
             stdin=subprocess.PIPE if spec.stdin is not None or spec.keep_stdin_open else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -348,6 +367,18 @@ def _start(
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _check_program(program: str, cwd: str, env: Mapping[str, str]) -> None:
+    """ProgramNotFound (127, or 126 when not executable) as exec would say, before a shell execs it."""
+    if "/" in program:
+        path = os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise ProgramNotFound(127, f"{program}: command not found\n")
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise ProgramNotFound(126, f"{program}: cannot execute: Permission denied\n")
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise ProgramNotFound(127, f"{program}: command not found\n")
 
 
 def _check_exec_strings(spec: CommandSpec, env: dict[str, str], cwd: str) -> None:

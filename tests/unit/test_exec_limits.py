@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,8 +273,12 @@ def test_retained_output_is_bounded_across_processes(process_agent: RunningAgent
 
 
 async def test_a_cgroup_the_kernel_refuses_turns_cgroups_off_not_the_command(tmp_path: Path) -> None:
-    """If joining fails where detection said it would work, commands still run (with the sweep)."""
-    service = ExecService(Config(insecure_no_auth=True))
+    """If joining fails where detection said it would work, commands still run (with the sweep).
+
+    As the desktop user (the join is then the agent's preexec_fn, the path the fleet takes)."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to the desktop user needs root")
+    service = ExecService(Config(insecure_no_auth=True, desktop_user="nobody"))
     confiner = service.confiner
     if confiner.kind == "none":
         pytest.skip("no writable cgroup here")
@@ -286,8 +293,31 @@ async def test_a_cgroup_the_kernel_refuses_turns_cgroups_off_not_the_command(tmp
     confiner.create = vanishing  # type: ignore[method-assign]
     await service.start()
     try:
-        result = await service.run(CommandSpec(argv=bash_argv("echo $COMPUTER_AGENT_COMMAND")))
+        spec = CommandSpec(argv=bash_argv("echo $COMPUTER_AGENT_COMMAND"), cwd="/tmp")
+        result = await service.run(spec)
         assert result.exit.exit_code == 0 and result.stdout.strip()  # ran, with the sweep's marker
         assert str(confiner.kind) == "none"  # and it says so (in the log, once)
     finally:
         await service.close()
+
+
+async def test_as_the_desktop_user_commands_join_their_cgroup_before_exec() -> None:
+    """The fleet's path (root agent, desktop user): the join is a preexec_fn; /proc shows the result."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to the desktop user needs root")
+    service = ExecService(Config(insecure_no_auth=True, desktop_user="nobody"))
+    if service.confiner.kind == "none":
+        pytest.skip("no writable cgroup here")
+    await service.start()
+    shared = Path(tempfile.mkdtemp(prefix="agent-cgroup-test-"))  # the desktop user writes here
+    try:
+        shared.chmod(0o777)
+        pidfile = shared / "escaped"
+        command = f"cat /proc/self/cgroup; setsid bash -c 'sleep 300 & echo $! > {pidfile}'; sleep 100"
+        result = await service.run(CommandSpec(argv=bash_argv(command), cwd="/tmp", timeout=2))
+        cgroups = result.stdout.decode()
+        assert result.exit.timed_out and "/computer-agent." in cgroups and "/cmd-" in cgroups
+        assert wait_dead([read_pid(pidfile)]) == []
+    finally:
+        await service.close()
+        shutil.rmtree(shared)
