@@ -90,12 +90,17 @@ def wait_dead(pids: list[int], timeout: float = 5) -> list[int]:
     return left
 
 
-@pytest.mark.parametrize("route", ["/exec", "/bash"])
+@pytest.mark.parametrize("route", ["/exec", "/bash", "/actions", "/batch"])
 def test_a_command_whose_client_left_is_killed(agent: RunningAgent, tmp_path: Path, route: str) -> None:
     pidfile = tmp_path / "pid"
     script = f"echo $$ > {pidfile}; exec sleep 300"
-    body: dict[str, object] = {"command": script} if route == "/exec" else {"script": script}
-    sock = send_raw(agent, route, {**body, "timeout_seconds": 600})
+    body: dict[str, object] = {"script": script} if route == "/bash" else {"command": script}
+    body["timeout_seconds"] = 600
+    if route in {"/actions", "/batch"}:
+        body["type"] = "exec"
+    if route == "/batch":
+        body = {"actions": [body]}
+    sock = send_raw(agent, route, body)
     try:
         pid = read_pid(pidfile)
         assert alive(pid)
