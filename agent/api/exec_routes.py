@@ -2,7 +2,7 @@
 
 Streams are NDJSON (one JSON object per line) or, when the client asks for
 ``text/event-stream``, Server-Sent Events carrying the same objects. A client that goes away
-is noticed even while the command is silent, and its command's process group is killed.
+is noticed even while the command is silent, and its command is killed (its group and cgroup).
 """
 
 from __future__ import annotations
