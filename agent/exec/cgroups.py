@@ -317,12 +317,27 @@ def _base(root: Path, controller: str, own: str) -> Path:
     return (root / controller) / own.lstrip("/")
 
 
+def _warn_unless_delegated(base: Path) -> None:
+    """Under systemd, the agent's cgroup should be handed to it (``Delegate=yes``, which marks it
+    with a ``delegate`` xattr); otherwise systemd may undo what the agent sets up below it."""
+    if not Path("/run/systemd/system").exists():
+        return
+    for name in ("trusted.delegate", "user.delegate"):
+        with contextlib.suppress(OSError):
+            if os.getxattr(base, name):
+                return
+    LOG.warning(
+        "%s is not delegated to the agent (Delegate=yes in its unit); systemd may undo its cgroups", base
+    )
+
+
 def _setup_v2(root: Path, name: str, limits: Limits) -> Path:
     base = _base(root, "", _own_paths()[""])
     available = (base / "cgroup.controllers").read_text().split()
     missing = {"pids", "memory"} - set(available)
     if missing:
         raise ValueError(f"{base} does not offer the {' and '.join(sorted(missing))} controller(s)")
+    _warn_unless_delegated(base)
     _sweep_stale(base)
     enabled = (base / "cgroup.subtree_control").read_text().split()
     if not {"pids", "memory"} <= set(enabled):
