@@ -242,7 +242,8 @@ class Confinement:
     async def kill(self) -> None:
         if self.cgroup is not None:
             await self.cgroup.kill()
-            self.cgroup.remove()
+            with contextlib.suppress(OSError):  # the janitor tries again
+                self.cgroup.remove()
             return
         for _ in range(10):
             pids = self.members()
