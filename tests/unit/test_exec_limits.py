@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from agent.config import Config
-from agent.exec.cgroups import CommandCgroup, Confiner, Limits
+from agent.config import Config, ConfigError, load
+from agent.exec.cgroups import CommandCgroup, Confiner, Limits, _beneath
 from agent.exec.runner import CommandSpec, bash_argv
 from agent.exec.service import ExecService
 from tests.conftest import RunningAgent, start_agent
@@ -326,3 +326,14 @@ async def test_as_the_desktop_user_commands_join_their_cgroup_before_exec() -> N
     finally:
         await service.close()
         shutil.rmtree(shared)
+
+
+def test_sizes_and_mount_roots_parse() -> None:
+    flags = {"insecure_no_auth": "true", "exec_memory_max": "512M", "processes_stdin_max_bytes": "2GiB"}
+    config = load(flags, environ={})
+    assert config.exec_memory_max == 512 << 20 and config.processes_stdin_max_bytes == 2 << 30
+    with pytest.raises(ConfigError, match="exec-memory-max"):
+        load({**flags, "exec_memory_max": "lots"}, environ={})
+    # A container's mount shows its own part of the tree: its cgroup is the mount itself.
+    assert _beneath(Path("/sys/fs/cgroup/pids"), "/docker/abc", "/docker/abc") == Path("/sys/fs/cgroup/pids")
+    assert _beneath(Path("/m"), "/", "/system.slice/x.service") == Path("/m/system.slice/x.service")
