@@ -53,6 +53,19 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(raw: str) -> int:
+    """Bytes, with an optional K/M/G/T suffix (powers of 1024; a trailing B or iB is accepted)."""
+    text = raw.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    number = text[: len(text) - len(unit)].strip()
+    if not number.isdigit():
+        raise ValueError(f"expected a size such as 512M or 2G, got {raw!r}")
+    return int(number) * _SIZE_UNITS[unit]
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -97,12 +110,37 @@ OPTIONS: tuple[Option, ...] = (
     Option("desktop_user", _optional_str, None, "user that commands and apps run as (when root)"),
     Option("exec_max_processes", _positive_int, 64, "concurrently running commands before 429"),
     Option("exec_max_timeout", _positive_float, 3600.0, "largest timeout_seconds a command may ask for"),
+    Option(
+        "exec_max_tasks",
+        _positive_int,
+        4096,
+        "processes and threads one command (its cgroup: everything it starts) may have at once",
+    ),
+    Option(
+        "exec_memory_max",
+        _size,
+        0,
+        "memory one command's cgroup may use, e.g. 4G (0: 3/4 of the machine's memory); "
+        "also the cap for all commands together",
+    ),
     Option("files_max_bytes", _positive_int, 4 * 1024 * 1024 * 1024, "largest file upload accepted"),
     Option(
         "files_allowed_roots", _path_list, (), "comma-separated folders the files API may touch (empty: any)"
     ),
     Option("processes_keep_seconds", _positive_float, 600.0, "seconds finished background processes stay"),
     Option("processes_keep_count", _positive_int, 100, "finished background processes kept listed"),
+    Option(
+        "processes_output_max_bytes",
+        _size,
+        256 * 1024 * 1024,
+        "output all background processes together keep; past it the oldest finished processes' goes first",
+    ),
+    Option(
+        "processes_stdin_max_bytes",
+        _size,
+        4 * 1024 * 1024,
+        "stdin bytes a background process has not read yet that the agent holds for it",
+    ),
     Option("control_plane_url", _optional_str, None, "URL the heartbeat POSTs to"),
     Option("computer_id", _optional_str, None, "this computer's id in heartbeats"),
     Option("control_plane_token_file", _path, None, "file with the bearer token for heartbeats"),
@@ -136,10 +174,14 @@ class Config:
     desktop_user: str | None = None
     exec_max_processes: int = 64
     exec_max_timeout: float = 3600.0
+    exec_max_tasks: int = 4096
+    exec_memory_max: int = 0
     files_max_bytes: int = 4 * 1024 * 1024 * 1024
     files_allowed_roots: tuple[Path, ...] = ()
     processes_keep_seconds: float = 600.0
     processes_keep_count: int = 100
+    processes_output_max_bytes: int = 256 * 1024 * 1024
+    processes_stdin_max_bytes: int = 4 * 1024 * 1024
     control_plane_url: str | None = None
     computer_id: str | None = None
     control_plane_token_file: Path | None = None

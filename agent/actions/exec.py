@@ -39,7 +39,8 @@ class CommandOptions(Request):
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
-        description="Deadline; past it the whole process group gets SIGTERM, then SIGKILL after 1 s. "
+        description="Deadline; past it everything the command started (its process group and its "
+        "cgroup, setsid children included) gets SIGTERM, then SIGKILL after 1 s. "
         "Capped by the agent's exec_max_timeout",
     )
     max_output_length: int = Field(
@@ -172,7 +173,7 @@ class ProcessStartRequest(CommandOptions):
         description="A command line run by `bash -c`, or an argv list"
     )
     timeout_seconds: float | None = Field(  # type: ignore[assignment]
-        default=None, gt=0, description="Deadline for the whole process group; default: none"
+        default=None, gt=0, description="Deadline for everything the process started; default: none"
     )
     max_output_length: int = Field(
         default=DEFAULT_MAX_OUTPUT,
@@ -193,7 +194,10 @@ class StdinRequest(Request):
 
 class SignalRequest(Request):
     signal: str | int = Field(default="TERM", description="TERM, SIGKILL, INT, 9, ...")
-    group: bool = Field(default=True, description="Signal the whole process group, not only the leader")
+    group: bool = Field(
+        default=True,
+        description="Signal everything the process started (its process group and cgroup), not only the leader",
+    )
 
 
 class ProcessInfo(Result):
@@ -245,6 +249,7 @@ REGISTRY.add(
     route="/exec",
     result=ExecResult,
     tag="exec",
+    cancel_on_disconnect=True,
 )
 REGISTRY.add(
     "bash",
@@ -254,6 +259,7 @@ REGISTRY.add(
     route="/bash",
     result=ExecResult,
     tag="exec",
+    cancel_on_disconnect=True,
 )
 REGISTRY.add(
     "debug",
@@ -262,4 +268,5 @@ REGISTRY.add(
     summary="Run a command given as {debug: {command, cwd, env, timeout_seconds, ...}} (seed 002's shape)",
     result=ExecResult,
     tag="exec",
+    cancel_on_disconnect=True,
 )

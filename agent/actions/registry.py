@@ -54,6 +54,8 @@ class Action:
     result: ResultModel = None  # None: the answer is an image
     uses_input: bool = False  # holds the input lock, so batches are not interleaved
     tag: str = "desktop"
+    # Long work nobody may want any more: cancelled when the HTTP client goes away (commands).
+    cancel_on_disconnect: bool = False
 
 
 class Registry:
@@ -73,13 +75,16 @@ class Registry:
         result: type[Result] | None = None,
         uses_input: bool = False,
         tag: str = "desktop",
+        cancel_on_disconnect: bool = False,
     ) -> None:
         if type in self._actions:
             raise ValueError(f"action type {type!r} declared twice")
         type_field = model.model_fields.get("type")
         if type_field is None or type_field.default != type:
             raise ValueError(f"{model.__name__} needs a field type: Literal[{type!r}] = {type!r}")
-        self._actions[type] = Action(type, model, handler, summary, route, method, result, uses_input, tag)
+        self._actions[type] = Action(
+            type, model, handler, summary, route, method, result, uses_input, tag, cancel_on_disconnect
+        )
         self._adapter = None
 
     def __iter__(self) -> Iterator[Action]:

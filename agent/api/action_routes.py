@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from agent.actions.registry import REGISTRY, Action, ActionOutput, validate
 from agent.api.keys import SERVICES_KEY
+from agent.api.streaming import cancel_on_disconnect
 from agent.errors import AgentError, InvalidArgument
 from agent.models.base import ImageJSON, ImageResult, Request, Result
 from agent.services import Services
@@ -140,7 +142,8 @@ def rest_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Stream
         if data.setdefault("type", action.type) != action.type:
             raise InvalidArgument(f"type: this route runs {action.type!r}; for other types use POST /actions")
         model: BaseModel = validate(action.model, data, from_query=from_query)
-        output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
+        async with _watch_client(request, action):
+            output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
         return rest_response(output)
 
     handle.__name__ = f"rest_{action.type}"
@@ -149,7 +152,8 @@ def rest_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Stream
 
 async def post_action(request: web.Request) -> web.StreamResponse:
     action, model = REGISTRY.parse(await read_json(request))
-    output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
+    async with _watch_client(request, action):
+        output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
     return web.json_response(ActionAnswer(result=result_json(output)).model_dump(mode="json"))
 
 
@@ -165,8 +169,10 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
             ) from None
     services = request.app[SERVICES_KEY]
     steps: list[BatchStep] = []
-    async with services.input_lock:
+    # A client that goes away cancels the batch: its waits must not hold the input lock for it.
+    async with cancel_on_disconnect(request), services.input_lock:
         failed = False
+        finished = False
         try:
             for index, (action, model) in enumerate(parsed):
                 started = time.perf_counter()
@@ -179,12 +185,19 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
                         break
                 else:
                     steps.append(_step(index, action, started, result=result_json(output)))
+            finished = True
         finally:
-            if failed:
-                # A failed batch must not leave keys or buttons held down.
+            if failed or not finished:
+                # A failed or cancelled batch must not leave keys or buttons held down; released
+                # while the lock is still held, so the next input starts from a clean state.
                 await services.desktop.release_all()
     answer = BatchAnswer(success=not failed, results=steps)
     return web.json_response(answer.model_dump(mode="json", exclude_none=True))
+
+
+def _watch_client(request: web.Request, action: Action) -> contextlib.AbstractAsyncContextManager[None]:
+    """Commands die with their client (``Action.cancel_on_disconnect``); other actions run on."""
+    return cancel_on_disconnect(request) if action.cancel_on_disconnect else contextlib.nullcontext()
 
 
 def _step(

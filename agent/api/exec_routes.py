@@ -2,7 +2,7 @@
 
 Streams are NDJSON (one JSON object per line) or, when the client asks for
 ``text/event-stream``, Server-Sent Events carrying the same objects. A client that goes away
-is noticed even while the command is silent, and its command's process group is killed.
+is noticed even while the command is silent, and its command is killed (its group and cgroup).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ async def write_stdin(request: web.Request) -> web.Response:
         data = decode_input(req.data, req.encoding)
     except ValueError:
         raise InvalidArgument("data: not valid base64", details={"field": "data"}) from None
-    await proc.write_stdin(data, req.eof)
+    proc.write_stdin(data, req.eof)
     return web.json_response(Success().model_dump())
 
 
@@ -288,6 +288,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             "tags": TAGS,
             "parameters": [ID_PARAM],
             "summary": "Write to a background process's stdin (and optionally close it)",
+            "description": "The data is queued whole and reaches the process in order as it reads, or "
+            "is refused whole: 413 when it is bigger than the stdin buffer (processes_stdin_max_bytes), "
+            "409 when the process has not read enough of what was queued before for it to fit.",
             "requestBody": json_body(StdinRequest),
             "responses": {
                 "200": json_answer(Success),
@@ -295,7 +298,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "401": ERROR,
                 "404": ERROR,
                 "409": ERROR,
-                "504": ERROR,
+                "413": ERROR,
             },
         }
     },

@@ -3,6 +3,12 @@
 Each process keeps a rolling log of its most recent output (both streams, in arrival order,
 addressed by byte offset since the start) so a reader can resume from the last offset it saw.
 Finished processes stay listed for a bounded time and count, then are forgotten.
+
+Memory is bounded whatever clients and processes do: all logs together hold at most
+``processes_output_max_bytes`` (past it, the output of the oldest finished processes goes
+first, then the oldest output of the biggest running ones; a reader is told what it missed),
+and a process's stdin holds at most ``processes_stdin_max_bytes`` it has not read yet (a write
+that does not fit is refused whole, before any of it is queued, so a retry never duplicates).
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ import secrets
 import signal
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound
+from agent.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
 from agent.exec.output import Utf8Aligner
 from agent.exec.pipes import feed_stdin, finish_pumps, pump
 from agent.exec.runner import (
@@ -35,7 +41,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-STDIN_WRITE_TIMEOUT = 10.0
 HOUSEKEEPING_INTERVAL = 5.0
 
 
@@ -46,11 +51,26 @@ class Piece:
     data: bytes
 
 
+class OutputBudget:
+    """Bytes held by all output logs together; past ``limit``, ``shed`` frees some."""
+
+    def __init__(self, limit: int | None, shed: Callable[[int], None] | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+        self.shed = shed
+
+    def grew(self, delta: int) -> None:
+        self.used += delta
+        if self.limit is not None and self.used > self.limit and self.shed is not None:
+            self.shed(self.used - self.limit)
+
+
 class OutputLog:
     """The last ``limit`` bytes of a process's output, with waiters for new output."""
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None, budget: OutputBudget | None = None) -> None:
         self.limit = limit
+        self.budget = budget if budget is not None else OutputBudget(None)
         self._pieces: deque[Piece] = deque()
         self.start = 0  # offset of the oldest byte still held
         self.end = 0  # offset after the newest byte
@@ -66,18 +86,33 @@ class OutputLog:
         self.end += len(data)
         self.size += len(data)
         self.totals[stream] += len(data)
-        if self.limit is not None:
-            while self.size > self.limit:
-                first = self._pieces[0]
-                excess = self.size - self.limit
-                if len(first.data) <= excess:
-                    self._pieces.popleft()
-                    self.size -= len(first.data)
-                else:
-                    self._pieces[0] = Piece(first.offset + excess, first.stream, first.data[excess:])
-                    self.size -= excess
-            self.start = self._pieces[0].offset if self._pieces else self.end
+        before = self.size
+        if self.limit is not None and self.size > self.limit:
+            self.drop(self.size - self.limit)
+        self.budget.grew(len(data) - (before - self.size))
         self._wake()
+
+    def drop(self, count: int) -> int:
+        """Forget the oldest ``count`` bytes held (readers resume past them); returns how many."""
+        dropped = 0
+        while self._pieces and dropped < count:
+            first = self._pieces[0]
+            excess = count - dropped
+            if len(first.data) <= excess:
+                self._pieces.popleft()
+                dropped += len(first.data)
+            else:
+                self._pieces[0] = Piece(first.offset + excess, first.stream, first.data[excess:])
+                dropped += excess
+        self.size -= dropped
+        self.start = self._pieces[0].offset if self._pieces else self.end
+        return dropped
+
+    def release(self, count: int) -> int:
+        """``drop`` on behalf of the budget: frees the bytes in it too."""
+        dropped = self.drop(count)
+        self.budget.used -= dropped
+        return dropped
 
     def close(self) -> None:
         self.closed = True
@@ -121,12 +156,20 @@ class OutputLog:
 
 
 class ManagedProcess:
-    def __init__(self, process_id: str, spec: CommandSpec, command: str | list[str]) -> None:
+    def __init__(
+        self,
+        process_id: str,
+        spec: CommandSpec,
+        command: str | list[str],
+        budget: OutputBudget | None = None,
+        stdin_limit: int | None = None,
+    ) -> None:
         self.id = process_id
         self.spec = spec
         self.command = command
         self.child: Child | None = None
-        self.log = OutputLog(spec.max_output)
+        self.log = OutputLog(spec.max_output, budget)
+        self.stdin_limit = stdin_limit
         self.started_at = time.time()
         self.ended_at: float | None = None
         self.exit: Exit | None = None
@@ -146,25 +189,47 @@ class ManagedProcess:
             raise Conflict(f"process {self.id} has already exited", details={"id": self.id})
         return self.child
 
-    async def write_stdin(self, data: bytes, eof: bool) -> None:
+    @property
+    def stdin_pending(self) -> int:
+        """Bytes written to stdin that the process has not read yet (queued in the agent)."""
+        writer = None if self.child is None else self.child.stdin
+        return 0 if writer is None else writer.transport.get_write_buffer_size()
+
+    def write_stdin(self, data: bytes, eof: bool) -> None:
+        """Queue ``data`` for the process's stdin, all of it or (refused) none of it.
+
+        Queued bytes reach the process in order as it reads; at most ``stdin_limit`` wait in
+        the agent. A write that does not fit is refused before anything is queued.
+        """
         child = self.require_running()
         writer = child.stdin
         if writer is None or not self.stdin_open:
             raise Conflict(f"the stdin of process {self.id} is closed", details={"id": self.id})
-        try:
-            if data:
-                writer.write(data)
-                await asyncio.wait_for(writer.drain(), STDIN_WRITE_TIMEOUT)
-        except TimeoutError:
-            raise DeadlineExceeded(
-                f"process {self.id} did not read its stdin within {STDIN_WRITE_TIMEOUT:g} s"
-            ) from None
-        except (BrokenPipeError, ConnectionResetError):
+        if writer.transport.is_closing():
             self.stdin_open = False
-            raise Conflict(f"process {self.id} closed its stdin", details={"id": self.id}) from None
+            raise Conflict(f"process {self.id} closed its stdin", details={"id": self.id})
+        limit = self.stdin_limit
+        if limit is not None and data:
+            pending = self.stdin_pending
+            details = {"id": self.id, "bytes": len(data), "pending": pending, "limit": limit}
+            if len(data) > limit:
+                raise PayloadTooLarge(
+                    f"{len(data)} bytes for stdin is more than the {limit} a process's stdin buffer holds "
+                    "(processes_stdin_max_bytes); send it in pieces",
+                    details=details,
+                )
+            if pending + len(data) > limit:
+                raise Conflict(
+                    f"process {self.id} has not read {pending} bytes of its stdin yet; {len(data)} more "
+                    f"would exceed its stdin buffer of {limit} bytes (processes_stdin_max_bytes). "
+                    "Nothing was written; retry once it reads",
+                    details=details,
+                )
+        if data:
+            writer.write(data)
         if eof:
             self.stdin_open = False
-            writer.close()
+            writer.close()  # after what is queued has been written
 
     def send_signal(self, signum: int, group: bool) -> None:
         child = self.require_running()
@@ -190,6 +255,19 @@ class ProcessManager:
         self._service = service
         self._procs: dict[str, ManagedProcess] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self.budget = OutputBudget(service.config.processes_output_max_bytes, self._shed)
+
+    def _shed(self, excess: int) -> None:
+        """Free ``excess`` bytes of output: finished processes' (oldest first), then running ones'
+        oldest output (biggest logs first). The processes stay listed; readers see the gap."""
+        finished = sorted(
+            (p for p in self._procs.values() if p.ended_at is not None), key=lambda p: p.ended_at or 0
+        )
+        running = sorted((p for p in self._procs.values() if p.ended_at is None), key=lambda p: -p.log.size)
+        for proc in finished + running:
+            if excess <= 0:
+                return
+            excess -= proc.log.release(excess)
 
     async def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._keep_house(), name="exec-processes")
@@ -224,12 +302,16 @@ class ProcessManager:
         for proc in finished:
             assert proc.ended_at is not None
             if proc.ended_at < horizon:
-                del self._procs[proc.id]
+                self._forget(proc)
         finished = sorted(
             (p for p in self._procs.values() if p.ended_at is not None), key=lambda p: p.ended_at or 0
         )
         for proc in finished[: max(0, len(finished) - config.processes_keep_count)]:
-            del self._procs[proc.id]
+            self._forget(proc)
+
+    def _forget(self, proc: ManagedProcess) -> None:
+        del self._procs[proc.id]
+        proc.log.release(proc.log.size)
 
     def get(self, process_id: str) -> ManagedProcess:
         try:
@@ -245,7 +327,10 @@ class ProcessManager:
         """Start ``spec`` in the background; a missing program is an exited process (127)."""
         service = self._service
         service.slots.acquire()
-        proc = ManagedProcess(secrets.token_hex(6), spec, command)
+        config = service.config
+        proc = ManagedProcess(
+            secrets.token_hex(6), spec, command, self.budget, config.processes_stdin_max_bytes
+        )
         try:
             proc.child = await service.spawn(spec)
         except ProgramNotFound as exc:

@@ -1,10 +1,11 @@
-"""Running one command: spawn it in its own session and end it cleanly.
+"""Running one command: spawn it in its own session and cgroup, and end it cleanly.
 
-Every command is the leader of a new session and process group, so "the command" is the whole
-group: a timeout or a disconnect sends SIGTERM to the group, then SIGKILL after a grace period,
-and grandchildren die with their parent. The leader's exit arrives through a pidfd and it is
-reaped at once; orphans of the group are reaped by the ``Reaper``. Moving bytes through the
-pipes is ``agent.exec.pipes``.
+Every command is the leader of a new session and process group, and lives in a cgroup of its
+own (``agent.exec.cgroups``), so "the command" is everything it started, ``setsid`` children
+included: a timeout or a disconnect sends SIGTERM to the group and the cgroup, then SIGKILL to
+all of it after a grace period. The leader's exit arrives through a pidfd and it is reaped at
+once; orphans are reaped by the ``Reaper``. Moving bytes through the pipes is
+``agent.exec.pipes``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import errno
 import fcntl
 import logging
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.errors import InvalidArgument, Unavailable
+from agent.exec.cgroups import MARKER_VARIABLE, CommandCgroup, Confiner, joiner, marked
 from agent.exec.reaper import Reaper
 from agent.exec.user import DesktopUser
 from agent.oom import unprotect_child
@@ -120,6 +124,7 @@ class Child:
         transports: list[asyncio.BaseTransport],
         exited: asyncio.Future[int],
         reaper: Reaper,
+        confinement: Confinement,
     ) -> None:
         self.popen = popen
         self.pid = popen.pid
@@ -133,17 +138,23 @@ class Child:
         self.raw_pipes = (popen.stdout, popen.stderr) if stdout is None else (None, None)
         self._transports = transports
         self._reaper = reaper
+        self.confinement = confinement
 
     @property
     def running(self) -> bool:
         return not self.exited.done()
 
     def signal_group(self, signum: int) -> bool:
-        """Send ``signum`` to the whole group; False when no member is left."""
+        """Send ``signum`` to the group and everything else the command started (its cgroup);
+        False when nothing of it is left."""
+        others = self.confinement.members()
+        for pid in others:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
         try:
             os.killpg(self.pgid, signum)
         except ProcessLookupError:
-            return False
+            return bool(others)
         except PermissionError:  # a member became another user (setuid): reach what we can
             if self.running:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -175,14 +186,17 @@ class Child:
             if not self.running and not self.signal_group(0):
                 break
         self.signal_group(signal.SIGKILL)
+        await self.confinement.kill()
         code = await asyncio.shield(self.exited)
         await self.reap_leftovers()
         return code
 
     def kill_now(self) -> None:
-        """SIGKILL the group without waiting (abort paths: disconnect, cancellation, shutdown)."""
+        """SIGKILL the group and the cgroup without waiting (abort paths: disconnect,
+        cancellation, shutdown); a task then catches what was forking at that moment."""
         self._reaper.mark_killed(self.pgid)
         self.signal_group(signal.SIGKILL)
+        self.confinement.kill_soon()
 
     async def reap_leftovers(self) -> None:
         """Collect the group's killed orphans promptly, so ``ps`` shows nothing of it."""
@@ -201,10 +215,81 @@ class Child:
             self.stdin.close()
 
 
+class Confinement:
+    """What holds one command's processes: its cgroup, or (without cgroups) a marker variable
+    its descendants inherit, found again by a sweep of /proc."""
+
+    _pending: set[asyncio.Task[None]] = set()  # kills still running, referenced until done
+
+    def __init__(self, cgroup: CommandCgroup | None, marker: str | None) -> None:
+        self.cgroup = cgroup
+        self.marker = marker
+
+    @classmethod
+    def create(cls, confiner: Confiner | None, env: dict[str, str]) -> Confinement:
+        cgroup = confiner.create() if confiner is not None else None
+        marker = None
+        if cgroup is None and confiner is not None:
+            marker = secrets.token_hex(8)
+            env[MARKER_VARIABLE] = marker
+        return cls(cgroup, marker)
+
+    def members(self) -> list[int]:
+        if self.cgroup is not None:
+            return self.cgroup.members()
+        return marked(self.marker) if self.marker is not None else []
+
+    async def kill(self) -> None:
+        if self.cgroup is not None:
+            await self.cgroup.kill()
+            with contextlib.suppress(OSError):  # the janitor tries again
+                self.cgroup.remove()
+            return
+        for _ in range(10):
+            pids = self.members()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.02)
+
+    def kill_soon(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.kill_now()
+        elif self.marker is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.kill())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def join_script(self) -> str | None:
+        return None if self.cgroup is None else self.cgroup.join_script()
+
+    def joiner(self) -> tuple[list[int], Callable[[], None] | None]:
+        if self.cgroup is None:
+            return [], None
+        fds = self.cgroup.join_descriptors()
+        return fds, joiner(fds)
+
+    def release(self) -> None:
+        """After the leader exited: remove the cgroup at once if nothing else of it is left."""
+        if self.cgroup is not None and not self.cgroup.members():
+            with contextlib.suppress(OSError):
+                self.cgroup.remove()
+
+
 async def spawn(
-    spec: CommandSpec, user: DesktopUser, env: dict[str, str], reaper: Reaper, *, readers: bool = True
+    spec: CommandSpec,
+    user: DesktopUser,
+    env: dict[str, str],
+    reaper: Reaper,
+    confiner: Confiner | None = None,
+    *,
+    readers: bool = True,
 ) -> Child:
-    """Start ``spec`` as the leader of a new session; ProgramNotFound when it cannot exec.
+    """Start ``spec`` as the leader of a new session in a cgroup of its own; ProgramNotFound
+    when it cannot exec.
 
     ``readers=False`` leaves stdout and stderr as raw pipes (``Child.raw_pipes``) for PipeDrain.
     """
@@ -212,9 +297,56 @@ async def spawn(
         raise InvalidArgument("command: empty")
     cwd = spec.cwd or user.workdir
     _check_exec_strings(spec, env, cwd)
+    confinement = Confinement.create(confiner, env)
     try:
-        popen = subprocess.Popen(
-            spec.argv,
+        popen = _start(spec, user, env, cwd, confinement)
+    except _CannotJoin as exc:
+        assert confiner is not None
+        confiner.disable(f"a command could not join its cgroup: {exc}")
+        confinement = Confinement.create(confiner, env)
+        popen = _start(spec, user, env, cwd, confinement)
+    LOG.debug("started %s as pid %d", spec.describe(), popen.pid)
+    unprotect_child(popen.pid)  # it inherited the agent's OOMScoreAdjust; the agent should outlive it
+    try:
+        return await _attach(popen, reaper, readers, confinement)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        confinement.kill_soon()
+        raise
+
+
+class _CannotJoin(Exception):
+    """The kernel refused to move a new command into its cgroup."""
+
+
+def _start(
+    spec: CommandSpec, user: DesktopUser, env: dict[str, str], cwd: str, confinement: Confinement
+) -> subprocess.Popen[bytes]:
+    """Popen, with the child joining its cgroup before it execs the command.
+
+    Switching to the desktop user already makes CPython fork (not vfork), so the join is a
+    ``preexec_fn``. Without a switch, a preexec_fn would cost the vfork (a fork of the whole
+    agent: ~10 ms a command); there ``/bin/sh`` joins (it runs with the agent's rights) and
+    execs the command, and a missing program is found beforehand, as exec would.
+    """
+    argv = spec.argv
+    fds: list[int] = []
+    join: Callable[[], None] | None = None
+    script = None if user.switch else confinement.join_script()
+    if script is not None:
+        _check_program(spec.argv[0], cwd, env)
+        argv = ("/bin/sh", "-c", script, *spec.argv)
+    else:
+        try:
+            fds, join = confinement.joiner()
+        except OSError as exc:
+            confinement.release()
+            raise _CannotJoin(exc.strerror) from None
+    try:
+        return subprocess.Popen(
+            argv,
             stdin=subprocess.PIPE if spec.stdin is not None or spec.keep_stdin_open else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -224,18 +356,30 @@ async def spawn(
             user=user.uid if user.switch else None,
             group=user.gid if user.switch else None,
             extra_groups=list(user.groups) if user.switch else None,
+            # Only os.write() on descriptors opened beforehand: no lock another thread may hold.
+            preexec_fn=join,  # noqa: PLW1509
         )
     except OSError as exc:
+        confinement.release()
         raise _exec_error(exc, spec, cwd) from None
-    LOG.debug("started %s as pid %d", spec.describe(), popen.pid)
-    unprotect_child(popen.pid)  # it inherited the agent's OOMScoreAdjust; the agent should outlive it
-    try:
-        return await _attach(popen, reaper, readers)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        popen.wait()
-        raise
+    except subprocess.SubprocessError as exc:  # raised only when preexec_fn (the join) failed
+        confinement.release()
+        raise _CannotJoin(str(exc)) from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _check_program(program: str, cwd: str, env: Mapping[str, str]) -> None:
+    """ProgramNotFound (127, or 126 when not executable) as exec would say, before a shell execs it."""
+    if "/" in program:
+        path = os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise ProgramNotFound(127, f"{program}: command not found\n")
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise ProgramNotFound(126, f"{program}: cannot execute: Permission denied\n")
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise ProgramNotFound(127, f"{program}: command not found\n")
 
 
 def _check_exec_strings(spec: CommandSpec, env: dict[str, str], cwd: str) -> None:
@@ -267,7 +411,9 @@ def _protocol_factory(reader: asyncio.StreamReader) -> Callable[[], asyncio.Stre
     return lambda: asyncio.StreamReaderProtocol(reader)
 
 
-async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper, with_readers: bool) -> Child:
+async def _attach(
+    popen: subprocess.Popen[bytes], reaper: Reaper, with_readers: bool, confinement: Confinement
+) -> Child:
     """Connect the pipes and the exit notification of a fresh child to the event loop."""
     loop = asyncio.get_running_loop()
     transports: list[asyncio.BaseTransport] = []
@@ -296,8 +442,9 @@ async def _attach(popen: subprocess.Popen[bytes], reaper: Reaper, with_readers: 
         loop.remove_reader(pidfd)
         os.close(pidfd)
         code = popen.wait()  # the pidfd is readable: the child is a zombie, this does not block
+        confinement.release()
         if not exited.done():
             exited.set_result(code)
 
     loop.add_reader(pidfd, on_exit)
-    return Child(popen, writer, readers[0], readers[1], transports, exited, reaper)
+    return Child(popen, writer, readers[0], readers[1], transports, exited, reaper, confinement)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agent.config import Config
 from agent.errors import TooManyRequests
+from agent.exec.cgroups import Confiner, Limits
 from agent.exec.output import Capture, Utf8Aligner
 from agent.exec.pipes import Detachable, PipeDrain, feed_stdin, pump
 from agent.exec.processes import ProcessManager
@@ -92,6 +93,11 @@ class ExecService:
         self.config = config
         self.user = user if user is not None else resolve_user(config.desktop_user)
         self.reaper = Reaper()
+        limits = Limits(config.exec_max_tasks, config.exec_memory_max)
+        # With --exec false nothing runs commands: leave the machine's cgroups alone.
+        self.confiner = (
+            Confiner.detect(limits) if config.exec else Confiner("none", (), limits, "exec is off")
+        )
         self.slots = Slots(config.exec_max_processes)
         self.leftovers = Detachable()
         self.processes = ProcessManager(self)
@@ -100,11 +106,13 @@ class ExecService:
 
     async def start(self) -> None:
         await self.reaper.start()
+        await self.confiner.start()
         await self.processes.start()
 
     async def close(self) -> None:
         await self.processes.close()
         await self.leftovers.close()
+        await self.confiner.close()
         await self.reaper.close()
 
     def environment(self, spec: CommandSpec) -> dict[str, str]:
@@ -117,7 +125,9 @@ class ExecService:
         return min(timeout, self.config.exec_max_timeout)
 
     async def spawn(self, spec: CommandSpec, *, readers: bool = True) -> Child:
-        return await spawn(spec, self.user, self.environment(spec), self.reaper, readers=readers)
+        return await spawn(
+            spec, self.user, self.environment(spec), self.reaper, self.confiner, readers=readers
+        )
 
     async def run(self, spec: CommandSpec) -> CommandResult:
         """Run to completion and capture both streams up to ``max_output`` bytes each."""

@@ -63,6 +63,7 @@ def test_units_state_the_service_contract(name: str) -> None:
     assert "RestartSec" in service
     assert unit["Unit"]["StartLimitIntervalSec"] == "0"
     assert unit["Unit"]["ConditionPathExists"] == "!/etc/computer-agent/disabled"
+    assert service["Delegate"] == "yes"  # the commands' cgroups live below the unit's
     # Hardening a child would inherit to its harm is absent.
     for forbidden in ("NoNewPrivileges", "PrivateTmp", "PrivateNetwork", "MemoryDenyWriteExecute",
                       "SystemCallFilter", "ProtectSystem", "ProtectHome"):  # fmt: skip
