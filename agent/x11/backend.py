@@ -90,6 +90,13 @@ class X11Desktop:
         size = await self.screen_size()
         return f"{self.display_name} {size.width}x{size.height}"
 
+    async def check_capture(self) -> str:
+        # Until ``warm_up`` has loaded it there is no capture connection that could be broken;
+        # the first poll after that grabs for real (start-up does not wait for the encoders).
+        if self._capture is None:
+            return "starts on first use"
+        return await self._capture.check()
+
     # -- pointer ------------------------------------------------------------------
     async def move(self, x: int, y: int) -> None:
         def op(display: Display) -> None:
