@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from Xlib import XK, X
 from Xlib.display import Display
 
+from agent.errors import Conflict
 from agent.keys import char_keysym
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ NO_SYMBOL = 0
 # free: a desktop VM has no such physical keys, and a later request for one rebinds it.
 VENDOR_KEYSYMS = range(0x1008FF00, 0x10090000)
 SHIFT_L = XK.string_to_keysym("Shift_L")
+
+
+class NoKeycodeLeft(Conflict):
+    """The keyboard map has no keycode we may bind (every one is the layout's own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +126,37 @@ class KeyboardMap:
                 seen[keysym] = None
         return list(seen)
 
+    @property
+    def free_keycodes(self) -> int:
+        """Keycodes that can be bound without rebinding one of ours."""
+        return len(self._spare) + len(self._borrowable)
+
+    def needs_binding(self, keysym: int) -> bool:
+        """Whether the keysym is typed on one of our bindings rather than on the layout's own keys."""
+        return keysym in self._bound or keysym not in self._index
+
+    def round_end(self, keysyms: list[int], start: int) -> int:
+        """Where the round that types ``keysyms[start:]`` ends: as far as the distinct keysyms
+        needing a binding fit the keycodes we may bind (at least one keysym per round)."""
+        capacity = max(1, self.capacity)
+        distinct: set[int] = set()
+        end = start
+        while end < len(keysyms):
+            keysym = keysyms[end]
+            if self.needs_binding(keysym) and keysym not in distinct:
+                if len(distinct) >= capacity:
+                    break
+                distinct.add(keysym)
+            end += 1
+        return end
+
     def bind(self, display: Display, keysyms: list[int], protect: set[int]) -> None:
         """Bind each keysym to a free keycode (both levels), never evicting ``protect``.
 
         The caller guarantees ``len(keysyms)`` fits the capacity minus ``protect``.
         """
+        if len(keysyms) > self.capacity - len(protect & self._bound.keys()):
+            raise NoKeycodeLeft(f"{len(keysyms)} keysyms to bind but {self.capacity} bindable keycodes")
         changes: dict[int, int] = {}
         for keysym in keysyms:
             keycode = self._take_keycode(protect)
@@ -150,7 +181,7 @@ class KeyboardMap:
                 del self._bound[keysym]
                 self._index.pop(keysym, None)
                 return keycode
-        raise RuntimeError("no keycode left to bind")  # the caller sized the chunk wrongly
+        raise NoKeycodeLeft("no keycode left to bind")  # the caller sized the round wrongly
 
     def modifier_keycode(self, mask: int) -> int | None:
         return self._modifier_keycodes.get(mask)
