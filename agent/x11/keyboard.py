@@ -15,7 +15,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from Xlib import XK, X
+from Xlib import XK, X, Xatom
 from Xlib.display import Display
 
 from agent.errors import Conflict
@@ -28,6 +28,10 @@ NO_SYMBOL = 0
 # free: a desktop VM has no such physical keys, and a later request for one rebinds it.
 VENDOR_KEYSYMS = range(0x1008FF00, 0x10090000)
 SHIFT_L = XK.string_to_keysym("Shift_L")
+# Root window property listing the keycodes we rebound. The bindings outlive the agent (they
+# live in the server), so the next agent reads this to reuse those keycodes instead of taking
+# them for the layout's own keys.
+BOUND_KEYCODES_PROPERTY = "_COMPUTER_AGENT_BOUND_KEYCODES"
 
 
 class NoKeycodeLeft(Conflict):
@@ -67,13 +71,17 @@ class KeyboardMap:
         self.max_keycode = display.display.info.max_keycode
         count = self.max_keycode - self.min_keycode + 1
         mapping = display.get_keyboard_mapping(self.min_keycode, count)
+        recorded = _recorded_keycodes(display)
         index: dict[int, KeyPlacement] = {}
         spare: list[int] = []
         borrowable: list[int] = []
+        left_over: dict[int, int] = {}  # keycode -> keysym, bound by an earlier agent
         for offset, syms in enumerate(mapping):
             keycode = self.min_keycode + offset
             level1 = syms[0] if len(syms) > 0 else NO_SYMBOL
             level2 = syms[1] if len(syms) > 1 else NO_SYMBOL
+            if keycode in recorded and level1 and level1 == level2:  # still as we bound it
+                left_over[keycode] = level1
             if not any(syms):
                 if keycode > 8:  # some toolkits ignore keycode 8
                     spare.append(keycode)
@@ -88,11 +96,23 @@ class KeyboardMap:
                 if keysym and keysym not in index:
                     index[keysym] = KeyPlacement(keycode, shift)
         # Our earlier bindings live in the spare/borrowed keycodes: keep them if still there.
+        # Those an earlier agent made on this server (recorded on the root window) are adopted
+        # as the least recently used, or the spare keycodes would run out over restarts.
         bound: OrderedDict[int, int] = OrderedDict()
-        for keysym, keycode in self._bound.items():
+        kept = {
+            keysym: keycode
+            for keysym, keycode in self._bound.items()
+            if (placement := index.get(keysym)) is not None and placement.keycode == keycode
+        }
+        for keycode, keysym in left_over.items():
+            if keycode in kept.values():
+                continue
             placement = index.get(keysym)
-            if placement is not None and placement.keycode == keycode:
+            if placement is not None and placement.keycode == keycode and keysym not in kept:
                 bound[keysym] = keycode
+            else:  # a duplicate of a key the layout has: free to bind
+                spare.append(keycode)
+        bound.update(kept)
         self._bound = bound
         self._index = index
         in_use = set(bound.values())
@@ -165,6 +185,7 @@ class KeyboardMap:
             self._index[keysym] = KeyPlacement(keycode, False)
         for keycode in sorted(changes):
             display.change_keyboard_mapping(keycode, [(changes[keycode], changes[keycode])])
+        _record_keycodes(display, set(self._bound.values()))
         LOG.debug("bound %d keysyms to spare keycodes", len(changes))
 
     def _take_keycode(self, protect: set[int]) -> int:
@@ -198,6 +219,21 @@ class KeyboardMap:
         if keycode is None:
             raise RuntimeError("the keyboard map has no Shift key")
         return keycode
+
+
+def _recorded_keycodes(display: Display) -> set[int]:
+    """The keycodes this server's agents have bound (the root window property), if any."""
+    atom = display.intern_atom(BOUND_KEYCODES_PROPERTY)
+    reply = display.screen().root.get_full_property(atom, Xatom.CARDINAL)
+    if reply is None or reply.format != 8:
+        return set()
+    return {int(code) for code in reply.value}
+
+
+def _record_keycodes(display: Display, keycodes: set[int]) -> None:
+    """Write down which keycodes hold our bindings, for the next agent on this server."""
+    atom = display.intern_atom(BOUND_KEYCODES_PROPERTY)
+    display.screen().root.change_property(atom, Xatom.CARDINAL, 8, sorted(keycodes))
 
 
 def _convert_case(keysym: int) -> tuple[int, int]:

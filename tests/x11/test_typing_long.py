@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from agent.devdesktop import DevDesktop
-from tests.conftest import run_observer
+from tests.conftest import run_observer, start_agent
 from tests.observers import EventLogger
-from tests.x11.test_input import XtermCat, _type_into_entry
+from tests.x11.test_input import XtermCat
 
 pytestmark = pytest.mark.x11
 
@@ -51,6 +51,23 @@ def logger(desktop: DevDesktop, client: httpx.Client) -> Iterator[EventLogger]:
     app.close()
 
 
+def type_into_entry(client: httpx.Client, logger: EventLogger, text: str) -> str:
+    """Type into the app's entry (which has the focus) and return the text it then holds.
+
+    The click goes to the app's drawing area, not the entry, and is awaited: a window manager
+    may replay a focusing click late, and one that lands in the entry mid-typing moves its
+    cursor, which would reorder the text for reasons that have nothing to do with typing.
+    """
+    x, y = logger.area_center
+    client.post("/desktop/click", json={"x": x, "y": y}).raise_for_status()
+    logger.next("button")
+    client.post("/desktop/key", json={"key": "ctrl+a BackSpace"}).raise_for_status()
+    answer = client.post("/desktop/type", json={"text": text})
+    assert answer.status_code == 200, answer.text
+    client.post("/desktop/key", json={"key": "Return"}).raise_for_status()
+    return str(logger.next("entry")["text"])
+
+
 @pytest.fixture()
 def layout_restored(desktop: DevDesktop) -> Iterator[None]:
     yield
@@ -63,7 +80,7 @@ def test_300_distinct_cjk_with_ascii_and_emoji_into_a_gtk_entry(
 ) -> None:
     text = mixed_text(0x4E00, 300)
     assert len(set(text)) > 350
-    assert _type_into_entry(client, logger, text) == text
+    assert type_into_entry(client, logger, text) == text
 
 
 def test_1000_distinct_cjk_with_ascii_and_emoji_into_xterm(
@@ -94,8 +111,32 @@ def test_a_layout_change_by_someone_else_between_two_runs(
 ) -> None:
     # Letters that sit on other keys in the German layout (y/z, symbols) and CJK beyond capacity.
     text = "yz Yz @{[]}\\~|<> " + mixed_text(0x7000, 200)
-    assert _type_into_entry(client, logger, text) == text
+    assert type_into_entry(client, logger, text) == text
     run_observer(desktop, "setxkbmap", "de")  # no pause: the next request must notice by itself
-    assert _type_into_entry(client, logger, text) == text
+    assert type_into_entry(client, logger, text) == text
     run_observer(desktop, "setxkbmap", "us")
-    assert _type_into_entry(client, logger, text + " äöü") == text + " äöü"
+    assert type_into_entry(client, logger, text + " äöü") == text + " äöü"
+
+
+def test_keycodes_bound_by_an_earlier_agent_are_reused(
+    client: httpx.Client, desktop: DevDesktop, tmp_path: Path
+) -> None:
+    """An agent restart must not find every spare keycode taken by its predecessor's bindings."""
+    home = tmp_path / "earlier"
+    home.mkdir()
+    earlier = start_agent(dict(desktop.env), home, "--display", desktop.display)
+    try:
+        with earlier.client() as other:
+            text = mixed_text(0x8000, 300, line=100) + "\n"
+            xterm = XtermCat(desktop, other, tmp_path / "earlier.txt")
+            answer = other.post("/desktop/type", json={"text": text})
+            assert answer.status_code == 200, answer.text
+            assert xterm.finish(other).decode() == text
+    finally:
+        earlier.stop()
+    # Every spare keycode now holds one of the stopped agent's CJK characters.
+    text = mixed_text(0x9000, 300, line=100) + "\n"
+    xterm = XtermCat(desktop, client, tmp_path / "later.txt")
+    answer = client.post("/desktop/type", json={"text": text})
+    assert answer.status_code == 200, answer.text
+    assert xterm.finish(client).decode() == text
