@@ -8,10 +8,12 @@ capture, and once it is back every variant must answer 200 again, without restar
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from Xlib import error as xerror
+from Xlib.display import Display
 
 from tests.conftest import RunningAgent, start_agent, stop_process
 from tests.x11.test_recovery import free_display, start_xvfb
@@ -156,3 +160,76 @@ def test_screenshots_heal_after_the_x_server_restarts_under_load(server: Server)
     assert set(load.statuses["gone"]) == {503}, load.statuses
     assert set(load.statuses["back"]) == {200}, load.statuses
     assert server.agent.process.poll() is None
+
+
+def fill_client_slots(display_name: str) -> list[Display]:
+    """Open connections until the X server refuses more ("Maximum number of clients reached")."""
+    fillers: list[Display] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # python-xlib leaves a refused socket open
+        while True:
+            try:
+                fillers.append(Display(display_name))
+            except xerror.DisplayConnectionError:
+                gc.collect()
+                return fillers
+            assert len(fillers) < 1000, "the X server accepts any number of clients"
+
+
+def test_ready_names_a_capture_that_cannot_grab_while_input_works(tmp_path: Path) -> None:
+    """The capture connection alone dies and cannot come back (the server is full): /ready must
+    say so although input, on its own connection, still works; both heal when slots free up."""
+    number = free_display()
+    display_name = f":{number}"
+    xvfb = start_xvfb(number, "-maxclients", "64")
+    agent = start_agent(dict(os.environ, DISPLAY=display_name), tmp_path, "--display", display_name)
+    observer = Display(display_name)
+    fillers: list[Display] = []
+    try:
+        with agent.client() as client:
+            wait_for(lambda: client.get("/ready").status_code == 200, "the agent never became ready")
+            assert client.get("/desktop/screenshot").status_code == 200
+            # The capture's connection is the one client holding a MIT-SHM segment.
+            capture_clients = [
+                entry.resource_base
+                for entry in observer.res_query_clients().clients
+                if any(
+                    observer.get_atom_name(kind.resource_type) == "ShmSeg"
+                    for kind in observer.res_query_client_resources(entry.resource_base).types
+                )
+            ]
+            assert len(capture_clients) == 1, capture_clients
+            fillers = fill_client_slots(display_name)
+            observer.create_resource_object("window", capture_clients[0]).kill_client()
+            observer.sync()
+            fillers += fill_client_slots(display_name)  # take the slot the capture had
+
+            for path in VARIANTS:
+                shot = client.get(path)
+                assert shot.status_code == 503, (path, shot.status_code, shot.text[:300])
+                assert shot.json()["error"]["code"] == "DISPLAY_UNAVAILABLE"
+                assert shot.headers["Retry-After"]
+            wait_for(lambda: client.get("/ready").status_code == 503, "/ready stayed 200 with capture broken")
+            checks = client.get("/ready").json()["checks"]
+            assert checks["display"]["ok"] is True, checks
+            assert checks["capture"]["ok"] is False and checks["capture"]["required"] is True, checks
+            assert "capture" in checks["capture"]["detail"], checks
+            assert client.post("/desktop/move", json={"x": 42, "y": 24}).status_code == 200
+            assert client.get("/desktop/cursor").json() == {"x": 42, "y": 24}
+
+            for filler in fillers:
+                filler.close()
+            fillers = []
+            wait_for(
+                lambda: client.get("/ready").status_code == 200, "/ready did not recover with the capture"
+            )
+            for path in VARIANTS:
+                shot = client.get(path)
+                assert shot.status_code == 200, (path, shot.text[:300])
+        assert agent.process.poll() is None
+    finally:
+        for filler in fillers:
+            filler.close()
+        observer.close()
+        agent.stop()
+        stop_process(xvfb)
