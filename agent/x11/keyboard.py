@@ -2,11 +2,13 @@
 
 Typing must deliver every Unicode character whatever the layout. A character whose keysym sits
 on level 1 or 2 (plain or Shift) of some keycode is typed there; any other keysym is bound to a
-spare keycode first, all of a text's missing keysyms in one request. Bindings are kept, not
+spare keycode first, all of a round's missing keysyms in one request. Bindings are kept, not
 reverted after each character: clients reload their keymap lazily after MappingNotify, so a
 keycode rebound too soon is read with the wrong keysym (why ``xdotool type`` drops é and ö).
-Only when a text needs more distinct keysyms than there are spare keycodes are bindings reused,
-least recently used first, after the earlier keys have been delivered and a settle pause.
+A text needing more distinct keysyms than there are spare keycodes is typed in rounds that each
+fit; bindings are then reused, least recently used first, after the earlier keys have been
+delivered and a settle pause. The keycodes we bind are recorded on the root window, so an agent
+restarted on the same server reuses them instead of running out of spare keycodes.
 """
 
 from __future__ import annotations
