@@ -98,6 +98,10 @@ class DesktopBackend(Protocol):
         """Raise DisplayUnavailable unless the display answers; return a short description."""
         ...
 
+    async def check_capture(self) -> str:
+        """Raise DisplayUnavailable unless screen capture can grab; return a short description."""
+        ...
+
     async def warm_up(self) -> None:
         """Load what the first calls need (encoders), after the agent is listening."""
         ...

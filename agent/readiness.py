@@ -2,7 +2,8 @@
 
 ``/ready``, the heartbeat, systemd's ``STATUS=`` and the metrics all read the same
 ``ReadinessState``, so they can never disagree. A background task re-runs the checks every
-``poll_interval`` seconds (cheap: one X round trip, one D-Bus ping) so that a display that goes
+``poll_interval`` seconds (cheap: one X round trip, a one-pixel grab unless a screenshot just
+succeeded, one D-Bus ping) so that a display that goes
 away is noticed within that time even when nobody calls the API; each change of the overall
 verdict or of any check's ``ok`` is handed to the listeners at once (the heartbeat beats, systemd
 gets a new STATUS=).
@@ -156,13 +157,17 @@ class Readiness:
 
     # -- running -------------------------------------------------------------------
     def _specs(self) -> list[_Spec]:
-        specs = [_Spec("display", self._check_display, True)]
+        specs = [_Spec("display", self._check_display, True), _Spec("capture", self._check_capture, True)]
         if self.a11y_check is not None:
             specs.append(_Spec("accessibility", self.a11y_check, self.a11y_required))
         return specs
 
     async def _check_display(self) -> str:
         return await self.desktop.check()
+
+    async def _check_capture(self) -> str:
+        # Screenshots use a connection of their own, which can be broken while input works.
+        return await self.desktop.check_capture()
 
     async def _run_one(self, spec: _Spec) -> Check:
         # A check that outlives its timeout (an X server that is stopped, not gone) keeps running

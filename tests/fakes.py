@@ -93,6 +93,10 @@ class FakeDesktop:
         self._require()
         return "fake"
 
+    async def check_capture(self) -> str:
+        self._require()
+        return "fake capture"
+
     async def warm_up(self) -> None:
         return None
 

@@ -61,7 +61,7 @@ _READINESS = {
         "status": {"enum": ["starting", "ready", "degraded", "stopping"]},
         "checks": {
             "type": "object",
-            "description": "by name: display, accessibility (when enabled), not_stopping",
+            "description": "by name: display, capture, accessibility (when enabled), not_stopping",
             "additionalProperties": _CHECK,
         },
         "screen": {

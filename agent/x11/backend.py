@@ -26,7 +26,7 @@ from agent.errors import DisplayUnavailable
 from agent.keys import text_keysyms
 from agent.models.base import ImageResult
 from agent.x11.connection import XConnection
-from agent.x11.keyboard import KeyboardMap
+from agent.x11.keyboard import KeyboardMap, NoKeycodeLeft
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class X11Desktop:
         self._size: Size | None = None
         self._held_keys: list[int] = []
         self._held_buttons: list[int] = []
+        self._rebind_safe_at = 0.0  # time.monotonic() after which keys typed so far have been read
         self.connection.on_connect(self._on_connect)
         self.connection.on_event(self._on_event)
 
@@ -89,6 +90,13 @@ class X11Desktop:
         await self.connection.run(lambda display: display.get_input_focus())
         size = await self.screen_size()
         return f"{self.display_name} {size.width}x{size.height}"
+
+    async def check_capture(self) -> str:
+        # Until ``warm_up`` has loaded it there is no capture connection that could be broken;
+        # the first poll after that grabs for real (start-up does not wait for the encoders).
+        if self._capture is None:
+            return "starts on first use"
+        return await self._capture.check()
 
     # -- pointer ------------------------------------------------------------------
     async def move(self, x: int, y: int) -> None:
@@ -173,44 +181,53 @@ class X11Desktop:
             await self.connection.run(functools.partial(self._type, keysyms=keysyms[start : start + step]))
 
     def _type(self, display: Display, keysyms: list[int]) -> None:
-        """Bind what the layout lacks, then press each key with Shift exactly when needed."""
+        """Type in rounds: each binds what it lacks to spare keycodes, then presses its keys
+        with Shift exactly when needed. One round when the text's distinct missing keysyms fit
+        the spare keycodes; otherwise each round uses as many as fit and the next rebinds them."""
         keyboard = self._keyboard
-        keyboard.refresh(display)
-        missing = keyboard.missing(keysyms)
-        if len(missing) <= keyboard.capacity:
-            if missing:
-                keyboard.bind(display, missing, protect=set())
-            self._send_keysyms(display, keysyms)
-            return
-        # More distinct keysyms than keycodes: type in runs that each fit, letting clients
-        # read the earlier keys before their keycodes are rebound.
-        missing_set = set(missing)
-        run: list[int] = []
-        run_missing: set[int] = set()
-        for keysym in keysyms:
-            needs_binding = keysym in missing_set
-            if needs_binding and keysym not in run_missing and len(run_missing) >= keyboard.capacity:
-                self._flush_run(display, run, run_missing)
-                run, run_missing = [], set()
-            if needs_binding:
-                run_missing.add(keysym)
-            run.append(keysym)
-        self._flush_run(display, run, run_missing)
-
-    def _flush_run(self, display: Display, run: list[int], run_missing: set[int]) -> None:
-        keyboard = self._keyboard
-        to_bind = [
-            keysym
-            for keysym in dict.fromkeys(run)
-            if keysym in run_missing and keyboard.lookup(keysym) is None
-        ]
-        if to_bind:
+        self._read_keymap(display)
+        if keyboard.capacity == 0 and keyboard.missing(keysyms):
+            raise NoKeycodeLeft("the keyboard map has no spare keycode to type characters the layout lacks")
+        start = 0
+        while start < len(keysyms):
+            end = keyboard.round_end(keysyms, start)
+            run = keysyms[start:end]
+            to_bind = keyboard.missing(run)
+            if to_bind:
+                if len(to_bind) > keyboard.free_keycodes:
+                    self._let_clients_read_earlier_keys()
+                protect = {keysym for keysym in run if keyboard.needs_binding(keysym)}
+                keyboard.bind(display, to_bind, protect=protect)
+            self._send_keysyms(display, run)
             display.sync()
-            self.connection.drain_events(display)
-            keyboard.bind(display, to_bind, protect=run_missing)
-        self._send_keysyms(display, run)
+            self._rebind_safe_at = (
+                time.monotonic() + REBIND_SETTLE_BASE_S + REBIND_SETTLE_PER_KEY_S * len(run)
+            )
+            start = end
+            if start < len(keysyms):
+                self._read_keymap(display)
+
+    def _read_keymap(self, display: Display) -> None:
+        """Bring the keyboard map up to date before choosing keycodes.
+
+        The round trip makes the server hand us every MappingNotify caused before this call:
+        ours (after a rebinding) and anyone else's (setxkbmap, a layout switch). Both are handled
+        alike, by reading the map again, so a change by someone else between two requests or two
+        rounds is followed rather than typed over, and our own is never taken for a conflict.
+        """
         display.sync()
-        time.sleep(REBIND_SETTLE_BASE_S + REBIND_SETTLE_PER_KEY_S * len(run))
+        self.connection.drain_events(display)
+        self._keyboard.refresh(display)
+
+    def _let_clients_read_earlier_keys(self) -> None:
+        """Wait before rebinding keycodes that keys typed moments ago were sent on.
+
+        Clients translate a key when they read it, with the map they hold then; a keycode rebound
+        before they have read its earlier press is read with the new keysym.
+        """
+        delay = self._rebind_safe_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     def _send_keysyms(self, display: Display, keysyms: list[int]) -> None:
         keyboard = self._keyboard
@@ -218,8 +235,8 @@ class X11Desktop:
         shift_down = False
         for keysym in keysyms:
             placement = keyboard.lookup(keysym)
-            if placement is None:  # bound moments ago
-                raise DisplayUnavailable("the keyboard map changed while typing; retry")
+            if placement is None:  # the round was bound just before, on this thread
+                raise RuntimeError(f"keysym {keysym:#x} has no keycode after binding")
             if placement.shift != shift_down:
                 xtest.fake_input(display, X.KeyPress if placement.shift else X.KeyRelease, shift_code)
                 shift_down = placement.shift
@@ -231,9 +248,11 @@ class X11Desktop:
     def _keycodes(self, display: Display, chord: Chord) -> list[int]:
         """Keycodes to press for a chord, with Shift inserted before a key that needs it (as xdotool)."""
         keyboard = self._keyboard
-        keyboard.refresh(display)
+        self._read_keymap(display)
         missing = keyboard.missing([key.keysym for key in chord])
         if missing:
+            if len(missing) > keyboard.free_keycodes:
+                self._let_clients_read_earlier_keys()
             keyboard.bind(display, missing, protect={key.keysym for key in chord})
         codes: list[int] = []
         shift_code = keyboard.shift_keycode()

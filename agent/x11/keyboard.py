@@ -2,11 +2,13 @@
 
 Typing must deliver every Unicode character whatever the layout. A character whose keysym sits
 on level 1 or 2 (plain or Shift) of some keycode is typed there; any other keysym is bound to a
-spare keycode first, all of a text's missing keysyms in one request. Bindings are kept, not
+spare keycode first, all of a round's missing keysyms in one request. Bindings are kept, not
 reverted after each character: clients reload their keymap lazily after MappingNotify, so a
 keycode rebound too soon is read with the wrong keysym (why ``xdotool type`` drops é and ö).
-Only when a text needs more distinct keysyms than there are spare keycodes are bindings reused,
-least recently used first, after the earlier keys have been delivered and a settle pause.
+A text needing more distinct keysyms than there are spare keycodes is typed in rounds that each
+fit; bindings are then reused, least recently used first, after the earlier keys have been
+delivered and a settle pause. The keycodes we bind are recorded on the root window, so an agent
+restarted on the same server reuses them instead of running out of spare keycodes.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from Xlib import XK, X
+from Xlib import XK, X, Xatom
 from Xlib.display import Display
 
+from agent.errors import Conflict
 from agent.keys import char_keysym
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +30,14 @@ NO_SYMBOL = 0
 # free: a desktop VM has no such physical keys, and a later request for one rebinds it.
 VENDOR_KEYSYMS = range(0x1008FF00, 0x10090000)
 SHIFT_L = XK.string_to_keysym("Shift_L")
+# Root window property listing the keycodes we rebound. The bindings outlive the agent (they
+# live in the server), so the next agent reads this to reuse those keycodes instead of taking
+# them for the layout's own keys.
+BOUND_KEYCODES_PROPERTY = "_COMPUTER_AGENT_BOUND_KEYCODES"
+
+
+class NoKeycodeLeft(Conflict):
+    """The keyboard map has no keycode we may bind (every one is the layout's own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +73,17 @@ class KeyboardMap:
         self.max_keycode = display.display.info.max_keycode
         count = self.max_keycode - self.min_keycode + 1
         mapping = display.get_keyboard_mapping(self.min_keycode, count)
+        recorded = _recorded_keycodes(display)
         index: dict[int, KeyPlacement] = {}
         spare: list[int] = []
         borrowable: list[int] = []
+        left_over: dict[int, int] = {}  # keycode -> keysym, bound by an earlier agent
         for offset, syms in enumerate(mapping):
             keycode = self.min_keycode + offset
             level1 = syms[0] if len(syms) > 0 else NO_SYMBOL
             level2 = syms[1] if len(syms) > 1 else NO_SYMBOL
+            if keycode in recorded and level1 and level1 == level2:  # still as we bound it
+                left_over[keycode] = level1
             if not any(syms):
                 if keycode > 8:  # some toolkits ignore keycode 8
                     spare.append(keycode)
@@ -83,11 +98,23 @@ class KeyboardMap:
                 if keysym and keysym not in index:
                     index[keysym] = KeyPlacement(keycode, shift)
         # Our earlier bindings live in the spare/borrowed keycodes: keep them if still there.
+        # Those an earlier agent made on this server (recorded on the root window) are adopted
+        # as the least recently used, or the spare keycodes would run out over restarts.
         bound: OrderedDict[int, int] = OrderedDict()
-        for keysym, keycode in self._bound.items():
+        kept = {
+            keysym: keycode
+            for keysym, keycode in self._bound.items()
+            if (placement := index.get(keysym)) is not None and placement.keycode == keycode
+        }
+        for keycode, keysym in left_over.items():
+            if keycode in kept.values():
+                continue
             placement = index.get(keysym)
-            if placement is not None and placement.keycode == keycode:
+            if placement is not None and placement.keycode == keycode and keysym not in kept:
                 bound[keysym] = keycode
+            else:  # a duplicate of a key the layout has: free to bind
+                spare.append(keycode)
+        bound.update(kept)
         self._bound = bound
         self._index = index
         in_use = set(bound.values())
@@ -121,11 +148,37 @@ class KeyboardMap:
                 seen[keysym] = None
         return list(seen)
 
+    @property
+    def free_keycodes(self) -> int:
+        """Keycodes that can be bound without rebinding one of ours."""
+        return len(self._spare) + len(self._borrowable)
+
+    def needs_binding(self, keysym: int) -> bool:
+        """Whether the keysym is typed on one of our bindings rather than on the layout's own keys."""
+        return keysym in self._bound or keysym not in self._index
+
+    def round_end(self, keysyms: list[int], start: int) -> int:
+        """Where the round that types ``keysyms[start:]`` ends: as far as the distinct keysyms
+        needing a binding fit the keycodes we may bind (at least one keysym per round)."""
+        capacity = max(1, self.capacity)
+        distinct: set[int] = set()
+        end = start
+        while end < len(keysyms):
+            keysym = keysyms[end]
+            if self.needs_binding(keysym) and keysym not in distinct:
+                if len(distinct) >= capacity:
+                    break
+                distinct.add(keysym)
+            end += 1
+        return end
+
     def bind(self, display: Display, keysyms: list[int], protect: set[int]) -> None:
         """Bind each keysym to a free keycode (both levels), never evicting ``protect``.
 
         The caller guarantees ``len(keysyms)`` fits the capacity minus ``protect``.
         """
+        if len(keysyms) > self.capacity - len(protect & self._bound.keys()):
+            raise NoKeycodeLeft(f"{len(keysyms)} keysyms to bind but {self.capacity} bindable keycodes")
         changes: dict[int, int] = {}
         for keysym in keysyms:
             keycode = self._take_keycode(protect)
@@ -134,6 +187,7 @@ class KeyboardMap:
             self._index[keysym] = KeyPlacement(keycode, False)
         for keycode in sorted(changes):
             display.change_keyboard_mapping(keycode, [(changes[keycode], changes[keycode])])
+        _record_keycodes(display, set(self._bound.values()))
         LOG.debug("bound %d keysyms to spare keycodes", len(changes))
 
     def _take_keycode(self, protect: set[int]) -> int:
@@ -150,7 +204,7 @@ class KeyboardMap:
                 del self._bound[keysym]
                 self._index.pop(keysym, None)
                 return keycode
-        raise RuntimeError("no keycode left to bind")  # the caller sized the chunk wrongly
+        raise NoKeycodeLeft("no keycode left to bind")  # the caller sized the round wrongly
 
     def modifier_keycode(self, mask: int) -> int | None:
         return self._modifier_keycodes.get(mask)
@@ -167,6 +221,21 @@ class KeyboardMap:
         if keycode is None:
             raise RuntimeError("the keyboard map has no Shift key")
         return keycode
+
+
+def _recorded_keycodes(display: Display) -> set[int]:
+    """The keycodes this server's agents have bound (the root window property), if any."""
+    atom = display.intern_atom(BOUND_KEYCODES_PROPERTY)
+    reply = display.screen().root.get_full_property(atom, Xatom.CARDINAL)
+    if reply is None or reply.format != 8:
+        return set()
+    return {int(code) for code in reply.value}
+
+
+def _record_keycodes(display: Display, keycodes: set[int]) -> None:
+    """Write down which keycodes hold our bindings, for the next agent on this server."""
+    atom = display.intern_atom(BOUND_KEYCODES_PROPERTY)
+    display.screen().root.change_property(atom, Xatom.CARDINAL, 8, sorted(keycodes))
 
 
 def _convert_case(keysym: int) -> tuple[int, int]:

@@ -17,16 +17,23 @@ from agent.errors import DisplayUnavailable
 
 
 class FlakyDesktop:
-    """Only what Readiness uses: check() and screen_size(), with a switch for the display."""
+    """Only what Readiness uses: check(), check_capture() and screen_size(), with switches for
+    the display and for the capture alone."""
 
     def __init__(self) -> None:
         self.up = True
+        self.capture_up = True
         self.released = 0
 
     async def check(self) -> str:
         if not self.up:
             raise DisplayUnavailable("the X display :99 is not reachable")
         return ":99 1280x720"
+
+    async def check_capture(self) -> str:
+        if not self.up or not self.capture_up:
+            raise DisplayUnavailable("cannot capture the X display :99")
+        return "grabbing :99"
 
     async def screen_size(self) -> Size:
         if not self.up:

@@ -17,7 +17,7 @@ async def test_ready_when_display_answers() -> None:
     state = await readiness.current()
     assert state.ready
     assert state.status is Status.READY
-    assert {c.name: c.ok for c in state.checks} == {"display": True, "not_stopping": True}
+    assert {c.name: c.ok for c in state.checks} == {"display": True, "capture": True, "not_stopping": True}
     assert state.screen is not None and state.screen.width == 1280
 
 
@@ -31,6 +31,21 @@ async def test_display_down_is_starting_then_degraded() -> None:
     assert "not reachable" in display.detail
     await asyncio.sleep(0.06)
     assert (await readiness.current(max_age=0)).status is Status.DEGRADED
+
+
+async def test_a_capture_that_cannot_grab_is_not_ready_and_recovers() -> None:
+    desktop = FlakyDesktop()
+    readiness = Readiness(desktop, startup_grace=0)  # type: ignore[arg-type]
+    assert (await readiness.current(max_age=0)).ready
+    desktop.capture_up = False
+    broken = await readiness.current(max_age=0)
+    assert not broken.ready and broken.status is Status.DEGRADED
+    checks = {c.name: c for c in broken.checks}
+    assert checks["display"].ok and not checks["capture"].ok
+    assert "cannot capture" in checks["capture"].detail
+    assert "capture: cannot capture" in broken.summary()
+    desktop.capture_up = True
+    assert (await readiness.current(max_age=0)).ready
 
 
 async def test_failing_optional_check_does_not_block_readiness() -> None:

@@ -23,9 +23,9 @@ def free_display() -> int:
             return number
 
 
-def start_xvfb(number: int) -> subprocess.Popen[bytes]:
+def start_xvfb(number: int, *extra: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        ["Xvfb", f":{number}", "-screen", "0", "800x600x24", "-nolisten", "tcp", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
