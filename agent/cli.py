@@ -50,10 +50,14 @@ async def serve(config: Config, *, announce: bool = True) -> None:
 
     from agent.api.app import create_app
     from agent.api.keys import SERVICES_KEY
+    from agent.api.server import EdgeRunner, Limits, throttle_logs
     from agent.sdnotify import Notifier
 
+    throttle_logs()
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    runner = EdgeRunner(
+        app, limits=Limits.from_config(config), access_log=None, handle_signals=False, shutdown_timeout=5.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     await site.start()
