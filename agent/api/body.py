@@ -23,15 +23,18 @@ from agent.errors import InvalidArgument, PayloadTooLarge
 
 KiB = 1024
 MiB = 1024 * KiB
-DEFAULT_LIMIT = 64 * KiB  # coordinates, keys, window ops, paths: a few hundred bytes in practice
+# A route's limit stays above the largest body its schema accepts, so a 413 only ever refuses a
+# body that would be invalid anyway (except under a max_body_bytes set lower than that).
+DEFAULT_LIMIT = 256 * KiB  # coordinates, keys, window ops, paths; a launch command line (64 Ki chars)
 BULK = -1  # the route carries bulk data: its limit is max_body_bytes
 # Route name (aiohttp route name: the action type, or the handler's name) -> its body limit.
 ROUTE_LIMITS: dict[str, int] = {
-    "type": 1 * MiB,  # text to type: 1 MiB takes hours at typing speed
+    "type": 4 * MiB,  # text to type: at most 1,000,000 characters (up to 4 bytes each)
     "accessibility_action": 1 * MiB,  # set_text / set_value
-    "batch": 4 * MiB,  # at most MAX_BATCH_ACTIONS small actions
+    "batch": 4 * MiB,  # at most MAX_BATCH_ACTIONS actions
     "actions": BULK,  # any one action, set_clipboard included
     "set_clipboard": BULK,
+    "set_wallpaper": BULK,  # a data: URL
     "exec": BULK,  # stdin
     "bash": BULK,
     "exec_stream": BULK,
@@ -40,7 +43,7 @@ ROUTE_LIMITS: dict[str, int] = {
 }
 MAX_DEPTH = 64  # arrays and objects; real requests nest at most ~6 deep
 MAX_INT_DIGITS = 4300  # CPython's own int() limit; a longer integer is never a valid value here
-THREAD_THRESHOLD = 256 * KiB  # bodies above this are parsed in a worker thread
+THREAD_THRESHOLD = 256 * KiB  # bodies above this are parsed in a worker thread (~1 ms inline below)
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")

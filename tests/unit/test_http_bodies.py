@@ -67,14 +67,14 @@ def test_deep_nesting_and_huge_integers_are_400(agent: RunningAgent) -> None:
 
 
 def test_bodies_are_bounded_per_route(agent: RunningAgent) -> None:
-    answer = _post_json(agent, "/desktop/type", json.dumps({"text": "x" * (2 * MIB)}).encode())
+    answer = _post_json(agent, "/desktop/type", json.dumps({"text": "x" * (5 * MIB)}).encode())
     assert answer.status == 413
     error = answer.envelope()
-    assert error["code"] == "PAYLOAD_TOO_LARGE" and error["details"] == {"limit": MIB}
+    assert error["code"] == "PAYLOAD_TOO_LARGE" and error["details"] == {"limit": 4 * MIB}
     assert "/desktop/type" in str(error["message"])
-    answer = _post_json(agent, "/desktop/click", json.dumps({"x": 1, "y": 1, "pad": "x" * 100_000}).encode())
+    answer = _post_json(agent, "/desktop/click", json.dumps({"x": 1, "y": 1, "pad": "x" * 300_000}).encode())
     assert answer.status == 413
-    assert answer.envelope()["details"] == {"limit": 64 * 1024}
+    assert answer.envelope()["details"] == {"limit": 256 * 1024}
 
 
 def test_a_63_mib_body_is_refused_without_holding_others(agent: RunningAgent) -> None:
