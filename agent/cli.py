@@ -50,7 +50,7 @@ async def serve(config: Config, *, announce: bool = True) -> None:
 
     from agent.api.app import create_app
     from agent.api.keys import SERVICES_KEY
-    from agent.api.server import EdgeRunner, Limits, throttle_logs
+    from agent.api.server import EdgeRunner, Limits, listening_sockets, throttle_logs
     from agent.sdnotify import Notifier
 
     throttle_logs()
@@ -59,8 +59,8 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         app, limits=Limits.from_config(config), access_log=None, handle_signals=False, shutdown_timeout=5.0
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-    await site.start()
+    for sock in listening_sockets(config.host, config.port):
+        await web.SockSite(runner, sock).start()
     port = runner.addresses[0][1] if runner.addresses else config.port
     url = f"http://{config.host}:{port}"
     if announce:
