@@ -50,13 +50,17 @@ async def serve(config: Config, *, announce: bool = True) -> None:
 
     from agent.api.app import create_app
     from agent.api.keys import SERVICES_KEY
+    from agent.api.server import EdgeRunner, Limits, listening_sockets, throttle_logs
     from agent.sdnotify import Notifier
 
+    throttle_logs()
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    runner = EdgeRunner(
+        app, limits=Limits.from_config(config), access_log=None, handle_signals=False, shutdown_timeout=5.0
+    )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-    await site.start()
+    for sock in listening_sockets(config.host, config.port):
+        await web.SockSite(runner, sock).start()
     port = runner.addresses[0][1] if runner.addresses else config.port
     url = f"http://{config.host}:{port}"
     if announce:

@@ -74,6 +74,10 @@ def _path_list(raw: str) -> tuple[Path, ...]:
     return tuple(Path(part.strip()).expanduser() for part in raw.split(",") if part.strip())
 
 
+def _host_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower().rstrip(".") for part in raw.split(",") if part.strip())
+
+
 def _optional_str(raw: str) -> str | None:
     return raw or None
 
@@ -92,7 +96,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("display", str, os.environ.get("DISPLAY", ":0"), "X display to drive"),
     Option("token_file", _path, None, "file (mode 0600) holding the bearer token"),
     Option("insecure_no_auth", _bool, False, "serve without a token (only allowed when bound to loopback)"),
-    Option("max_body_bytes", _positive_int, 64 * 1024 * 1024, "largest JSON request body accepted"),
+    Option(
+        "allowed_hosts",
+        _host_list,
+        (),
+        "comma-separated extra host names accepted in Host and Origin (.example.com: its subdomains too;"
+        " * turns the check off); loopback, IP literals, the listen address and advertise_url's host"
+        " are always accepted",
+    ),
+    Option(
+        "max_body_bytes",
+        _positive_int,
+        16 * 1024 * 1024,
+        "largest JSON request body accepted (routes that carry no bulk data have smaller limits)",
+    ),
+    Option("http_header_timeout", _positive_float, 10.0, "seconds a client has to send a request's headers"),
+    Option("http_body_timeout", _positive_float, 30.0, "seconds a request body may stall (no byte arriving)"),
+    Option(
+        "http_keepalive_timeout", _positive_float, 30.0, "seconds an idle keep-alive connection stays open"
+    ),
+    Option(
+        "http_max_connections",
+        _positive_int,
+        512,
+        "open client connections; past it the longest-idle one is closed, or a new one refused with 503",
+    ),
     Option("log_level", str, "info", "debug, info, warning or error"),
     Option("accessibility", _bool, True, "serve the AT-SPI accessibility routes and check the bus"),
     Option(
@@ -166,7 +194,12 @@ class Config:
     display: str = ":0"
     token_file: Path | None = None
     insecure_no_auth: bool = False
-    max_body_bytes: int = 64 * 1024 * 1024
+    allowed_hosts: tuple[str, ...] = ()
+    max_body_bytes: int = 16 * 1024 * 1024
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    http_keepalive_timeout: float = 30.0
+    http_max_connections: int = 512
     log_level: str = "info"
     accessibility: bool = True
     accessibility_required: bool = False

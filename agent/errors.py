@@ -10,7 +10,9 @@ Services raise these; the HTTP layer turns them into the JSON envelope in one mi
     ├── NotFound               404 NOT_FOUND          route, window, process, file, element
     ├── MethodNotAllowed       405 METHOD_NOT_ALLOWED
     ├── Conflict               409 CONFLICT           request conflicts with current state
+    ├── RequestTimeout         408 REQUEST_TIMEOUT    the client stopped sending its request body
     ├── PayloadTooLarge        413 PAYLOAD_TOO_LARGE
+    ├── UnsupportedMediaType   415 UNSUPPORTED_MEDIA_TYPE  a body in a type a web page could send
     ├── TooManyRequests        429 TOO_MANY_REQUESTS  (Retry-After)
     ├── Unavailable            503                    (Retry-After)
     │   ├── DisplayUnavailable        DISPLAY_UNAVAILABLE
@@ -74,9 +76,19 @@ class Conflict(AgentError):
     code = "CONFLICT"
 
 
+class RequestTimeout(AgentError):
+    status = 408
+    code = "REQUEST_TIMEOUT"
+
+
 class PayloadTooLarge(AgentError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(AgentError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class TooManyRequests(AgentError):

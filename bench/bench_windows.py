@@ -110,7 +110,7 @@ def over_http(desktop: DevDesktop, runs: int, launches: int) -> dict[str, float]
                     "/desktop/launch", json={"app": "xterm -e 'sleep 30'", "wait_for_window": True}
                 ).json()
                 launch.append(time.perf_counter() - started)
-                http.post(f"/desktop/window/{body['window_id']}/close").raise_for_status()
+                http.post(f"/desktop/window/{body['window_id']}/close", json={}).raise_for_status()
                 os.kill(body["pid"], 15)
         return {
             "list_ms": median_ms(listing),

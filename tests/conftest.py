@@ -65,16 +65,20 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 5) -> None:
             process.wait()
 
 
-def start_agent(env: dict[str, str], tmp: Path, *extra: str) -> RunningAgent:
-    """Start ``computer-agent serve`` on a free loopback port and wait until it listens."""
-    token = secrets.token_urlsafe(24)
+def start_agent(env: dict[str, str], tmp: Path, *extra: str, auth: bool = True) -> RunningAgent:
+    """Start ``computer-agent serve`` on a free loopback port and wait until it listens.
+
+    ``auth=False``: with ``--insecure-no-auth`` and no token (the loopback development mode).
+    """
+    token = secrets.token_urlsafe(24) if auth else ""
     token_file = tmp / "token"
     token_file.write_text(token)
     token_file.chmod(0o600)
     log_path = tmp / "agent.log"
     log = log_path.open("w")
+    credentials = ["--token-file", str(token_file)] if auth else ["--insecure-no-auth"]
     process = subprocess.Popen(
-        [str(AGENT_BIN), "serve", "--port", "0", "--token-file", str(token_file), *extra],
+        [str(AGENT_BIN), "serve", "--port", "0", *credentials, *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from agent.actions.registry import REGISTRY, Action, ActionOutput, validate
+from agent.api.body import read_json
 from agent.api.keys import SERVICES_KEY
 from agent.api.streaming import cancel_on_disconnect
 from agent.errors import AgentError, InvalidArgument
@@ -47,20 +47,6 @@ class BatchStep(Result):
 class BatchAnswer(Result):
     success: bool
     results: list[BatchStep]
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The JSON object body of a request; an empty body is ``{}``."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("the body must be a JSON object")
-    return data
 
 
 def query_dict(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.actions.registry import load_all
-from agent.api import action_routes, metrics_routes
+from agent.api import action_routes, guard, metrics_routes
 from agent.api.keys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import bearer_auth, envelope
 from agent.config import Config, read_token
@@ -109,9 +109,11 @@ def _add_exec_services(services: Services, config: Config) -> None:
 def create_app(config: Config, services: Services | None = None) -> web.Application:
     load_all()
     app = web.Application(
-        middlewares=[metrics_routes.observe, envelope, bearer_auth], client_max_size=config.max_body_bytes
+        middlewares=[metrics_routes.observe, envelope, guard.host_and_origin, bearer_auth, guard.body_type],
+        client_max_size=config.max_body_bytes,
     )
     app[CONFIG_KEY] = config
+    guard.install(app, config)
     app[TOKEN_KEY] = b"" if config.token_file is None else read_token(config.token_file).encode()
     app[SERVICES_KEY] = services if services is not None else build_services(config)
     action_routes.add_routes(app)

@@ -22,7 +22,7 @@ from aiohttp import ClientPayloadError, web
 from pydantic import Field
 
 from agent.actions.registry import validate
-from agent.api.action_routes import read_json
+from agent.api.body import read_json
 from agent.api.keys import SERVICES_KEY
 from agent.api.middleware import REQUEST_ID_HEADER, error_response
 from agent.api.streaming import ERROR, json_answer, json_body

@@ -111,6 +111,8 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     if expected and request.path not in PUBLIC_PATHS:
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+        # Header bytes that are not UTF-8 arrive as lone surrogates: encoded back as the bytes sent.
+        presented_bytes = presented.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented_bytes, expected):
             raise Unauthenticated("missing or wrong bearer token")
     return await handler(request)

@@ -38,4 +38,5 @@ async def api(fake_desktop: FakeDesktop, token_file: Path) -> AsyncIterator[Api]
     app = create_app(config, services)
     async with TestClient(TestServer(app)) as client:
         client.session.headers["Authorization"] = f"Bearer {TOKEN}"
+        client.session.headers["Content-Type"] = "application/json"  # what every POST route takes
         yield client

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.api.server import RESERVED_DESCRIPTORS
+from agent.config import Config
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +67,8 @@ def test_units_state_the_service_contract(name: str) -> None:
     assert unit["Unit"]["StartLimitIntervalSec"] == "0"
     assert unit["Unit"]["ConditionPathExists"] == "!/etc/computer-agent/disabled"
     assert service["Delegate"] == "yes"  # the commands' cgroups live below the unit's
+    # Descriptors for the whole connection cap and the agent's own (systemd's default soft is 1,024).
+    assert int(service["LimitNOFILE"]) >= Config().http_max_connections + RESERVED_DESCRIPTORS
     # Hardening a child would inherit to its harm is absent.
     for forbidden in ("NoNewPrivileges", "PrivateTmp", "PrivateNetwork", "MemoryDenyWriteExecute",
                       "SystemCallFilter", "ProtectSystem", "ProtectHome"):  # fmt: skip

@@ -147,7 +147,7 @@ def test_launched_apps_survive_an_agent_restart(desktop: DevDesktop, tmp_path: P
         second = start_agent(env, tmp_path / "second", "--display", desktop.display)
         try:
             with second.client() as http:  # a new agent sees and manages it
-                assert http.post(f"/desktop/window/{hex(window)}/close").status_code == 200
+                assert http.post(f"/desktop/window/{hex(window)}/close", json={}).status_code == 200
             wait_until(lambda: _gone_or_zombie(pid), timeout=10, what="the survivor to close")
         finally:
             second.stop()

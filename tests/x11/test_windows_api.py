@@ -54,13 +54,13 @@ def test_rest_window_operations(
     assert client.get(f"{base}/position").json() == {"x": 77, "y": 88}
     assert client.get(f"{base}/size").json() == {"width": 333, "height": 222}
 
-    assert client.post(f"{base}/maximize").json() == {"success": True}
+    assert client.post(f"{base}/maximize", json={}).json() == {"success": True}
     assert "MAXIMIZED_HORZ" in xprop(desktop, window, "_NET_WM_STATE")
-    assert client.post(f"{base}/minimize").json() == {"success": True}
+    assert client.post(f"{base}/minimize", json={}).json() == {"success": True}
     assert "Iconic" in xprop(desktop, window, "WM_STATE")
     assert client.post("/desktop/window/focus", json={"window_id": wid}).json() == {"success": True}
     assert active_window(desktop) == window
-    assert client.post(f"{base}/close").json() == {"success": True}
+    assert client.post(f"{base}/close", json={}).json() == {"success": True}
     wait_until(lambda: proc.poll() is not None, what="zenity to exit")
 
 
@@ -68,7 +68,7 @@ def test_rest_window_operations(
     "case",
     [
         ("GET", "/desktop/window/0x123/size", None, 404, "NOT_FOUND"),
-        ("POST", "/desktop/window/0x123/close", None, 404, "NOT_FOUND"),
+        ("POST", "/desktop/window/0x123/close", {}, 404, "NOT_FOUND"),
         ("POST", "/desktop/window/focus", {"window_id": "0x7ffffff"}, 404, "NOT_FOUND"),
         ("POST", "/desktop/window/focus", {"window_id": "not-an-id"}, 400, "INVALID_ARGUMENT"),
         ("POST", "/desktop/window/focus", {}, 400, "INVALID_ARGUMENT"),
