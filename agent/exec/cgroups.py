@@ -87,6 +87,9 @@ class CommandCgroup:
         self.dirs = dirs  # dirs[0] lists the members
         self.freezer = freezer
         self.removed = False
+        # Set once the leader exited or was killed. Before that an empty cgroup is one its
+        # command has not joined yet (the join happens in the child, after mkdir), not one to remove.
+        self.settled = False
 
     def join_descriptors(self) -> list[int]:
         """``cgroup.procs`` of each directory, opened for the child to write ``0`` to."""
@@ -235,10 +238,10 @@ class Confiner:
         return cgroup
 
     def collect(self) -> None:
-        """Remove the cgroups of commands whose every process has ended."""
+        """Remove the cgroups of commands whose leader and every other process have ended."""
         for cgroup in list(self._live):
             try:
-                if cgroup.members() or not cgroup.remove():
+                if not cgroup.settled or cgroup.members() or not cgroup.remove():
                     continue
             except OSError as exc:
                 LOG.warning("cannot remove cgroup %s: %s", cgroup.dirs[0], exc)

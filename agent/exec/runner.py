@@ -241,6 +241,7 @@ class Confinement:
 
     async def kill(self) -> None:
         if self.cgroup is not None:
+            self.cgroup.settled = True
             await self.cgroup.kill()
             with contextlib.suppress(OSError):  # the janitor tries again
                 self.cgroup.remove()
@@ -256,6 +257,7 @@ class Confinement:
 
     def kill_soon(self) -> None:
         if self.cgroup is not None:
+            self.cgroup.settled = True
             self.cgroup.kill_now()
         elif self.marker is None:
             return
@@ -273,8 +275,12 @@ class Confinement:
         return fds, joiner(fds)
 
     def release(self) -> None:
-        """After the leader exited: remove the cgroup at once if nothing else of it is left."""
-        if self.cgroup is not None and not self.cgroup.members():
+        """After the leader exited (or never started): from now on the janitor may remove the
+        cgroup once empty; at once if nothing else of it is left."""
+        if self.cgroup is None:
+            return
+        self.cgroup.settled = True
+        if not self.cgroup.members():
             with contextlib.suppress(OSError):
                 self.cgroup.remove()
 

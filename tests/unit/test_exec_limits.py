@@ -337,3 +337,23 @@ def test_sizes_and_mount_roots_parse() -> None:
     # A container's mount shows its own part of the tree: its cgroup is the mount itself.
     assert _beneath(Path("/sys/fs/cgroup/pids"), "/docker/abc", "/docker/abc") == Path("/sys/fs/cgroup/pids")
     assert _beneath(Path("/m"), "/", "/system.slice/x.service") == Path("/m/system.slice/x.service")
+
+
+async def test_the_janitor_leaves_a_cgroup_its_command_has_not_joined_yet() -> None:
+    """A cgroup is empty between its mkdir and the child's join: the janitor must not remove it
+    then (under load a command answered exit 125, 'cgroup.procs: Directory nonexistent')."""
+    service = ExecService(Config(insecure_no_auth=True))
+    confiner = service.confiner
+    if confiner.kind == "none":
+        pytest.skip("no writable cgroup here")
+    cgroup = confiner.create()
+    assert cgroup is not None
+    try:
+        confiner.collect()  # a janitor round between the mkdir and the join
+        assert all(directory.is_dir() for directory in cgroup.dirs)
+        cgroup.settled = True  # the leader exited, nothing joined: now it goes
+        confiner.collect()
+        assert not any(directory.exists() for directory in cgroup.dirs)
+    finally:
+        cgroup.remove()
+        await service.close()
