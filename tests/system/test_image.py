@@ -334,15 +334,20 @@ def container(image: Build, tmp_path: Path) -> Iterator[Container]:
 
 
 def _token_holders(name: str, token: str) -> list[tuple[int, int, str]]:
-    """(pid, ppid, command) of every process in the container whose environment holds the token.
-    The token goes in on stdin, so the probe's own environment and command line stay clean."""
+    """(pid, ppid, command) of every process in the container whose environment holds the token,
+    or that the probe cannot read (counted as holding it: an unreadable environment proves
+    nothing). The probe runs as the image's user, who owns every process there: a root
+    `docker exec` lacks CAP_SYS_PTRACE and may not read other users' /proc/PID/environ. The token
+    goes in on stdin, so the probe's own command line stays clean."""
     script = (
         "read -r token; for dir in /proc/[0-9]*; do pid=${dir#/proc/}; "
-        'grep -qF -- "$token" "$dir/environ" 2>/dev/null || continue; '
-        'ppid=$(sed "s/.*) //" "$dir/stat" | cut -d" " -f2); echo "$pid $ppid $(tr "\\0" " " < "$dir/cmdline")"; done'
+        'ppid=$(sed "s/.*) //" "$dir/stat" 2>/dev/null | cut -d" " -f2); '
+        'if ! environ=$(tr "\\0" "\\n" < "$dir/environ" 2>/dev/null); then '
+        '[ -d "$dir" ] && echo "$pid ${ppid:-0} unreadable: $(tr "\\0" " " < "$dir/cmdline")"; continue; fi; '
+        'case $environ in *"$token"*) echo "$pid $ppid $(tr "\\0" " " < "$dir/cmdline")";; esac; done'
     )
     result = subprocess.run(
-        [DOCKER, "exec", "-i", "-u", "0", name, "bash", "-c", script],
+        [DOCKER, "exec", "-i", name, "bash", "-c", script],
         input=token + "\n", env={**os.environ, "DOCKER_HOST": f"unix://{SOCKET}"},
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
@@ -351,6 +356,25 @@ def _token_holders(name: str, token: str) -> list[tuple[int, int, str]]:
         pid, ppid, command = [*line.split(" ", 2), ""][:3]
         holders.append((int(pid), int(ppid), command))
     return holders
+
+
+def _probe_sees_a_holder(name: str) -> None:
+    """The probe itself must be able to find a token: one put in a process's environment."""
+    canary = "canary-" + os.urandom(8).hex()
+    sleeper = subprocess.Popen(
+        [DOCKER, "exec", "-e", f"CANARY={canary}", name, "sleep", "30"],
+        env={**os.environ, "DOCKER_HOST": f"unix://{SOCKET}"},
+    )
+    try:
+        deadline = time.monotonic() + 10
+        found: list[tuple[int, int, str]] = []
+        while not found and time.monotonic() < deadline:
+            found = [holder for holder in _token_holders(name, canary) if "sleep" in holder[2]]
+            time.sleep(0.2)
+        assert found, "the probe does not see a variable in a process's environment"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def _supervised(name: str) -> set[int]:
@@ -390,6 +414,7 @@ def test_image_serves_the_desktop_and_stops_gracefully(container: Container) -> 
     assert colors is not None and len(colors) > 50, "the screenshot is nearly one colour: no desktop drawn"
 
     # The token: in no process's environment, PID 1 included; the copy the agent reads is 0600.
+    _probe_sees_a_holder(container.name)
     assert _token_holders(container.name, container.token) == []
     mode = docker(
         "exec", container.name, "stat", "-c", "%a %U", "/tmp/runtime-1000/computer-agent-token"
