@@ -18,7 +18,7 @@ APT_PACKAGES := \
 	systemd shellcheck openssl \
 	xfce4-session xfce4-panel xfdesktop4 xfce4-settings
 
-.PHONY: all deps venv run test lint typecheck unit bench openapi clean deb
+.PHONY: all deps venv run test lint typecheck unit bench openapi clean deb test-image
 
 all: test
 
@@ -65,6 +65,24 @@ openapi: venv
 # dist/computer-agent_<version>_<arch>.deb: a venv with the agent inside /usr/lib/computer-agent.
 deb: .stamps/apt
 	bash packaging/build-deb.sh
+
+# The container image under Debian's own dockerd (tests/system/test_image.py): a cached
+# debootstrap root as the base image, classic and BuildKit builds, healthcheck, screenshot, token,
+# docker stop, size. Needs root; skips (with the reason) where dockerd cannot start.
+IMAGE_APT_PACKAGES := docker.io debootstrap
+
+.stamps/apt-image: Makefile
+	@missing=$$(for p in $(IMAGE_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p .stamps && touch $@
+
+test-image: deb venv .stamps/apt-image
+	$(SUDO) env COMPUTER_AGENT_SYSTEM_TEST=1 flock /tmp/agent-xtest.lock \
+		$(PY) -m pytest tests/system/test_image.py -s -rA -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .stamps .pytest_cache .mypy_cache .ruff_cache
