@@ -109,7 +109,7 @@ class WallpaperService:
         loop = asyncio.get_running_loop()
         image, kind = await loop.run_in_executor(None, decode_image, data)
         async with self._lock:
-            if xfdesktop_running(self._user):
+            if await loop.run_in_executor(None, xfdesktop_running, self._user, self._display):
                 path = await loop.run_in_executor(self._user_threads(), self._store, data, image, kind)
                 await self._set_xfconf(path)
                 return WallpaperResult("xfconf", image.width, image.height, str(path))
@@ -364,12 +364,29 @@ def decode_image(data: bytes) -> tuple[Image.Image, str]:
     return image, kind
 
 
-def xfdesktop_running(user: DesktopUser) -> bool:
+def xfdesktop_running(user: DesktopUser, display: str) -> bool:
+    """Whether the desktop user's xfdesktop draws *this* display's desktop (one on another
+    display, say a second session or a container's, must not take the wallpaper elsewhere)."""
+    wanted = display_number(display)
     for proc in psutil.process_iter(["name", "uids"]):
         with contextlib.suppress(psutil.Error):
-            if proc.info["name"] == "xfdesktop" and proc.info["uids"].real == user.uid:
+            if (
+                proc.info["name"] == "xfdesktop"
+                and proc.info["uids"].real == user.uid
+                and display_number(proc.environ().get("DISPLAY", "")) == wanted
+            ):
                 return True
     return False
+
+
+def display_number(display: str) -> str | None:
+    """``:1``, ``:1.0``, ``unix:1`` and ``localhost:1.0`` all name local display 1; None for
+    a remote or malformed name."""
+    host, _, rest = display.rpartition(":")
+    if host not in ("", "unix", "localhost") or not rest:
+        return None
+    number = rest.split(".", 1)[0]
+    return number if number.isdigit() else None
 
 
 def cover(image: Image.Image, width: int, height: int) -> Image.Image:

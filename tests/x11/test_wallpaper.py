@@ -340,3 +340,22 @@ def test_http_urls_when_enabled_never_reach_the_vm_itself(
             assert close_to(root_pixel(desktop), BLUE, tolerance=12)
     finally:
         agent.stop()
+
+
+def test_an_xfdesktop_on_another_display_does_not_take_the_wallpaper(
+    desktop: DevDesktop, client: httpx.Client, tmp_path: Path
+) -> None:
+    """The user's xfdesktop of another session (or a container's) draws another screen: this
+    display's wallpaper is still painted here (a full test run turned black while one ran)."""
+    impostor = tmp_path / "xfdesktop"
+    shutil.copy("/bin/sleep", impostor)
+    other = subprocess.Popen([str(impostor), "60"], env=dict(os.environ, DISPLAY=":987"))
+    try:
+        blue = "data:image/png;base64," + base64.b64encode(image_bytes((40, 60, 210))).decode()
+        answer = client.post("/desktop/wallpaper", json={"url": blue})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["method"] == "root-pixmap"
+        assert close_to(root_pixel(desktop), (40, 60, 210))
+    finally:
+        other.kill()
+        other.wait()
