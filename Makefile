@@ -18,20 +18,31 @@ APT_PACKAGES := \
 	systemd shellcheck openssl \
 	xfce4-session xfce4-panel xfdesktop4 xfce4-settings
 
-.PHONY: all deps venv run test lint typecheck unit bench openapi clean deb
+# What `make test-system` needs on top: a Debian root, a container to boot it in, the linter.
+SYSTEM_APT_PACKAGES := debootstrap systemd-container lintian util-linux procps
+
+.PHONY: all deps venv run test test-system lint typecheck unit bench openapi clean deb lock
 
 all: test
 
 deps: .stamps/apt venv
 
 .stamps/apt: Makefile
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+	@mkdir -p .stamps && touch $@
+
+.stamps/apt-system: Makefile
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(SYSTEM_APT_PACKAGES)"
+	@mkdir -p .stamps && touch $@
+
+.PHONY: apt-install
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "apt-get install:" $$missing; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@mkdir -p .stamps && touch $@
 
 venv: $(VENV)/.installed
 
@@ -62,9 +73,19 @@ bench: deps
 openapi: venv
 	$(VENV)/bin/computer-agent openapi > tests/snapshots/openapi.json
 
-# dist/computer-agent_<version>_<arch>.deb: a venv with the agent inside /usr/lib/computer-agent.
+# dist/computer-agent_<version>_<arch>.deb: a venv with the agent inside /usr/lib/computer-agent,
+# exactly the versions and hashes of packaging/*.lock (`make lock` re-resolves them).
 deb: .stamps/apt
 	bash packaging/build-deb.sh
+
+lock: .stamps/apt
+	bash packaging/lock.sh
+
+# The package under a real systemd (tests/system/run.sh): booted in systemd-nspawn from a Debian 12
+# root cached in /var/cache/computer-agent-test, under /tmp/agent-xtest.lock while it boots. Needs
+# root; prints SKIP where it cannot boot.
+test-system: .stamps/apt .stamps/apt-system
+	$(SUDO) bash tests/system/run.sh
 
 clean:
 	rm -rf $(VENV) .stamps .pytest_cache .mypy_cache .ruff_cache

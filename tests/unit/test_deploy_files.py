@@ -24,6 +24,7 @@ SCRIPTS = [
     ROOT / "packaging" / "debian" / "prerm",
     ROOT / "packaging" / "debian" / "postrm",
     ROOT / "tests" / "system" / "rootfs.sh",
+    ROOT / "tests" / "system" / "run.sh",
 ]
 
 
