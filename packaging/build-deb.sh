@@ -68,7 +68,7 @@ sed -e 's/ --hash=.*//' -e '/^#/d' "$HERE/requirements.lock" > "$BUILD/names.txt
 echo "computer-agent==$VERSION" >> "$BUILD/names.txt"
 "$TOOLS/bin/python" -m pip --python "$VENV/bin/python" install -q --no-index --find-links "$WHEELS" \
     --no-deps --ignore-installed --no-compile --no-warn-script-location -r "$BUILD/names.txt"
-installed=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("computer-agent"))')
+installed=$("$VENV/bin/python" -I -c 'import importlib.metadata as m; print(m.version("computer-agent"))')
 if [ "$installed" != "$VERSION" ]; then
     echo "the venv holds computer-agent $installed, not $VERSION" >&2
     exit 1
