@@ -69,7 +69,7 @@ check "6: the dist-info version is the package version" \
     bash -c "dpkg-deb -c '$DEB' | grep -q 'site-packages/computer_agent-$VERSION.dist-info/METADATA'"
 check "6: pyproject.toml has no version of its own" \
     python3 -c "import tomllib, sys; p = tomllib.load(open(sys.argv[1], 'rb'))['project']; sys.exit('version' in p or 'version' not in p['dynamic'])" "$ROOT/pyproject.toml"
-check "3: no conffiles (nothing for an upgrade to ask about)" bash -c "[ -z \"\$(dpkg-deb -f '$DEB' Conffiles)\" ] && ! dpkg-deb --ctrl-tarfile '$DEB' | tar -t | grep -q conffiles"
+check "3: no conffiles (nothing for an upgrade to ask about)" bash -c "[ -z \"\$(dpkg-deb -f '$DEB' Conffiles)\" ] && ! dpkg-deb --ctrl-tarfile '$DEB' | tar -t | grep conffiles"
 check "8: lintian reports no error or warning (overrides documented)" \
     lintian --fail-on error,warning --tag-display-limit 0 "$DEB"
 rm -rf "$WORK/build-a" "$WORK/build-b" "$WORK/b"
@@ -80,6 +80,18 @@ sed -i "s/^__version__ = .*/__version__ = \"$NEXT\"/" "$WORK/next/agent/__init__
 BUILD=$WORK/build-next DIST=$WORK/next-dist bash "$WORK/next/packaging/build-deb.sh" >>"$LOG" 2>&1
 NEXT_DEB=$WORK/next-dist/computer-agent_${NEXT}_$ARCH.deb
 rm -rf "$WORK/build-next" "$WORK/next"
+# The last release whose /etc/computer-agent/agent.toml was a conffile (the parent of the commit
+# that removed packaging/debian/conffiles), for the upgrade an existing installation makes.
+OLD_DEB=
+OLD_REF=$(git -C "$ROOT" rev-list -1 HEAD -- packaging/debian/conffiles 2>/dev/null || true)
+if [ -n "$OLD_REF" ] && mkdir -p "$WORK/old" && git -C "$ROOT" archive "$OLD_REF^" | tar -C "$WORK/old" -x 2>>"$LOG" \
+    && BUILD=$WORK/build-old DIST=$WORK/old-dist bash "$WORK/old/packaging/build-deb.sh" >>"$LOG" 2>&1; then
+    OLD_DEB=$WORK/old-dist/old-release.deb
+    mv "$WORK"/old-dist/computer-agent_*.deb "$OLD_DEB"
+else
+    say "SKIP the upgrade from the conffile release: its commit is not in this clone"
+fi
+rm -rf "$WORK/build-old" "$WORK/old"
 
 # --- the machine -----------------------------------------------------------------------------
 ROOTFS=$(bash "$HERE/rootfs.sh")
@@ -90,7 +102,7 @@ flock 8
 mkdir -p "$WORK/upper" "$WORK/work" "$WORK/merged"
 mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$WORK/upper,workdir=$WORK/work" "$WORK/merged"
 mkdir -p "$WORK/merged/var/tmp/debs"
-cp "$DEB" "$NEXT_DEB" "$WORK/merged/var/tmp/debs/"
+cp "$DEB" "$NEXT_DEB" ${OLD_DEB:+"$OLD_DEB"} "$WORK/merged/var/tmp/debs/"
 say "booting $ROOTFS (overlay) as $MACHINE"
 systemd-nspawn -q -b -D "$WORK/merged" -M "$MACHINE" --register=no --keep-unit --private-network \
     >"$WORK/console" 2>&1 </dev/null &
@@ -250,6 +262,20 @@ ct sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /var/tmp/debs/$(b
 check "4: a reinstall after purge comes back disabled" \
     bash -c "[ \"\$(ct systemctl is-enabled computer-agent.service computer-agent-xvfb.service | sort -u)\" = disabled ]"
 check "4: a reinstall after purge is not enabled for users" bash -c "! ct test -e /etc/systemd/user/graphical-session.target.wants/computer-agent.service"
+
+# Upgrade from the release with the conffile (3): an edited agent.toml moves into agent.d, unasked.
+if [ -n "$OLD_DEB" ]; then
+    ct sh -c 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q computer-agent </dev/null' >>"$LOG" 2>&1
+    ct sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q /var/tmp/debs/old-release.deb </dev/null' >>"$LOG" 2>&1
+    ct sed -i 's/^port = .*/port = 8002/' /etc/computer-agent/agent.toml
+    check "3: from the conffile release with an edited agent.toml, the unattended upgrade succeeds" \
+        ct sh -c "DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q /var/tmp/debs/$(basename "$NEXT_DEB") </dev/null"
+    check "3: the edit now lives in agent.d/00-agent.toml" ct grep -q '^port = 8002' /etc/computer-agent/agent.d/00-agent.toml
+    check "3: /etc/computer-agent/agent.toml is gone, no .dpkg-* file left" \
+        bash -c "! ct test -e /etc/computer-agent/agent.toml && [ -z \"\$(ct find /etc -name '*.dpkg-*')\" ]"
+    ct systemctl start computer-agent.service
+    check "3: the agent serves the migrated setting (port 8002)" wait_ready 8002
+fi
 
 say "done in $(($(date +%s) - STARTED)) s: $FAILED failed"
 [ "$FAILED" = 0 ]
