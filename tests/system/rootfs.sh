@@ -21,12 +21,20 @@ PACKAGES=(
 )
 
 mirror() {
-    # First http(s) URI of the bookworm suite in the host's apt sources (deb822 or one-line).
+    # The URI of the first apt source (deb822 or one-line) that serves the $SUITE suite itself.
     local uri
-    uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
+    uri=$(awk -v suite="$SUITE" 'BEGIN { RS = "" } {
+            uri = ""; found = 0
+            n = split($0, lines, "\n")
+            for (i = 1; i <= n; i++) {
+                if (lines[i] ~ /^URIs:/) { split(lines[i], words, " "); uri = words[2] }
+                if (lines[i] ~ /^Suites:/) { m = split(lines[i], words, " "); for (j = 2; j <= m; j++) if (words[j] == suite) found = 1 }
+            }
+            if (found && uri != "") { print uri; exit }
+        }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
     if [ -z "$uri" ]; then
-        uri=$(grep -hE "^deb .*[[:space:]]${SUITE}[[:space:]]" /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-            | awk '{print $2}' | head -n1 || true)
+        uri=$(awk -v suite="$SUITE" '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i == suite) { print ($2 ~ /^\[/ ? $3 : $2); exit } }' \
+            /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
     fi
     echo "${uri:-http://deb.debian.org/debian}"
 }

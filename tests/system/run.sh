@@ -138,7 +138,12 @@ ct() {  # run a command inside the machine
 }
 export LEADER
 export -f ct
-state=$(ct timeout 120 systemctl is-system-running --wait 2>/dev/null || true)
+state=
+for _ in $(seq 240); do  # the manager's socket appears a moment after systemd starts
+    state=$(ct timeout 120 systemctl is-system-running --wait 2>/dev/null || true)
+    case "$state" in running|degraded|maintenance|stopping|offline) break ;; esac
+    sleep 0.5
+done
 say "booted: $state"
 case "$state" in running|degraded) ;; *) cat "$WORK/console" >&2; fail "the machine booted ($state)"; exit 1 ;; esac
 
