@@ -11,7 +11,7 @@
 # Reproducible: the dependencies are exactly packaging/requirements.lock (versions and sha256
 # hashes; `make lock` rewrites it), the agent's wheel is built by the setuptools/wheel of
 # packaging/build.lock, sdists (evdev) are compiled at a fixed path with the build directory
-# mapped away and stripped, every file's time is SOURCE_DATE_EPOCH (the last commit's), and the
+# mapped away and no debug information, every file's time is SOURCE_DATE_EPOCH (the last commit's), and the
 # venv carries no pip, no direct_url.json and no byte code (postinst compiles it). Building
 # twice gives the same bytes (the system test checks). The version is agent/__init__.py's.
 set -euo pipefail
@@ -41,7 +41,8 @@ echo "building $DEB (python $PYMINOR from $PYTHON, SOURCE_DATE_EPOCH=$SOURCE_DAT
 rm -rf "$BUILD"
 mkdir -p "$STAGE" "$DIST" "$WHEELS" "$BUILD/sdist" "$BUILD/src"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_COMPILE=1 PYTHONHASHSEED=0
-export CFLAGS="-O2 -ffile-prefix-map=$BUILD=/build"
+# What we compile ourselves (sdists) carries no debug information and no build path.
+export CFLAGS="-O2 -g0 -ffile-prefix-map=$BUILD=/build" LDFLAGS="-s"
 
 # 1. Build tools from the lock; every run-time dependency downloaded and hash-checked.
 "$PYTHON" -m venv "$TOOLS"
@@ -85,7 +86,9 @@ fi
 find "$VENV" -depth -type d -name __pycache__ -exec rm -rf {} +
 find "$VENV"/lib/python*/site-packages -depth -type d \( -name tests -o -name testing \) \
     -path '*/numpy/*' -exec rm -rf {} +
-find "$VENV" -type f -name '*.so*' -exec strip --strip-unneeded --remove-section=.comment {} + -exec chmod 0644 {} +
+# (The wheels' own objects are left as PyPI built them: stripping the libraries auditwheel
+# patched with patchelf breaks them, "ELF load command address/offset not page-aligned".)
+find "$VENV" -type f -name '*.so*' -exec chmod 0644 {} +
 # Only the agent's own command; the dependencies' scripts (f2py, mss, ...) are not for users.
 find "$VENV/bin" -maxdepth 1 -type f ! -name computer-agent ! -name activate -delete
 # The interpreter links relative, so the tree means the same wherever it is unpacked.

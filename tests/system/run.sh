@@ -59,7 +59,7 @@ export SOURCE_DATE_EPOCH
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/agent/__init__.py")
 NEXT="$VERSION+systemtest1"
 ARCH=$(dpkg --print-architecture)
-say "building computer-agent $VERSION twice and $NEXT once (log: $LOG)"
+say "building computer-agent $VERSION twice, $NEXT once and the last conffile release (log: $LOG)"
 BUILD=$WORK/build-a DIST=$WORK/a bash "$ROOT/packaging/build-deb.sh" >>"$LOG" 2>&1
 BUILD=$WORK/build-b DIST=$WORK/b bash "$ROOT/packaging/build-deb.sh" >>"$LOG" 2>&1
 DEB=$WORK/a/computer-agent_${VERSION}_$ARCH.deb
@@ -193,6 +193,10 @@ check "STATUS= is the readiness verdict" bash -c "[[ '$status' == ready* ]]"
 check "8: the system unit runs the agent as root" bash -c "[ \"\$(ct ps -o user= -p $(prop computer-agent.service MainPID))\" = root ]"
 uid=$(api POST /exec '{"command": ["id", "-u"]}' | ct python3 -c 'import json,sys; print(json.load(sys.stdin)["stdout"].strip())' || true)
 check "8: commands run as the desktop user (uid 1000, got $uid)" test "$uid" = 1000
+# shellcheck disable=SC2016  # expanded by the machine's sh
+shot=$(ct sh -c 'curl -sS -m 30 -H "Authorization: Bearer $(cat /etc/computer-agent/token)" http://127.0.0.1:8000/desktop/screenshot | head -c 8 | od -An -c' || true)
+check "the installed agent takes a screenshot of :99 (numpy, Pillow, mss load from the venv; got: $shot)" \
+    bash -c "[[ '$shot' == *P*N*G* ]]"
 score=$(ct systemd-analyze security computer-agent.service 2>/dev/null | sed -n 's/.*Overall exposure level for computer-agent.service: \([0-9.]*\).*/\1/p')
 check "8: systemd-analyze security computer-agent.service is $score (<= 5.0)" \
     python3 -c "import sys; sys.exit(0 if float('${score:-99}') <= 5.0 else 1)"
