@@ -18,20 +18,31 @@ APT_PACKAGES := \
 	systemd shellcheck openssl \
 	xfce4-session xfce4-panel xfdesktop4 xfce4-settings
 
-.PHONY: all deps venv run test lint typecheck unit bench openapi clean deb test-image
+# What `make test-system` needs on top: a Debian root, a container to boot it in, the linter.
+SYSTEM_APT_PACKAGES := debootstrap systemd-container lintian util-linux procps
+
+.PHONY: all deps venv run test test-system lint typecheck unit bench openapi clean deb lock test-image
 
 all: test
 
 deps: .stamps/apt venv
 
 .stamps/apt: Makefile
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+	@mkdir -p .stamps && touch $@
+
+.stamps/apt-system: Makefile
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(SYSTEM_APT_PACKAGES)"
+	@mkdir -p .stamps && touch $@
+
+.PHONY: apt-install
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "apt-get install:" $$missing; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@mkdir -p .stamps && touch $@
 
 venv: $(VENV)/.installed
 
@@ -62,9 +73,20 @@ bench: deps
 openapi: venv
 	$(VENV)/bin/computer-agent openapi > tests/snapshots/openapi.json
 
-# dist/computer-agent_<version>_<arch>.deb: a venv with the agent inside /usr/lib/computer-agent.
+# dist/computer-agent_<version>_<arch>.deb: a venv with the agent inside /usr/lib/computer-agent,
+# exactly the versions and hashes of packaging/*.lock (`make lock` re-resolves them).
 deb: .stamps/apt
 	bash packaging/build-deb.sh
+
+lock: .stamps/apt
+	bash packaging/lock.sh
+
+# The package under a real systemd (tests/system/run.sh): booted in systemd-nspawn from a Debian 12
+# root cached in /var/cache/computer-agent-test, under /tmp/agent-xtest.lock while it boots. Needs
+# root; prints SKIP where it cannot boot. Then the container image (test-image).
+test-system: .stamps/apt .stamps/apt-system
+	$(SUDO) bash tests/system/run.sh
+	@$(MAKE) --no-print-directory test-image
 
 # The container image under Debian's own dockerd (tests/system/test_image.py): a cached
 # debootstrap root as the base image, classic and BuildKit builds, healthcheck, screenshot, token,
@@ -72,12 +94,7 @@ deb: .stamps/apt
 IMAGE_APT_PACKAGES := docker.io debootstrap
 
 .stamps/apt-image: Makefile
-	@missing=$$(for p in $(IMAGE_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "apt-get install:" $$missing; \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(IMAGE_APT_PACKAGES)"
 	@mkdir -p .stamps && touch $@
 
 test-image: deb venv .stamps/apt-image

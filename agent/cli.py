@@ -23,6 +23,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, default=None, help="TOML file with options (flags and env win)"
     )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="directory of *.toml drop-ins read after --config, in name order (a later file wins)",
+    )
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.parse.__name__ == "_bool":
@@ -41,7 +47,10 @@ def _config_from(args: argparse.Namespace, **overrides: str) -> Config:
     config_file = args.config
     if config_file is None and os.environ.get("COMPUTER_AGENT_CONFIG"):
         config_file = Path(os.environ["COMPUTER_AGENT_CONFIG"])
-    return load(flags, config_file=config_file)
+    config_dir = args.config_dir
+    if config_dir is None and os.environ.get("COMPUTER_AGENT_CONFIG_DIR"):
+        config_dir = Path(os.environ["COMPUTER_AGENT_CONFIG_DIR"])
+    return load(flags, config_file=config_file, config_dir=config_dir)
 
 
 async def serve(config: Config, *, announce: bool = True) -> None:

@@ -239,28 +239,44 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def read_files(config_file: Path | None, config_dir: Path | None = None) -> dict[str, tuple[Any, str]]:
+    """Option values from the TOML files, each with where it came from.
+
+    ``config_file`` (the shipped defaults) is read first, then ``config_dir/*.toml`` in name
+    order (the admin's drop-ins, which dpkg never owns, so upgrades never ask about them); a
+    later file wins key by key. A missing drop-in directory is an empty one.
+    """
+    files: list[Path] = [] if config_file is None else [config_file]
+    if config_dir is not None and config_dir.is_dir():
+        files += sorted(path for path in config_dir.glob("*.toml") if path.is_file())
+    known = {option.name for option in OPTIONS}
+    values: dict[str, tuple[Any, str]] = {}
+    for path in files:
+        try:
+            parsed = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
+        unknown = sorted(set(parsed) - known)
+        if unknown:
+            raise ConfigError(f"config file {path}: unknown option(s) {', '.join(unknown)}")
+        values.update((name, (value, f"{name} in {path}")) for name, value in parsed.items())
+    return values
+
+
 def load(
     flags: Mapping[str, str | None],
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    config_dir: Path | None = None,
 ) -> Config:
-    """Merge flags > env > file over the defaults, parse each value, then check the whole.
+    """Merge flags > env > drop-in files > config file over the defaults, parse each value, check.
 
     ``flags`` maps option names to the raw string given on the command line (None: not given).
     """
     environ = os.environ if environ is None else environ
-    file_values: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            file_values = tomllib.loads(config_file.read_text())
-        except OSError as exc:
-            raise ConfigError(f"--config {config_file}: cannot read: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"--config {config_file}: not valid TOML: {exc}") from exc
-        known = {option.name for option in OPTIONS}
-        unknown = sorted(set(file_values) - known)
-        if unknown:
-            raise ConfigError(f"--config {config_file}: unknown option(s) {', '.join(unknown)}")
+    file_values = read_files(config_file, config_dir)
 
     values: dict[str, Any] = {}
     for option in OPTIONS:
@@ -271,7 +287,7 @@ def load(
         elif env_name in environ:
             raw, origin = environ[env_name], env_name
         elif option.name in file_values:
-            raw, origin = file_values[option.name], f"{option.name} in {config_file}"
+            raw, origin = file_values[option.name]
             if isinstance(raw, bool):
                 raw = "true" if raw else "false"
             raw = str(raw)

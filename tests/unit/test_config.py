@@ -113,3 +113,30 @@ def test_launch_log_dir_lost_after_start_is_a_clear_503(tmp_path: Path) -> None:
         assert "--launch-log-dir" in answer.json()["error"]["message"]
     finally:
         agent.stop()
+
+
+def test_drop_ins_override_the_shipped_file_in_name_order(tmp_path: Path) -> None:
+    """The package's defaults file, then the admin's agent.d/*.toml: a later file wins per key."""
+    shipped = tmp_path / "agent.toml"
+    shipped.write_text('host = "0.0.0.0"\nport = 7000\nlog_level = "info"\ninsecure_no_auth = false\n')
+    drop_ins = tmp_path / "agent.d"
+    drop_ins.mkdir()
+    (drop_ins / "50-site.toml").write_text('port = 7001\ntoken_file = "/etc/t"\n')
+    (drop_ins / "90-debug.toml").write_text('log_level = "debug"\nport = 7002\n')
+    (drop_ins / "README").write_text("not toml, not read\n")
+    config = load({}, {}, shipped, drop_ins)
+    assert (config.host, config.port, config.log_level, str(config.token_file)) == (
+        "0.0.0.0",
+        7002,
+        "debug",
+        "/etc/t",
+    )
+    (drop_ins / "60-bad.toml").write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match=r"60-bad\.toml: unknown option"):
+        load({}, {}, shipped, drop_ins)
+
+
+def test_a_missing_drop_in_directory_is_empty(tmp_path: Path) -> None:
+    shipped = tmp_path / "agent.toml"
+    shipped.write_text('port = 7000\ntoken_file = "/etc/t"\n')
+    assert load({}, {}, shipped, tmp_path / "agent.d").port == 7000

@@ -21,9 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = [
     ROOT / "docker" / "entrypoint",
     ROOT / "packaging" / "build-deb.sh",
+    ROOT / "packaging" / "lock.sh",
+    ROOT / "packaging" / "debian" / "preinst",
     ROOT / "packaging" / "debian" / "postinst",
     ROOT / "packaging" / "debian" / "prerm",
     ROOT / "packaging" / "debian" / "postrm",
+    ROOT / "tests" / "system" / "rootfs.sh",
+    ROOT / "tests" / "system" / "run.sh",
 ]
 
 
@@ -69,10 +73,15 @@ def test_units_state_the_service_contract(name: str) -> None:
     assert service["Delegate"] == "yes"  # the commands' cgroups live below the unit's
     # Descriptors for the whole connection cap and the agent's own (systemd's default soft is 1,024).
     assert int(service["LimitNOFILE"]) >= Config().http_max_connections + RESERVED_DESCRIPTORS
-    # Hardening a child would inherit to its harm is absent.
+    # Hardening a child would inherit to its harm is absent (sudo, the X socket, browsing, JITs,
+    # browser sandboxes, apt, the user's files).
     for forbidden in ("NoNewPrivileges", "PrivateTmp", "PrivateNetwork", "MemoryDenyWriteExecute",
-                      "SystemCallFilter", "ProtectSystem", "ProtectHome"):  # fmt: skip
+                      "ProtectSystem", "ProtectHome", "PrivateDevices", "User", "DynamicUser"):  # fmt: skip
         assert forbidden not in service, forbidden
+    assert "RestrictNamespaces" not in service or service["RestrictNamespaces"] == "~cgroup"
+    # Defaults come from the package's file, the admin's settings from agent.d (no conffile).
+    assert "--config /usr/share/computer-agent/" in service["ExecStart"]
+    assert "--config-dir /etc/computer-agent/agent.d" in service["ExecStart"]
 
 
 def test_user_unit_follows_the_graphical_session() -> None:

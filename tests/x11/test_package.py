@@ -31,6 +31,8 @@ INSTALLED = [
     Path("/usr/bin/computer-agent"),
     Path("/usr/lib/computer-agent"),
     Path("/lib/systemd/system/computer-agent.service"),
+    Path("/lib/systemd/system/computer-agent-xvfb.service"),
+    Path("/usr/share/computer-agent"),
     Path("/usr/lib/systemd/user/computer-agent.service"),
     Path("/etc/computer-agent"),
 ]
@@ -97,12 +99,17 @@ def test_package_metadata(deb: Path) -> None:
     assert "python3-gi" in depends and "python3-pyatspi" in depends and "libx11-6" in depends
     contents = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
     assert "./usr/lib/computer-agent/venv/bin/python" in contents
-    assert "./etc/computer-agent/agent.toml" in contents
+    assert "./usr/share/computer-agent/agent.toml" in contents
+    assert "./usr/share/computer-agent/headless.toml" in contents
+    assert "./etc/computer-agent/agent.d/" in contents
     assert ".pyc" not in contents  # compiled on the target, never with the build path inside
-    conffiles = subprocess.run(
-        ["dpkg-deb", "--info", str(deb), "conffiles"], capture_output=True, text=True, check=True
+    assert "direct_url.json" not in contents  # it would name the build directory
+    # No conffiles: the admin's settings live in agent.d, which no upgrade asks about.
+    control_files = subprocess.run(
+        ["dpkg-deb", "--ctrl-tarfile", str(deb)], capture_output=True, check=True
     ).stdout
-    assert conffiles.split() == ["/etc/computer-agent/agent.toml"]
+    listing = subprocess.run(["tar", "-t"], input=control_files, capture_output=True, check=True).stdout
+    assert b"conffiles" not in listing
 
 
 def test_install_verify_serve_and_purge(installed: Path, tmp_path: Path) -> None:
@@ -114,10 +121,13 @@ def test_install_verify_serve_and_purge(installed: Path, tmp_path: Path) -> None
     token = token_file.read_text().strip()
     assert len(token) >= 32
     subprocess.run(
-        ["systemd-analyze", "verify", "/lib/systemd/system/computer-agent.service"],
+        [
+            "systemd-analyze", "verify",
+            "/lib/systemd/system/computer-agent.service", "/lib/systemd/system/computer-agent-xvfb.service",
+        ],
         check=True,
         capture_output=True,
-    )
+    )  # fmt: skip
     runtime = tmp_path / "xdg"
     runtime.mkdir(mode=0o700)
     subprocess.run(
@@ -136,7 +146,8 @@ def test_install_verify_serve_and_purge(installed: Path, tmp_path: Path) -> None
         agent = subprocess.Popen(
             [
                 "/usr/bin/computer-agent", "serve",
-                "--config", "/etc/computer-agent/agent.toml",
+                "--config", "/usr/share/computer-agent/agent.toml",
+                "--config-dir", "/etc/computer-agent/agent.d",
                 "--host", "127.0.0.1", "--port", str(port),
                 "--token-file", str(token_file),
                 "--display", desktop.display,
@@ -171,14 +182,15 @@ def test_install_verify_serve_and_purge(installed: Path, tmp_path: Path) -> None
                 agent.kill()
                 agent.wait()
 
-    # Reinstalling (as an upgrade does) keeps the token and the operator's config edits.
-    config = Path("/etc/computer-agent/agent.toml")
-    config.write_text(config.read_text() + "\n# edited by the operator\n")
+    # Reinstalling (as an upgrade does) keeps the token and the operator's drop-in, unasked.
+    config = Path("/etc/computer-agent/agent.d/50-site.toml")
+    config.write_text("# edited by the operator\n")
     subprocess.run(
-        [*APT, "-o", "Dpkg::Options::=--force-confold", "install", "--reinstall", str(installed)],
+        [*APT, "install", "--reinstall", str(installed)],
         env=APT_ENV,
         check=True,
         capture_output=True,
+        stdin=subprocess.DEVNULL,
     )
     assert token_file.read_text().strip() == token
     assert "# edited by the operator" in config.read_text()
