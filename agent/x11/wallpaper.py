@@ -373,10 +373,22 @@ def xfdesktop_running(user: DesktopUser, display: str) -> bool:
             if (
                 proc.info["name"] == "xfdesktop"
                 and proc.info["uids"].real == user.uid
-                and display_number(proc.environ().get("DISPLAY", "")) == wanted
+                and _process_display(proc) in (wanted, UNKNOWN)
             ):
                 return True
     return False
+
+
+UNKNOWN = "?"
+
+
+def _process_display(proc: psutil.Process) -> str | None:
+    """The display number a process was started on; UNKNOWN when its environment cannot be read
+    (the system unit leaves the agent without CAP_SYS_PTRACE): then it counts as ours."""
+    try:
+        return display_number(proc.environ().get("DISPLAY", ""))
+    except psutil.AccessDenied:
+        return UNKNOWN
 
 
 def display_number(display: str) -> str | None:
