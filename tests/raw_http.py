@@ -8,6 +8,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from tests.conftest import RunningAgent
 
@@ -94,3 +95,17 @@ def log_settled(agent: RunningAgent, timeout: float = 10.0) -> str:
         if marker in log or time.monotonic() > deadline:
             return log
         time.sleep(0.05)
+
+
+def send_raw(agent: RunningAgent, path: str, body: dict[str, object]) -> socket.socket:
+    """A request on a raw socket, so the test decides exactly when the client goes away."""
+    url = urlsplit(agent.url)
+    assert url.hostname is not None and url.port is not None
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection((url.hostname, url.port))
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {agent.token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+    return sock

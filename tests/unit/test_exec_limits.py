@@ -7,13 +7,11 @@ import concurrent.futures
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -23,6 +21,7 @@ from agent.exec.cgroups import CommandCgroup, Confiner, Limits, _beneath
 from agent.exec.runner import CommandSpec, bash_argv
 from agent.exec.service import ExecService
 from tests.conftest import RunningAgent, start_agent
+from tests.raw_http import send_raw
 from tests.unit.test_exec import agent_env
 
 pytestmark = pytest.mark.unit
@@ -46,20 +45,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     )
     yield running
     running.stop()
-
-
-def send_raw(agent: RunningAgent, path: str, body: dict[str, object]) -> socket.socket:
-    """A request on a raw socket, so the test decides exactly when the client goes away."""
-    url = urlsplit(agent.url)
-    assert url.hostname is not None and url.port is not None
-    payload = json.dumps(body).encode()
-    sock = socket.create_connection((url.hostname, url.port))
-    sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {agent.token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
-        + payload
-    )
-    return sock
 
 
 def alive(pid: int) -> bool:

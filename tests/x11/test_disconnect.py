@@ -4,11 +4,8 @@ QueryPointer) by a separate X client, not by asking the agent."""
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -17,6 +14,7 @@ from Xlib.display import Display
 
 from agent.devdesktop import DevDesktop
 from tests.conftest import RunningAgent
+from tests.raw_http import send_raw
 
 pytestmark = pytest.mark.x11
 
@@ -47,20 +45,6 @@ def wait_for(display: Display, expected: tuple[bool, bool], timeout: float) -> t
         time.sleep(0.05)
         state = held(display)
     return state
-
-
-def send_raw(agent: RunningAgent, path: str, body: dict[str, object]) -> socket.socket:
-    """A request on a raw socket, so the test decides exactly when the client goes away."""
-    url = urlsplit(agent.url)
-    assert url.hostname is not None and url.port is not None
-    payload = json.dumps(body).encode()
-    sock = socket.create_connection((url.hostname, url.port))
-    sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {agent.token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
-        + payload
-    )
-    return sock
 
 
 def test_a_batch_whose_client_left_releases_lock_keys_and_buttons(

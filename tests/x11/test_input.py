@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ from tests.observers import EventLogger, KeyRecorder
 pytestmark = pytest.mark.x11
 
 UNICODE_SAMPLE = "héllo wörld – 日本語 😀 ça ñß€"
-
-
-@pytest.fixture()
-def logger(desktop: DevDesktop, client: httpx.Client) -> Iterator[EventLogger]:
-    app = EventLogger(desktop)
-    app.drain()
-    yield app
-    app.close()
 
 
 def buttons(events: list[dict[str, Any]]) -> list[tuple[str, int]]:

@@ -43,14 +43,6 @@ def mixed_text(first_cjk: int, count: int, line: int = 0) -> str:
     return "".join(parts)
 
 
-@pytest.fixture()
-def logger(desktop: DevDesktop, client: httpx.Client) -> Iterator[EventLogger]:
-    app = EventLogger(desktop)
-    app.drain()
-    yield app
-    app.close()
-
-
 def type_into_entry(client: httpx.Client, logger: EventLogger, text: str) -> str:
     """Type into the app's entry (which has the focus) and return the text it then holds.
 
