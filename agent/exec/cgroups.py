@@ -11,7 +11,11 @@ Where the cgroup comes from, best first:
   the v2 "no internal processes" rule requires, then ``pids`` and ``memory`` are enabled below it.
 * cgroup v1 or hybrid (containers, CI, some sandboxes): a child in the ``pids``, ``memory`` and
   (for the kill) ``freezer`` hierarchies, each beneath the agent's own cgroup there.
-* neither writable: the process group is killed as before, plus a sweep of every process that
+* only a cgroup v2 hierarchy without the ``pids`` and ``memory`` controllers (a hybrid host's
+  ``/sys/fs/cgroup/unified``, delegated by systemd even where the v1 controllers are not): a
+  child there still holds every descendant and is killed as one, but carries no limits (said
+  once in the log).
+* none writable: the process group is killed as before, plus a sweep of every process that
   still carries the command's marker variable; no limits. Said once in the log.
 
 The child joins its cgroup before it execs the command (a ``preexec_fn`` writes ``0`` to
@@ -175,11 +179,14 @@ class CommandCgroup:
 class Confiner:
     """Creates the commands' cgroups; detects once which kind this machine allows."""
 
-    def __init__(self, kind: Kind, parents: tuple[Path, ...], limits: Limits, reason: str = "") -> None:
+    def __init__(
+        self, kind: Kind, parents: tuple[Path, ...], limits: Limits, reason: str = "", *, limited: bool = True
+    ) -> None:
         self.kind = kind
         self.parents = parents  # the agent's own directories (v1: pids, memory[, freezer])
         self.limits = limits
         self.reason = reason
+        self.limited = limited  # False: a v2 hierarchy without controllers (membership and kill only)
         self._numbers = itertools.count(1)
         self._live: set[CommandCgroup] = set()
         self._janitor: asyncio.Task[None] | None = None
@@ -194,6 +201,18 @@ class Confiner:
                 confiner = cls("cgroup1", _setup_v1(root, name, limits), limits)
         except (OSError, ValueError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
+            try:
+                bare = cls("cgroup2", (_setup_v2_bare(root, name),), limits, reason, limited=False)
+            except (OSError, ValueError) as bare_exc:
+                reason += f"; cgroup v2 without controllers: {type(bare_exc).__name__}: {bare_exc}"
+            else:
+                LOG.warning(
+                    "commands run in cgroups (cgroup2) below %s, which end them as a whole but carry no "
+                    "tasks or memory limits (%s)",
+                    bare.parents[0],
+                    reason,
+                )
+                return bare
         else:
             LOG.info(
                 "commands run in cgroups (%s) below %s: at most %d tasks and %d MiB each",
@@ -225,7 +244,8 @@ class Confiner:
         try:
             for directory in dirs:
                 directory.mkdir()
-            _limit(self.kind, dirs, self.limits)
+            if self.limited:
+                _limit(self.kind, dirs, self.limits)
         except OSError as exc:
             LOG.warning("cannot create a cgroup for a command (%s); running it without one", exc)
             for directory in dirs:
@@ -362,6 +382,23 @@ def _setup_v2(root: Path, name: str, limits: Limits) -> Path:
     _write(parent / "cgroup.subtree_control", "+pids +memory")
     _write(parent / "memory.max", str(limits.memory_bytes()))
     return parent
+
+
+def _setup_v2_bare(root: Path, name: str) -> Path:
+    """The agent's directory in a cgroup v2 hierarchy mounted at or just below ``root``, used
+    without controllers: it holds and kills a command's processes, and limits nothing."""
+    own = _own_paths().get("")
+    if own is None:
+        raise ValueError("this process is in no cgroup v2 hierarchy")
+    for fstype, mount_root, mount, _ in _mounts():
+        if fstype == "cgroup2" and root in (mount, mount.parent):
+            base = _beneath(mount, mount_root, own)
+            _warn_unless_delegated(base)
+            _sweep_stale(base)
+            parent = base / name
+            parent.mkdir(exist_ok=True)
+            return parent
+    raise ValueError(f"no cgroup v2 hierarchy mounted at or below {root}")
 
 
 def _setup_v1(root: Path, name: str, limits: Limits) -> tuple[Path, ...]:

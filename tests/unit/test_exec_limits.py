@@ -342,3 +342,27 @@ async def test_the_janitor_leaves_a_cgroup_its_command_has_not_joined_yet() -> N
     finally:
         cgroup.remove()
         await service.close()
+
+
+async def test_a_v2_hierarchy_without_controllers_still_ends_the_whole_command(tmp_path: Path) -> None:
+    """A hybrid host's delegated /sys/fs/cgroup/unified has no pids or memory controller: commands
+    still get a cgroup there (no limits), and a timeout kills a setsid child through it."""
+    unified = Path("/sys/fs/cgroup/unified")
+    if not (unified / "cgroup.procs").exists() or {"pids", "memory"} <= set(
+        (unified / "cgroup.controllers").read_text().split()
+    ):
+        pytest.skip("no cgroup v2 hierarchy without the pids and memory controllers here")
+    service = ExecService(Config(insecure_no_auth=True))
+    await service.confiner.close()
+    service.confiner = Confiner.detect(Limits(max_tasks=10, memory_max=0), root=unified)
+    assert (service.confiner.kind, service.confiner.limited) == ("cgroup2", False)
+    await service.start()
+    try:
+        pidfile = tmp_path / "escaped"
+        command = f"cat /proc/self/cgroup; setsid bash -c 'sleep 300 & echo $! > {pidfile}'; sleep 100"
+        result = await service.run(CommandSpec(argv=bash_argv(command), timeout=1))
+        assert result.exit.timed_out
+        assert "0::/computer-agent." in result.stdout.decode() and "/cmd-" in result.stdout.decode()
+        assert wait_dead([read_pid(pidfile)]) == []
+    finally:
+        await service.close()
