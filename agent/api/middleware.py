@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from agent.api.keys import TOKEN_KEY
 from agent.errors import (
@@ -60,6 +62,9 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> AgentE
     return AgentError(exc.reason)
 
 
+CLIENT_CLOSED = 499  # nginx's "client closed request": what the access log and metrics say
+
+
 @web.middleware
 async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: request id, access log, and every error rendered as the JSON envelope."""
@@ -78,6 +83,20 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             if exc.status < 400:
                 raise
             response = error_response(_from_http_exception(exc, request), request_id)
+        except RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a body that is not
+            response = error_response(
+                InvalidArgument(
+                    f"the request body cannot be read: {exc} (check Content-Encoding)",
+                    details={"header": "Content-Encoding"},
+                ),
+                request_id,
+            )
+        except ConnectionResetError:  # the client went away (mid-body, or before its answer)
+            status = CLIENT_CLOSED
+            return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
+        except asyncio.CancelledError:  # its work was cancelled because the client left, or a stop
+            status = CLIENT_CLOSED
+            raise
         except Exception:
             LOG.exception("unhandled error serving %s %s", request.method, request.path)
             response = error_response(AgentError("internal error (a bug; see the agent log)"), request_id)

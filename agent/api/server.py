@@ -6,10 +6,13 @@ out of descriptors (then logs a traceback per failed accept), and answers reques
 rejects with text/plain after logging the rejected line, bearer token included. Here:
 
 * a request's headers must arrive within ``http_header_timeout`` of its first byte (408, close);
-* a body must not stall (no byte while the handler waits for one) for ``http_body_timeout`` (408);
+* a body must not stall (no byte while the handler waits for one) for ``http_body_timeout``, and
+  once it has taken that long it must average ``MIN_BODY_RATE`` (a byte every few seconds keeps a
+  body from stalling but not from being cut: 408);
 * an idle keep-alive connection closes after ``http_keepalive_timeout``;
 * past ``http_max_connections`` a waiting connection is closed to make room (one stuck in its
-  headers first, then one that sent nothing, then an idle keep-alive one; oldest first, none
+  headers or whose handler waits for its body first, then one that sent nothing, then an idle
+  keep-alive one; oldest first, none
   younger than a second), so slow connections cannot lock clients out; when none can go (every
   connection busy with a request, or a flood of brand-new ones) the newcomer gets a 503 envelope;
 * the parser's 400s are our JSON envelope with a request id, and are logged without the header;
@@ -44,6 +47,7 @@ LOG = logging.getLogger(__name__)
 RESERVED_DESCRIPTORS = 256  # for X connections, command pipes, files and logs, beyond client sockets
 SHED_GRACE = 1.0  # seconds a connection is left alone in a state before the cap may close it
 REFUSAL_LINGER = 1.0  # seconds a refused connection stays half-open so the client reads the answer
+MIN_BODY_RATE = 1024  # bytes/s a body must average once it has taken http_body_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,15 @@ def _parser_error(exc: BaseException | None, status: int) -> AgentError:
 class EdgeProtocol(RequestHandler):
     """aiohttp's connection handler plus header/body deadlines and parser errors as our envelope."""
 
-    __slots__ = ("_body", "_body_activity", "_deadline", "_head_started", "_idle_since", "_limits")
+    __slots__ = (
+        "_body",
+        "_body_activity",
+        "_body_started",
+        "_deadline",
+        "_head_started",
+        "_idle_since",
+        "_limits",
+    )
 
     def __init__(self, manager: web.Server, *, limits: Limits, **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=limits.keepalive_timeout, **kwargs)
@@ -127,6 +139,7 @@ class EdgeProtocol(RequestHandler):
         self._head_started: float | None = None  # first byte of a request whose headers are not in
         self._body: StreamReader | None = None  # the body being received, if any
         self._body_activity = 0.0
+        self._body_started = 0.0
         self._deadline: asyncio.TimerHandle | None = None
         self._idle_since = self._loop.time()
 
@@ -136,6 +149,21 @@ class EdgeProtocol(RequestHandler):
     def waiting(self) -> bool:
         """No request is being handled or queued: the connection is idle or still in its headers."""
         return self.transport is not None and not self._request_in_progress and not self._messages
+
+    @property
+    def awaiting_body(self) -> bool:
+        """The handler waits for body bytes the client has not sent: the client holds it up."""
+        body = self._body
+        return (
+            self.transport is not None
+            and body is not None
+            and not body.is_eof()
+            and body._waiter is not None  # aiohttp's reader has no public "is waiting"
+        )
+
+    @property
+    def sheddable(self) -> bool:
+        return self.waiting or self.awaiting_body
 
     @property
     def shed_order(self) -> tuple[int, float]:
@@ -148,6 +176,8 @@ class EdgeProtocol(RequestHandler):
         """
         if self._head_started is not None:
             return (0, self._head_started)
+        if self.awaiting_body:  # a slow body is a slowloris too
+            return (0, self._body_started)
         return (1 if self._request_count == 0 else 2, self._idle_since)
 
     # ----- deadlines ---------------------------------------------------------------------------
@@ -166,7 +196,7 @@ class EdgeProtocol(RequestHandler):
             self._head_started = None
             payload = self._messages[-1][1] if self._messages else None
             if isinstance(payload, StreamReader) and not payload.is_eof():
-                self._body, self._body_activity = payload, now
+                self._body, self._body_activity, self._body_started = payload, now, now
                 self._schedule(now + self._limits.body_timeout)
             else:
                 self._body = None
@@ -206,25 +236,27 @@ class EdgeProtocol(RequestHandler):
         if body is not None and not body.is_eof() and body.exception() is None:
             if self._reading_paused:  # the handler is behind, not the client
                 self._body_activity = now
+            taken = now - self._body_started
             if now - self._body_activity >= self._limits.body_timeout:
-                self._stall(body)
-            else:
-                self._schedule(self._body_activity + self._limits.body_timeout)
+                self._stall(body, f"no byte for {self._limits.body_timeout}s")
+            elif (
+                taken >= self._limits.body_timeout
+                and not self._reading_paused
+                and body.total_bytes < MIN_BODY_RATE * taken
+            ):
+                self._stall(body, f"less than {MIN_BODY_RATE} bytes/s after {round(taken)}s")
+            else:  # checked every few seconds while the body comes in
+                self._schedule(min(self._body_activity + self._limits.body_timeout, now + 5.0))
 
-    def _stall(self, body: StreamReader) -> None:
-        """The client stopped sending its body: the handler's read fails with 408, then close."""
-        THROTTLE.warning(
-            "slow-body", "a request body stalled for %ss; answered 408", self._limits.body_timeout
-        )
+    def _stall(self, body: StreamReader, why: str) -> None:
+        """The client stopped sending its body (or trickles it): the handler's read fails with
+        408, then close."""
+        THROTTLE.warning("slow-body", "a request body stalled (%s); answered 408", why)
         if self._current_request is None:  # no handler waits on it (done, or not yet started)
             self.force_close()
             return
         self._lingering_time = 0.0  # do not wait for the rest of the body after answering
-        body.set_exception(
-            RequestTimeout(
-                f"the request body stalled: no byte for {self._limits.body_timeout}s (http_body_timeout)"
-            )
-        )
+        body.set_exception(RequestTimeout(f"the request body stalled: {why} (http_body_timeout)"))
 
     async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -297,7 +329,7 @@ class EdgeServer(web.Server):
         waiting = [
             h
             for h in live
-            if isinstance(h, EdgeProtocol) and h is not handler and h.waiting and h.shed_order[1] <= settled
+            if isinstance(h, EdgeProtocol) and h is not handler and h.sheddable and h.shed_order[1] <= settled
         ]
         if waiting:
             min(waiting, key=lambda h: h.shed_order).force_close()

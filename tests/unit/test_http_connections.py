@@ -14,7 +14,16 @@ import psutil
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
-from tests.raw_http import closed_by_server, connect, exchange, log_settled, port_of, read_answer, request
+from tests.raw_http import (
+    closed_by_server,
+    connect,
+    exchange,
+    log_settled,
+    port_of,
+    read_answer,
+    request,
+    send_raw,
+)
 from tests.unit.test_exec import agent_env
 
 pytestmark = pytest.mark.unit
@@ -160,25 +169,12 @@ def test_at_the_cap_slow_connections_make_room_for_clients(tmp_path: Path) -> No
 
 
 def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503(tmp_path: Path) -> None:
-    agent = start_agent(
-        agent_env(), tmp_path, "--display", ":93", "--http-max-connections", "3", "--http-body-timeout", "20"
-    )
+    agent = start_agent(agent_env(), tmp_path, "--display", ":93", "--http-max-connections", "3")
     busy = []
     try:
-        for _ in range(3):  # a request whose body is still coming: in progress, not sheddable
-            sock = connect(agent)
-            sock.sendall(
-                request(
-                    agent,
-                    "POST",
-                    "/exec",
-                    b"",
-                    Content_Type="application/json",
-                    Authorization=f"Bearer {agent.token}",
-                ).replace(b"Content-Length: 0", b"Content-Length: 100")
-            )
-            busy.append(sock)
-        time.sleep(0.5)
+        for _ in range(3):  # a request the agent is working on (its client is not holding it up)
+            busy.append(send_raw(agent, "/exec", {"command": "sleep 20", "timeout_seconds": 30}))
+        time.sleep(1.5)  # past the cap's grace: only their being busy keeps them
         answer = exchange(agent, request(agent, "GET", "/health"))
         assert answer.status == 503
         error = answer.envelope()
@@ -276,3 +272,104 @@ def test_running_out_of_descriptors_logs_a_line_not_a_flood(tmp_path: Path) -> N
     # asyncio's own path (a traceback and a retry per waiting connection) is left only if a worker
     # thread takes the spare descriptor first: rare, and throttled too.
     assert log.count("socket.accept() out of system resource") <= 2
+
+
+def slow_bodies(agent: RunningAgent, count: int) -> list[socket.socket]:
+    """``count`` requests whose headers are complete and whose body comes one byte at a time."""
+    socks = []
+    for _ in range(count):
+        sock = connect(agent)
+        head = request(
+            agent,
+            "POST",
+            "/exec",
+            b"",
+            Content_Type="application/json",
+            Authorization=f"Bearer {agent.token}",
+        )
+        sock.sendall(head.replace(b"Content-Length: 0", b"Content-Length: 100000") + b"{")
+        sock.setblocking(False)
+        socks.append(sock)
+    return socks
+
+
+def test_a_trickled_body_is_408(tight_agent: RunningAgent) -> None:
+    """A byte every 0.5 s never stalls a body for 2 s, but it is far below the minimum rate."""
+    with connect(tight_agent) as sock:
+        sock.sendall(
+            request(
+                tight_agent,
+                "POST",
+                "/exec",
+                b"",
+                Content_Type="application/json",
+                Authorization=f"Bearer {tight_agent.token}",
+            ).replace(b"Content-Length: 0", b"Content-Length: 100000")
+        )
+        assert closed_by_server(sock, within=20, drip=b" ")
+
+
+def test_at_the_cap_slow_bodies_make_room_for_clients(tmp_path: Path) -> None:
+    """Requests trickling their bodies fill the cap: a client still gets in, one of them is shed."""
+    agent = start_agent(
+        agent_env(), tmp_path, "--display", ":93", "--http-max-connections", "10", "--http-body-timeout", "60"
+    )
+    socks = slow_bodies(agent, 10)
+    try:
+        time.sleep(1.5)  # past the cap's grace
+        for _ in range(3):
+            answer = exchange(agent, request(agent, "GET", "/health"))
+            assert answer.status == 200, answer.body
+            time.sleep(0.3)
+            shed = drip(socks)
+            assert len(shed) == 1  # the client made room by closing one slow body
+            shed[0].close()
+            socks = [sock for sock in socks if sock not in shed] + slow_bodies(agent, 1)
+            time.sleep(1.1)
+    finally:
+        for sock in socks:
+            sock.close()
+        agent.stop()
+
+
+def test_clients_that_leave_mid_body_are_not_errors(tight_agent: RunningAgent) -> None:
+    """A client gone mid-body is a 499 in the access log, not an error with a traceback each time."""
+    for _ in range(50):
+        with connect(tight_agent) as sock:
+            sock.sendall(
+                request(
+                    tight_agent,
+                    "POST",
+                    "/desktop/wait",
+                    b"",
+                    Content_Type="application/json",
+                    Authorization=f"Bearer {tight_agent.token}",
+                ).replace(b"Content-Length: 0", b"Content-Length: 100")
+                + b"{"
+            )
+            time.sleep(0.01)
+    log = log_settled(tight_agent)
+    assert "unhandled error" not in log and "Traceback" not in log
+    assert '"status": 499' in log
+
+
+def test_a_body_that_does_not_decode_is_400(tight_agent: RunningAgent) -> None:
+    """Content-Encoding: gzip on a body that is not gzip: the caller's mistake, named."""
+    for method, path, kind in (
+        ("POST", "/desktop/wait", "application/json"),
+        ("PUT", "/files?path=/tmp/agent-gzip-test", "application/octet-stream"),
+    ):
+        answer = exchange(
+            tight_agent,
+            request(
+                tight_agent,
+                method,
+                path,
+                b"{}",
+                Content_Type=kind,
+                Content_Encoding="gzip",
+                Authorization=f"Bearer {tight_agent.token}",
+            ),
+        )
+        assert answer.status == 400, (path, answer.body)
+        assert "Content-Encoding" in str(answer.envelope()["message"])
