@@ -103,7 +103,8 @@ async def host_and_origin(request: web.Request, handler: Handler) -> web.StreamR
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None:
         origin_host = _hostname(origin)  # "null" (a file: page, a sandbox) has none: refused
-        if origin_host is None or not allowed.allows(origin_host, any_ip=False):
+        web_page = origin.lower().startswith(("http://", "https://"))  # not an extension's page
+        if origin_host is None or not web_page or not allowed.allows(origin_host, any_ip=False):
             raise PermissionDenied(
                 f"requests from web pages are refused: Origin {origin[:200]!r} is not an allowed host",
                 details={"header": "Origin"},

@@ -143,6 +143,13 @@ def test_allowed_hosts_and_origins_still_work(open_agent: RunningAgent) -> None:
     ):
         answer = exchange(open_agent, request(open_agent, "GET", "/health", Origin=origin))
         assert answer.status == 200, origin
-    for origin in ("http://10.1.2.3", "http://evil.example", "null", "http://localhost.evil.example"):
+    for origin in (
+        "http://10.1.2.3",
+        "http://evil.example",
+        "null",
+        "http://localhost.evil.example",
+        "moz-extension://localhost",  # an extension's page is not a web origin the agent serves
+        "chrome-extension://localhost",
+    ):
         answer = exchange(open_agent, request(open_agent, "GET", "/health", Origin=origin))
         assert answer.status == 403, origin
