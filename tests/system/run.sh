@@ -203,8 +203,19 @@ ct journalctl -u computer-agent --no-pager -o cat | grep -i cgroup >>"$LOG" || t
 check "8: a command runs in a cgroup of its own below the unit's" \
     bash -c "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"stdout\"])' <'$WORK/escape.json' | grep -q 'computer-agent.service/.*cmd-'"
 escaped=$(ct cat /tmp/escaped 2>/dev/null || true)
+gone() {  # gone PID: no such process in the machine within 5 s (a zombie awaiting its reaper counts)
+    for _ in $(seq 50); do
+        ct test -d "/proc/$1" || return 0
+        # shellcheck disable=SC2016  # awk's own $3
+        [ "$(ct awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+export -f gone
+{ echo "escaped process:"; ct ps -o pid,ppid,stat,user,args -p "${escaped:-1}"; ct cat "/proc/${escaped:-1}/cgroup"; } >>"$LOG" 2>&1 || true
 check "8: the timed-out command's setsid child (pid ${escaped:-none}) died with it" \
-    bash -c "[ -n '$escaped' ] && ! ct test -d /proc/$escaped"
+    bash -c "[ -n '$escaped' ] && gone $escaped"
 # shellcheck disable=SC2016  # expanded by the machine's sh
 shot=$(ct sh -c 'curl -sS -m 30 -H "Authorization: Bearer $(cat /etc/computer-agent/token)" http://127.0.0.1:8000/desktop/screenshot | head -c 8 | od -An -c' || true)
 check "the installed agent takes a screenshot of :99 (numpy, Pillow, mss load from the venv; got: $shot)" \

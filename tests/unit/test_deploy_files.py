@@ -78,7 +78,7 @@ def test_units_state_the_service_contract(name: str) -> None:
     for forbidden in ("NoNewPrivileges", "PrivateTmp", "PrivateNetwork", "MemoryDenyWriteExecute",
                       "ProtectSystem", "ProtectHome", "PrivateDevices", "User", "DynamicUser"):  # fmt: skip
         assert forbidden not in service, forbidden
-    assert "RestrictNamespaces" not in service or service["RestrictNamespaces"] == "~cgroup"
+    assert "RestrictNamespaces" not in service or service["RestrictNamespaces"] == "~cgroup uts"
     # Defaults come from the package's file, the admin's settings from agent.d (no conffile).
     assert "--config /usr/share/computer-agent/" in service["ExecStart"]
     assert "--config-dir /etc/computer-agent/agent.d" in service["ExecStart"]
