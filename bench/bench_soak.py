@@ -177,7 +177,7 @@ connections send their request header one byte at a time.
 | errors seen by the normal clients | {result["errors"]} | 0 |
 | latency median / p99 | {result["median_ms"]} ms / {result["p99_ms"]} ms | |
 | throughput | {result["requests_per_s"]} requests/s | |
-| RSS after {WARMUP} requests -> end | {warm.get("rss_mib")} -> {end["rss_mib"]} MiB (+{result["rss_growth_after_warmup_mib"]}) | <= +10 MiB |
+| RSS after {WARMUP} requests -> end | {warm.get("rss_mib")} -> {end["rss_mib"]} MiB ({result["rss_growth_after_warmup_mib"]:+.1f}) | <= +10 MiB |
 | open descriptors after warm-up -> end | {warm.get("fds")} -> {end["fds"]} | flat |
 | threads after warm-up -> end | {warm.get("threads")} -> {end["threads"]} | flat |
 | slow-header connections opened / cut by the agent | {result["slow_opened"]} / {result["slow_cut_by_agent"]} | |
