@@ -50,6 +50,14 @@ def tight_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAge
     running.stop()
 
 
+def body_head(agent: RunningAgent, path: str, length: int) -> bytes:
+    """An authenticated JSON POST announcing a ``length``-byte body, without the body."""
+    head = request(
+        agent, "POST", path, b"", Content_Type="application/json", Authorization=f"Bearer {agent.token}"
+    )
+    return head.replace(b"Content-Length: 0", f"Content-Length: {length}".encode())
+
+
 def test_slow_headers_are_cut_off(tight_agent: RunningAgent) -> None:
     with connect(tight_agent) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -59,17 +67,7 @@ def test_slow_headers_are_cut_off(tight_agent: RunningAgent) -> None:
 
 def test_a_stalled_body_is_408(tight_agent: RunningAgent) -> None:
     with connect(tight_agent) as sock:
-        sock.sendall(
-            request(
-                tight_agent,
-                "POST",
-                "/exec",
-                b"",
-                Content_Type="application/json",
-                Authorization=f"Bearer {tight_agent.token}",
-            ).replace(b"Content-Length: 0", b"Content-Length: 100")
-            + b'{"command": '
-        )
+        sock.sendall(body_head(tight_agent, "/exec", 100) + b'{"command": ')
         answer = read_answer(sock)
     assert answer.status == 408
     assert answer.envelope()["code"] == "REQUEST_TIMEOUT"
@@ -279,15 +277,7 @@ def slow_bodies(agent: RunningAgent, count: int) -> list[socket.socket]:
     socks = []
     for _ in range(count):
         sock = connect(agent)
-        head = request(
-            agent,
-            "POST",
-            "/exec",
-            b"",
-            Content_Type="application/json",
-            Authorization=f"Bearer {agent.token}",
-        )
-        sock.sendall(head.replace(b"Content-Length: 0", b"Content-Length: 100000") + b"{")
+        sock.sendall(body_head(agent, "/exec", 100000) + b"{")
         sock.setblocking(False)
         socks.append(sock)
     return socks
@@ -296,16 +286,7 @@ def slow_bodies(agent: RunningAgent, count: int) -> list[socket.socket]:
 def test_a_trickled_body_is_408(tight_agent: RunningAgent) -> None:
     """A byte every 0.5 s never stalls a body for 2 s, but it is far below the minimum rate."""
     with connect(tight_agent) as sock:
-        sock.sendall(
-            request(
-                tight_agent,
-                "POST",
-                "/exec",
-                b"",
-                Content_Type="application/json",
-                Authorization=f"Bearer {tight_agent.token}",
-            ).replace(b"Content-Length: 0", b"Content-Length: 100000")
-        )
+        sock.sendall(body_head(tight_agent, "/exec", 100000))
         assert closed_by_server(sock, within=20, drip=b" ")
 
 
@@ -336,17 +317,7 @@ def test_clients_that_leave_mid_body_are_not_errors(tight_agent: RunningAgent) -
     """A client gone mid-body is a 499 in the access log, not an error with a traceback each time."""
     for _ in range(50):
         with connect(tight_agent) as sock:
-            sock.sendall(
-                request(
-                    tight_agent,
-                    "POST",
-                    "/desktop/wait",
-                    b"",
-                    Content_Type="application/json",
-                    Authorization=f"Bearer {tight_agent.token}",
-                ).replace(b"Content-Length: 0", b"Content-Length: 100")
-                + b"{"
-            )
+            sock.sendall(body_head(tight_agent, "/desktop/wait", 100) + b"{")
             time.sleep(0.01)
     log = log_settled(tight_agent)
     assert "unhandled error" not in log and "Traceback" not in log
