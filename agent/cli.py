@@ -59,7 +59,9 @@ async def serve(config: Config, *, announce: bool = True) -> None:
 
     from agent.api.app import create_app
     from agent.api.keys import SERVICES_KEY
-    from agent.api.server import EdgeRunner, Limits, listening_sockets, throttle_logs
+    from agent.api.listener import listening_sockets
+    from agent.api.server import EdgeRunner, Limits
+    from agent.api.throttle import throttle_logs
     from agent.sdnotify import Notifier
 
     throttle_logs()

@@ -22,14 +22,10 @@ rejects with text/plain after logging the rejected line, bearer token included. 
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
-import os
 import resource
 import secrets
-import socket
-import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -40,6 +36,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from agent.api.middleware import REQUEST_ID_HEADER, error_response
+from agent.api.throttle import THROTTLE
 from agent.config import Config
 from agent.errors import AgentError, InvalidArgument, RequestTimeout, Unavailable
 
@@ -371,140 +368,3 @@ class EdgeRunner(web.AppRunner):
             limits=self._edge_limits,
             **self._kwargs,
         )
-
-
-# ----- listening without an accept storm -------------------------------------------------------
-
-
-class ListeningSocket(socket.socket):
-    """A listening socket that, out of descriptors, sheds waiting connections instead of failing.
-
-    On EMFILE/ENFILE asyncio logs a traceback and schedules a retry for every connection it tried
-    in that tick (Python 3.11 does not stop its accept loop there), which became a storm of
-    150,000 tracebacks and an unreachable agent. Here a spare descriptor is given up to accept and
-    close each waiting connection (the "idle descriptor" trick), so the backlog drains, the loop
-    never spins, and the agent answers again as soon as descriptors are free.
-    """
-
-    def __init__(self, family: int) -> None:
-        super().__init__(family, socket.SOCK_STREAM)
-        self._spare: int | None = os.open(os.devnull, os.O_RDONLY)
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        while True:
-            try:
-                return super().accept()
-            except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self._shed_one():
-                    raise  # BlockingIOError: none waiting; or shedding failed: asyncio's retry
-                THROTTLE.warning(
-                    "out-of-descriptors",
-                    "out of file descriptors: closed a new connection unanswered (LimitNOFILE?)",
-                )
-
-    def _shed_one(self) -> bool:
-        if self._spare is None:  # lost to another thread last time: try to take it back
-            try:
-                self._spare = os.open(os.devnull, os.O_RDONLY)
-            except OSError:
-                return False
-        os.close(self._spare)
-        self._spare = None
-        try:
-            connection, _ = super().accept()
-            connection.close()
-            return True
-        except BlockingIOError:
-            raise  # none waiting (Linux reports EMFILE before looking): asyncio waits quietly
-        except OSError:
-            return False
-        finally:
-            try:
-                self._spare = os.open(os.devnull, os.O_RDONLY)
-            except OSError:
-                self._spare = None  # retried at the next shed
-
-    def close(self) -> None:
-        if self._spare is not None:
-            os.close(self._spare)
-            self._spare = None
-        super().close()
-
-
-def listening_sockets(host: str, port: int, backlog: int = 128) -> list[ListeningSocket]:
-    """Bound, listening sockets for every address ``host`` resolves to (as TCPSite would bind)."""
-    sockets: list[ListeningSocket] = []
-    seen = set()
-    for family, _, _, _, address in socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    ):
-        if (family, address) in seen:
-            continue
-        seen.add((family, address))
-        sock = ListeningSocket(family)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            for opened in sockets:
-                opened.close()
-            raise
-        sockets.append(sock)
-    return sockets
-
-
-# ----- logging that cannot flood ------------------------------------------------------------------
-
-
-class Throttle(logging.Filter):
-    """Lets one record per (logger, first line of message) through per ``interval`` seconds.
-
-    The next one let through says how many were held back, so a storm (a failing accept, a flood of
-    malformed requests) costs one line per interval instead of one per event.
-    """
-
-    def __init__(self, interval: float = 10.0) -> None:
-        super().__init__()
-        self.interval = interval
-        self._last: dict[tuple[str, str], float] = {}
-        self._held: dict[tuple[str, str], int] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        key = (record.name, str(record.msg).partition("\n")[0][:200])
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self._held[key] = self._held.get(key, 0) + 1
-            return False
-        self._last[key] = now
-        held = self._held.pop(key, 0)
-        if held:
-            record.msg = f"{record.msg} ({held} more like this in the last {self.interval:g}s not logged)"
-        if len(self._last) > 1000:  # keys are message templates; this only guards against odd ones
-            self._last = {k: t for k, t in self._last.items() if now - t < self.interval}
-        return True
-
-    def warning(self, key: str, msg: str, *args: object) -> None:
-        LOG.warning(msg, *args, extra={"fields": {"event": key}})
-
-    def error(self, key: str, msg: str, *args: object) -> None:
-        LOG.error(msg, *args, extra={"fields": {"event": key}})
-
-
-THROTTLE = Throttle()
-THROTTLED_LOGGERS = (__name__, "asyncio", "aiohttp.server", "aiohttp.web", "aiohttp.access")
-
-
-def throttle_logs() -> None:
-    """Put the throttle on the loggers a storm of bad connections can make talk."""
-    for name in THROTTLED_LOGGERS:
-        logger = logging.getLogger(name)
-        if THROTTLE not in logger.filters:
-            logger.addFilter(THROTTLE)
