@@ -12,11 +12,12 @@ rejects with text/plain after logging the rejected line, bearer token included. 
 * an idle keep-alive connection closes after ``http_keepalive_timeout``;
 * past ``http_max_connections`` a waiting connection is closed to make room (one stuck in its
   headers or whose handler waits for its body first, then one that sent nothing, then an idle
-  keep-alive one; oldest first, none
-  younger than a second), so slow connections cannot lock clients out; when none can go (every
+  keep-alive one; oldest first, none younger than a second), so slow connections cannot lock
+  clients out; when none can go (every
   connection busy with a request, or a flood of brand-new ones) the newcomer gets a 503 envelope;
 * the parser's 400s are our JSON envelope with a request id, and are logged without the header;
-* repeated warnings and errors (the same message) are logged once per interval, with a count.
+* repeated warnings and errors are logged once per interval, with a count (``throttle``);
+  running out of descriptors sheds new connections instead of storming (``listener``).
 """
 
 from __future__ import annotations

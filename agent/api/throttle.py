@@ -48,7 +48,6 @@ class Throttle(logging.Filter):
 THROTTLE = Throttle()
 THROTTLED_LOGGERS = (
     "agent.api.server",
-    "agent.api.listener",
     __name__,
     "asyncio",
     "aiohttp.server",
