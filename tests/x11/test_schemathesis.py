@@ -10,6 +10,7 @@ prove that no command ran. Wallpaper (fetches URLs), window close and wait are l
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,13 @@ from tests.conftest import RunningAgent, start_agent
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(330)]
 
 EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$"
+
+# A body over a route's limit is refused with 413 before it is parsed: as much a rejection of
+# invalid data as a 400 (schemathesis's default list leaves 413 out).
+CONFIG = """
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +49,13 @@ def private_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningA
 
 
 def test_no_5xx_and_every_answer_matches_the_document(private_agent: RunningAgent, tmp_path: Path) -> None:
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "--no-color",
+        "--config-file",
+        str(config),
         "run",
         f"{private_agent.url}/openapi.json",
         "--header",
@@ -68,7 +80,10 @@ def test_no_5xx_and_every_answer_matches_the_document(private_agent: RunningAgen
         "1",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
-    report = result.stdout[-6000:] + result.stderr[-2000:]
+    # A failing case's body may be megabytes of one repeated escape: fold runs so the report fits.
+    report = (
+        re.sub(r"(.{1,12}?)\1{16,}", r"\1[...]", result.stdout[-200_000:])[-6000:] + result.stderr[-2000:]
+    )
     assert result.returncode == 0, report
     assert private_agent.process.poll() is None, "the agent died under fuzzing"
     with private_agent.client() as client:
