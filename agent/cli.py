@@ -58,11 +58,11 @@ async def serve(config: Config, *, announce: bool = True) -> None:
     from aiohttp import web
 
     from agent.api.app import create_app
-    from agent.api.keys import SERVICES_KEY
+    from agent.api.appkeys import SERVICES_KEY
     from agent.api.listener import listening_sockets
     from agent.api.server import EdgeRunner, Limits
     from agent.api.throttle import throttle_logs
-    from agent.sdnotify import Notifier
+    from agent.supervision.sdnotify import Notifier
 
     throttle_logs()
     app = create_app(config)
@@ -109,7 +109,7 @@ async def serve(config: Config, *, announce: bool = True) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config_from(args)
-    from agent.logs import configure
+    from agent.supervision.logs import configure
 
     configure(config.log_level)
     asyncio.run(serve(config))
@@ -118,8 +118,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_dev(args: argparse.Namespace) -> int:
     """A private Xvfb desktop with a window manager and session bus, and the agent on loopback."""
-    from agent.devdesktop import DevDesktop
-    from agent.logs import configure
+    from agent.session.devdesktop import DevDesktop
+    from agent.supervision.logs import configure
 
     state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "computer-agent"
     state.mkdir(parents=True, exist_ok=True)

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.config import Config
-from agent.metrics import Metrics
-from agent.readiness import Readiness
+from agent.supervision.metrics import Metrics
+from agent.supervision.readiness import Readiness
 
 if TYPE_CHECKING:
     from agent.a11y.service import Accessibility
-    from agent.desktop import DesktopBackend
-    from agent.environment import EnvironmentService
+    from agent.desktop.backend import DesktopBackend
     from agent.exec.service import ExecService
     from agent.files.service import FileService
     from agent.heartbeat import Heartbeat
-    from agent.launcher import Launcher
+    from agent.session.environment import EnvironmentService
+    from agent.session.launcher import Launcher
     from agent.x11.clipboard import ClipboardService
     from agent.x11.wallpaper import WallpaperService
     from agent.x11.windows import WindowService

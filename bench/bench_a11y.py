@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.a11y.node import Extents, WalkOptions  # noqa: E402
 from agent.a11y.service import Accessibility  # noqa: E402
-from agent.devdesktop import DevDesktop  # noqa: E402
+from agent.session.devdesktop import DevDesktop  # noqa: E402
 from bench.common import median_ms, timed, write_section  # noqa: E402
 from tests.conftest import RunningAgent, start_agent  # noqa: E402
 

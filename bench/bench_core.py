@@ -31,8 +31,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.devdesktop import DevDesktop  # noqa: E402
-from agent.keys import text_keysyms  # noqa: E402
+from agent.desktop.keys import text_keysyms  # noqa: E402
+from agent.session.devdesktop import DevDesktop  # noqa: E402
 from bench.common import machine, median_ms, timed, write_section  # noqa: E402
 from tests.conftest import RunningAgent, start_agent  # noqa: E402
 

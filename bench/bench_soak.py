@@ -38,7 +38,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.devdesktop import DevDesktop  # noqa: E402
+from agent.session.devdesktop import DevDesktop  # noqa: E402
 from bench.common import machine, write_section  # noqa: E402
 from tests.conftest import start_agent  # noqa: E402
 

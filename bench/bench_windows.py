@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.devdesktop import DevDesktop  # noqa: E402
-from agent.exec.user import resolve_user  # noqa: E402
-from agent.launcher import Launcher  # noqa: E402
+from agent.session.devdesktop import DevDesktop  # noqa: E402
+from agent.session.launcher import Launcher  # noqa: E402
+from agent.session.user import resolve_user  # noqa: E402
 from agent.x11.clipboard import ClipboardService  # noqa: E402
 from agent.x11.windows import WindowService  # noqa: E402
 from bench.common import median_ms, timed, write_section  # noqa: E402

@@ -23,7 +23,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_BIN = Path(sys.executable).parent / "computer-agent"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.desktop import Button, CaptureOptions, Chord, Point, Region, Size
+from agent.desktop.backend import Button, CaptureOptions, Chord, Point, Region, Size
+from agent.desktop.imaging import Encoder, target_size
+from agent.desktop.keys import text_keysyms
 from agent.errors import DisplayUnavailable
-from agent.imaging import Encoder, target_size
-from agent.keys import text_keysyms
 from agent.models.base import ImageResult
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 
 APPS = Path(__file__).resolve().parent / "apps"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi

@@ -16,7 +16,7 @@ from agent.a11y.node import Extents, Node, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
 from agent.actions.registry import REGISTRY
 from agent.actions.uncover import uncover
-from agent.desktop import Button
+from agent.desktop.backend import Button
 from agent.errors import AccessibilityUnavailable, InvalidArgument
 from agent.models.base import Request, Result, Success
 from agent.services import Services

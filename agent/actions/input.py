@@ -6,9 +6,9 @@ import asyncio
 import time
 
 from agent.actions.registry import REGISTRY, Handler, RequestModel
-from agent.desktop import Button, Chord, Point
+from agent.desktop.backend import Button, Chord, Point
+from agent.desktop.keys import parse_chord, parse_keys, parse_sequence
 from agent.errors import InvalidArgument
-from agent.keys import parse_chord, parse_keys, parse_sequence
 from agent.models.base import Success
 from agent.models.desktop import (
     ClickRequest,

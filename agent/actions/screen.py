@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.actions.registry import REGISTRY
-from agent.desktop import CaptureOptions, Region
+from agent.desktop.backend import CaptureOptions, Region
 from agent.errors import InvalidArgument
 from agent.models.base import ImageResult
 from agent.models.desktop import (

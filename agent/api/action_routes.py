@@ -13,8 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from agent.actions.registry import REGISTRY, Action, ActionOutput, validate
+from agent.api.appkeys import SERVICES_KEY
 from agent.api.body import read_json
-from agent.api.keys import SERVICES_KEY
 from agent.api.streaming import cancel_on_disconnect
 from agent.errors import AgentError, InvalidArgument
 from agent.models.base import ImageJSON, ImageResult, Request, Result

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from agent.actions.registry import load_all
 from agent.api import action_routes, guard, metrics_routes
-from agent.api.keys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
+from agent.api.appkeys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import bearer_auth, envelope
 from agent.config import Config, read_token
 from agent.services import Services
@@ -57,7 +57,7 @@ def _accessibility(config: Config) -> Accessibility | None:
     if not config.accessibility:
         return None
     from agent.a11y.service import Accessibility
-    from agent.exec.user import resolve_user, session_environment
+    from agent.session.user import resolve_user, session_environment
 
     user = resolve_user(config.desktop_user)
     return Accessibility(lambda: session_environment(user, config.display, os.environ))
@@ -65,10 +65,10 @@ def _accessibility(config: Config) -> Accessibility | None:
 
 def _add_window_services(services: Services, config: Config) -> None:
     """Windows, clipboard, launcher, environment and wallpaper (each owns its X connection)."""
-    from agent.environment import EnvironmentService
-    from agent.exec.user import resolve_user
-    from agent.launch_scope import ScopeMover
-    from agent.launcher import Launcher
+    from agent.session.environment import EnvironmentService
+    from agent.session.launch_scope import ScopeMover
+    from agent.session.launcher import Launcher
+    from agent.session.user import resolve_user
     from agent.x11.clipboard import ClipboardService
     from agent.x11.windows import WindowService
 
@@ -83,7 +83,7 @@ def _add_window_services(services: Services, config: Config) -> None:
 
 def _add_wallpaper(services: Services, config: Config) -> None:
     """The wallpaper reads file URLs through the files service, under its rules (none when off)."""
-    from agent.exec.user import resolve_user
+    from agent.session.user import resolve_user
     from agent.x11.wallpaper import WallpaperService
 
     files = services.files if config.exec else None

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.keys import CONFIG_KEY
+from agent.api.appkeys import CONFIG_KEY
 from agent.errors import InvalidArgument, PayloadTooLarge
 
 KiB = 1024

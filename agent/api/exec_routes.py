@@ -26,8 +26,8 @@ from agent.actions.exec import (
     exec_service,
 )
 from agent.actions.registry import validate
+from agent.api.appkeys import SERVICES_KEY
 from agent.api.body import read_json
-from agent.api.keys import SERVICES_KEY
 from agent.api.streaming import (
     ERROR,
     NDJSON,

@@ -22,14 +22,14 @@ from aiohttp import ClientPayloadError, web
 from pydantic import Field
 
 from agent.actions.registry import validate
+from agent.api.appkeys import SERVICES_KEY
 from agent.api.body import read_json
-from agent.api.keys import SERVICES_KEY
 from agent.api.middleware import REQUEST_ID_HEADER, error_response
 from agent.api.streaming import ERROR, json_answer, json_body
 from agent.errors import InvalidArgument, PayloadTooLarge, PermissionDenied
 from agent.files.service import Entry, FileService, Listing, OpenFile, parse_mode
-from agent.logs import REQUEST_ID
 from agent.models.base import Request, Result, Success
+from agent.supervision.logs import REQUEST_ID
 
 WRITE_BATCH = 1 << 20  # bytes gathered from the socket per write on the file thread
 STREAM_CHUNK = 1 << 16  # bytes read per step from a file of unknown size

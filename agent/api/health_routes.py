@@ -1,6 +1,6 @@
 """GET /health (liveness, no auth) and GET /ready (can this desktop be driven now?).
 
-/ready renders ``agent.readiness``: the same cached state the heartbeat and systemd's STATUS=
+/ready renders ``agent.supervision.readiness``: the same cached state the heartbeat and systemd's STATUS=
 report, so the three never disagree. A fresh state is at most ``Readiness.max_age`` old.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from agent import __version__
-from agent.api.keys import SERVICES_KEY
-from agent.readiness import ReadinessState
+from agent.api.appkeys import SERVICES_KEY
+from agent.supervision.readiness import ReadinessState
 
 
 async def health(request: web.Request) -> web.Response:

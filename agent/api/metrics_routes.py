@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from agent.api.keys import SERVICES_KEY
-from agent.metrics import CONTENT_TYPE
+from agent.api.appkeys import SERVICES_KEY
+from agent.supervision.metrics import CONTENT_TYPE
 
 
 def route_label(request: web.Request) -> str:

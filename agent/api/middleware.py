@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from agent.api.keys import TOKEN_KEY
+from agent.api.appkeys import TOKEN_KEY
 from agent.errors import (
     AgentError,
     InvalidArgument,
@@ -22,7 +22,7 @@ from agent.errors import (
     PayloadTooLarge,
     Unauthenticated,
 )
-from agent.logs import REQUEST_ID
+from agent.supervision.logs import REQUEST_ID
 
 LOG = logging.getLogger(__name__)
 ACCESS = logging.getLogger("agent.access")

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from agent.api.middleware import REQUEST_ID_HEADER
 from agent.exec.output import encode
 from agent.exec.runner import Exit
-from agent.logs import REQUEST_ID
+from agent.supervision.logs import REQUEST_ID
 
 DISCONNECT_POLL = 0.2
 NDJSON = "application/x-ndjson"

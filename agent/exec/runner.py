@@ -28,8 +28,8 @@ from typing import Literal
 from agent.errors import InvalidArgument, Unavailable
 from agent.exec.cgroups import MARKER_VARIABLE, CommandCgroup, Confiner, joiner, marked
 from agent.exec.reaper import Reaper
-from agent.exec.user import DesktopUser
-from agent.oom import unprotect_child
+from agent.session.user import DesktopUser
+from agent.supervision.oom import unprotect_child
 
 LOG = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from agent.exec.runner import (
     exit_of,
     spawn,
 )
-from agent.exec.user import DesktopUser, merge_environment, resolve_user, session_environment
+from agent.session.user import DesktopUser, merge_environment, resolve_user, session_environment
 
 STREAM_QUEUE = 8  # chunks in flight between the pipes and a slow HTTP client
 COALESCE_MAX = 4 << 20  # bytes joined into one stream event

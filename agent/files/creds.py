@@ -17,7 +17,7 @@ import logging
 import os
 import platform
 
-from agent.exec.user import DesktopUser
+from agent.session.user import DesktopUser
 
 LOG = logging.getLogger(__name__)
 

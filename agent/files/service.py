@@ -30,10 +30,10 @@ from agent.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
-from agent.exec.user import DesktopUser, resolve_user
 from agent.files.creds import file_executor
 from agent.files.paths import DEFAULT_DIR_MODE, Located, PathPolicy
 from agent.files.syscalls import PSEUDO_FILESYSTEMS, RENAME_NOREPLACE, filesystem_type, renameat2
+from agent.session.user import DesktopUser, resolve_user
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -28,7 +28,7 @@ import aiohttp
 from agent import __version__
 from agent.config import Config, ConfigError, read_token
 from agent.heartbeat.payload import Identity, build_beat, collect_host
-from agent.readiness import Readiness, ReadinessState, Status
+from agent.supervision.readiness import Readiness, ReadinessState, Status
 from agent.tasks import cancel_and_wait, wait_at_most
 
 LOG = logging.getLogger(__name__)

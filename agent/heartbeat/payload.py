@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from agent.readiness import ReadinessState
+from agent.supervision.readiness import ReadinessState
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,9 @@ from Xlib.protocol import rq
 if TYPE_CHECKING:
     from agent.x11.capture import ScreenCapture
 
-from agent.desktop import Button, CaptureOptions, Chord, Point, Region, Size
+from agent.desktop.backend import Button, CaptureOptions, Chord, Point, Region, Size
+from agent.desktop.keys import text_keysyms
 from agent.errors import DisplayUnavailable
-from agent.keys import text_keysyms
 from agent.models.base import ImageResult
 from agent.x11.connection import XConnection
 from agent.x11.keyboard import KeyboardMap, NoKeycodeLeft

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import mss
 
-from agent.desktop import CaptureOptions, Region
+from agent.desktop.backend import CaptureOptions, Region
+from agent.desktop.imaging import Encoder, target_size
 from agent.errors import DisplayUnavailable
-from agent.imaging import Encoder, target_size
 from agent.models.base import ImageResult
 from agent.x11.connection import RECONNECT_INTERVAL
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from Xlib import XK, X, Xatom
 from Xlib.display import Display
 
+from agent.desktop.keys import char_keysym
 from agent.errors import Conflict
-from agent.keys import char_keysym
 
 LOG = logging.getLogger(__name__)
 

@@ -53,8 +53,8 @@ from agent.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
-from agent.exec.user import DesktopUser, session_environment
 from agent.files.creds import file_executor
+from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
 from agent.x11.connection import CONNECTION_ERRORS
 

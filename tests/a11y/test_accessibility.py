@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
 
 pytestmark = pytest.mark.a11y

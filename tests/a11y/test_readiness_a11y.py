@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.a11y.service import Accessibility
-from agent.devdesktop import DevDesktop
-from agent.readiness import Readiness, Status
+from agent.session.devdesktop import DevDesktop
+from agent.supervision.readiness import Readiness, Status
 from agent.x11.backend import X11Desktop
 
 pytestmark = pytest.mark.a11y

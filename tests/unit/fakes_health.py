@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.desktop import Size
+from agent.desktop.backend import Size
 from agent.errors import DisplayUnavailable
 
 

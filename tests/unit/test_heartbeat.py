@@ -18,7 +18,7 @@ import pytest
 from agent import __version__
 from agent.heartbeat import Backoff, Heartbeat
 from agent.heartbeat.client import redact
-from agent.readiness import Readiness
+from agent.supervision.readiness import Readiness
 from tests.unit.fakes_health import FakeControlPlane, FlakyDesktop
 
 pytestmark = pytest.mark.unit

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from Xlib import XK
 
+from agent.desktop.keys import ALIASES, parse_chord, parse_keys, parse_sequence, resolve, text_keysyms
 from agent.errors import InvalidArgument
-from agent.keys import ALIASES, parse_chord, parse_keys, parse_sequence, resolve, text_keysyms
 
 pytestmark = pytest.mark.unit
 

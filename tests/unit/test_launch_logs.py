@@ -15,8 +15,8 @@ from typing import cast
 import pytest
 
 from agent.errors import Unavailable
-from agent.exec.user import DesktopUser
-from agent.launcher import Launcher
+from agent.session.launcher import Launcher
+from agent.session.user import DesktopUser
 from agent.x11.windows import WindowService
 
 pytestmark = [

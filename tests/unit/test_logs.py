@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.logs import JournalFormatter, JSONFormatter, syslog_priority, writes_to_journal
+from agent.supervision.logs import JournalFormatter, JSONFormatter, syslog_priority, writes_to_journal
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.oom import child_score, own_score, unprotect_child
+from agent.supervision.oom import child_score, own_score, unprotect_child
 
 pytestmark = pytest.mark.unit
 

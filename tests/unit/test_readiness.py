@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agent.readiness import Readiness, ReadinessState, Status
+from agent.supervision.readiness import Readiness, ReadinessState, Status
 from tests.unit.fakes_health import FlakyDesktop
 
 pytestmark = pytest.mark.unit

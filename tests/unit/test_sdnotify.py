@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sdnotify import Notifier, socket_address, watchdog_interval
+from agent.supervision.sdnotify import Notifier, socket_address, watchdog_interval
 
 pytestmark = pytest.mark.unit
 

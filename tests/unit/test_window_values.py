@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from agent.config import Config
-from agent.environment import _xft_dpi
 from agent.errors import AgentError, InvalidArgument, NotFound, PayloadTooLarge, PermissionDenied
-from agent.exec.user import DesktopUser
 from agent.files.service import FileService
-from agent.launcher import parse_command, resolve_program
 from agent.models.windows import Window
+from agent.session.environment import _xft_dpi
+from agent.session.launcher import parse_command, resolve_program
+from agent.session.user import DesktopUser
 from agent.x11.ctext import decode_compound_text
 from agent.x11.wallpaper import WallpaperService, _decode_data_url, cover, decode_image, fetch
 from agent.x11.windows import format_window_id, parse_window_id

@@ -11,8 +11,8 @@ import pytest
 from Xlib import X
 from Xlib.display import Display
 
-from agent.devdesktop import DevDesktop
 from agent.errors import DeadlineExceeded
+from agent.session.devdesktop import DevDesktop
 from agent.x11.clipboard import ClipboardService
 from tests.x11.windowing import start_app, stop_app, window_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from Xlib.display import Display
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from agent.x11.connection import XConnection, XProtocolError
 
 pytestmark = pytest.mark.x11

@@ -12,7 +12,7 @@ import pytest
 from Xlib import XK, X
 from Xlib.display import Display
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent
 from tests.raw_http import send_raw
 

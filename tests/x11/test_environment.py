@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.x11.windowing import observe
 
 pytestmark = pytest.mark.x11

@@ -16,7 +16,7 @@ import pytest
 from Xlib import XK
 from Xlib.display import Display
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import start_agent
 
 pytestmark = pytest.mark.x11

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
 from tests.raw_http import exchange, port_of, request
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
 from tests.observers import EventLogger, KeyRecorder
 

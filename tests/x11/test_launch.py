@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
 from tests.x11.windowing import observe, wait_until, wmctrl
 
@@ -159,9 +159,9 @@ def test_launched_apps_survive_an_agent_restart(desktop: DevDesktop, tmp_path: P
 
 async def test_under_systemd_each_app_gets_a_scope_of_its_own(desktop: DevDesktop, tmp_path: Path) -> None:
     """A stand-in systemd manager on a private bus receives StartTransientUnit for the app."""
-    from agent.exec.user import resolve_user
-    from agent.launch_scope import ScopeMover
-    from agent.launcher import Launcher
+    from agent.session.launch_scope import ScopeMover
+    from agent.session.launcher import Launcher
+    from agent.session.user import resolve_user
     from agent.x11.windows import WindowService
     from tests.x11.fake_systemd import FakeSystemd
 
@@ -190,7 +190,7 @@ async def test_under_systemd_each_app_gets_a_scope_of_its_own(desktop: DevDeskto
 
 
 def test_outside_systemd_nothing_is_moved() -> None:
-    from agent.launch_scope import ScopeMover
+    from agent.session.launch_scope import ScopeMover
 
     assert ScopeMover.detect({}) is None
     assert ScopeMover.detect({"INVOCATION_ID": "x", "DBUS_SESSION_BUS_ADDRESS": "unix:path=/b"}) is not None

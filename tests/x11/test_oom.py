@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import stop_process
 
 

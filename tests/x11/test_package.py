@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from agent import __version__
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 
 ROOT = Path(__file__).resolve().parents[2]
 APT = ["apt-get", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300"]

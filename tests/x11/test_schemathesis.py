@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
 
 pytestmark = [pytest.mark.x11, pytest.mark.timeout(330)]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 
 pytestmark = pytest.mark.x11
 

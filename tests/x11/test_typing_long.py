@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer, start_agent
 from tests.observers import EventLogger
 from tests.x11.test_input import XtermCat

@@ -24,9 +24,9 @@ import psutil
 import pytest
 from PIL import Image
 
-from agent.devdesktop import DevDesktop
 from agent.errors import PayloadTooLarge
-from agent.exec.user import resolve_user
+from agent.session.devdesktop import DevDesktop
+from agent.session.user import resolve_user
 from agent.x11.wallpaper import WallpaperService
 from tests.conftest import start_agent
 from tests.x11.windowing import observe

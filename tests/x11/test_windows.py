@@ -10,8 +10,8 @@ import pytest
 from Xlib import X
 from Xlib.display import Display
 
-from agent.devdesktop import DevDesktop
 from agent.errors import InvalidArgument, NotFound
+from agent.session.devdesktop import DevDesktop
 from agent.x11.windows import WindowManagerUnavailable, WindowService
 from tests.x11.windowing import (
     active_window,

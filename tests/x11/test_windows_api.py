@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.x11.windowing import active_window, observed, start_app, stop_app, wait_until, window_of, xprop
 
 pytestmark = pytest.mark.x11

@@ -7,7 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from agent.devdesktop import DevDesktop
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import stop_process
 
 

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent import __version__
-from agent.readiness import ReadinessState, Status
+from agent.supervision.readiness import ReadinessState, Status
 
 LOG = logging.getLogger(__name__)
 CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from agent.tasks import cancel_and_wait, wait_at_most
 
 if TYPE_CHECKING:
-    from agent.readiness import Readiness
+    from agent.supervision.readiness import Readiness
 
 LOG = logging.getLogger(__name__)
 

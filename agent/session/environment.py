@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from Xlib import Xatom
 from Xlib.display import Display
 
-from agent.exec.user import DesktopUser, session_environment
+from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
 from agent.x11.windows import WindowService
 

@@ -25,7 +25,7 @@ from agent.errors import AgentError
 from agent.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from agent.desktop import DesktopBackend, Size
+    from agent.desktop.backend import DesktopBackend, Size
 
 LOG = logging.getLogger(__name__)
 

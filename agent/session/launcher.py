@@ -31,10 +31,10 @@ import psutil
 
 from agent.config import ConfigError
 from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound, Unavailable
-from agent.exec.user import DesktopUser, session_environment
 from agent.files.creds import file_executor
-from agent.launch_scope import ScopeMover
-from agent.oom import unprotect_child
+from agent.session.launch_scope import ScopeMover
+from agent.session.user import DesktopUser, session_environment
+from agent.supervision.oom import unprotect_child
 from agent.x11.windows import WindowService
 
 LOG = logging.getLogger(__name__)

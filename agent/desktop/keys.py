@@ -11,7 +11,7 @@ from functools import cache
 
 from Xlib import XK
 
-from agent.desktop import Chord, Key
+from agent.desktop.backend import Chord, Key
 from agent.errors import InvalidArgument
 
 for _group in (
