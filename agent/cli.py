@@ -30,14 +30,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help="directory of *.toml drop-ins read after --config, in name order (a later file wins)",
     )
     for option in OPTIONS:
-        flag = "--" + option.name.replace("_", "-")
-        if option.parse.__name__ == "_bool":
+        if option.is_switch:
             parser.add_argument(
-                flag, dest=option.name, nargs="?", const="true", default=None, help=option.help
+                option.flag, dest=option.name, nargs="?", const="true", default=None, help=option.help
             )
         else:
             parser.add_argument(
-                flag, dest=option.name, default=None, help=f"{option.help} (default: {option.default})"
+                option.flag, dest=option.name, default=None, help=f"{option.help} (default: {option.default})"
             )
 
 

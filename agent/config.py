@@ -1,8 +1,9 @@
 """Configuration: one frozen object, read once from flags > environment > TOML file.
 
-Every option is declared once in ``OPTIONS``; the CLI flags, the ``COMPUTER_AGENT_*``
-environment variables and the file keys are all derived from that table, and a bad value
-fails start-up with a message that names the option and where it came from.
+Every option is declared once, as a field of ``Config`` carrying its parser and help; the CLI
+flags, the ``COMPUTER_AGENT_*`` environment variables and the file keys (``OPTIONS``) are all
+derived from those fields, and a bad value fails start-up with a message that names the option
+and where it came from.
 """
 
 from __future__ import annotations
@@ -82,152 +83,152 @@ def _optional_str(raw: str) -> str | None:
     return raw or None
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    name: str  # attribute name; flag is --name-with-dashes, env COMPUTER_AGENT_NAME
-    parse: Callable[[str], Any]
-    default: Any
-    help: str
+def option(default: Any, parse: Callable[[str], Any], help: str, *, name: str | None = None) -> Any:
+    """A ``Config`` field that is also an option: how to parse it, what ``--help`` says of it.
 
-
-OPTIONS: tuple[Option, ...] = (
-    Option("host", str, "127.0.0.1", "address to listen on"),
-    Option("port", _port, 8000, "TCP port to listen on (0 picks a free one)"),
-    Option("display", str, os.environ.get("DISPLAY", ":0"), "X display to drive"),
-    Option("token_file", _path, None, "file (mode 0600) holding the bearer token"),
-    Option("insecure_no_auth", _bool, False, "serve without a token (only allowed when bound to loopback)"),
-    Option(
-        "allowed_hosts",
-        _host_list,
-        (),
-        "comma-separated extra host names accepted in Host and Origin (.example.com: its subdomains too;"
-        " * turns the check off); loopback, IP literals, the listen address and advertise_url's host"
-        " are always accepted",
-    ),
-    Option(
-        "max_body_bytes",
-        _positive_int,
-        16 * 1024 * 1024,
-        "largest JSON request body accepted (routes that carry no bulk data have smaller limits)",
-    ),
-    Option("http_header_timeout", _positive_float, 10.0, "seconds a client has to send a request's headers"),
-    Option("http_body_timeout", _positive_float, 30.0, "seconds a request body may stall (no byte arriving)"),
-    Option(
-        "http_keepalive_timeout", _positive_float, 30.0, "seconds an idle keep-alive connection stays open"
-    ),
-    Option(
-        "http_max_connections",
-        _positive_int,
-        512,
-        "open client connections; past it the longest-idle one is closed, or a new one refused with 503",
-    ),
-    Option("log_level", str, "info", "debug, info, warning or error"),
-    Option("accessibility", _bool, True, "serve the AT-SPI accessibility routes and check the bus"),
-    Option(
-        "accessibility_required",
-        _bool,
-        False,
-        "/ready answers 503 while the accessibility bus is unreachable (otherwise it is only reported)",
-    ),
-    Option(
-        "exec",
-        _bool,
-        True,
-        "run commands and apps: /exec, /bash, /processes, /files, /desktop/launch (false: 403 PERMISSION_DENIED)",
-    ),
-    Option("desktop_user", _optional_str, None, "user that commands and apps run as (when root)"),
-    Option("exec_max_processes", _positive_int, 64, "concurrently running commands before 429"),
-    Option("exec_max_timeout", _positive_float, 3600.0, "largest timeout_seconds a command may ask for"),
-    Option(
-        "exec_max_tasks",
-        _positive_int,
-        4096,
-        "processes and threads one command (its cgroup: everything it starts) may have at once",
-    ),
-    Option(
-        "exec_memory_max",
-        _size,
-        0,
-        "memory one command's cgroup may use, e.g. 4G (0: 3/4 of the machine's memory); "
-        "also the cap for all commands together",
-    ),
-    Option("files_max_bytes", _positive_int, 4 * 1024 * 1024 * 1024, "largest file upload accepted"),
-    Option(
-        "files_allowed_roots", _path_list, (), "comma-separated folders the files API may touch (empty: any)"
-    ),
-    Option("processes_keep_seconds", _positive_float, 600.0, "seconds finished background processes stay"),
-    Option("processes_keep_count", _positive_int, 100, "finished background processes kept listed"),
-    Option(
-        "processes_output_max_bytes",
-        _size,
-        256 * 1024 * 1024,
-        "output all background processes together keep; past it the oldest finished processes' goes first",
-    ),
-    Option(
-        "processes_stdin_max_bytes",
-        _size,
-        4 * 1024 * 1024,
-        "stdin bytes a background process has not read yet that the agent holds for it",
-    ),
-    Option("control_plane_url", _optional_str, None, "URL the heartbeat POSTs to"),
-    Option("computer_id", _optional_str, None, "this computer's id in heartbeats"),
-    Option("control_plane_token_file", _path, None, "file with the bearer token for heartbeats"),
-    Option("control_plane_ca_file", _path, None, "CA bundle to verify the control plane's TLS"),
-    Option("heartbeat_interval", _positive_float, 10.0, "seconds between heartbeats"),
-    Option("advertise_url", _optional_str, None, "URL the control plane should reach this agent at"),
-    Option("launch_log_dir", _path, None, "directory of launched apps' logs (default ~/.local/state/...)"),
-    Option("wallpaper_max_bytes", _positive_int, 32 * 1024 * 1024, "largest wallpaper image accepted"),
-    Option("wallpaper_timeout", _positive_float, 20.0, "seconds to fetch a wallpaper image"),
-    Option(
-        "wallpaper_fetch_urls",
-        _bool,
-        False,
-        "fetch http(s) wallpaper URLs (never from loopback, link-local or unspecified addresses); off: 403",
-    ),
-)
+    ``name`` (default: the field's) is the TOML key; the flag and the environment variable are
+    derived from it (``--name-with-dashes``, ``COMPUTER_AGENT_NAME``).
+    """
+    return dataclasses.field(default=default, metadata={"parse": parse, "help": help, "name": name})
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    display: str = ":0"
-    token_file: Path | None = None
-    insecure_no_auth: bool = False
-    allowed_hosts: tuple[str, ...] = ()
-    max_body_bytes: int = 16 * 1024 * 1024
-    http_header_timeout: float = 10.0
-    http_body_timeout: float = 30.0
-    http_keepalive_timeout: float = 30.0
-    http_max_connections: int = 512
-    log_level: str = "info"
-    accessibility: bool = True
-    accessibility_required: bool = False
-    exec: bool = True
-    desktop_user: str | None = None
-    exec_max_processes: int = 64
-    exec_max_timeout: float = 3600.0
-    exec_max_tasks: int = 4096
-    exec_memory_max: int = 0
-    files_max_bytes: int = 4 * 1024 * 1024 * 1024
-    files_allowed_roots: tuple[Path, ...] = ()
-    processes_keep_seconds: float = 600.0
-    processes_keep_count: int = 100
-    processes_output_max_bytes: int = 256 * 1024 * 1024
-    processes_stdin_max_bytes: int = 4 * 1024 * 1024
-    control_plane_url: str | None = None
-    computer_id: str | None = None
-    control_plane_token_file: Path | None = None
-    control_plane_ca_file: Path | None = None
-    heartbeat_interval: float = 10.0
-    advertise_url: str | None = None
-    launch_log_dir: Path | None = None
-    wallpaper_max_bytes: int = 32 * 1024 * 1024
-    wallpaper_timeout: float = 20.0
-    wallpaper_fetch_urls: bool = False
+    """The agent's settings; each field is declared once, with its default, parser and help."""
+
+    host: str = option("127.0.0.1", str, "address to listen on")
+    port: int = option(8000, _port, "TCP port to listen on (0 picks a free one)")
+    display: str = option(os.environ.get("DISPLAY", ":0"), str, "X display to drive")
+    token_file: Path | None = option(None, _path, "file (mode 0600) holding the bearer token")
+    insecure_no_auth: bool = option(
+        False, _bool, "serve without a token (only allowed when bound to loopback)"
+    )
+    allowed_hosts: tuple[str, ...] = option(
+        (),
+        _host_list,
+        "comma-separated extra host names accepted in Host and Origin (.example.com: its subdomains too;"
+        " * turns the check off); loopback, IP literals, the listen address and advertise_url's host"
+        " are always accepted",
+    )
+    max_body_bytes: int = option(
+        16 * 1024 * 1024,
+        _positive_int,
+        "largest JSON request body accepted (routes that carry no bulk data have smaller limits)",
+    )
+    http_header_timeout: float = option(
+        10.0, _positive_float, "seconds a client has to send a request's headers"
+    )
+    http_body_timeout: float = option(
+        30.0, _positive_float, "seconds a request body may stall (no byte arriving)"
+    )
+    http_keepalive_timeout: float = option(
+        30.0, _positive_float, "seconds an idle keep-alive connection stays open"
+    )
+    http_max_connections: int = option(
+        512,
+        _positive_int,
+        "open client connections; past it the longest-idle one is closed, or a new one refused with 503",
+    )
+    log_level: str = option("info", str, "debug, info, warning or error")
+    accessibility: bool = option(True, _bool, "serve the AT-SPI accessibility routes and check the bus")
+    accessibility_required: bool = option(
+        False,
+        _bool,
+        "/ready answers 503 while the accessibility bus is unreachable (otherwise it is only reported)",
+    )
+    exec: bool = option(
+        True,
+        _bool,
+        "run commands and apps: /exec, /bash, /processes, /files, /desktop/launch (false: 403 PERMISSION_DENIED)",
+    )
+    desktop_user: str | None = option(None, _optional_str, "user that commands and apps run as (when root)")
+    exec_max_processes: int = option(64, _positive_int, "concurrently running commands before 429")
+    exec_max_timeout: float = option(3600.0, _positive_float, "largest timeout_seconds a command may ask for")
+    exec_max_tasks: int = option(
+        4096,
+        _positive_int,
+        "processes and threads one command (its cgroup: everything it starts) may have at once",
+    )
+    exec_memory_max: int = option(
+        0,
+        _size,
+        "memory one command's cgroup may use, e.g. 4G (0: 3/4 of the machine's memory); also the cap for all commands together",
+    )
+    files_max_bytes: int = option(4 * 1024 * 1024 * 1024, _positive_int, "largest file upload accepted")
+    files_allowed_roots: tuple[Path, ...] = option(
+        (), _path_list, "comma-separated folders the files API may touch (empty: any)"
+    )
+    processes_keep_seconds: float = option(
+        600.0, _positive_float, "seconds finished background processes stay"
+    )
+    processes_keep_count: int = option(100, _positive_int, "finished background processes kept listed")
+    processes_output_max_bytes: int = option(
+        256 * 1024 * 1024,
+        _size,
+        "output all background processes together keep; past it the oldest finished processes' goes first",
+    )
+    processes_stdin_max_bytes: int = option(
+        4 * 1024 * 1024,
+        _size,
+        "stdin bytes a background process has not read yet that the agent holds for it",
+    )
+    control_plane_url: str | None = option(None, _optional_str, "URL the heartbeat POSTs to")
+    computer_id: str | None = option(None, _optional_str, "this computer's id in heartbeats")
+    control_plane_token_file: Path | None = option(None, _path, "file with the bearer token for heartbeats")
+    control_plane_ca_file: Path | None = option(None, _path, "CA bundle to verify the control plane's TLS")
+    heartbeat_interval: float = option(10.0, _positive_float, "seconds between heartbeats")
+    advertise_url: str | None = option(
+        None, _optional_str, "URL the control plane should reach this agent at"
+    )
+    launch_log_dir: Path | None = option(
+        None, _path, "directory of launched apps' logs (default ~/.local/state/...)"
+    )
+    wallpaper_max_bytes: int = option(32 * 1024 * 1024, _positive_int, "largest wallpaper image accepted")
+    wallpaper_timeout: float = option(20.0, _positive_float, "seconds to fetch a wallpaper image")
+    wallpaper_fetch_urls: bool = option(
+        False,
+        _bool,
+        "fetch http(s) wallpaper URLs (never from loopback, link-local or unspecified addresses); off: 403",
+    )
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One ``Config`` field as the command line, the environment and the files see it."""
+
+    name: str  # TOML key; the flag is --name-with-dashes, the variable COMPUTER_AGENT_NAME
+    attribute: str  # the Config field it fills
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def is_switch(self) -> bool:
+        """A boolean: ``--flag`` alone means true."""
+        return self.parse is _bool
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(
+        name=field.metadata["name"] or field.name,
+        attribute=field.name,
+        parse=field.metadata["parse"],
+        default=field.default,
+        help=field.metadata["help"],
+    )
+    for field in dataclasses.fields(Config)
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -280,22 +281,19 @@ def load(
 
     values: dict[str, Any] = {}
     for option in OPTIONS:
-        env_name = ENV_PREFIX + option.name.upper()
-        flag_name = "--" + option.name.replace("_", "-")
         if flags.get(option.name) is not None:
-            raw, origin = flags[option.name], flag_name
-        elif env_name in environ:
-            raw, origin = environ[env_name], env_name
+            raw, origin = flags[option.name], option.flag
+        elif option.env in environ:
+            raw, origin = environ[option.env], option.env
         elif option.name in file_values:
             raw, origin = file_values[option.name]
             if isinstance(raw, bool):
                 raw = "true" if raw else "false"
             raw = str(raw)
         else:
-            values[option.name] = option.default
-            continue
+            continue  # the field's default
         try:
-            values[option.name] = option.parse(str(raw))
+            values[option.attribute] = option.parse(str(raw))
         except ValueError as exc:
             raise ConfigError(f"{origin}: {exc}") from exc
     config = Config(**values)

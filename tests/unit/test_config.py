@@ -8,19 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import OPTIONS, Config, ConfigError, load, read_token
+from agent.config import ConfigError, load, read_token
 from tests.conftest import AGENT_BIN, start_agent
 from tests.unit.test_exec import agent_env
 
 pytestmark = pytest.mark.unit
-
-
-def test_defaults_of_the_table_and_the_dataclass_agree() -> None:
-    defaults = Config()
-    for option in OPTIONS:
-        if option.name == "display":
-            continue  # the table takes $DISPLAY
-        assert getattr(defaults, option.name) == option.default, option.name
 
 
 def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
