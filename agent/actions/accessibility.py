@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
 from agent.a11y import elements, outline, roles
 from agent.a11y.node import Extents, Node, WalkOptions, keep_roles
@@ -99,18 +99,33 @@ class Center(BaseModel):
     x: int
     y: int
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, value: object) -> object:
+        """``Extents.center`` is an (x, y) pair."""
+        if isinstance(value, tuple):
+            x, y = value
+            return {"x": x, "y": y}
+        return value
+
 
 class FoundNode(BaseModel):
+    # FoundNode.model_validate(node) reads the walk's Node: the validation aliases name where each
+    # value sits on it (only the answer's schema is documented; a docstring would enter it).
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
-    role: str
+    role: str = Field(validation_alias="role_name")
     name: str
     states: list[str]
-    x: int | None = None
-    y: int | None = None
-    width: int | None = None
-    height: int | None = None
+    x: int | None = Field(default=None, validation_alias=AliasPath("extents", "x"))
+    y: int | None = Field(default=None, validation_alias=AliasPath("extents", "y"))
+    width: int | None = Field(default=None, validation_alias=AliasPath("extents", "width"))
+    height: int | None = Field(default=None, validation_alias=AliasPath("extents", "height"))
     center: Center | None = Field(
-        default=None, description="Where /desktop/click should aim; null if off screen"
+        default=None,
+        validation_alias=AliasPath("extents", "center"),
+        description="Where /desktop/click should aim; null if off screen",
     )
 
 
@@ -249,24 +264,7 @@ async def accessibility_find(services: Services, req: FindRequest) -> FindResult
         timeout=req.timeout,
     )
     nodes, truncated = await elements.find(_service(services), query)
-    return FindResult(nodes=[_found(node) for node in nodes], truncated=truncated)
-
-
-def _found(node: Node) -> FoundNode:
-    box = node.extents
-    if box is None:
-        return FoundNode(id=node.id, role=node.role_name, name=node.name, states=node.states)
-    return FoundNode(
-        id=node.id,
-        role=node.role_name,
-        name=node.name,
-        states=node.states,
-        x=box.x,
-        y=box.y,
-        width=box.width,
-        height=box.height,
-        center=Center(x=box.center[0], y=box.center[1]),
-    )
+    return FindResult(nodes=[FoundNode.model_validate(node) for node in nodes], truncated=truncated)
 
 
 async def accessibility_action(services: Services, req: ElementActionRequest) -> Success:

@@ -9,10 +9,8 @@ from agent.errors import PermissionDenied, Unavailable
 from agent.models.windows import (
     Environment,
     EnvironmentRequest,
-    KeyboardDetails,
     Launched,
     LaunchRequest,
-    ScreenDetails,
     WallpaperRequest,
     WallpaperSet,
 )
@@ -41,37 +39,7 @@ async def launch(services: Services, req: LaunchRequest) -> Launched:
 
 
 async def environment(services: Services, req: EnvironmentRequest) -> Environment:
-    env = await _need(services.environment, "the environment report").describe()
-    screen, keyboard = env.screen, env.keyboard
-    return Environment(
-        display=env.display,
-        display_server="x11",
-        session_type=env.session_type,
-        desktop_environment=env.desktop_environment,
-        window_manager=env.window_manager,
-        user=env.user,
-        uid=env.uid,
-        home=env.home,
-        screen=ScreenDetails(
-            width=screen.width,
-            height=screen.height,
-            width_mm=screen.width_mm,
-            height_mm=screen.height_mm,
-            depth=screen.depth,
-            dpi=screen.dpi,
-        ),
-        dpi=screen.dpi,
-        keyboard_layout=keyboard.layout,
-        keyboard=KeyboardDetails(
-            rules=keyboard.rules,
-            model=keyboard.model,
-            layout=keyboard.layout,
-            variant=keyboard.variant,
-            options=keyboard.options,
-        ),
-        accessibility_bus=env.accessibility_bus,
-        accessibility_bus_error=env.accessibility_bus_error,
-    )
+    return await _need(services.environment, "the environment report").describe()
 
 
 async def set_wallpaper(services: Services, req: WallpaperRequest) -> WallpaperSet:

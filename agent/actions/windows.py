@@ -21,7 +21,7 @@ from agent.models.windows import (
     WindowSizeRequest,
 )
 from agent.services import Services
-from agent.x11.windows import WindowInfo, WindowService, format_window_id, parse_window_id
+from agent.x11.windows import WindowService, parse_window_id
 
 
 def _windows(services: Services) -> WindowService:
@@ -30,30 +30,10 @@ def _windows(services: Services) -> WindowService:
     return services.windows
 
 
-def as_model(info: WindowInfo) -> Window:
-    frame = info.frame
-    return Window.model_validate(
-        {
-            "id": format_window_id(info.id),
-            "title": info.title,
-            "class": info.wm_class,
-            "instance": info.instance,
-            "x": info.x,
-            "y": info.y,
-            "width": info.width,
-            "height": info.height,
-            "frame": {"left": frame.left, "right": frame.right, "top": frame.top, "bottom": frame.bottom},
-            "pid": info.pid,
-            "focused": info.focused,
-            "minimized": info.minimized,
-            "maximized": info.maximized,
-            "desktop": info.desktop,
-        }
-    )
-
-
 async def list_windows(services: Services, req: ListWindowsRequest) -> WindowList:
-    return WindowList(windows=[as_model(info) for info in await _windows(services).list_windows()])
+    return WindowList(
+        windows=[Window.model_validate(info) for info in await _windows(services).list_windows()]
+    )
 
 
 async def focus_window(services: Services, req: FocusWindowRequest) -> Success:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 
 from agent.models.base import Request, Result, Success
 
@@ -27,6 +27,8 @@ class ListWindowsRequest(Request):
 class FrameExtents(Result):
     """Decoration the window manager draws around the client area, in pixels."""
 
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
     left: int
     right: int
     top: int
@@ -34,9 +36,15 @@ class FrameExtents(Result):
 
 
 class Window(Result):
-    model_config = ConfigDict(frozen=True, serialize_by_alias=True, validate_by_name=True)
+    # Window.model_validate(info) reads the X side's WindowInfo (a docstring would enter the document).
+    model_config = ConfigDict(
+        frozen=True, serialize_by_alias=True, validate_by_name=True, from_attributes=True
+    )
 
-    id: str = Field(description="X window id in hex, e.g. '0x2200003'")
+    # Read from WindowInfo.hex_id (the X side's id is a number); only the answer's schema is documented.
+    id: str = Field(
+        validation_alias=AliasChoices("hex_id", "id"), description="X window id in hex, e.g. '0x2200003'"
+    )
     title: str = Field(description="_NET_WM_NAME (UTF-8), else WM_NAME")
     wm_class: str = Field(alias="class", description="WM_CLASS class, e.g. 'XTerm', 'Firefox'")
     instance: str = Field(description="WM_CLASS instance, e.g. 'xterm', 'Navigator'")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from Xlib import Xatom
 from Xlib.display import Display
 
+from agent.models.windows import Environment, KeyboardDetails, ScreenDetails
 from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
 from agent.x11.windows import WindowService
@@ -28,45 +29,10 @@ _DE_OF_WM = {"xfwm4": "XFCE", "mutter": "GNOME", "gnome shell": "GNOME", "kwin":
 
 
 @dataclass(frozen=True, slots=True)
-class Keyboard:
-    rules: str
-    model: str
-    layout: str
-    variant: str
-    options: str
-
-
-@dataclass(frozen=True, slots=True)
-class ScreenInfo:
-    width: int
-    height: int
-    width_mm: int
-    height_mm: int
-    depth: int
-    dpi: float
-
-
-@dataclass(frozen=True, slots=True)
-class DesktopEnvironment:
-    display: str
-    display_server: str
-    session_type: str
-    desktop_environment: str | None
-    window_manager: str | None
-    user: str
-    uid: int
-    home: str
-    screen: ScreenInfo
-    keyboard: Keyboard
-    accessibility_bus: bool
-    accessibility_bus_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class _XFacts:
     wm: str | None
-    screen: ScreenInfo
-    keyboard: Keyboard
+    screen: ScreenDetails
+    keyboard: KeyboardDetails
 
 
 class EnvironmentService:
@@ -83,7 +49,7 @@ class EnvironmentService:
         self._windows = windows
         self._base_env = base_env
 
-    async def describe(self) -> DesktopEnvironment:
+    async def describe(self) -> Environment:
         env = session_environment(self._user, self._display, self._base_env or os.environ)
         facts_task = asyncio.ensure_future(self._windows.conn.run(_read_x_facts))
         reachable, problem = await probe_accessibility_bus(env.get("DBUS_SESSION_BUS_ADDRESS"))
@@ -91,7 +57,7 @@ class EnvironmentService:
         desktop = env.get("XDG_CURRENT_DESKTOP") or env.get("DESKTOP_SESSION") or None
         if desktop is None and facts.wm is not None:
             desktop = _DE_OF_WM.get(facts.wm.lower())
-        return DesktopEnvironment(
+        return Environment(
             display=self._display,
             display_server="x11",
             session_type=env.get("XDG_SESSION_TYPE") or "x11",
@@ -101,6 +67,8 @@ class EnvironmentService:
             uid=self._user.uid,
             home=self._user.home,
             screen=facts.screen,
+            dpi=facts.screen.dpi,
+            keyboard_layout=facts.keyboard.layout,
             keyboard=facts.keyboard,
             accessibility_bus=reachable,
             accessibility_bus_error=problem,
@@ -121,11 +89,22 @@ def _read_x_facts(display: Display) -> _XFacts:
     dpi = _xft_dpi(resources.text() if resources else "")
     if dpi is None:
         dpi = round(width * 25.4 / width_mm, 1) if width_mm else 96.0
-    parts = [*(rules.text().split("\0") if rules else []), "", "", "", "", ""]
+    # _XKB_RULES_NAMES: rules, model, layout, variant, options (NUL-separated, any may be missing).
+    rules_model_layout_variant_options = [*(rules.text().split("\0") if rules else []), "", "", "", "", ""]
+    xkb_rules, model, layout, variant, options = rules_model_layout_variant_options[:5]
     return _XFacts(
         wm=found[1] if found else None,
-        screen=ScreenInfo(width, height, width_mm, height_mm, int(screen.root_depth), dpi),
-        keyboard=Keyboard(*parts[:5]),
+        screen=ScreenDetails(
+            width=width,
+            height=height,
+            width_mm=width_mm,
+            height_mm=height_mm,
+            depth=int(screen.root_depth),
+            dpi=dpi,
+        ),
+        keyboard=KeyboardDetails(
+            rules=xkb_rules, model=model, layout=layout, variant=variant, options=options
+        ),
     )
 
 

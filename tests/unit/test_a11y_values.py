@@ -14,6 +14,7 @@ from agent.a11y import outline, roles
 from agent.a11y.encode import encode_call
 from agent.a11y.node import DESKTOP_ID, Extents, Node, Ref, TreeResult, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
+from agent.actions.registry import load_all
 from agent.errors import AccessibilityUnavailable, NotFound
 
 pytestmark = pytest.mark.unit
@@ -26,6 +27,29 @@ def node(path: str, role: str, name: str = "", depth: int = 2, *states: str) -> 
     return Node(
         Ref(":1.7", path), roles.ROLE_NUMBERS[role], name, "", tuple(words), frozenset(), 0, depth=depth
     )
+
+
+def test_found_nodes_read_the_walks_node() -> None:
+    """/find's answer is filled from the Node's attributes, with and without a position."""
+    load_all()  # the actions register in their documented order before one module is imported alone
+    from agent.actions.accessibility import FoundNode
+
+    button = node("/org/a11y/atspi/accessible/5", "push button", "OK", 2, "showing")
+    assert FoundNode.model_validate(button).model_dump() == {
+        "id": "1.7:5",
+        "role": "push button",
+        "name": "OK",
+        "states": ["showing"],
+        "x": None,
+        "y": None,
+        "width": None,
+        "height": None,
+        "center": None,
+    }
+    button.extents = Extents(10, 20, 31, 41)
+    placed = FoundNode.model_validate(button).model_dump()
+    assert (placed["x"], placed["y"], placed["width"], placed["height"]) == (10, 20, 31, 41)
+    assert placed["center"] == {"x": 25, "y": 40}
 
 
 def test_state_bits_decode_to_libatspi_names() -> None:
