@@ -1,7 +1,7 @@
 """The accessibility service: the desktop's AT-SPI tree, element search and element actions.
 
-It owns one connection to the accessibility bus (found through the session bus's
-``org.a11y.Bus.GetAddress``, which D-Bus-activates at-spi-bus-launcher when needed) and one
+It owns one connection to the accessibility bus (found by ``agent.a11y.bus``, as the
+environment report finds it) and one
 connection per application, peer-to-peer where the application offers it. Everything is
 asynchronous and bounded by a deadline: an application that hangs (or is stopped) costs a
 request its deadline, never the daemon its event loop. Nothing here knows about HTTP.
@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.a11y import bus as a11y_bus
 from agent.a11y import roles
+from agent.a11y.bus import CONNECT_TIMEOUT
 from agent.a11y.dbus import Call, Connection
 from agent.a11y.node import (
     ACCESSIBLE,
@@ -40,7 +42,6 @@ LOG = logging.getLogger(__name__)
 
 REGISTRY = "org.a11y.atspi.Registry"
 BUS_DAEMON = "org.freedesktop.DBus"
-CONNECT_TIMEOUT = 2.0
 STALLED_LEASH = 0.2  # seconds a hung application gets in later requests, until it answers again
 
 
@@ -49,15 +50,6 @@ class AppInfo:
     ref: Ref
     pid: int | None
     name: str
-
-
-def session_bus_address(env: Mapping[str, str]) -> str | None:
-    """The desktop session's bus: $DBUS_SESSION_BUS_ADDRESS, else the systemd user bus socket."""
-    if env.get("DBUS_SESSION_BUS_ADDRESS"):
-        return env["DBUS_SESSION_BUS_ADDRESS"]
-    runtime = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
-    socket = Path(runtime) / "bus"
-    return f"unix:path={socket}" if socket.exists() else None
 
 
 class Accessibility:
@@ -86,42 +78,9 @@ class Accessibility:
             if self._bus is not None and self._bus.connected:
                 return self._bus
             await self._drop_all()
-            address = await self._bus_address()
-            try:
-                self._bus = await Connection.open(address, None, peer=False, timeout=CONNECT_TIMEOUT)
-            except Exception as exc:  # dbus-fast raises many types for a missing or refused bus
-                raise AccessibilityUnavailable(
-                    "cannot connect to the accessibility bus", details={"reason": str(exc)}
-                ) from None
+            self._bus = await a11y_bus.connect(self._environ_fn())
             LOG.info("connected to the accessibility bus")
             return self._bus
-
-    async def _bus_address(self) -> str:
-        environ = dict(self._environ_fn())
-        if environ.get("AT_SPI_BUS_ADDRESS"):
-            return environ["AT_SPI_BUS_ADDRESS"]
-        session = session_bus_address(environ)
-        if session is None:
-            raise AccessibilityUnavailable("no session bus: DBUS_SESSION_BUS_ADDRESS is not set")
-        try:
-            conn = await Connection.open(session, "org.a11y.Bus", peer=False, timeout=CONNECT_TIMEOUT)
-        except Exception as exc:
-            raise AccessibilityUnavailable(
-                "cannot connect to the session bus", details={"reason": str(exc)}
-            ) from None
-        try:
-            loop = asyncio.get_running_loop()
-            body = await conn.call(
-                Call("/org/a11y/bus", "org.a11y.Bus", "GetAddress"), loop.time() + CONNECT_TIMEOUT
-            )
-        except Exception as exc:
-            raise AccessibilityUnavailable(
-                "the session bus did not give an accessibility bus (is at-spi2-core installed?)",
-                details={"reason": str(exc)},
-            ) from None
-        finally:
-            await conn.close()
-        return str(body[0])
 
     async def _peer(self, app: Ref, deadline: float) -> Connection:
         """This application's connection: peer-to-peer if it offers an address, else via the bus."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from Xlib import Xatom
 from Xlib.display import Display
 
+from agent.a11y import bus as a11y_bus
 from agent.models.windows import Environment, KeyboardDetails, ScreenDetails
 from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
@@ -52,7 +53,7 @@ class EnvironmentService:
     async def describe(self) -> Environment:
         env = session_environment(self._user, self._display, self._base_env or os.environ)
         facts_task = asyncio.ensure_future(self._windows.conn.run(_read_x_facts))
-        reachable, problem = await probe_accessibility_bus(env.get("DBUS_SESSION_BUS_ADDRESS"))
+        problem = await a11y_bus.probe(env, A11Y_TIMEOUT)
         facts = await facts_task
         desktop = env.get("XDG_CURRENT_DESKTOP") or env.get("DESKTOP_SESSION") or None
         if desktop is None and facts.wm is not None:
@@ -70,7 +71,7 @@ class EnvironmentService:
             dpi=facts.screen.dpi,
             keyboard_layout=facts.keyboard.layout,
             keyboard=facts.keyboard,
-            accessibility_bus=reachable,
+            accessibility_bus=problem is None,
             accessibility_bus_error=problem,
         )
 
@@ -118,44 +119,3 @@ def _xft_dpi(resources: str) -> float | None:
             except ValueError:
                 return None
     return None
-
-
-async def probe_accessibility_bus(session_bus: str | None) -> tuple[bool, str | None]:
-    """Ask the session bus for the AT-SPI bus address and connect to it, within a deadline."""
-    if not session_bus:
-        return False, "no DBUS_SESSION_BUS_ADDRESS in the session environment"
-    try:
-        return await asyncio.wait_for(_probe(session_bus), A11Y_TIMEOUT)
-    except TimeoutError:
-        return False, f"no answer within {A11Y_TIMEOUT:g}s"
-
-
-async def _probe(session_bus: str) -> tuple[bool, str | None]:
-    from dbus_fast import Message, MessageType
-    from dbus_fast.aio import MessageBus
-
-    try:
-        bus = await MessageBus(bus_address=session_bus).connect()
-    except Exception as exc:  # dbus-fast raises many types for a missing or refused bus
-        return False, f"session bus: {type(exc).__name__}: {exc}"
-    try:
-        reply = await bus.call(
-            Message(
-                destination="org.a11y.Bus",
-                path="/org/a11y/bus",
-                interface="org.a11y.Bus",
-                member="GetAddress",
-            )
-        )
-    finally:
-        bus.disconnect()
-    if reply is None or reply.message_type != MessageType.METHOD_RETURN:
-        error = reply.error_name if reply is not None else "no reply"
-        return False, f"org.a11y.Bus.GetAddress: {error}"
-    address = str(reply.body[0])
-    try:
-        a11y = await MessageBus(bus_address=address).connect()
-    except Exception as exc:  # as above
-        return False, f"accessibility bus: {type(exc).__name__}: {exc}"
-    a11y.disconnect()
-    return True, None

@@ -3,6 +3,7 @@ answers, and a session bus that is not there makes the agent unready with a reas
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from agent.a11y.service import Accessibility
 from agent.session.devdesktop import DevDesktop
 from agent.supervision.readiness import Readiness, Status
 from agent.x11.backend import X11Desktop
+from tests.conftest import start_agent
 
 pytestmark = pytest.mark.a11y
 
@@ -45,3 +47,35 @@ async def test_missing_session_bus_makes_the_agent_unready(desktop: DevDesktop, 
     finally:
         await a11y.close()
         await x11.close()
+
+
+@pytest.mark.parametrize("bus", ["at-spi-address-only", "none"])
+def test_environment_report_and_readiness_find_the_same_bus(
+    desktop: DevDesktop, tmp_path: Path, bus: str
+) -> None:
+    """One probe: /desktop/environment's accessibility_bus and /ready's check agree (issue 12).
+
+    Before, the report only tried $DBUS_SESSION_BUS_ADDRESS and said false for a session that
+    names its accessibility bus in $AT_SPI_BUS_ADDRESS, which the service itself connected to.
+    """
+    env = {
+        k: v for k, v in desktop.env.items() if k not in {"DBUS_SESSION_BUS_ADDRESS", "AT_SPI_BUS_ADDRESS"}
+    }
+    env["XDG_RUNTIME_DIR"] = str(tmp_path / "runtime")  # no systemd user bus socket there either
+    (tmp_path / "runtime").mkdir(mode=0o700)
+    if bus == "at-spi-address-only":  # asked of the session bus by dbus-send, not by our code
+        env["AT_SPI_BUS_ADDRESS"] = subprocess.run(
+            ["dbus-send", "--session", "--print-reply=literal", "--dest=org.a11y.Bus", "/org/a11y/bus",
+             "org.a11y.Bus.GetAddress"],
+            env=desktop.env, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    agent = start_agent(env, tmp_path, "--display", desktop.display)
+    try:
+        with agent.client() as http:
+            report = http.get("/desktop/environment").json()
+            check = http.get("/ready").json()["checks"]["accessibility"]
+    finally:
+        agent.stop()
+    assert report["accessibility_bus"] is check["ok"] is (bus != "none"), (report, check)
+    if bus == "none":
+        assert "DBUS_SESSION_BUS_ADDRESS" in report["accessibility_bus_error"]
