@@ -8,8 +8,7 @@ otherwise they come first, so that a node budget or deadline keeps what the user
 
 from __future__ import annotations
 
-from typing import Any
-
+from agent.a11y.cache import CacheItem
 from agent.a11y.dbus import Call
 from agent.a11y.details import SCREEN_COORDS, Batch
 from agent.a11y.node import ACCESSIBLE, COMPONENT, NULL_PATH, PROPERTIES, Extents, Node, Ref
@@ -17,7 +16,6 @@ from agent.a11y.node import ACCESSIBLE, COMPONENT, NULL_PATH, PROPERTIES, Extent
 # Children beyond this many in a MANAGES_DESCENDANTS container are ordered visible-first.
 LARGE_CONTAINER = 64
 
-CacheItem = tuple[Any, ...]  # one element of Cache.GetItems
 Entry = tuple[int, Ref | CacheItem, bool]  # index in parent, what we know of it, off screen
 
 

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from agent.a11y import roles
+from agent.a11y.cache import CacheItem, decode
 from agent.a11y.dbus import Call, Connection, Outcome
 from agent.a11y.details import fetch_details, prune_offscreen
-from agent.a11y.lists import CacheItem, Entry, managed_children
+from agent.a11y.lists import Entry, managed_children
 from agent.a11y.node import (
     ACCESSIBLE,
     ACTION,
@@ -46,6 +48,23 @@ from agent.a11y.node import (
 from agent.a11y.replay import REPLAY_LIMIT, Ahead, Replays
 
 ASSUMED_INTERFACES = (COMPONENT, ACTION)  # for rows of long lists, whose interfaces are not asked
+
+
+class _Pending(NamedTuple):
+    """A child the cache does not know, to be fetched for its parent."""
+
+    parent: Node
+    ref: Ref
+    index_in_parent: int
+    hidden: bool  # scrolled out of its MANAGES_DESCENDANTS container
+
+
+@dataclass(slots=True)
+class _Level:
+    """What expanding one level produced: the next level, and the children still to fetch."""
+
+    next: list[Node] = field(default_factory=list)
+    to_fetch: list[_Pending] = field(default_factory=list)
 
 
 class AppWalk:
@@ -113,38 +132,14 @@ class AppWalk:
         if items is None:
             return None
         if isinstance(items, list):
-            self._index_cache(items[0])
+            self._index_cache(decode(items[0]))
         root = self._from_cache(self.app.path, base_depth)
         if root is None:
             root = (await self._fetch_nodes([(self.app, False)], base_depth))[0]
         if root is None:
             return None
         self.seen.add(root.ref.path)
-        # What the cache tells does not depend on the expansion: ask at once for the details of
-        # cached nodes and for the children of cached nodes whose cached children are incomplete,
-        # so the application answers while the walk goes on (a few rounds instead of one a level).
-        early: asyncio.Future[None] | None = None
-        whole_app = self.app.path == ROOT_PATH  # not one element's subtree
-        if (
-            whole_app
-            and len(self.cache) <= 2 * (self.budget.limit - self.budget.used)
-            and self.options.max_depth >= 16
-        ):
-            showing = [self._node(path) for path, item in self.cache.items() if roles.is_showing(item[9])]
-            early = asyncio.ensure_future(self._details(showing))
-            incomplete = [
-                self._node(path)
-                for path, item in self.cache.items()
-                if item[4] != 0
-                and (
-                    roles.is_showing(item[9])
-                    or not self.options.visible_only
-                    or item[7] == roles.ROLE_APPLICATION
-                )
-                and not roles.has_state(item[9], roles.STATE_MANAGES_DESCENDANTS)
-                and self._cached_children_of(path, item[4]) is None
-            ]
-            self.prefetch = asyncio.ensure_future(self._get_children(incomplete))
+        early = self._ask_early()
         frontier = [root]
         if self.window_title is not None and not self.truncated:
             frontier = self._only_window(root, await self._expand_level(frontier))
@@ -156,6 +151,40 @@ class AppWalk:
         if self.options.visible_only:
             prune_offscreen(root, self.screen)
         return root
+
+    def _ask_early(self) -> asyncio.Future[None] | None:
+        """Ask at once what the cache already tells the walk will need, so the application
+        answers while the walk goes on (a few rounds instead of one a level): the details of the
+        cached nodes that are showing, and the children of cached nodes whose cached children
+        are incomplete (``self.prefetch``). Only for a whole application (not one element's
+        subtree) whose cache fits the node budget and depth. Returns the details' future.
+        """
+        whole_app = self.app.path == ROOT_PATH
+        if not (
+            whole_app
+            and len(self.cache) <= 2 * (self.budget.limit - self.budget.used)
+            and self.options.max_depth >= 16
+        ):
+            return None
+        showing = [self._node(path) for path, item in self.cache.items() if roles.is_showing(item.states)]
+        early = asyncio.ensure_future(self._details(showing))
+        incomplete = [
+            self._node(path) for path, item in self.cache.items() if self._children_incomplete(path, item)
+        ]
+        self.prefetch = asyncio.ensure_future(self._get_children(incomplete))
+        return early
+
+    def _children_incomplete(self, path: str, item: CacheItem) -> bool:
+        """A cached node the walk will expand whose cached children do not match its child count
+        (large MANAGES_DESCENDANTS containers are left to ``managed_children``)."""
+        if item.child_count == 0 or roles.has_state(item.states, roles.STATE_MANAGES_DESCENDANTS):
+            return False
+        wanted = (
+            roles.is_showing(item.states)
+            or not self.options.visible_only
+            or item.role == roles.ROLE_APPLICATION
+        )
+        return wanted and self._cached_children_of(path, item.child_count) is None
 
     def _only_window(self, root: Node, windows: list[Node]) -> list[Node]:
         """Keep the top-level named like the X window (all of them if none is)."""
@@ -173,10 +202,11 @@ class AppWalk:
         # objects no longer in the tree (pages visited once), often more than those in it.
         cache, children = self.cache, self.cached_children
         for item in items:
-            cache[item[0][1]] = item
-            siblings = children.get(item[2][1])
+            cache[item.ref[1]] = item
+            parent = item.parent[1]
+            siblings = children.get(parent)
             if siblings is None:
-                children[item[2][1]] = [item]
+                children[parent] = [item]
             else:
                 siblings.append(item)
 
@@ -184,22 +214,26 @@ class AppWalk:
         """The node of a cached object (made on first use)."""
         node = self.nodes.get(path)
         if node is None:
-            (_, _, _, index, child_count, interfaces, name, role, description, states) = self.cache[path]
+            item = self.cache[path]
             node = self.nodes[path] = Node(
                 Ref(self.app.bus, path),
-                role,
-                name,
-                description,
-                tuple(states),
-                frozenset(interfaces),
-                child_count,
-                index,
+                item.role,
+                item.name,
+                item.description,
+                tuple(item.states),
+                frozenset(item.interfaces),
+                item.child_count,
+                item.index_in_parent,
             )
         return node
 
     def _from_cache(self, path: str, depth: int) -> Node | None:
+        """The cached object's node at this depth; None when the cache does not hold it."""
         if path not in self.cache:
             return None
+        return self._node_at(path, depth)
+
+    def _node_at(self, path: str, depth: int) -> Node:
         node = self._node(path)
         node.depth = depth
         return node
@@ -213,7 +247,7 @@ class AppWalk:
             return None
         ordered: list[CacheItem | None] = [None] * len(kids)
         for item in kids:  # indexes must be exactly 0..n-1 (GTK sends -1 when it does not know)
-            index = item[3]
+            index = item.index_in_parent
             if not 0 <= index < len(kids) or ordered[index] is not None:
                 return None
             ordered[index] = item
@@ -233,62 +267,89 @@ class AppWalk:
         return not node.has_state(roles.STATE_DEFUNCT)
 
     async def _expand_level(self, frontier: list[Node]) -> list[Node]:
+        """Attach the children of one level of the tree; the next level is returned."""
+        parents = self._parents_in(frontier)
+        child_refs = await self._children_of(parents)
+        level = _Level()
+        for position, node in enumerate(parents):
+            self._place_children(node, child_refs.get(position, []), level)
+        if level.to_fetch:
+            await self._place_fetched(level, frontier[0].depth + 1)
+        if self.budget.cut:
+            self.truncated = True
+        for node in parents:
+            node.children.sort(key=lambda child: child.index)
+        return level.next
+
+    def _parents_in(self, frontier: list[Node]) -> list[Node]:
+        """The nodes of a level whose children the walk wants; a depth cut marks it truncated."""
         parents = [node for node in frontier if self._wants_children(node)]
         if len(parents) < len(frontier) and any(
             node.child_count and node.depth + 1 > self.options.max_depth for node in frontier
         ):
             self.truncated = True
-        child_refs = await self._children_of(parents)
-        next_frontier: list[Node] = []
-        to_fetch: list[tuple[Node, Ref, int, bool]] = []
-        for position, node in enumerate(parents):
-            managed = node.ref.path in self.managed or node.has_state(roles.STATE_MANAGES_DESCENDANTS)
-            for index, entry, hidden in child_refs.get(position, []):
-                if isinstance(entry, Ref):
-                    if entry.path == NULL_PATH or entry.bus != self.app.bus:
-                        continue
-                    child = self._from_cache(entry.path, node.depth + 1)
-                    if child is None:
-                        if entry.path in self.seen:
-                            continue
-                        self.seen.add(entry.path)
-                        if not self.budget.take():
-                            break
-                        if managed:
-                            self.managed.add(entry.path)
-                        to_fetch.append((node, entry, index, hidden))
-                        continue
-                else:
-                    child = self._from_cache(entry[0][1], node.depth + 1)
-                    assert child is not None
-                if child.ref.path in self.seen or not self._keep(child):
+        return parents
+
+    def _place_children(self, parent: Node, entries: list[Entry], level: _Level) -> None:
+        """Attach the parent's children the cache knows; queue the others to be fetched.
+
+        Stops when the node budget is spent (the budget marks the walk cut).
+        """
+        depth = parent.depth + 1
+        managed = parent.ref.path in self.managed or parent.has_state(roles.STATE_MANAGES_DESCENDANTS)
+        for index, entry, hidden in entries:
+            if isinstance(entry, Ref):
+                if entry.path == NULL_PATH or entry.bus != self.app.bus:
+                    continue  # no object, or one of another application (never followed)
+                child = self._from_cache(entry.path, depth)
+                if child is None:
+                    if not self._queue_fetch(_Pending(parent, entry, index, hidden), managed, level):
+                        return
                     continue
-                self.seen.add(child.ref.path)
-                if not self.budget.take():
-                    break
-                child.index = index if child.index < 0 else child.index
-                if hidden:
-                    self.offscreen.add(child.ref.path)
-                node.children.append(child)
-                next_frontier.append(child)
-        if to_fetch:
-            fetched = await self._fetch_nodes(
-                [(ref, hidden) for _, ref, _, hidden in to_fetch], frontier[0].depth + 1
-            )
-            for (parent, _, index, hidden), child in zip(to_fetch, fetched, strict=True):
-                if child is None or not self._keep(child):
-                    self.budget.give_back()
-                    continue
-                child.index = index
-                if hidden:
-                    self.offscreen.add(child.ref.path)
-                parent.children.append(child)
-                next_frontier.append(child)
-        if self.budget.cut:
-            self.truncated = True
-        for node in parents:
-            node.children.sort(key=lambda child: child.index)
-        return next_frontier
+            else:
+                child = self._node_at(entry.path, depth)
+            if not self._adopt(parent, child, index, hidden, level):
+                return
+
+    def _queue_fetch(self, pending: _Pending, managed: bool, level: _Level) -> bool:
+        """Queue a child the cache does not know; False when the node budget is spent."""
+        path = pending.ref.path
+        if path in self.seen:
+            return True
+        self.seen.add(path)
+        if not self.budget.take():
+            return False
+        if managed:
+            self.managed.add(path)
+        level.to_fetch.append(pending)
+        return True
+
+    def _adopt(self, parent: Node, child: Node, index: int, hidden: bool, level: _Level) -> bool:
+        """Attach a cached child unless already placed or not kept; False when the budget is spent."""
+        if child.ref.path in self.seen or not self._keep(child):
+            return True
+        self.seen.add(child.ref.path)
+        if not self.budget.take():
+            return False
+        child.index = index if child.index < 0 else child.index
+        if hidden:
+            self.offscreen.add(child.ref.path)
+        parent.children.append(child)
+        level.next.append(child)
+        return True
+
+    async def _place_fetched(self, level: _Level, depth: int) -> None:
+        """Fetch the queued children in one round and attach those that are kept."""
+        fetched = await self._fetch_nodes([(p.ref, p.hidden) for p in level.to_fetch], depth)
+        for pending, child in zip(level.to_fetch, fetched, strict=True):
+            if child is None or not self._keep(child):
+                self.budget.give_back()
+                continue
+            child.index = pending.index_in_parent
+            if pending.hidden:
+                self.offscreen.add(child.ref.path)
+            pending.parent.children.append(child)
+            level.next.append(child)
 
     async def _children_of(self, parents: list[Node]) -> dict[int, list[Entry]]:
         """Per parent (by position): its children as (index, cache item or ref, off screen)."""
