@@ -136,10 +136,12 @@ class Config:
         _bool,
         "/ready answers 503 while the accessibility bus is unreachable (otherwise it is only reported)",
     )
-    exec: bool = option(
+    # --exec, COMPUTER_AGENT_EXEC, exec = ... in a file (the field's own name would read like Services.exec).
+    exec_enabled: bool = option(
         True,
         _bool,
         "run commands and apps: /exec, /bash, /processes, /files, /desktop/launch (false: 403 PERMISSION_DENIED)",
+        name="exec",
     )
     desktop_user: str | None = option(None, _optional_str, "user that commands and apps run as (when root)")
     exec_max_processes: int = option(64, _positive_int, "concurrently running commands before 429")

@@ -40,7 +40,7 @@ from agent.errors import AccessibilityUnavailable, AgentError, DeadlineExceeded,
 
 LOG = logging.getLogger(__name__)
 
-REGISTRY = "org.a11y.atspi.Registry"
+ATSPI_REGISTRY = "org.a11y.atspi.Registry"  # the AT-SPI registry daemon's bus name
 BUS_DAEMON = "org.freedesktop.DBus"
 STALLED_LEASH = 0.2  # seconds a hung application gets in later requests, until it answers again
 
@@ -141,7 +141,7 @@ class Accessibility:
         bus = await self._a11y_bus()
         try:
             body = await bus.call(
-                Call(ROOT_PATH, ACCESSIBLE, "GetChildren", destination=REGISTRY), _now() + 1.0
+                Call(ROOT_PATH, ACCESSIBLE, "GetChildren", destination=ATSPI_REGISTRY), _now() + 1.0
             )
         except Exception as exc:
             raise AccessibilityUnavailable(
@@ -154,7 +154,9 @@ class Accessibility:
         """The registered applications with pid and name (names are asked once per application)."""
         bus = await self._a11y_bus()
         try:
-            body = await bus.call(Call(ROOT_PATH, ACCESSIBLE, "GetChildren", destination=REGISTRY), deadline)
+            body = await bus.call(
+                Call(ROOT_PATH, ACCESSIBLE, "GetChildren", destination=ATSPI_REGISTRY), deadline
+            )
         except Exception as exc:
             if _now() >= deadline:  # the caller's deadline, not the registry, ran out
                 raise DeadlineExceeded("the deadline passed before the registry answered") from None

@@ -228,7 +228,7 @@ class ProcessList(Result):
 
 
 def exec_service(services: Services) -> ExecService:
-    if services.exec is None or not services.config.exec:
+    if services.exec is None or not services.config.exec_enabled:
         raise PermissionDenied("command execution is disabled on this agent (--exec false)")
     return services.exec
 

@@ -27,7 +27,7 @@ def _need(service: T | None, what: str) -> T:
 
 
 async def launch(services: Services, req: LaunchRequest) -> Launched:
-    if not services.config.exec:
+    if not services.config.exec_enabled:
         raise PermissionDenied("launching apps is disabled on this agent (--exec false)")
     launcher = _need(services.launcher, "launching apps")
     started = await launcher.launch(req.app, wait_for_window=req.wait_for_window, timeout=req.timeout)

@@ -86,7 +86,7 @@ def _add_wallpaper(services: Services, config: Config) -> None:
     from agent.session.user import resolve_user
     from agent.x11.wallpaper import WallpaperService
 
-    files = services.files if config.exec else None
+    files = services.files if config.exec_enabled else None
     services.wallpaper = WallpaperService(
         config.display,
         resolve_user(config.desktop_user),

@@ -83,7 +83,7 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 def _files(request: web.Request) -> FileService:
     files = request.app[SERVICES_KEY].files
-    if files is None or not request.app[SERVICES_KEY].config.exec:
+    if files is None or not request.app[SERVICES_KEY].config.exec_enabled:
         raise PermissionDenied("the files API is disabled on this agent (--exec false)")
     return files
 

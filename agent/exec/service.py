@@ -96,7 +96,7 @@ class ExecService:
         limits = Limits(config.exec_max_tasks, config.exec_memory_max)
         # With --exec false nothing runs commands: leave the machine's cgroups alone.
         self.confiner = (
-            Confiner.detect(limits) if config.exec else Confiner("none", (), limits, "exec is off")
+            Confiner.detect(limits) if config.exec_enabled else Confiner("none", (), limits, "exec is off")
         )
         self.slots = Slots(config.exec_max_processes)
         self.leftovers = Detachable()

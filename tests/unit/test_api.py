@@ -227,7 +227,7 @@ async def test_openapi_lists_every_registry_route(api: Api) -> None:
 
 async def test_commands_and_apps_can_be_switched_off(fake_desktop: FakeDesktop, token_file: Path) -> None:
     """--exec false: commands, files and app launches answer 403 and run nothing."""
-    config = Config(token_file=token_file, display=":fake", exec=False)
+    config = Config(token_file=token_file, display=":fake", exec_enabled=False)
     app = create_app(config, Services(config=config, desktop=fake_desktop))
     async with TestClient(TestServer(app)) as client:
         headers = {"Authorization": f"Bearer {TOKEN}"}

@@ -132,3 +132,18 @@ def test_a_missing_drop_in_directory_is_empty(tmp_path: Path) -> None:
     shipped = tmp_path / "agent.toml"
     shipped.write_text('port = 7000\ntoken_file = "/etc/t"\n')
     assert load({}, {}, shipped, tmp_path / "agent.d").port == 7000
+
+
+@pytest.mark.parametrize("where", ["flag", "env", "file"])
+def test_exec_switch_keeps_its_names_while_the_field_reads_exec_enabled(tmp_path: Path, where: str) -> None:
+    """--exec, COMPUTER_AGENT_EXEC and ``exec =`` fill Config.exec_enabled (issue 12: the field
+    was ``exec``, like Services.exec); the field's own name is no option."""
+    config_file = tmp_path / "agent.toml"
+    config_file.write_text("insecure_no_auth = true\n" + ("exec = false\n" if where == "file" else ""))
+    flags = {"exec": "false"} if where == "flag" else {}
+    env = {"COMPUTER_AGENT_EXEC": "no"} if where == "env" else {}
+    assert load(flags, env, config_file).exec_enabled is False
+    assert load({"insecure_no_auth": "true"}, {}).exec_enabled is True  # the default
+    config_file.write_text("insecure_no_auth = true\nexec_enabled = false\n")
+    with pytest.raises(ConfigError, match="unknown option"):
+        load({}, {}, config_file)
