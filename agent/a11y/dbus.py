@@ -221,12 +221,15 @@ class Connection:
             raise
         if not done.done():
             done.cancel()
-            # Keep listening for the late answers: until one arrives, the peer counts as stalled.
-            for serial in serials:
-                if serial in self._pending:
-                    self._pending[serial] = functools.partial(self._late, serial)
-                    self._abandoned.add(serial)
+            self._abandon(serials)
         return results, state["answered"] == len(calls)
+
+    def _abandon(self, serials: set[int]) -> None:
+        """Keep listening for the late answers: until one arrives, the peer counts as stalled."""
+        for serial in serials:
+            if serial in self._pending:
+                self._pending[serial] = functools.partial(self._late, serial)
+                self._abandoned.add(serial)
 
     def _late(self, serial: int, msg: Message | None) -> None:
         # Any answer, even a late one, shows the peer is alive again: forget every abandoned call.

@@ -42,6 +42,16 @@ Batch = Callable[[list[Call]], Awaitable[list[Outcome]]]
 
 async def fetch_details(batch: Batch, nodes: list[Node], options: WalkOptions) -> None:
     """Fill in position (always), and actions, value and text (with ``options.details``)."""
+    calls, slots = _detail_calls(nodes, options.details)
+    if not calls:
+        return
+    texts = _apply_details(slots, await batch(calls))
+    if texts:
+        await _fetch_texts(batch, texts, options.text_limit)
+
+
+def _detail_calls(nodes: list[Node], details: bool) -> tuple[list[Call], list[tuple[Node, str]]]:
+    """The calls for each node's position (and details), with what each answer fills in."""
     calls: list[Call] = []
     slots: list[tuple[Node, str]] = []
     for node in nodes:
@@ -49,7 +59,7 @@ async def fetch_details(batch: Batch, nodes: list[Node], options: WalkOptions) -
         if COMPONENT in node.interfaces:
             calls.append(Call(path, COMPONENT, "GetExtents", "u", (SCREEN_COORDS,)))
             slots.append((node, "extents"))
-        if not options.details:
+        if not details:
             continue
         if ACTION in node.interfaces:
             calls.append(Call(path, ACTION, "GetActions"))
@@ -60,9 +70,11 @@ async def fetch_details(batch: Batch, nodes: list[Node], options: WalkOptions) -
         if TEXT in node.interfaces and node.role in TEXT_ROLES:
             calls.append(Call(path, PROPERTIES, "Get", "ss", (TEXT, "CharacterCount")))
             slots.append((node, "length"))
-    if not calls:
-        return
-    outcomes = await batch(calls)
+    return calls, slots
+
+
+def _apply_details(slots: list[tuple[Node, str]], outcomes: list[Outcome]) -> list[tuple[Node, int]]:
+    """Fill the answers into their nodes; the text nodes with characters to read are returned."""
     texts: list[tuple[Node, int]] = []
     for (node, kind), outcome in zip(slots, outcomes, strict=True):
         if not isinstance(outcome, list):
@@ -77,15 +89,18 @@ async def fetch_details(batch: Batch, nodes: list[Node], options: WalkOptions) -
             node.value = float(outcome[0].value)
         elif int(outcome[0].value) > 0:
             texts.append((node, int(outcome[0].value)))
-    if texts:
-        limit = options.text_limit
-        outcomes = await batch(
-            [Call(n.ref.path, TEXT, "GetText", "ii", (0, min(length, limit))) for n, length in texts]
-        )
-        for (node, length), outcome in zip(texts, outcomes, strict=True):
-            if isinstance(outcome, list):
-                node.text = str(outcome[0])
-                node.text_truncated = length > limit
+    return texts
+
+
+async def _fetch_texts(batch: Batch, texts: list[tuple[Node, int]], limit: int) -> None:
+    """Read each node's text, at most ``limit`` characters (``text_truncated`` says when cut)."""
+    outcomes = await batch(
+        [Call(n.ref.path, TEXT, "GetText", "ii", (0, min(length, limit))) for n, length in texts]
+    )
+    for (node, length), outcome in zip(texts, outcomes, strict=True):
+        if isinstance(outcome, list):
+            node.text = str(outcome[0])
+            node.text_truncated = length > limit
 
 
 def prune_offscreen(node: Node, clip: Extents | None) -> None:

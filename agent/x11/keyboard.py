@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from Xlib import XK, X, Xatom
 from Xlib.display import Display
@@ -67,59 +67,51 @@ class KeyboardMap:
         self._stale = True
 
     def refresh(self, display: Display) -> None:
+        """Re-read the keyboard mapping (after MappingNotify), keeping our bindings still in it."""
         if not self._stale:
             return
         self.min_keycode = display.display.info.min_keycode
         self.max_keycode = display.display.info.max_keycode
         count = self.max_keycode - self.min_keycode + 1
         mapping = display.get_keyboard_mapping(self.min_keycode, count)
-        recorded = _recorded_keycodes(display)
-        index: dict[int, KeyPlacement] = {}
-        spare: list[int] = []
-        borrowable: list[int] = []
-        left_over: dict[int, int] = {}  # keycode -> keysym, bound by an earlier agent
-        for offset, syms in enumerate(mapping):
-            keycode = self.min_keycode + offset
-            level1 = syms[0] if len(syms) > 0 else NO_SYMBOL
-            level2 = syms[1] if len(syms) > 1 else NO_SYMBOL
-            if keycode in recorded and level1 and level1 == level2:  # still as we bound it
-                left_over[keycode] = level1
-            if not any(syms):
-                if keycode > 8:  # some toolkits ignore keycode 8
-                    spare.append(keycode)
-                continue
-            if all(sym == NO_SYMBOL or sym in VENDOR_KEYSYMS for sym in syms):
-                borrowable.append(keycode)
-            if level2 == NO_SYMBOL and level1:
-                lower, upper = _convert_case(level1)
-                if upper != lower:
-                    level2 = upper
-            for keysym, shift in ((level1, False), (level2, True)):
-                if keysym and keysym not in index:
-                    index[keysym] = KeyPlacement(keycode, shift)
-        # Our earlier bindings live in the spare/borrowed keycodes: keep them if still there.
-        # Those an earlier agent made on this server (recorded on the root window) are adopted
-        # as the least recently used, or the spare keycodes would run out over restarts.
+        scan = _scan_mapping(mapping, self.min_keycode, _recorded_keycodes(display))
+        bound = self._keep_bindings(scan)
+        self._bound = bound
+        self._index = scan.index
+        in_use = set(bound.values())
+        self._spare = [code for code in scan.spare if code not in in_use]
+        self._borrowable = [code for code in scan.borrowable if code not in in_use]
+        self._read_modifiers(display)
+        self._stale = False
+
+    def _keep_bindings(self, scan: _MappingScan) -> OrderedDict[int, int]:
+        """Our bindings still in the map, least recently used first.
+
+        Our earlier bindings live in the spare/borrowed keycodes: kept if still there. Those an
+        earlier agent made on this server (recorded on the root window) are adopted as the least
+        recently used, or the spare keycodes would run out over restarts; one that duplicates a
+        key the layout has is free to bind again (it joins ``scan.spare``).
+        """
+        index = scan.index
         bound: OrderedDict[int, int] = OrderedDict()
         kept = {
             keysym: keycode
             for keysym, keycode in self._bound.items()
             if (placement := index.get(keysym)) is not None and placement.keycode == keycode
         }
-        for keycode, keysym in left_over.items():
+        for keycode, keysym in scan.left_over.items():
             if keycode in kept.values():
                 continue
             placement = index.get(keysym)
             if placement is not None and placement.keycode == keycode and keysym not in kept:
                 bound[keysym] = keycode
             else:  # a duplicate of a key the layout has: free to bind
-                spare.append(keycode)
+                scan.spare.append(keycode)
         bound.update(kept)
-        self._bound = bound
-        self._index = index
-        in_use = set(bound.values())
-        self._spare = [code for code in spare if code not in in_use]
-        self._borrowable = [code for code in borrowable if code not in in_use]
+        return bound
+
+    def _read_modifiers(self, display: Display) -> None:
+        """Which keycode sets each modifier, and which modifier each keycode sets."""
         self._modifier_keycodes = {}
         self._modifier_bits = {}
         for bit, keycodes in enumerate(display.get_modifier_mapping()):
@@ -127,7 +119,6 @@ class KeyboardMap:
                 if keycode:
                     self._modifier_keycodes.setdefault(1 << bit, keycode)
                     self._modifier_bits.setdefault(keycode, bit)
-        self._stale = False
 
     @property
     def capacity(self) -> int:
@@ -221,6 +212,46 @@ class KeyboardMap:
         if keycode is None:
             raise RuntimeError("the keyboard map has no Shift key")
         return keycode
+
+
+@dataclass(slots=True)
+class _MappingScan:
+    """The server's keyboard mapping, keycode by keycode, as typing needs it."""
+
+    index: dict[int, KeyPlacement] = field(default_factory=dict)  # keysym -> where to type it
+    spare: list[int] = field(default_factory=list)  # keycodes with no keysym: free to bind
+    borrowable: list[int] = field(default_factory=list)  # keycodes with vendor keysyms only
+    left_over: dict[int, int] = field(default_factory=dict)  # keycode -> keysym an earlier agent bound
+
+
+def _scan_mapping(mapping: list[list[int]], min_keycode: int, recorded: set[int]) -> _MappingScan:
+    """Index group 1 levels 1-2 of every keycode, and sort out the keycodes we may bind."""
+    scan = _MappingScan()
+    for offset, syms in enumerate(mapping):
+        keycode = min_keycode + offset
+        level1 = syms[0] if len(syms) > 0 else NO_SYMBOL
+        level2 = syms[1] if len(syms) > 1 else NO_SYMBOL
+        if keycode in recorded and level1 and level1 == level2:  # still as we bound it
+            scan.left_over[keycode] = level1
+        if not any(syms):
+            if keycode > 8:  # some toolkits ignore keycode 8
+                scan.spare.append(keycode)
+            continue
+        if all(sym == NO_SYMBOL or sym in VENDOR_KEYSYMS for sym in syms):
+            scan.borrowable.append(keycode)
+        for keysym, shift in ((level1, False), (_shifted(level1, level2), True)):
+            if keysym and keysym not in scan.index:
+                scan.index[keysym] = KeyPlacement(keycode, shift)
+    return scan
+
+
+def _shifted(level1: int, level2: int) -> int:
+    """Level 2's keysym; a key with only a lower-case letter has its upper case there (as X does)."""
+    if level2 == NO_SYMBOL and level1:
+        lower, upper = _convert_case(level1)
+        if upper != lower:
+            return upper
+    return level2
 
 
 def _recorded_keycodes(display: Display) -> set[int]:
