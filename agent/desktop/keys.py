@@ -153,24 +153,6 @@ ALIASES: dict[str, str] = {
     "bracketright": "bracketright",
 }
 
-MODIFIER_NAMES = frozenset(
-    {
-        "Control_L",
-        "Control_R",
-        "Shift_L",
-        "Shift_R",
-        "Alt_L",
-        "Alt_R",
-        "Super_L",
-        "Super_R",
-        "Meta_L",
-        "Meta_R",
-        "Hyper_L",
-        "Hyper_R",
-        "ISO_Level3_Shift",
-    }
-)
-
 
 @cache
 def _case_insensitive_names() -> dict[str, str | None]:

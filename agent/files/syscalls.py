@@ -18,13 +18,11 @@ _NUMBERS: dict[str, dict[str, int]] = {
     "aarch64": {"openat2": 437, "renameat2": 276},
 }
 
-RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 
 RENAME_NOREPLACE = 1 << 0
-RENAME_EXCHANGE = 1 << 1
 
 AT_FDCWD = -100
 

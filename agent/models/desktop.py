@@ -9,7 +9,6 @@ from pydantic import AliasChoices, Field, model_validator
 from agent.models.base import Request, Result, Success
 
 ButtonName = Literal["left", "right", "middle", "back", "forward"]
-Coordinate = int
 Modifiers = list[str] | str
 
 _X = Field(default=None, description="Screen x in pixels; omitted: the pointer's current position")

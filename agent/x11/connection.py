@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -78,7 +77,6 @@ class XConnection:
         self._event_hooks: list[EventHook] = []
         self._connect_hooks: list[ConnectHook] = []
         self._generation = 0
-        self._thread_id: int | None = None
         self._closed = False
 
     # -- hooks ---------------------------------------------------------------
@@ -99,10 +97,6 @@ class XConnection:
     def generation(self) -> int:
         """Incremented on every new connection; caches keyed on it are dropped on reconnect."""
         return self._generation
-
-    @property
-    def last_error(self) -> str:
-        return self._last_error
 
     # -- calls ---------------------------------------------------------------
     async def run(self, fn: Callable[[Display], T]) -> T:
@@ -166,7 +160,6 @@ class XConnection:
         display.set_error_handler(self._trap)
         self._display = display
         self._generation += 1
-        self._thread_id = threading.get_ident()
         LOG.info("connected to X display %s (%s)", self.display_name, self.name)
         try:
             for hook in self._connect_hooks:
@@ -204,8 +197,3 @@ class XConnection:
 
         await loop.run_in_executor(self._executor, _close)
         self._executor.shutdown(wait=False)
-
-
-def root_event_mask(display: Display, mask: int) -> None:
-    """Add ``mask`` to what this connection selects on the root window."""
-    display.screen().root.change_attributes(event_mask=mask)

@@ -197,9 +197,6 @@ class KeyboardMap:
                 return keycode
         raise NoKeycodeLeft("no keycode left to bind")  # the caller sized the round wrongly
 
-    def modifier_keycode(self, mask: int) -> int | None:
-        return self._modifier_keycodes.get(mask)
-
     def modifier_bit(self, keycode: int) -> int | None:
         """The modifier a keycode sets, or None for an ordinary key."""
         return self._modifier_bits.get(keycode)
