@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from agent.a11y import roles
-from agent.a11y.cache import CacheItem, decode
+from agent.a11y.cache import CacheIndex, CacheItem
 from agent.a11y.dbus import Call, Connection, Outcome
 from agent.a11y.details import fetch_details, prune_offscreen
 from agent.a11y.lists import Entry, managed_children
@@ -79,14 +79,13 @@ class AppWalk:
         self.screen = scope.screen
         self.window_title = scope.window_title
         self.truncated = False
-        self.cache: dict[str, CacheItem] = {}
+        self.cache = CacheIndex()
         self.nodes: dict[str, Node] = {}  # one Node per cached object, filled in place
         self.seen: set[str] = set()  # paths already placed in the tree (guards against cycles)
         self.detailed: set[str] = set()
         self.offscreen: set[str] = set()  # scrolled out of a MANAGES_DESCENDANTS container
         self.managed: set[str] = set()  # descendants of MANAGES_DESCENDANTS containers
         self.prefetch: asyncio.Future[dict[str, list[Ref]]] | None = None
-        self.cached_children: dict[str, list[CacheItem]] = {}
         self.replays = replays
         self.asked: list[Call] = []  # every call of this walk, in order, for the next one
         self.ahead: Ahead | None = None
@@ -132,7 +131,7 @@ class AppWalk:
         if items is None:
             return None
         if isinstance(items, list):
-            self._index_cache(decode(items[0]))
+            self.cache = CacheIndex(items[0])
         root = self._from_cache(self.app.path, base_depth)
         if root is None:
             root = (await self._fetch_nodes([(self.app, False)], base_depth))[0]
@@ -166,10 +165,14 @@ class AppWalk:
             and self.options.max_depth >= 16
         ):
             return None
-        showing = [self._node(path) for path, item in self.cache.items() if roles.is_showing(item.states)]
+        showing = [
+            self._node(path) for path, item in self.cache.by_path.items() if roles.is_showing(item.states)
+        ]
         early = asyncio.ensure_future(self._details(showing))
         incomplete = [
-            self._node(path) for path, item in self.cache.items() if self._children_incomplete(path, item)
+            self._node(path)
+            for path, item in self.cache.by_path.items()
+            if self._children_incomplete(path, item)
         ]
         self.prefetch = asyncio.ensure_future(self._get_children(incomplete))
         return early
@@ -184,7 +187,7 @@ class AppWalk:
             or not self.options.visible_only
             or item.role == roles.ROLE_APPLICATION
         )
-        return wanted and self._cached_children_of(path, item.child_count) is None
+        return wanted and self.cache.children_of(path, item.child_count) is None
 
     def _only_window(self, root: Node, windows: list[Node]) -> list[Node]:
         """Keep the top-level named like the X window (all of them if none is)."""
@@ -197,24 +200,11 @@ class AppWalk:
         return matching
 
     # -- the cache --------------------------------------------------------------------------
-    def _index_cache(self, items: list[CacheItem]) -> None:
-        # Nodes are made only for the items the walk reaches: a toolkit's cache also holds
-        # objects no longer in the tree (pages visited once), often more than those in it.
-        cache, children = self.cache, self.cached_children
-        for item in items:
-            cache[item.ref[1]] = item
-            parent = item.parent[1]
-            siblings = children.get(parent)
-            if siblings is None:
-                children[parent] = [item]
-            else:
-                siblings.append(item)
-
     def _node(self, path: str) -> Node:
         """The node of a cached object (made on first use)."""
         node = self.nodes.get(path)
         if node is None:
-            item = self.cache[path]
+            item = self.cache.by_path[path]
             node = self.nodes[path] = Node(
                 Ref(self.app.bus, path),
                 item.role,
@@ -229,7 +219,7 @@ class AppWalk:
 
     def _from_cache(self, path: str, depth: int) -> Node | None:
         """The cached object's node at this depth; None when the cache does not hold it."""
-        if path not in self.cache:
+        if path not in self.cache.by_path:
             return None
         return self._node_at(path, depth)
 
@@ -239,19 +229,7 @@ class AppWalk:
         return node
 
     def _children_from_cache(self, node: Node) -> list[CacheItem] | None:
-        return self._cached_children_of(node.ref.path, node.child_count)
-
-    def _cached_children_of(self, path: str, child_count: int) -> list[CacheItem] | None:
-        kids = self.cached_children.get(path, ())
-        if child_count < 0 or len(kids) != child_count:
-            return None
-        ordered: list[CacheItem | None] = [None] * len(kids)
-        for item in kids:  # indexes must be exactly 0..n-1 (GTK sends -1 when it does not know)
-            index = item.index_in_parent
-            if not 0 <= index < len(kids) or ordered[index] is not None:
-                return None
-            ordered[index] = item
-        return ordered  # type: ignore[return-value]  # every slot is filled
+        return self.cache.children_of(node.ref.path, node.child_count)
 
     # -- expansion --------------------------------------------------------------------------
     def _wants_children(self, node: Node) -> bool:

@@ -11,6 +11,7 @@ from dbus_fast import Variant
 from dbus_fast._private.unmarshaller import Unmarshaller  # the independent decoder
 
 from agent.a11y import outline, roles
+from agent.a11y.cache import CacheIndex
 from agent.a11y.encode import encode_call
 from agent.a11y.node import DESKTOP_ID, Extents, Node, Ref, TreeResult, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
@@ -27,6 +28,34 @@ def node(path: str, role: str, name: str = "", depth: int = 2, *states: str) -> 
     return Node(
         Ref(":1.7", path), roles.ROLE_NUMBERS[role], name, "", tuple(words), frozenset(), 0, depth=depth
     )
+
+
+def test_cache_items_are_found_by_path_and_by_parent_in_index_order() -> None:
+    """GetItems structs (as dbus-fast gives them) by name; a parent's cached children only when
+    the cache has exactly its child count, with indexes 0..n-1."""
+
+    def item(path: str, parent: str, index: int, child_count: int = 0) -> list[object]:
+        return [
+            [":1.7", path],
+            [":1.7", "/root"],
+            [":1.7", parent],
+            index,
+            child_count,
+            [],
+            path,
+            43,
+            "",
+            [0, 0],
+        ]
+
+    cache = CacheIndex(
+        [item("/b", "/p", 1), item("/a", "/p", 0), item("/p", "/root", 0, 2), item("/x", "/q", -1)]
+    )
+    assert len(cache) == 4 and cache.by_path["/p"].child_count == 2 and cache.by_path["/a"].name == "/a"
+    assert [child.path for child in cache.children_of("/p", 2) or []] == ["/a", "/b"]
+    assert cache.children_of("/p", 3) is None  # the toolkit knows more children than it cached
+    assert cache.children_of("/q", 1) is None  # an index the toolkit does not know (-1)
+    assert cache.children_of("/p", -1) is None  # a child count the toolkit does not know (menus)
 
 
 def test_found_nodes_read_the_walks_node() -> None:
