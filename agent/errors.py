@@ -8,8 +8,10 @@ Services raise these; the HTTP layer turns them into the JSON envelope in one mi
     ├── Unauthenticated        401 UNAUTHENTICATED
     ├── PermissionDenied       403 PERMISSION_DENIED  the desktop user may not; outside allowed roots
     ├── NotFound               404 NOT_FOUND          route, window, process, file, element
+    │   └── WindowNotFound                            no such window (BadWindow, BadDrawable: it closed)
     ├── MethodNotAllowed       405 METHOD_NOT_ALLOWED
     ├── Conflict               409 CONFLICT           request conflicts with current state
+    │   └── WindowStateConflict                       the window is not in a state the request needs (BadMatch)
     ├── RequestTimeout         408 REQUEST_TIMEOUT    the client stopped sending its request body
     ├── PayloadTooLarge        413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType   415 UNSUPPORTED_MEDIA_TYPE  a body in a type a web page could send
@@ -18,7 +20,10 @@ Services raise these; the HTTP layer turns them into the JSON envelope in one mi
     │   ├── DisplayUnavailable        DISPLAY_UNAVAILABLE
     │   ├── WindowManagerUnavailable  WINDOW_MANAGER_UNAVAILABLE (no EWMH window manager runs)
     │   └── AccessibilityUnavailable  ACCESSIBILITY_UNAVAILABLE
-    └── DeadlineExceeded       504 TIMEOUT
+    ├── DeadlineExceeded       504 TIMEOUT
+    └── XProtocolError         500 INTERNAL           any other X error: a request the agent got wrong
+
+The X errors are made from python-xlib's (and mss's) in one place, ``agent.x11.connection``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,13 @@ class NotFound(AgentError):
     code = "NOT_FOUND"
 
 
+class WindowNotFound(NotFound):
+    """A window that does not exist (any more), named by its id ("0x2200003")."""
+
+    def __init__(self, window_id: str, why: str, **details: Any) -> None:
+        super().__init__(f"no window {window_id} ({why})", details={"window_id": window_id, **details})
+
+
 class MethodNotAllowed(AgentError):
     status = 405
     code = "METHOD_NOT_ALLOWED"
@@ -74,6 +86,19 @@ class MethodNotAllowed(AgentError):
 class Conflict(AgentError):
     status = 409
     code = "CONFLICT"
+
+
+class WindowStateConflict(Conflict):
+    """The window exists but is not in the state the request needs (unmapped for a focus, say);
+    ``window_id`` is None when the failed X request was about no particular window."""
+
+    def __init__(self, window_id: str | None, x_error: str) -> None:
+        subject = f"window {window_id}" if window_id else "the window or screen area it named"
+        super().__init__(
+            f"the X server refused the request: {subject} is not in the state it needs ({x_error}); "
+            "it may have changed meanwhile, retry",
+            details={"window_id": window_id, "x_error": x_error},
+        )
 
 
 class RequestTimeout(AgentError):
@@ -118,3 +143,12 @@ class AccessibilityUnavailable(Unavailable):
 class DeadlineExceeded(AgentError):
     status = 504
     code = "TIMEOUT"
+
+
+class XProtocolError(AgentError):
+    """The X server answered an error no class above explains (BadValue, BadAtom, ...): a bug."""
+
+    def __init__(self, x_error: str, resource_id: str | None) -> None:
+        super().__init__(
+            f"X server error {x_error}", details={"x_error": x_error, "resource_id": resource_id}
+        )

@@ -4,7 +4,9 @@ Capture and encode run on their own thread and X connection, so a screenshot nev
 input and input never waits behind an encode. The connection heals the way input's does: any
 failure of a grab (mss raises ScreenShotError, but also a bare AssertionError when XCB hands back
 no reply on a dead socket) drops every capture connection and answers ``DisplayUnavailable``
-(503); the next capture, at most every ``RECONNECT_INTERVAL`` seconds, connects afresh. The
+(503); the next capture, at most every ``RECONNECT_INTERVAL`` seconds, connects afresh. An error
+the server answers (BadMatch for an area off a screen that just shrank) is no such failure: it is
+mapped like every X error (``agent.x11.connection.typed_x_error``) and the connection stays. The
 outcome of the last grab is kept so that readiness can report the capture's health without
 queueing behind screenshots.
 """
@@ -17,12 +19,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import mss
+from mss.linux.xcbhelpers import XProtoError
 
 from agent.desktop.backend import CaptureOptions, Region
 from agent.desktop.imaging import Encoder, target_size
 from agent.errors import DisplayUnavailable
 from agent.models.base import ImageResult
-from agent.x11.connection import RECONNECT_INTERVAL
+from agent.x11.connection import RECONNECT_INTERVAL, from_error_code
 
 LOG = logging.getLogger(__name__)
 
@@ -77,6 +80,9 @@ class ScreenCapture:
             shot = self._grabber(cursor).grab(box)
         except DisplayUnavailable:
             raise
+        except XProtoError as exc:  # the server refused this grab (BadMatch...): the connection is fine
+            details = exc.details
+            raise from_error_code(int(details["error_code"]), int(details["resource_id"])) from None
         except Exception as exc:  # mss fails on a lost server with ScreenShotError or AssertionError
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self._fail(reason)

@@ -31,7 +31,7 @@ from Xlib.display import Display
 from Xlib.protocol import rq
 
 from agent.errors import AgentError, DeadlineExceeded, DisplayUnavailable
-from agent.x11.connection import CONNECTION_ERRORS
+from agent.x11.connection import CONNECTION_ERRORS, open_display
 from agent.x11.selection import IncomingTransfer, OutgoingTransfers, SelectionAtoms
 
 LOG = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class ClipboardService:
         if self._display is not None:
             return self._display
         try:
-            display = Display(self.display_name)
+            display = open_display(self.display_name)
         except CONNECTION_ERRORS as exc:
             raise DisplayUnavailable(
                 f"the X display {self.display_name} is not reachable",

@@ -5,15 +5,19 @@ never blocks on X and requests are serialised without locks. When the X server g
 call raises ``DisplayUnavailable`` (503) and the next call reconnects, at most every
 ``RECONNECT_INTERVAL`` seconds, so the daemon recovers by itself when the server comes back.
 
-Protocol errors from asynchronous requests are trapped per call: ``run`` syncs after the
-function and raises ``XProtocolError`` if the server answered an error, instead of letting
-python-xlib print it to stderr and carry on.
+X errors are mapped here, once, for every request of every call: an asynchronous one (python-xlib
+hands it to the error handler; ``call`` syncs after the function so it arrives in time) and a
+reply request's (raised out of the function) alike. ``typed_x_error`` turns them into the agent's
+errors: BadWindow and BadDrawable into ``WindowNotFound`` (404: the window closed while the call
+ran), BadMatch into ``WindowStateConflict`` (409), anything else into ``XProtocolError`` (500).
+An X error is an answer, not a broken connection: the connection stays up for the next call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,27 +28,77 @@ from Xlib import error
 from Xlib.display import Display
 from Xlib.protocol import rq
 
-from agent.errors import AgentError, DisplayUnavailable
+from agent.errors import (
+    AgentError,
+    DisplayUnavailable,
+    WindowNotFound,
+    WindowStateConflict,
+    XProtocolError,
+)
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RECONNECT_INTERVAL = 0.25
 
+# Errors about the resource a request named, when that resource is a window (or a window used as
+# a drawable): it does not exist, so it closed between the lookup and the request.
+_GONE = frozenset({"BadWindow", "BadDrawable"})
 
-class XProtocolError(AgentError):
-    """The X server answered a request with an error (BadWindow, BadValue, ...)."""
 
-    def __init__(self, errors: list[error.XError]) -> None:
-        first = errors[0]
-        name = type(first).__name__
-        resource = getattr(first, "resource_id", None)
-        resource = getattr(resource, "id", resource)  # python-xlib may hand a Resource object
-        super().__init__(
-            f"X server error {name}",
-            details={"x_error": name, "resource_id": hex(resource) if isinstance(resource, int) else None},
-        )
-        self.errors = errors
+def typed_x_error(name: str, resource: int | None, window: int | None = None) -> AgentError:
+    """The agent's error for an X error ``name`` (python-xlib's class name, "BadWindow") about
+    ``resource`` (the id the server names, if any), in a call about ``window`` (if any)."""
+    if name in _GONE and resource:
+        return WindowNotFound(format_window_id(resource), "it closed while the request ran", x_error=name)
+    if name == "BadMatch":  # the server names no resource for it: the call's window is the one
+        return WindowStateConflict(format_window_id(window) if window else None, name)
+    # Not a race the caller could lose: a request the agent got wrong. No traceback, it says it all.
+    LOG.warning("the X server answered %s (resource or value: %s)", name, resource)
+    return XProtocolError(name, format_window_id(resource) if resource else None)
+
+
+def from_xlib_error(err: error.XError, window: int | None = None) -> AgentError:
+    """``typed_x_error`` for one of python-xlib's errors."""
+    name = type(err).__name__
+    if type(err) is error.XError:  # an extension's error python-xlib has no class for
+        name = f"X error {getattr(err, 'code', '?')}"
+    resource = getattr(err, "resource_id", None)
+    resource = getattr(resource, "id", resource)  # python-xlib may hand a Resource object
+    return typed_x_error(name, resource if isinstance(resource, int) else None, window)
+
+
+def from_error_code(code: int, resource: int | None) -> AgentError:
+    """``typed_x_error`` for an error known by its protocol code (XCB clients such as mss)."""
+    known = error.xerror_class.get(code)
+    return typed_x_error(known.__name__ if known else f"X error {code}", resource)
+
+
+def open_display(display_name: str) -> Display:
+    """Open a python-xlib connection whose X errors parse (every agent connection opens here).
+
+    python-xlib 0.33's RANDR support registers its three error classes at codes 0-2 instead of
+    after the extension's first error code, over BadRequest and BadValue, and as plain exceptions
+    without the fields an error needs: the next BadValue then raises AttributeError inside the
+    reply parser and can leave the connection spinning (python-xlib issues #241, #259). The core
+    classes are put back; an extension error python-xlib has no working class for parses as a
+    plain ``XError``.
+    """
+    display = Display(display_name)
+    classes = display.display.error_classes
+    for code, cls in list(classes.items()):
+        if isinstance(cls, type) and issubclass(cls, error.XError):
+            continue
+        if code in error.xerror_class:
+            classes[code] = error.xerror_class[code]
+        else:
+            del classes[code]
+    return display
+
+
+def format_window_id(resource: int) -> str:
+    """How window (and other resource) ids are written everywhere: ``0x2200003``."""
+    return f"0x{resource:x}"
 
 
 # Errors python-xlib raises when the socket is gone or cannot be opened.
@@ -99,19 +153,27 @@ class XConnection:
         return self._generation
 
     # -- calls ---------------------------------------------------------------
-    async def run(self, fn: Callable[[Display], T]) -> T:
-        """Run ``fn(display)`` on the X thread; trap errors; raise DisplayUnavailable when down."""
+    async def run(self, fn: Callable[[Display], T], *, window: int | None = None) -> T:
+        """Run ``fn(display)`` on the X thread; raise DisplayUnavailable when down, and an X
+        error as the agent's typed error (``typed_x_error``); ``window``: the window the call is
+        about, named by a BadMatch."""
         if self._closed:
             raise DisplayUnavailable("the agent is shutting down")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.call, fn)
+        return await loop.run_in_executor(self._executor, functools.partial(self.call, fn, window=window))
 
-    def call(self, fn: Callable[[Display], T]) -> T:
+    def call(self, fn: Callable[[Display], T], *, window: int | None = None) -> T:
         """Synchronous form of ``run``; only for code already on the X thread or in tests."""
         display = self._ensure()
         self._errors.clear()
         try:
-            result = fn(display)
+            try:
+                result = fn(display)
+            except error.XError as exc:
+                # A reply request (GetWindowAttributes...) raises its error right away. Sync
+                # anyway, so that what the function sent before it cannot fail the next call.
+                display.sync()
+                raise from_xlib_error(exc, window) from None
             # The trap: a round trip makes the server answer every request sent so far, so an
             # asynchronous error (BadWindow...) is raised for the call that caused it. It is also
             # what makes input "delivered" when the call returns.
@@ -122,10 +184,10 @@ class XConnection:
             raise DisplayUnavailable(
                 f"lost the X display {self.display_name}", details={"reason": self._last_error}
             ) from None
-        if self._errors:
-            errors = list(self._errors)
-            self._errors.clear()
-            raise XProtocolError(errors)
+        finally:
+            errors, self._errors = self._errors, []
+        if errors:
+            raise from_xlib_error(errors[0], window)
         return result
 
     def drain_events(self, display: Display) -> None:
@@ -149,7 +211,7 @@ class XConnection:
             )
         self._last_attempt = now
         try:
-            display = Display(self.display_name)
+            display = open_display(self.display_name)
         except CONNECTION_ERRORS as exc:
             self._last_error = f"{type(exc).__name__}: {exc}"
             self._generation = max(self._generation, 1)  # throttle from now on

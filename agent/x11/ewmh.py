@@ -150,13 +150,15 @@ class Batch:
         self._requests.append(request.GetWindowAttributes(display=self._raw, defer=True, window=window))
         return len(self._requests) - 1
 
-    def collect(self) -> list[Any]:
-        """Wait for every reply; a failed request yields ``None``."""
+    def collect(self, *, tolerate: bool = True) -> list[Any]:
+        """Wait for every reply; a failed request yields ``None`` (``tolerate=False``: raises)."""
         replies: list[Any] = []
         for req in self._requests:
             try:
                 req.reply()
             except (error.BadWindow, error.BadDrawable, error.BadMatch, error.BadValue):
+                if not tolerate:
+                    raise
                 replies.append(None)
                 continue
             replies.append(req)
@@ -172,9 +174,11 @@ def as_prop(reply: Any) -> Prop | None:
 
 
 def read_prop(display: Display, window: int, atom: int, kind: int = ANY_PROPERTY_TYPE) -> Prop | None:
+    """One property (``None`` when unset). Unlike a ``Batch``, a window that is gone raises its
+    BadWindow, which the connection reports as that window's 404."""
     batch = Batch(display)
     batch.prop(window, atom, kind)
-    return as_prop(batch.collect()[0])
+    return as_prop(batch.collect(tolerate=False)[0])
 
 
 def supporting_wm(display: Display, atoms: Atoms) -> tuple[int, str] | None:

@@ -43,7 +43,6 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from PIL import Image, UnidentifiedImageError
 from Xlib import X, Xatom
-from Xlib.display import Display
 
 from agent.errors import (
     AgentError,
@@ -56,7 +55,7 @@ from agent.errors import (
 from agent.files.creds import file_executor
 from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
-from agent.x11.connection import CONNECTION_ERRORS
+from agent.x11.connection import CONNECTION_ERRORS, open_display
 
 LOG = logging.getLogger(__name__)
 
@@ -413,7 +412,7 @@ def cover(image: Image.Image, width: int, height: int) -> Image.Image:
 def set_root_pixmap(display_name: str, image: Image.Image) -> None:
     """Paint ``image`` as the root background on a connection whose resources outlive it."""
     try:
-        display = Display(display_name)
+        display = open_display(display_name)
     except CONNECTION_ERRORS as exc:
         from agent.errors import DisplayUnavailable
 

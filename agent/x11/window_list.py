@@ -18,9 +18,9 @@ from Xlib import X, Xatom, error
 from Xlib.display import Display
 from Xlib.ext import res
 
-from agent.errors import InvalidArgument, NotFound, WindowManagerUnavailable
+from agent.errors import InvalidArgument, WindowManagerUnavailable, WindowNotFound
 from agent.x11 import ewmh
-from agent.x11.connection import XConnection
+from agent.x11.connection import XConnection, format_window_id
 
 _STRUCTURE_EVENTS = frozenset(
     {X.ConfigureNotify, X.MapNotify, X.UnmapNotify, X.ReparentNotify, X.DestroyNotify, X.GravityNotify}
@@ -69,10 +69,6 @@ class WindowAt:
     pid: int | None  # the process behind that window; None when nothing can tell
     client: WindowInfo | None  # the managed application window there; None for menus and popups
     windows: list[WindowInfo]  # every application window, as /desktop/windows lists them
-
-
-def format_window_id(window: int) -> str:
-    return f"0x{window:x}"
 
 
 def parse_window_id(text: str) -> int:
@@ -370,8 +366,5 @@ def _ignore_error(err: object, request: object) -> None:
     """The window vanished before we could watch it; the read that follows notices that."""
 
 
-def not_found(window: int) -> NotFound:
-    return NotFound(
-        f"no window {format_window_id(window)} (closed, or not a managed top-level window)",
-        details={"window_id": format_window_id(window)},
-    )
+def not_found(window: int) -> WindowNotFound:
+    return WindowNotFound(format_window_id(window), "closed, or not a managed top-level window")

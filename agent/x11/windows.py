@@ -25,13 +25,12 @@ from Xlib.display import Display
 
 from agent.errors import DeadlineExceeded, InvalidArgument, WindowManagerUnavailable
 from agent.x11 import ewmh
-from agent.x11.connection import XConnection
+from agent.x11.connection import XConnection, format_window_id
 from agent.x11.window_list import (
     Extents,
     WindowAt,
     WindowInfo,
     WindowReader,
-    format_window_id,
     parse_window_id,
 )
 
@@ -79,7 +78,7 @@ class WindowService:
         return await self._conn.run(self._reader.list_all)
 
     async def get(self, window: int) -> WindowInfo:
-        return await self._conn.run(lambda d: self._reader.get(d, window))
+        return await self._conn.run(lambda d: self._reader.get(d, window), window=window)
 
     async def active(self) -> int | None:
         return await self._conn.run(self._reader.active)
@@ -100,7 +99,7 @@ class WindowService:
     # -- operations ----------------------------------------------------------------------
     async def focus(self, window: int) -> None:
         """Activate and raise, de-iconifying if needed; returns once the WM made it active."""
-        has_wm = await self._conn.run(lambda d: self._focus(d, window))
+        has_wm = await self._conn.run(lambda d: self._focus(d, window), window=window)
         if not has_wm:
             return
         try:
@@ -108,31 +107,31 @@ class WindowService:
         except DeadlineExceeded:
             # Some WMs refuse activation requests in odd states; set focus ourselves.
             LOG.info("window manager did not activate %s; setting focus directly", format_window_id(window))
-            await self._conn.run(lambda d: self._focus_directly(d, window))
+            await self._conn.run(lambda d: self._focus_directly(d, window), window=window)
             await self._wait(window, lambda w: w.focused, "focus")
 
     async def request_focus(self, window: int) -> None:
         """Ask the WM to activate and raise the window, without waiting: for callers that watch
         for the effect they need (a modal child may be activated in its place)."""
-        await self._conn.run(lambda d: self._focus(d, window))
+        await self._conn.run(lambda d: self._focus(d, window), window=window)
 
     async def move(self, window: int, x: int, y: int) -> None:
         await self._restore_if_maximized(window)
-        await self._conn.run(lambda d: self._moveresize(d, window, x=x, y=y))
+        await self._conn.run(lambda d: self._moveresize(d, window, x=x, y=y), window=window)
         await self._wait(window, lambda w: (w.x, w.y) == (x, y), "move", strict=False)
 
     async def resize(self, window: int, width: int, height: int) -> None:
         if width <= 0 or height <= 0:
             raise InvalidArgument(f"size {width}x{height} must be positive")
         await self._restore_if_maximized(window)
-        await self._conn.run(lambda d: self._moveresize(d, window, width=width, height=height))
+        await self._conn.run(lambda d: self._moveresize(d, window, width=width, height=height), window=window)
         await self._wait(window, lambda w: (w.width, w.height) == (width, height), "resize", strict=False)
 
     async def maximize(self, window: int) -> None:
         info = await self.get(window)
         if info.minimized:
             await self.focus(window)
-        await self._conn.run(lambda d: self._set_maximized(d, window, True))
+        await self._conn.run(lambda d: self._set_maximized(d, window, True), window=window)
         await self._wait(window, lambda w: w.maximized, "maximize")
 
     async def minimize(self, window: int) -> None:
@@ -142,12 +141,12 @@ class WindowService:
             ewmh.client_message(display, window, atoms["WM_CHANGE_STATE"], [ewmh.WM_STATE_ICONIC])
             display.flush()
 
-        await self._conn.run(send)
+        await self._conn.run(send, window=window)
         await self._wait(window, lambda w: w.minimized, "minimize")
 
     async def close_window(self, window: int) -> None:
         """Ask politely (_NET_CLOSE_WINDOW / WM_DELETE_WINDOW): the app may ask to save first."""
-        await self._conn.run(lambda d: self._close(d, window))
+        await self._conn.run(lambda d: self._close(d, window), window=window)
 
     # -- X thread ------------------------------------------------------------------------
     def _focus(self, display: Display, window: int) -> bool:
@@ -247,7 +246,7 @@ class WindowService:
         """WMs ignore moves and resizes of maximized windows, so restore them first."""
         info = await self.get(window)
         if info.maximized:
-            await self._conn.run(lambda d: self._set_maximized(d, window, False))
+            await self._conn.run(lambda d: self._set_maximized(d, window, False), window=window)
             await self._wait(window, lambda w: not w.maximized, "restore")
 
     async def _wait(
