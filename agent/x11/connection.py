@@ -250,12 +250,13 @@ class XConnection:
     async def close(self) -> None:
         self._closed = True
         loop = asyncio.get_running_loop()
-
-        def _close() -> None:
-            if self._display is not None:
-                with contextlib.suppress(*CONNECTION_ERRORS):
-                    self._display.close()
-                self._display = None
-
-        await loop.run_in_executor(self._executor, _close)
+        await loop.run_in_executor(self._executor, self.disconnect)
         self._executor.shutdown(wait=False)
+
+    def disconnect(self) -> None:
+        """Close the display on the calling thread (the X thread, or the one thread that used
+        ``call`` on a one-shot connection)."""
+        if self._display is not None:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                self._display.close()
+            self._display = None

@@ -24,6 +24,7 @@ import base64
 import binascii
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import io
 import ipaddress
@@ -43,6 +44,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from PIL import Image, UnidentifiedImageError
 from Xlib import X, Xatom
+from Xlib.display import Display
 
 from agent.errors import (
     AgentError,
@@ -55,7 +57,7 @@ from agent.errors import (
 from agent.files.creds import file_executor
 from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
-from agent.x11.connection import CONNECTION_ERRORS, open_display
+from agent.x11.connection import XConnection
 
 LOG = logging.getLogger(__name__)
 
@@ -410,37 +412,42 @@ def cover(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def set_root_pixmap(display_name: str, image: Image.Image) -> None:
-    """Paint ``image`` as the root background on a connection whose resources outlive it."""
+    """Paint ``image`` as the root background on a one-shot connection whose resources outlive
+    it; its X errors are mapped like every other connection's."""
+    connection = XConnection(display_name, name="x11-wallpaper")
     try:
-        display = open_display(display_name)
-    except CONNECTION_ERRORS as exc:
-        from agent.errors import DisplayUnavailable
-
-        raise DisplayUnavailable(f"the X display {display_name} is not reachable: {exc}") from None
-    try:
-        screen = display.screen()
-        root = screen.root
-        width, height = int(screen.width_in_pixels), int(screen.height_in_pixels)
-        if screen.root_depth not in (24, 32):
-            raise AgentError(f"root pixmaps need a 24-bit screen, this one has depth {screen.root_depth}")
-        atoms = {name: display.intern_atom(name) for name in ("_XROOTPMAP_ID", "ESETROOT_PMAP_ID")}
-        old_xroot = ewmh.read_prop(display, root.id, atoms["_XROOTPMAP_ID"], Xatom.PIXMAP)
-        old_eset = ewmh.read_prop(display, root.id, atoms["ESETROOT_PMAP_ID"], Xatom.PIXMAP)
-        pixmap = root.create_pixmap(width, height, screen.root_depth)
-        gc = pixmap.create_gc()
-        pixmap.put_pil_image(gc, 0, 0, cover(image, width, height))
-        gc.free()
-        for atom in atoms.values():
-            root.change_property(atom, Xatom.PIXMAP, 32, [pixmap.id])
-        root.change_attributes(background_pixmap=pixmap)
-        root.clear_area(0, 0, 0, 0)
-        # Release the previous Esetroot-style pixmap (only one we or a peer setter retained).
-        if old_eset is not None and old_xroot is not None and old_eset.first_int() == old_xroot.first_int():
-            previous = old_eset.first_int()
-            if previous:
-                display.create_resource_object("pixmap", previous).kill_client()
-        display.set_close_down_mode(X.RetainPermanent)
-        display.sync()
+        width, height = connection.call(functools.partial(_paint_root, image=image))
     finally:
-        display.close()
+        connection.disconnect()
     LOG.info("root window background set (%dx%d)", width, height)
+
+
+def _paint_root(display: Display, image: Image.Image) -> tuple[int, int]:
+    screen = display.screen()
+    root = screen.root
+    width, height = int(screen.width_in_pixels), int(screen.height_in_pixels)
+    if screen.root_depth not in (24, 32):
+        raise AgentError(f"root pixmaps need a 24-bit screen, this one has depth {screen.root_depth}")
+    atoms = {name: display.intern_atom(name) for name in ("_XROOTPMAP_ID", "ESETROOT_PMAP_ID")}
+    old_xroot = ewmh.read_prop(display, root.id, atoms["_XROOTPMAP_ID"], Xatom.PIXMAP)
+    old_eset = ewmh.read_prop(display, root.id, atoms["ESETROOT_PMAP_ID"], Xatom.PIXMAP)
+    pixmap = root.create_pixmap(width, height, screen.root_depth)
+    gc = pixmap.create_gc()
+    pixmap.put_pil_image(gc, 0, 0, cover(image, width, height))
+    gc.free()
+    for atom in atoms.values():
+        root.change_property(atom, Xatom.PIXMAP, 32, [pixmap.id])
+    root.change_attributes(background_pixmap=pixmap)
+    root.clear_area(0, 0, 0, 0)
+    # Release the previous Esetroot-style pixmap (only one we or a peer setter retained); its
+    # client may be gone already, which is what we wanted.
+    if old_eset is not None and old_xroot is not None and old_eset.first_int() == old_xroot.first_int():
+        previous = old_eset.first_int()
+        if previous:
+            display.create_resource_object("pixmap", previous).kill_client(onerror=_already_gone)
+    display.set_close_down_mode(X.RetainPermanent)
+    return width, height
+
+
+def _already_gone(err: object, request: object) -> None:
+    """The previous wallpaper's client was released by someone else first."""
