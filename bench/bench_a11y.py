@@ -36,13 +36,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.a11y.node import Extents, WalkOptions  # noqa: E402
+from agent.a11y.node import ScreenRect, WalkOptions  # noqa: E402
 from agent.a11y.service import Accessibility  # noqa: E402
 from agent.session.devdesktop import DevDesktop  # noqa: E402
 from bench.common import median_ms, timed, write_section  # noqa: E402
 from tests.conftest import RunningAgent, start_agent  # noqa: E402
 
-SCREEN = Extents(0, 0, 1280, 720)
+SCREEN = ScreenRect(0, 0, 1280, 720)
 
 PYATSPI_WALK = """
 import json, sys, time, pyatspi

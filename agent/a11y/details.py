@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from agent.a11y import roles
 from agent.a11y.dbus import Call, Outcome
-from agent.a11y.node import ACTION, COMPONENT, PROPERTIES, TEXT, VALUE, Extents, Node, WalkOptions
+from agent.a11y.node import ACTION, COMPONENT, PROPERTIES, TEXT, VALUE, Node, ScreenRect, WalkOptions
 
 SCREEN_COORDS = 0
 INT_MIN = -(2**31)  # GTK's "nowhere" for unmapped widgets and cells
@@ -82,7 +82,7 @@ def _apply_details(slots: list[tuple[Node, str]], outcomes: list[Outcome]) -> li
         if kind == "extents":
             x, y, width, height = outcome[0]
             if INT_MIN not in (x, y):
-                node.extents = Extents(x, y, width, height)
+                node.extents = ScreenRect(x, y, width, height)
         elif kind == "actions":
             node.actions = tuple(name for name, _, _ in outcome[0])
         elif kind == "value":
@@ -103,7 +103,7 @@ async def _fetch_texts(batch: Batch, texts: list[tuple[Node, int]], limit: int) 
             node.text_truncated = length > limit
 
 
-def prune_offscreen(node: Node, clip: Extents | None) -> None:
+def prune_offscreen(node: Node, clip: ScreenRect | None) -> None:
     """Drop descendants outside ``clip`` (the screen, then each clipping container)."""
     if node.role in CLIPPING_ROLES and node.extents is not None:
         clip = node.extents

@@ -25,8 +25,8 @@ from agent.a11y.node import (
     PROPERTIES,
     ROOT_PATH,
     VALUE,
-    Extents,
     Node,
+    ScreenRect,
     WalkOptions,
 )
 from agent.a11y.service import Accessibility
@@ -130,12 +130,12 @@ async def act(service: Accessibility, element_id: str, action: str, value: str |
         )
 
 
-async def extents(service: Accessibility, element_id: str) -> Extents:
+async def extents(service: Accessibility, element_id: str) -> ScreenRect:
     """Where the element is on screen now; Conflict when it is not showing."""
     deadline = asyncio.get_running_loop().time() + ACTION_TIMEOUT
     conn, ref = await service.element(element_id, deadline)
     states = (await conn.call(Call(ref.path, ACCESSIBLE, "GetState"), deadline))[0]
-    box = Extents(*(await conn.call(Call(ref.path, COMPONENT, "GetExtents", "u", (0,)), deadline))[0])
+    box = ScreenRect(*(await conn.call(Call(ref.path, COMPONENT, "GetExtents", "u", (0,)), deadline))[0])
     if not roles.has_state(states, roles.STATE_SHOWING) or box.width <= 0 or box.height <= 0:
         raise Conflict(
             f"the element {element_id} is not on screen",
@@ -150,7 +150,7 @@ class Toplevel:
 
     pid: int | None  # the application's process
     name: str  # the window's accessible name, which toolkits set to its title
-    extents: Extents | None  # where toolkits put the window: its frame, decorations included
+    extents: ScreenRect | None  # where toolkits put the window: its frame, decorations included
 
 
 async def toplevel(service: Accessibility, element_id: str) -> Toplevel:
@@ -188,7 +188,7 @@ async def toplevel(service: Accessibility, element_id: str) -> Toplevel:
     return Toplevel(
         pid=pid,
         name=str(name[0].value) if isinstance(name, list) else "",
-        extents=Extents(*box[0]) if isinstance(box, list) else None,
+        extents=ScreenRect(*box[0]) if isinstance(box, list) else None,
     )
 
 

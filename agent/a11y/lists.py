@@ -11,7 +11,7 @@ from __future__ import annotations
 from agent.a11y.cache import CacheItem
 from agent.a11y.dbus import Call
 from agent.a11y.details import SCREEN_COORDS, Batch
-from agent.a11y.node import ACCESSIBLE, COMPONENT, NULL_PATH, PROPERTIES, Extents, Node, Ref
+from agent.a11y.node import ACCESSIBLE, COMPONENT, NULL_PATH, PROPERTIES, Node, Ref, ScreenRect
 
 # Children beyond this many in a MANAGES_DESCENDANTS container are ordered visible-first.
 LARGE_CONTAINER = 64
@@ -20,7 +20,7 @@ Entry = tuple[int, Ref | CacheItem, bool]  # index in parent, what we know of it
 
 
 async def managed_children(
-    batch: Batch, node: Node, *, hidden: bool, visible_only: bool, screen: Extents | None
+    batch: Batch, node: Node, *, hidden: bool, visible_only: bool, screen: ScreenRect | None
 ) -> list[Entry]:
     """Children of a MANAGES_DESCENDANTS container, the ones on screen first.
 
@@ -37,7 +37,7 @@ async def managed_children(
     node.child_count = count
     window: tuple[int, int] | None = None
     if count > LARGE_CONTAINER and isinstance(extents_outcome, list) and not hidden:
-        window = await visible_window(batch, node, Extents(*extents_outcome[0]), count, screen)
+        window = await visible_window(batch, node, ScreenRect(*extents_outcome[0]), count, screen)
     if window is None or not visible_only:
         outcome = (await batch([Call(node.ref.path, ACCESSIBLE, "GetChildren")]))[0]
         refs = [Ref(bus, path) for bus, path in outcome[0]] if isinstance(outcome, list) else []
@@ -54,7 +54,7 @@ async def managed_children(
 
 
 async def visible_window(
-    batch: Batch, node: Node, box: Extents, count: int, screen: Extents | None
+    batch: Batch, node: Node, box: ScreenRect, count: int, screen: ScreenRect | None
 ) -> tuple[int, int] | None:
     """Index range of the children on screen, from a column of hit tests down the container.
 

@@ -45,7 +45,9 @@ class Ref:
 
 
 @dataclass(frozen=True, slots=True)
-class Extents:
+class ScreenRect:
+    """A rectangle in screen pixels: an element's extents (AT-SPI ``GetExtents``), the screen."""
+
     x: int
     y: int
     width: int
@@ -55,16 +57,16 @@ class Extents:
     def center(self) -> tuple[int, int]:
         return self.x + self.width // 2, self.y + self.height // 2
 
-    def clip(self, other: Extents) -> Extents | None:
+    def clip(self, other: ScreenRect) -> ScreenRect | None:
         """The part of this box inside ``other`` (None when they do not overlap)."""
         left, top = max(self.x, other.x), max(self.y, other.y)
         right = min(self.x + self.width, other.x + other.width)
         bottom = min(self.y + self.height, other.y + other.height)
         if right <= left or bottom <= top:
             return None
-        return Extents(left, top, right - left, bottom - top)
+        return ScreenRect(left, top, right - left, bottom - top)
 
-    def intersects(self, other: Extents) -> bool:
+    def intersects(self, other: ScreenRect) -> bool:
         return (
             self.x < other.x + other.width
             and other.x < self.x + self.width
@@ -86,7 +88,7 @@ class Node:
     child_count: int
     index: int = -1
     depth: int = 0
-    extents: Extents | None = None
+    extents: ScreenRect | None = None
     actions: tuple[str, ...] | None = None
     value: float | None = None
     text: str | None = None
@@ -173,7 +175,7 @@ class Scope:
     options: WalkOptions
     budget: Budget
     deadline: float
-    screen: Extents | None = None
+    screen: ScreenRect | None = None
     window_title: str | None = None  # keep only the application's top-level with this name
 
 

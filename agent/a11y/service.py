@@ -27,10 +27,10 @@ from agent.a11y.node import (
     PROPERTIES,
     ROOT_PATH,
     Budget,
-    Extents,
     Node,
     Ref,
     Scope,
+    ScreenRect,
     TreeResult,
     WalkOptions,
 )
@@ -202,7 +202,7 @@ class Accessibility:
         app: str | None = None,
         element: str | None = None,
         window_title: str | None = None,
-        screen: Extents | None = None,
+        screen: ScreenRect | None = None,
     ) -> TreeResult:
         """The desktop's tree (or one application's, or one element's subtree), bounded.
 

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
 from agent.a11y import elements, outline, roles
-from agent.a11y.node import Extents, Node, WalkOptions, keep_roles
+from agent.a11y.node import Node, ScreenRect, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
 from agent.actions.registry import REGISTRY
 from agent.actions.uncover import uncover
@@ -219,7 +219,7 @@ async def accessibility_tree(services: Services, req: AccessibilityTreeRequest) 
         details=req.details,
     )
     size = await services.desktop.screen_size()
-    screen = Extents(0, 0, size.width, size.height)
+    screen = ScreenRect(0, 0, size.width, size.height)
     app, element, title = req.app, None, None
     if req.window is not None:
         if ":" in req.window:  # an element id
@@ -275,7 +275,7 @@ async def accessibility_action(services: Services, req: ElementActionRequest) ->
 async def accessibility_click(services: Services, req: ElementClickRequest) -> ElementClicked:
     box = await elements.extents(_service(services), req.id)
     size = await services.desktop.screen_size()
-    visible = box.clip(Extents(0, 0, size.width, size.height))
+    visible = box.clip(ScreenRect(0, 0, size.width, size.height))
     if visible is None:
         raise InvalidArgument(f"the element {req.id} lies outside the screen", details={"id": req.id})
     # The element's centre, or the centre of its part on screen when the centre is off it.

@@ -29,7 +29,10 @@ _HEX_ID = re.compile(r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$")
 
 
 @dataclass(frozen=True, slots=True)
-class Extents:
+class Decoration:
+    """The frame a window manager draws around a client area, in pixels per side
+    (``_NET_FRAME_EXTENTS``; the API's ``FrameExtents`` model)."""
+
     left: int = 0
     right: int = 0
     top: int = 0
@@ -49,7 +52,7 @@ class WindowInfo:
     y: int
     width: int
     height: int
-    frame: Extents
+    frame: Decoration
     pid: int | None
     focused: bool
     minimized: bool
@@ -259,7 +262,7 @@ class WindowReader:
                 y=int(origin.y),
                 width=int(geometry.width),
                 height=int(geometry.height),
-                frame=Extents(*frame[:4]) if len(frame) >= 4 else Extents(),
+                frame=Decoration(*frame[:4]) if len(frame) >= 4 else Decoration(),
                 pid=pid.first_int() if pid else None,
                 focused=False,
                 # With an EWMH WM, _NET_WM_STATE_HIDDEN; WM_STATE alone is not enough (openbox

@@ -27,7 +27,7 @@ from agent.errors import DeadlineExceeded, InvalidArgument, WindowManagerUnavail
 from agent.x11 import ewmh
 from agent.x11.connection import XConnection, format_window_id
 from agent.x11.window_list import (
-    Extents,
+    Decoration,
     WindowAt,
     WindowInfo,
     WindowReader,
@@ -35,7 +35,7 @@ from agent.x11.window_list import (
 )
 
 __all__ = [
-    "Extents",
+    "Decoration",
     "WindowAt",
     "WindowInfo",
     "WindowManagerUnavailable",

@@ -13,7 +13,7 @@ from dbus_fast._private.unmarshaller import Unmarshaller  # the independent deco
 from agent.a11y import outline, roles
 from agent.a11y.cache import CacheIndex
 from agent.a11y.encode import encode_call
-from agent.a11y.node import DESKTOP_ID, Extents, Node, Ref, TreeResult, WalkOptions, keep_roles
+from agent.a11y.node import DESKTOP_ID, Node, Ref, ScreenRect, TreeResult, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
 from agent.actions.registry import load_all
 from agent.errors import AccessibilityUnavailable, NotFound
@@ -123,7 +123,7 @@ def test_outline_is_compact_and_says_when_cut() -> None:
     app.pid = 42
     panel = node("/org/a11y/atspi/accessible/2", "panel", "", 2, "enabled", "showing", "visible")
     yes = node("/org/a11y/atspi/accessible/3", "push button", 'Say "yes"', 3, "enabled", "focused", "showing")
-    yes.extents = Extents(10, 20, 80, 30)
+    yes.extents = ScreenRect(10, 20, 80, 30)
     yes.actions = ("click",)
     desktop.children, app.children, panel.children = [app], [panel], [yes]
     text = outline.render(TreeResult(desktop, truncated=True, node_count=4, elapsed_ms=1.5))
@@ -135,10 +135,10 @@ def test_outline_is_compact_and_says_when_cut() -> None:
 
 
 def test_extents_centre_and_clip() -> None:
-    box = Extents(1200, 700, 200, 100)
+    box = ScreenRect(1200, 700, 200, 100)
     assert box.center == (1300, 750)
-    assert box.clip(Extents(0, 0, 1280, 720)) == Extents(1200, 700, 80, 20)
-    assert Extents(2000, 0, 5, 5).clip(Extents(0, 0, 1280, 720)) is None
+    assert box.clip(ScreenRect(0, 0, 1280, 720)) == ScreenRect(1200, 700, 80, 20)
+    assert ScreenRect(2000, 0, 5, 5).clip(ScreenRect(0, 0, 1280, 720)) is None
 
 
 async def test_no_bus_is_503_accessibility_unavailable(tmp_path: Path) -> None:

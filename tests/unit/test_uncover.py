@@ -10,17 +10,17 @@ import pytest
 
 from agent.a11y import elements
 from agent.a11y.elements import Toplevel
-from agent.a11y.node import Extents as Box
+from agent.a11y.node import ScreenRect
 from agent.actions import uncover as uncover_module
 from agent.actions.uncover import is_window_of
 from agent.errors import Conflict
-from agent.x11.window_list import Extents, WindowAt, WindowInfo
+from agent.x11.window_list import Decoration, WindowAt, WindowInfo
 
-NO_FRAME = Extents()
+NO_FRAME = Decoration()
 
 
 def window(
-    title: str, x: int, y: int, width: int, height: int, *, frame: Extents = NO_FRAME, pid: int = 7
+    title: str, x: int, y: int, width: int, height: int, *, frame: Decoration = NO_FRAME, pid: int = 7
 ) -> WindowInfo:
     return WindowInfo(
         id=0x800008,
@@ -50,24 +50,26 @@ def test_another_process_never_owns_the_element() -> None:
 
 def test_the_frame_rectangle_identifies_a_decorated_window() -> None:
     """Toolkits report the window with its decorations (zenity under xfwm4: 5, 5, 29, 5)."""
-    decorated = window("", 551, 329, 188, 120, frame=Extents(left=5, right=5, top=29, bottom=5))
-    assert is_window_of(decorated, Toplevel(7, "", Box(546, 300, 198, 154)))
-    assert not is_window_of(decorated, Toplevel(7, "", Box(0, 0, 198, 154)))
+    decorated = window("", 551, 329, 188, 120, frame=Decoration(left=5, right=5, top=29, bottom=5))
+    assert is_window_of(decorated, Toplevel(7, "", ScreenRect(546, 300, 198, 154)))
+    assert not is_window_of(decorated, Toplevel(7, "", ScreenRect(0, 0, 198, 154)))
 
 
 def test_the_client_rectangle_identifies_a_window_that_draws_its_own_decorations() -> None:
-    assert is_window_of(window("gtk3-widget-factory", 0, 0, 1366, 741), Toplevel(7, "", Box(0, 0, 1366, 741)))
+    assert is_window_of(
+        window("gtk3-widget-factory", 0, 0, 1366, 741), Toplevel(7, "", ScreenRect(0, 0, 1366, 741))
+    )
 
 
 def test_a_different_title_and_place_is_another_window() -> None:
     about = window("About GTK Widget Factory", 467, 243, 452, 371)
-    assert not is_window_of(about, Toplevel(7, "", Box(0, 0, 1366, 741)))
+    assert not is_window_of(about, Toplevel(7, "", ScreenRect(0, 0, 1366, 741)))
     assert not is_window_of(about, Toplevel(7, "Widget Factory", None))
 
 
 # -- the decisions, with the X server and AT-SPI answers given --------------------------------
 APP, OTHER, WM = 7, 8, 9
-QUESTION = window("Question", 551, 329, 188, 120, frame=Extents(left=5, right=5, top=29, bottom=5))
+QUESTION = window("Question", 551, 329, 188, 120, frame=Decoration(left=5, right=5, top=29, bottom=5))
 COVER = replace(window("gtk3-widget-factory", 0, 0, 1366, 741, pid=OTHER), id=0xA00007)
 ABOUT = replace(window("About", 467, 243, 452, 371), id=0x800C5A)
 MAIN = replace(window("", 0, 0, 1366, 741), id=0x800007)
@@ -144,7 +146,7 @@ async def test_a_modal_dialog_of_the_same_app_is_a_409(monkeypatch: pytest.Monke
     windows = [MAIN, ABOUT]
     fake = FakeWindows(at(ABOUT, APP, windows))
     with pytest.raises(Conflict):
-        await run(monkeypatch, fake, Toplevel(APP, "", Box(0, 0, 1366, 741)))
+        await run(monkeypatch, fake, Toplevel(APP, "", ScreenRect(0, 0, 1366, 741)))
     assert fake.raised == [MAIN.id]
 
 
