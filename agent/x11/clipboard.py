@@ -31,7 +31,7 @@ from Xlib.display import Display
 from Xlib.protocol import rq
 
 from agent.errors import AgentError, DeadlineExceeded, DisplayUnavailable
-from agent.x11.connection import CONNECTION_ERRORS, open_display
+from agent.x11.connection import CONNECTION_ERRORS, from_xlib_error, open_display
 from agent.x11.selection import IncomingTransfer, OutgoingTransfers, SelectionAtoms
 
 LOG = logging.getLogger(__name__)
@@ -133,6 +133,8 @@ class ClipboardService:
                             fut.set_exception(
                                 DisplayUnavailable(f"lost the X display {self.display_name}", retry_after=1.0)
                             )
+                        except error.XError as exc:  # a reply request failed: typed, like any X error
+                            fut.set_exception(from_xlib_error(exc))
                         except BaseException as exc:  # handed to the caller, not swallowed
                             fut.set_exception(exc)
                 if self._outgoing is not None:
@@ -182,7 +184,11 @@ class ClipboardService:
         if display is None:
             return
         while display.pending_events():
-            self._dispatch(display.next_event())
+            ev = display.next_event()
+            try:
+                self._dispatch(ev)
+            except error.XError as exc:  # e.g. a requestor window gone before we read its request
+                _log_x_error(exc, None)
 
     def _dispatch(self, ev: rq.Event) -> None:
         atoms, outgoing = self._atoms, self._outgoing
@@ -318,4 +324,7 @@ class ClipboardService:
 
 
 def _log_x_error(err: error.XError, request: object | None) -> None:
+    """Errors while serving other clients (asynchronous, or a reply request's while answering an
+    event) are about their windows, which may vanish at any time, or forged: logged, never fatal
+    to the clipboard's thread."""
     LOG.debug("clipboard X error %s", type(err).__name__)

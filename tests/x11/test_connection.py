@@ -7,10 +7,14 @@ a fresh request that the same connection still works.
 
 from __future__ import annotations
 
+import subprocess
+
+import httpx
 import pytest
 from Xlib import X
 from Xlib.display import Display
 from Xlib.ext import xtest
+from Xlib.protocol import event
 
 from agent.desktop.backend import CaptureOptions, Region
 from agent.errors import WindowNotFound, WindowStateConflict, XProtocolError
@@ -115,3 +119,36 @@ async def test_a_grab_the_server_refuses_is_a_409_and_the_next_grab_works(deskto
         assert (image.width, image.height) == (64, 48)
     finally:
         await capture.close()
+
+
+def test_a_forged_selection_request_about_a_missing_window_leaves_the_clipboard_serving(
+    desktop: DevDesktop, client: httpx.Client
+) -> None:
+    """Any client may send the clipboard owner a SelectionRequest naming any requestor window;
+    answering one whose window does not exist fails a reply request on the clipboard's thread."""
+    assert client.post("/desktop/clipboard", json={"text": "before"}, timeout=10).is_success
+    forger = Display(desktop.display)
+    try:
+        clipboard, multiple = forger.intern_atom("CLIPBOARD"), forger.intern_atom("MULTIPLE")
+        owner = forger.get_selection_owner(clipboard)
+        request = event.SelectionRequest(
+            time=X.CurrentTime,
+            owner=owner,
+            requestor=NO_SUCH_WINDOW,
+            selection=clipboard,
+            target=multiple,  # the agent reads the requestor's list of pairs: GetProperty
+            property=multiple,
+        )
+        owner.send_event(request)
+        forger.sync()
+    finally:
+        forger.close()
+    assert client.post("/desktop/clipboard", json={"text": "after"}, timeout=10).is_success
+    pasted = subprocess.run(
+        ["xclip", "-o", "-selection", "clipboard"],
+        env=desktop.env,
+        capture_output=True,
+        timeout=10,
+        check=True,
+    )
+    assert pasted.stdout == b"after"
