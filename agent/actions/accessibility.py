@@ -102,7 +102,7 @@ class Center(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_pair(cls, value: object) -> object:
-        """``Extents.center`` is an (x, y) pair."""
+        """``ScreenRect.center`` is an (x, y) pair."""
         if isinstance(value, tuple):
             x, y = value
             return {"x": x, "y": y}

@@ -75,7 +75,7 @@ def test_found_nodes_read_the_walks_node() -> None:
         "height": None,
         "center": None,
     }
-    button.extents = Extents(10, 20, 31, 41)
+    button.extents = ScreenRect(10, 20, 31, 41)
     placed = FoundNode.model_validate(button).model_dump()
     assert (placed["x"], placed["y"], placed["width"], placed["height"]) == (10, 20, 31, 41)
     assert placed["center"] == {"x": 25, "y": 40}

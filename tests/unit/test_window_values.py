@@ -24,7 +24,7 @@ from agent.session.launcher import parse_command, resolve_program
 from agent.session.user import DesktopUser
 from agent.x11.ctext import decode_compound_text
 from agent.x11.wallpaper import WallpaperService, _decode_data_url, cover, decode_image, fetch
-from agent.x11.window_list import Extents, WindowInfo
+from agent.x11.window_list import Decoration, WindowInfo
 from agent.x11.windows import format_window_id, parse_window_id
 
 pytestmark = pytest.mark.unit
@@ -76,7 +76,7 @@ def test_window_model_serialises_class_by_its_seed_name() -> None:
 def test_window_model_reads_the_x_sides_window_info() -> None:
     """The model is filled from WindowInfo's attributes (no field-by-field copy to drift)."""
     info = WindowInfo(
-        0x2200003, "t", "XTerm", "xterm", 1, 2, 3, 4, Extents(5, 6, 7, 8), 42, True, False, True, -1
+        0x2200003, "t", "XTerm", "xterm", 1, 2, 3, 4, Decoration(5, 6, 7, 8), 42, True, False, True, -1
     )
     assert Window.model_validate(info).model_dump(mode="json") == {
         "id": "0x2200003",
