@@ -14,6 +14,7 @@ from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 from agent.a11y import elements, outline, roles
 from agent.a11y.node import Node, ScreenRect, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
+from agent.actions.capabilities import Capability
 from agent.actions.registry import REGISTRY
 from agent.actions.uncover import uncover
 from agent.desktop.backend import Button
@@ -295,6 +296,7 @@ REGISTRY.add(
     method="GET",
     result=AccessibilityTree,
     tag="accessibility",
+    capability=Capability.ACCESSIBILITY,
     summary="The AT-SPI tree: desktop, applications, their elements with ids, roles, states and bounds",
 )
 REGISTRY.add(
@@ -305,6 +307,7 @@ REGISTRY.add(
     method="GET",
     result=FindResult,
     tag="accessibility",
+    capability=Capability.ACCESSIBILITY,
     summary="Elements by role, name, part of the name, states and application, with their centres",
 )
 REGISTRY.add(
@@ -314,6 +317,7 @@ REGISTRY.add(
     route="/desktop/accessibility/action",
     result=Success,
     tag="accessibility",
+    capability=Capability.ACCESSIBILITY,
     summary="Perform an element's AT-SPI action, focus it, or set its value or text",
 )
 REGISTRY.add(
@@ -324,5 +328,6 @@ REGISTRY.add(
     result=ElementClicked,
     uses_input=True,
     tag="accessibility",
+    capability=Capability.ACCESSIBILITY,
     summary="Click the centre of an element through the input backend, first raising its window if another covers it",
 )

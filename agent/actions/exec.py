@@ -1,121 +1,34 @@
-"""Exec actions: ``exec`` (a command string run by bash, or an argv list) and ``bash`` (a script).
+"""Commands: ``exec`` (a command string run by bash, or an argv list), ``bash`` (a script),
+``debug`` (seed 002's spelling) and ``exec_stream`` (the output as it comes, REST only).
 
-Both are registry actions, so they are reachable as POST /exec and /bash, through /actions and
-/batch. The request and result models here are also used by the streaming and background-process
-routes in ``agent.api.exec_routes``.
+Background processes are in ``agent.actions.processes``; the models in ``agent.models.exec``.
 """
 
 from __future__ import annotations
 
-import binascii
-from typing import Annotated, Literal
+import dataclasses
+from collections.abc import AsyncIterator
 
-from pydantic import BaseModel, Field
-
+from agent.actions.capabilities import Capability
+from agent.actions.outputs import Event, EventStream
 from agent.actions.registry import REGISTRY
-from agent.errors import InvalidArgument, PermissionDenied
-from agent.exec.output import Encoding, decode_input, encode
+from agent.errors import Unavailable
+from agent.exec.output import encode
 from agent.exec.runner import CommandResult, CommandSpec, bash_argv
-from agent.exec.service import ExecService
-from agent.models.base import Request, Result
+from agent.exec.service import Chunk, ExecService, Finished, Started
+from agent.models.exec import (
+    BashRequest,
+    CommandExitEvent,
+    DebugRequest,
+    ExecEvent,
+    ExecRequest,
+    ExecResult,
+    OutputEvent,
+    PerStream,
+    StartEvent,
+    StreamEncodings,
+)
 from agent.services import Services
-
-NonEmptyStr = Annotated[str, Field(min_length=1)]
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_OUTPUT = 1 << 20
-MAX_OUTPUT_CAP = 64 << 20
-
-
-class CommandOptions(Request):
-    """Options shared by every way of running a command."""
-
-    cwd: str | None = Field(default=None, description="Working directory; default: the desktop user's home")
-    env: dict[str, str | None] = Field(
-        default_factory=dict,
-        description="Variables merged over the desktop session's environment; null removes one",
-    )
-    stdin: str | None = Field(default=None, description="Data written to the command's stdin, then closed")
-    stdin_encoding: Encoding = Field(default="utf-8", description="How `stdin` is encoded: utf-8 or base64")
-    timeout_seconds: float = Field(
-        default=DEFAULT_TIMEOUT,
-        gt=0,
-        description="Deadline; past it everything the command started (its process group and its "
-        "cgroup, setsid children included) gets SIGTERM, then SIGKILL after 1 s. "
-        "Capped by the agent's exec_max_timeout",
-    )
-    max_output_length: int = Field(
-        default=DEFAULT_MAX_OUTPUT,
-        ge=0,
-        le=MAX_OUTPUT_CAP,
-        description="Bytes of output kept per stream; the rest is read and dropped and `truncated` says so",
-    )
-
-    def stdin_bytes(self) -> bytes | None:
-        if self.stdin is None:
-            return None
-        try:
-            return decode_input(self.stdin, self.stdin_encoding)
-        except (binascii.Error, ValueError):
-            raise InvalidArgument("stdin: not valid base64", details={"field": "stdin"}) from None
-
-
-class ExecRequest(CommandOptions):
-    type: Literal["exec"] = "exec"
-    command: NonEmptyStr | Annotated[list[str], Field(min_length=1)] = Field(
-        description="A command line run by `bash -c`, or an argv list run directly (no shell)",
-    )
-    stream: bool = Field(
-        default=False,
-        description="Accepted for compatibility; POST /exec/stream streams the output as it comes",
-    )
-
-    def spec(self, *, max_output: int | None = None, timeout: float | None = None) -> CommandSpec:
-        argv = bash_argv(self.command) if isinstance(self.command, str) else tuple(self.command)
-        return CommandSpec(
-            argv=argv,
-            cwd=self.cwd,
-            env=self.env,
-            stdin=self.stdin_bytes(),
-            timeout=timeout if timeout is not None else self.timeout_seconds,
-            max_output=max_output if max_output is not None else self.max_output_length,
-        )
-
-
-class BashRequest(CommandOptions):
-    type: Literal["bash"] = "bash"
-    script: str = Field(description="A bash script; may span many lines", min_length=1)
-
-    def spec(self) -> CommandSpec:
-        return CommandSpec(
-            argv=bash_argv(self.script),
-            cwd=self.cwd,
-            env=self.env,
-            stdin=self.stdin_bytes(),
-            timeout=self.timeout_seconds,
-            max_output=self.max_output_length,
-        )
-
-
-class PerStream(BaseModel):
-    stdout: bool
-    stderr: bool
-
-
-class StreamEncodings(BaseModel):
-    stdout: Encoding
-    stderr: Encoding
-
-
-class ExecResult(Result):
-    stdout: str = Field(description="Standard output: text, or base64 when `encoding.stdout` says so")
-    stderr: str = Field(description="Standard error: text, or base64 when `encoding.stderr` says so")
-    exit_code: int = Field(description="The exit status; 128+N when killed by signal N (as in a shell)")
-    signal: str | None = Field(description="Name of the signal that ended the command (SIGTERM, ...)")
-    timed_out: bool
-    truncated: PerStream = Field(description="Whether each stream went past max_output_length")
-    encoding: StreamEncodings = Field(description="utf-8, or base64 for output that is not UTF-8")
-    duration_ms: float
-    pid: int | None = Field(description="The command's process id; null when it could not start")
 
 
 def exec_result(result: CommandResult) -> ExecResult:
@@ -134,25 +47,6 @@ def exec_result(result: CommandResult) -> ExecResult:
     )
 
 
-class DebugOptions(Request):
-    """The ``debug`` object of seed 002's ``debug`` action: a command and how to run it."""
-
-    command: NonEmptyStr = Field(description="A command line run by `bash -c`")
-    cwd: str | None = None
-    env: dict[str, str | None] = Field(default_factory=dict)
-    max_output_length: int = Field(default=DEFAULT_MAX_OUTPUT, ge=0, le=MAX_OUTPUT_CAP)
-    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT, gt=0)
-    stream: bool = Field(default=False, description="Accepted; the output is returned when done")
-
-
-class DebugRequest(Request):
-    """``{"type": "debug", "debug": {"command": ...}}``: the same as ``exec``, as other products
-    spell it in their tagged action unions. Only through /actions and /batch."""
-
-    type: Literal["debug"] = "debug"
-    debug: DebugOptions
-
-
 async def run_debug(services: Services, req: DebugRequest) -> ExecResult:
     options = req.debug
     spec = CommandSpec(
@@ -165,71 +59,10 @@ async def run_debug(services: Services, req: DebugRequest) -> ExecResult:
     return exec_result(await exec_service(services).run(spec))
 
 
-# Background processes (routes in agent.api.exec_routes)
-
-
-class ProcessStartRequest(CommandOptions):
-    command: NonEmptyStr | Annotated[list[str], Field(min_length=1)] = Field(
-        description="A command line run by `bash -c`, or an argv list"
-    )
-    timeout_seconds: float | None = Field(  # type: ignore[assignment]
-        default=None, gt=0, description="Deadline for everything the process started; default: none"
-    )
-    max_output_length: int = Field(
-        default=DEFAULT_MAX_OUTPUT,
-        ge=0,
-        le=MAX_OUTPUT_CAP,
-        description="Bytes of the most recent output kept (both streams together)",
-    )
-    keep_stdin_open: bool = Field(
-        default=True, description="Keep stdin open after `stdin` for POST /processes/{id}/stdin"
-    )
-
-
-class StdinRequest(Request):
-    data: str = Field(default="", description="Bytes to write, as text or base64")
-    encoding: Encoding = "utf-8"
-    eof: bool = Field(default=False, description="Close stdin after writing")
-
-
-class SignalRequest(Request):
-    signal: str | int = Field(default="TERM", description="TERM, SIGKILL, INT, 9, ...")
-    group: bool = Field(
-        default=True,
-        description="Signal everything the process started (its process group and cgroup), not only the leader",
-    )
-
-
-class ProcessInfo(Result):
-    id: str
-    pid: int | None
-    command: str | list[str]
-    state: Literal["running", "exited"]
-    exit_code: int | None
-    signal: str | None
-    timed_out: bool
-    started_at: float = Field(description="Seconds since the epoch")
-    ended_at: float | None
-    duration_ms: float | None
-    stdin_open: bool
-    stdout_bytes: int
-    stderr_bytes: int
-    output_offset: int = Field(description="Offset after the newest output byte (both streams)")
-
-
-class ProcessDetail(ProcessInfo):
-    stdout_tail: str = Field(description="The last 4 KiB of stdout held")
-    stderr_tail: str = Field(description="The last 4 KiB of stderr held")
-    encoding: StreamEncodings
-
-
-class ProcessList(Result):
-    processes: list[ProcessInfo]
-
-
 def exec_service(services: Services) -> ExecService:
-    if services.exec is None or not services.config.exec_enabled:
-        raise PermissionDenied("command execution is disabled on this agent (--exec false)")
+    """The command service (its capability was checked from the declaration)."""
+    if services.exec is None:
+        raise Unavailable("running commands is not available in this agent")
     return services.exec
 
 
@@ -241,6 +74,41 @@ async def run_bash(services: Services, req: BashRequest) -> ExecResult:
     return exec_result(await exec_service(services).run(req.spec()))
 
 
+async def exec_stream(services: Services, req: ExecRequest) -> EventStream:
+    """The command's events as they come; errors before it starts (429, a bad cwd) are raised here."""
+    spec = req.spec()
+    if "max_output_length" not in req.model_fields_set:  # a stream is read as it comes: no cap
+        spec = dataclasses.replace(spec, max_output=None)
+    events = exec_service(services).stream(spec)
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    assert isinstance(first, Started)
+
+    async def render() -> AsyncIterator[Event]:
+        yield Event(StartEvent(pid=first.pid))
+        async for event in events:
+            if isinstance(event, Chunk):
+                text, encoding = encode(event.data)
+                yield Event(OutputEvent(type=event.stream, data=text, encoding=encoding))
+            elif isinstance(event, Finished):
+                yield Event(
+                    CommandExitEvent(
+                        exit_code=event.exit.exit_code,
+                        signal=event.exit.signal,
+                        timed_out=event.exit.timed_out,
+                        duration_ms=event.exit.duration_ms,
+                        truncated=PerStream(stdout=event.stdout_truncated, stderr=event.stderr_truncated),
+                        stdout_bytes=event.stdout_bytes,
+                        stderr_bytes=event.stderr_bytes,
+                    )
+                )
+
+    return EventStream(render(), events.aclose)
+
+
 REGISTRY.add(
     "exec",
     ExecRequest,
@@ -250,6 +118,7 @@ REGISTRY.add(
     result=ExecResult,
     tag="exec",
     cancel_on_disconnect=True,
+    capability=Capability.EXEC,
 )
 REGISTRY.add(
     "bash",
@@ -260,6 +129,7 @@ REGISTRY.add(
     result=ExecResult,
     tag="exec",
     cancel_on_disconnect=True,
+    capability=Capability.EXEC,
 )
 REGISTRY.add(
     "debug",
@@ -269,4 +139,21 @@ REGISTRY.add(
     result=ExecResult,
     tag="exec",
     cancel_on_disconnect=True,
+    capability=Capability.EXEC,
+)
+REGISTRY.add(
+    "exec_stream",
+    ExecRequest,
+    exec_stream,
+    summary="Run a command and stream its output as it comes; disconnecting kills it",
+    description="Same body as POST /exec. Output is unlimited unless max_output_length is given.",
+    route="/exec/stream",
+    result=ExecEvent,
+    media="events",
+    ok="A stream of events: NDJSON, or SSE when the request accepts text/event-stream",
+    errors=(400, 401, 429),
+    tag="exec",
+    cancel_on_disconnect=True,
+    capability=Capability.EXEC,
+    actions=False,
 )

@@ -1,37 +1,49 @@
-"""The one action registry (STYLE.md practice 1).
+"""The one operation registry (STYLE.md practice 1).
 
-An ``Action`` ties together a request model (discriminated on ``type``), a handler that runs it
-against the services, its REST route and its documented result. The HTTP layer, ``/actions``,
-``/batch`` and the OpenAPI document are all generated from ``REGISTRY``; nothing is declared twice.
+An ``Operation`` declares everything about one thing the agent does: its request model (path,
+query or body fields, discriminated on ``type`` where it is also an action), the handler that
+runs it against the services, its REST method and path, its answer (model and media type), the
+error statuses it documents and the capability it needs. The HTTP routes, ``/actions``,
+``/batch``, the capability check, the metrics and the OpenAPI document are all generated from
+``REGISTRY``; nothing is declared twice.
 
-Modules that define actions call ``REGISTRY.add(...)`` at import time; ``load_all()`` imports
-them. Handlers never see HTTP: they take ``(services, request)`` and return a ``Result`` model or
-an ``ImageResult``, and raise ``agent.errors`` exceptions.
+Modules that define operations call ``REGISTRY.add(...)`` at import time; ``load_all()`` imports
+them. Handlers never see HTTP: they take ``(services, request)`` (uploads also a ``ByteBody``)
+and return a ``Result`` model or one of ``agent.actions.outputs``, and raise ``agent.errors``.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from agent.actions.capabilities import Capability, Conditional, require
+from agent.actions.outputs import ByteBody, Media, Output
+from agent.config import Config
 from agent.errors import InvalidArgument
-from agent.models.base import ImageResult, Result
 
 if TYPE_CHECKING:
     from agent.services import Services
 
-ActionOutput = Result | ImageResult
+ActionOutput = Output
 RequestT = TypeVar("RequestT", bound=BaseModel)
-Handler = Callable[["Services", Any], Awaitable[ActionOutput]]
+Handler = Callable[["Services", Any], Awaitable[Output]]
+UploadHandler = Callable[["Services", Any, ByteBody], Awaitable[Output]]
 RequestModel = type[BaseModel]
-ResultModel = type[Result] | None
+ResultModel = type[BaseModel] | None
+Method = Literal["GET", "POST", "PUT", "DELETE"]
+PATH_PARAM = re.compile(r"{(\w+)}")
+# What every operation may answer unless it declares its own list: a bad request, no token, the
+# desktop not answering (404 is added for operations with path parameters).
+DEFAULT_ERRORS = (400, 401, 503)
 
-# Modules whose import registers actions; each is a service family.
+# Modules whose import registers operations; each is a service family.
 ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.input",
     "agent.actions.screen",
@@ -39,74 +51,136 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.clipboard",
     "agent.actions.session",
     "agent.actions.exec",
+    "agent.actions.processes",
+    "agent.actions.files",
     "agent.actions.accessibility",
+    "agent.actions.service",
 )
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    type: str
-    model: RequestModel
-    handler: Handler
+class Operation:
+    type: str  # the operationId, the /actions type and the metrics label
+    model: RequestModel  # path, query (GET, DELETE, PUT) or JSON body (POST) fields
+    handler: Handler | UploadHandler
     summary: str
-    route: str | None = None  # REST path, e.g. /desktop/double-click
-    method: Literal["GET", "POST"] = "POST"
-    result: ResultModel = None  # None: the answer is an image
+    route: str | None = None  # REST path, e.g. /desktop/window/{window_id}/size; None: /actions only
+    method: Method = "POST"
+    result: ResultModel = None  # the answer's model (JSON media); None for images, bytes, text
+    media: Media = "json"
     uses_input: bool = False  # holds the input lock, so batches are not interleaved
     tag: str = "desktop"
-    # Long work nobody may want any more: cancelled when the HTTP client goes away (commands).
+    # Long work nobody may want any more: cancelled when the HTTP client goes away (commands, streams).
     cancel_on_disconnect: bool = False
+    capability: Capability | None = None  # switched off with its option: refused before anything runs
+    conditional: Conditional | None = None  # a capability only some requests need
+    actions: bool = True  # also reachable from /actions and /batch (JSON or image answers only)
+    body: Literal["json", "bytes", "none"] = "json"  # "bytes": the handler reads a ByteBody (uploads)
+    errors: tuple[int, ...] | None = None  # documented error statuses; None: DEFAULT_ERRORS (+404)
+    replies: Mapping[int, str] = field(default_factory=dict)  # other success statuses, same content
+    description: str | None = None
+    ok: str = "Done"  # what the 200 answer is
+    public: bool = False  # served without the bearer token (/health)
+    headers: Mapping[str, str] = field(default_factory=dict)  # request header -> model field
+
+    @property
+    def path_params(self) -> list[str]:
+        return PATH_PARAM.findall(self.route or "")
+
+    @property
+    def from_query(self) -> bool:
+        """Whether the request's fields come from the query string (else a JSON body)."""
+        return self.method != "POST"
+
+    @property
+    def error_statuses(self) -> tuple[int, ...]:
+        statuses = list(self.errors if self.errors is not None else DEFAULT_ERRORS)
+        if self.errors is None and self.path_params:
+            statuses.append(404)
+        if self.capability is not None or self.conditional is not None:
+            needs = {self.capability, self.conditional.capability if self.conditional else None}
+            statuses.append(503 if needs == {Capability.ACCESSIBILITY, None} else 403)
+        return tuple(dict.fromkeys(statuses))
+
+    def authorize(self, config: Config, request: BaseModel | None = None) -> None:
+        """Refuse the operation if a capability it needs is off; ``request`` adds conditional ones."""
+        if self.capability is not None:
+            require((self.capability,), config, self.type)
+        if request is not None and self.conditional is not None and self.conditional.applies(request):
+            require((self.conditional.capability,), config, f"{self.type} ({self.conditional.when})")
+
+    def prepare(self, config: Config, data: object, *, from_query: bool = False) -> BaseModel:
+        """Check the capabilities, validate the request, check the ones the request needs."""
+        self.authorize(config)
+        request = validate(self.model, data, from_query=from_query)
+        self.authorize(config, request)
+        return request
 
 
 class Registry:
     def __init__(self) -> None:
-        self._actions: dict[str, Action] = {}
+        self._operations: dict[str, Operation] = {}
         self._adapter: TypeAdapter[Any] | None = None
 
     def add(
         self,
         type: str,
         model: type[RequestT],
-        handler: Callable[[Services, RequestT], Awaitable[ActionOutput]],
+        handler: Callable[[Services, RequestT], Awaitable[Output]]
+        | Callable[[Services, RequestT, ByteBody], Awaitable[Output]],
         *,
         summary: str,
-        route: str | None = None,
-        method: Literal["GET", "POST"] = "POST",
-        result: type[Result] | None = None,
-        uses_input: bool = False,
-        tag: str = "desktop",
-        cancel_on_disconnect: bool = False,
+        **declaration: Any,
     ) -> None:
-        if type in self._actions:
-            raise ValueError(f"action type {type!r} declared twice")
-        type_field = model.model_fields.get("type")
-        if type_field is None or type_field.default != type:
-            raise ValueError(f"{model.__name__} needs a field type: Literal[{type!r}] = {type!r}")
-        self._actions[type] = Action(
-            type, model, handler, summary, route, method, result, uses_input, tag, cancel_on_disconnect
-        )
+        if type in self._operations:
+            raise ValueError(f"operation {type!r} declared twice")
+        operation = Operation(type, model, handler, summary, **declaration)
+        if operation.actions:
+            type_field = model.model_fields.get("type")
+            if type_field is None or type_field.default != type:
+                raise ValueError(f"{model.__name__} needs a field type: Literal[{type!r}] = {type!r}")
+            if operation.media not in ("json", "image") or operation.body != "json":
+                raise ValueError(f"{type}: only JSON-in, JSON- or image-out operations can be actions")
+        if operation.route is None and not operation.actions:
+            raise ValueError(f"{type}: neither a route nor an action")
+        self._operations[type] = operation
         self._adapter = None
 
-    def __iter__(self) -> Iterator[Action]:
-        return iter(self._actions.values())
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self._operations.values())
 
     def __len__(self) -> int:
-        return len(self._actions)
+        return len(self._operations)
 
-    def get(self, type: str) -> Action:
-        try:
-            return self._actions[type]
-        except KeyError:
-            known = ", ".join(sorted(self._actions))
-            raise InvalidArgument(f"unknown action type {type!r}", details={"known_types": known}) from None
+    def is_public(self, type: str | None) -> bool:
+        """Whether the operation ``type`` is served without the bearer token (declared public)."""
+        operation = self._operations.get(type or "")
+        return operation is not None and operation.public
+
+    def actions(self) -> list[Operation]:
+        """The operations reachable from /actions and /batch."""
+        return [operation for operation in self if operation.actions]
+
+    def get(self, type: str) -> Operation:
+        """The action ``type`` (for /actions and /batch)."""
+        operation = self._operations.get(type)
+        if operation is None:
+            known = ", ".join(sorted(op.type for op in self.actions()))
+            raise InvalidArgument(f"unknown action type {type!r}", details={"known_types": known})
+        if not operation.actions:
+            raise InvalidArgument(
+                f"{type!r} answers with {operation.media}, not JSON: call {operation.method} {operation.route}",
+                details={"route": operation.route, "method": operation.method},
+            )
+        return operation
 
     def union(self) -> Any:
-        """The tagged union of every request model (for the OpenAPI document)."""
-        models = tuple(action.model for action in self)
+        """The tagged union of every action's request model (for the OpenAPI document)."""
+        models = tuple(action.model for action in self.actions())
         return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
-    def parse(self, payload: object) -> tuple[Action, BaseModel]:
-        """Validate one tagged action (from /actions or /batch)."""
+    def parse(self, payload: object, config: Config) -> tuple[Operation, BaseModel]:
+        """Check and validate one tagged action (from /actions or /batch)."""
         if not isinstance(payload, dict):
             raise InvalidArgument("an action must be a JSON object with a 'type' field")
         kind = payload.get("type")
@@ -114,7 +188,7 @@ class Registry:
             raise InvalidArgument("the action has no 'type' field (a string such as 'click')")
         action = self.get(ACTION_TYPE_ALIASES.get(kind, kind))
         body = dict(payload, type=action.type)
-        return action, validate(action.model, body)
+        return action, action.prepare(config, body)
 
 
 # Names other products of this kind use for the same action type (seed 002).
@@ -132,7 +206,8 @@ def validate(model: type[RequestT], data: object, *, from_query: bool = False) -
     """Validate ``data`` against ``model``; errors become one 400 naming every bad field.
 
     JSON bodies are validated strictly, as JSON (``false`` is not the integer 0, "5" is not 5);
-    query strings, where everything is a string, are converted.
+    query strings, where everything is a string, are converted (booleans and lists beforehand, by
+    ``agent.api.query``).
     """
     try:
         if from_query:
@@ -161,7 +236,7 @@ REGISTRY = Registry()
 
 
 def load_all() -> Registry:
-    """Import every action module (idempotent) and return the filled registry."""
+    """Import every operation module (idempotent) and return the filled registry."""
     for name in ACTION_MODULES:
         importlib.import_module(name)
     return REGISTRY

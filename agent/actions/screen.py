@@ -73,6 +73,7 @@ REGISTRY.add(
     summary="Capture the whole screen",
     route="/desktop/screenshot",
     method="GET",
+    media="image",
     tag="screen",
 )
 REGISTRY.add(
@@ -81,6 +82,7 @@ REGISTRY.add(
     screenshot_region,
     summary="Capture a region of the screen",
     route="/desktop/screenshot/region",
+    media="image",
     tag="screen",
 )
 REGISTRY.add(

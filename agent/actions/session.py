@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import TypeVar
 
+from agent.actions.capabilities import Capability, Conditional
 from agent.actions.registry import REGISTRY
-from agent.errors import PermissionDenied, Unavailable
+from agent.errors import Unavailable
 from agent.models.windows import (
     Environment,
     EnvironmentRequest,
@@ -27,8 +29,6 @@ def _need(service: T | None, what: str) -> T:
 
 
 async def launch(services: Services, req: LaunchRequest) -> Launched:
-    if not services.config.exec_enabled:
-        raise PermissionDenied("launching apps is disabled on this agent (--exec false)")
     launcher = _need(services.launcher, "launching apps")
     started = await launcher.launch(req.app, wait_for_window=req.wait_for_window, timeout=req.timeout)
     return Launched(
@@ -40,6 +40,14 @@ async def launch(services: Services, req: LaunchRequest) -> Launched:
 
 async def environment(services: Services, req: EnvironmentRequest) -> Environment:
     return await _need(services.environment, "the environment report").describe()
+
+
+def is_file_url(url: str) -> bool:
+    """Whether the wallpaper would be read from the disk (then it needs the files capability)."""
+    try:
+        return urllib.parse.urlsplit(url).scheme.lower() == "file"
+    except ValueError:  # not a URL at all: the wallpaper service refuses it
+        return False
 
 
 async def set_wallpaper(services: Services, req: WallpaperRequest) -> WallpaperSet:
@@ -54,6 +62,7 @@ REGISTRY.add(
     route="/desktop/launch",
     result=Launched,
     tag="apps",
+    capability=Capability.EXEC,
     summary="Start an app detached in the desktop session (no shell); optionally wait for its window",
 )
 REGISTRY.add(
@@ -73,5 +82,11 @@ REGISTRY.add(
     route="/desktop/wallpaper",
     result=WallpaperSet,
     tag="apps",
+    conditional=Conditional(
+        Capability.FILES,
+        lambda req: is_file_url(req.url),
+        when="the url is a file:// URL (read through the files service)",
+        example={"url": "file:///etc/hostname"},
+    ),
     summary="Set the desktop wallpaper from an http(s), file or data URL",
 )

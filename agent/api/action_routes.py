@@ -1,23 +1,29 @@
-"""REST routes, POST /actions and POST /batch, all generated from the action registry."""
+"""Every REST route, POST /actions and POST /batch, all generated from the operation registry.
+
+Each generated handler checks the operation's capabilities (before reading the request, and
+again for what the request asks), validates it, runs it and renders the declared answer.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from pydantic import BaseModel, Field
 
-from agent.actions.registry import REGISTRY, Action, ActionOutput, validate
+from agent.actions.outputs import ByteBody, Output
+from agent.actions.registry import REGISTRY, Operation, validate
 from agent.api.appkeys import SERVICES_KEY
 from agent.api.body import read_json
+from agent.api.query import query_data
+from agent.api.replies import image_json, render
 from agent.api.streaming import cancel_on_disconnect
-from agent.errors import AgentError, InvalidArgument
-from agent.models.base import ImageJSON, ImageResult, Request, Result
+from agent.errors import AgentError, InvalidArgument, PermissionDenied, Unavailable
+from agent.models.base import ImageResult, Request, Result
 from agent.services import Services
 
 MAX_BATCH_ACTIONS = 1000
@@ -49,31 +55,18 @@ class BatchAnswer(Result):
     results: list[BatchStep]
 
 
-def query_dict(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
-    """Query parameters as a dict; repeated keys (or list fields) become lists."""
-    data: dict[str, Any] = {}
-    for key in request.query:
-        if key in data:
-            continue
-        values = request.query.getall(key)
-        field = model.model_fields.get(key)
-        is_list = field is not None and "list" in str(field.annotation)
-        if is_list:
-            data[key] = [part for value in values for part in value.split(",") if part]
-        else:
-            data[key] = values[0] if len(values) == 1 else values
-    return data
-
-
-async def execute(services: Services, action: Action, request: BaseModel, *, locked: bool) -> ActionOutput:
-    """Run one validated action; input actions take the input lock unless the caller holds it."""
+async def execute(
+    services: Services, action: Operation, request: BaseModel, *, locked: bool, **extra: Any
+) -> Output:
+    """Run one checked and validated operation; input actions take the input lock unless the
+    caller holds it. Counted by type and outcome (ok or the error code) for /metrics."""
     result = "INTERNAL"
     try:
         if action.uses_input and not locked:
             async with services.input_lock:
-                output = await action.handler(services, request)
+                output = await action.handler(services, request, *extra.values())
         else:
-            output = await action.handler(services, request)
+            output = await action.handler(services, request, *extra.values())
         result = "ok"
         return output
     except AgentError as exc:
@@ -82,78 +75,90 @@ async def execute(services: Services, action: Action, request: BaseModel, *, loc
     except asyncio.CancelledError:  # the client went away or the agent is stopping
         result = "CANCELLED"
         raise
-    finally:  # counted by type and outcome (ok or the error code) for /metrics
+    finally:
         services.metrics.count_action(action.type, result)
 
 
-def result_json(output: ActionOutput) -> dict[str, Any]:
+def result_json(output: Output) -> dict[str, Any]:
     """The ``result`` object of /actions and /batch: images as base64, no redundant success."""
     if isinstance(output, ImageResult):
         return image_json(output).model_dump(mode="json")
+    if not isinstance(output, BaseModel):  # the registry lets only JSON and image answers be actions
+        raise TypeError(f"{type(output).__name__} cannot be an action result")
     data = output.model_dump(mode="json")
     data.pop("success", None)
     return data
 
 
-def image_json(image: ImageResult) -> ImageJSON:
-    return ImageJSON(
-        image=base64.b64encode(image.data).decode("ascii"),
-        format=image.format,  # type: ignore[arg-type]
-        width=image.width,
-        height=image.height,
-    )
-
-
-def rest_response(output: ActionOutput) -> web.StreamResponse:
-    if isinstance(output, ImageResult):
-        headers = {
-            "X-Screen-Width": str(output.screen_width),
-            "X-Screen-Height": str(output.screen_height),
-            "X-Image-Width": str(output.width),
-            "X-Image-Height": str(output.height),
+async def _request_data(request: web.Request, operation: Operation) -> dict[str, Any]:
+    """The request's fields: path parameters, then the query (and mapped headers) or JSON body."""
+    if operation.from_query:
+        from_headers = {
+            name: request.headers[header]
+            for header, name in operation.headers.items()
+            if header in request.headers
         }
-        if output.as_json:
-            return web.json_response(image_json(output).model_dump(mode="json"), headers=headers)
-        return web.Response(body=output.data, content_type=output.content_type, headers=headers)
-    # Serialised by pydantic-core in one pass (an 8k-node accessibility tree: ~20x faster than
-    # model_dump + json.dumps).
-    return web.Response(text=output.model_dump_json(), content_type="application/json")
+        data = query_data(request.query, operation.model, from_headers)
+    else:
+        data = await read_json(request)
+    data.update(request.match_info)
+    type_field = operation.model.model_fields.get("type")
+    if type_field is not None:
+        expected = type_field.default
+        if data.setdefault("type", expected) != expected:
+            raise InvalidArgument(f"type: this route runs {expected!r}; for other types use POST /actions")
+    return data
 
 
-def rest_handler(action: Action) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def rest_handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The generated handler of one declared route: check, validate, run, render."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
-        from_query = action.method == "GET"
-        data = query_dict(request, action.model) if from_query else await read_json(request)
-        data.update(request.match_info)
-        if data.setdefault("type", action.type) != action.type:
-            raise InvalidArgument(f"type: this route runs {action.type!r}; for other types use POST /actions")
-        model: BaseModel = validate(action.model, data, from_query=from_query)
-        async with _watch_client(request, action):
-            output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
-        return rest_response(output)
+        services = request.app[SERVICES_KEY]
+        operation.authorize(services.config)  # before reading anything the caller sent
+        data = await _request_data(request, operation)
+        model = operation.prepare(services.config, data, from_query=operation.from_query)
+        extra = (
+            {"body": ByteBody(_chunks(request), request.content_length)} if operation.body == "bytes" else {}
+        )
+        async with _watch_client(request, operation):
+            output = await execute(services, operation, model, locked=False, **extra)
+            return await render(request, output)
 
-    handle.__name__ = f"rest_{action.type}"
+    handle.__name__ = f"rest_{operation.type}"
     return handle
 
 
+async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The raw body as it arrives; a body cut short is the caller's 400, not a 500."""
+    try:
+        async for chunk in request.content.iter_any():
+            yield chunk
+    except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError):
+        raise InvalidArgument("the upload ended before its end; nothing was written") from None
+
+
 async def post_action(request: web.Request) -> web.StreamResponse:
-    action, model = REGISTRY.parse(await read_json(request))
+    services = request.app[SERVICES_KEY]
+    action, model = REGISTRY.parse(await read_json(request), services.config)
     async with _watch_client(request, action):
-        output = await execute(request.app[SERVICES_KEY], action, model, locked=False)
-    return web.json_response(ActionAnswer(result=result_json(output)).model_dump(mode="json"))
+        output = await execute(services, action, model, locked=False)
+    return web.Response(
+        text=ActionAnswer(result=result_json(output)).model_dump_json(), content_type="application/json"
+    )
 
 
 async def post_batch(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES_KEY]
     batch = validate(BatchRequest, await read_json(request))
     parsed = []
     for index, payload in enumerate(batch.actions):
         try:
-            parsed.append(REGISTRY.parse(payload))
+            parsed.append(REGISTRY.parse(payload, services.config))
         except AgentError as exc:
-            raise InvalidArgument(
-                f"actions[{index}]: {exc.message}", details={"index": index, **exc.details}
-            ) from None
-    services = request.app[SERVICES_KEY]
+            # Nothing runs when any step is refused: a switched-off capability keeps its status.
+            error = type(exc) if isinstance(exc, PermissionDenied | Unavailable) else InvalidArgument
+            raise error(f"actions[{index}]: {exc.message}", details={"index": index, **exc.details}) from None
     steps: list[BatchStep] = []
     # A client that goes away cancels the batch: its waits must not hold the input lock for it.
     async with cancel_on_disconnect(request), services.input_lock:
@@ -178,17 +183,17 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
                 # while the lock is still held, so the next input starts from a clean state.
                 await services.desktop.release_all()
     answer = BatchAnswer(success=not failed, results=steps)
-    return web.json_response(answer.model_dump(mode="json", exclude_none=True))
+    return web.Response(text=answer.model_dump_json(exclude_none=True), content_type="application/json")
 
 
-def _watch_client(request: web.Request, action: Action) -> contextlib.AbstractAsyncContextManager[None]:
-    """Commands die with their client (``Action.cancel_on_disconnect``); other actions run on."""
+def _watch_client(request: web.Request, action: Operation) -> contextlib.AbstractAsyncContextManager[None]:
+    """Commands and streams die with their client (``cancel_on_disconnect``); others run on."""
     return cancel_on_disconnect(request) if action.cancel_on_disconnect else contextlib.nullcontext()
 
 
 def _step(
     index: int,
-    action: Action,
+    action: Operation,
     started: float,
     *,
     result: dict[str, Any] | None = None,
@@ -207,13 +212,11 @@ def _step(
 
 
 def add_routes(app: web.Application) -> None:
-    for action in REGISTRY:
-        if action.route is None:
-            continue
-        handler = rest_handler(action)
-        if action.method == "GET":
-            app.router.add_get(action.route, handler, name=action.type, allow_head=False)
-        else:
-            app.router.add_post(action.route, handler, name=action.type)
+    """Every declared route, then /actions and /batch."""
+    for operation in REGISTRY:
+        if operation.route is not None:
+            app.router.add_route(
+                operation.method, operation.route, rest_handler(operation), name=operation.type
+            )
     app.router.add_post("/actions", post_action, name="actions")
     app.router.add_post("/batch", post_batch, name="batch")

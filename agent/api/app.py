@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.actions.registry import load_all
-from agent.api import action_routes, guard, metrics_routes
+from agent.api import action_routes, guard, observe
 from agent.api.appkeys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import bearer_auth, envelope
 from agent.config import Config, read_token
@@ -21,15 +20,6 @@ if TYPE_CHECKING:
     from agent.a11y.service import Accessibility
 
 LOG = logging.getLogger(__name__)
-
-# Modules with ``add_routes(app)`` for routes that are not registry actions.
-ROUTE_MODULES: tuple[str, ...] = (
-    "agent.api.health_routes",
-    "agent.api.openapi_routes",
-    "agent.api.metrics_routes",
-    "agent.api.exec_routes",
-    "agent.api.files_routes",
-)
 
 
 def build_services(config: Config) -> Services:
@@ -109,7 +99,7 @@ def _add_exec_services(services: Services, config: Config) -> None:
 def create_app(config: Config, services: Services | None = None) -> web.Application:
     load_all()
     app = web.Application(
-        middlewares=[metrics_routes.observe, envelope, guard.host_and_origin, bearer_auth, guard.body_type],
+        middlewares=[observe.observe, envelope, guard.host_and_origin, bearer_auth, guard.body_type],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG_KEY] = config
@@ -117,8 +107,6 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app[TOKEN_KEY] = b"" if config.token_file is None else read_token(config.token_file).encode()
     app[SERVICES_KEY] = services if services is not None else build_services(config)
     action_routes.add_routes(app)
-    for name in ROUTE_MODULES:
-        importlib.import_module(name).add_routes(app)
     app.cleanup_ctx.append(_service_lifecycle)
     return app
 

@@ -27,7 +27,7 @@ MiB = 1024 * KiB
 # body that would be invalid anyway (except under a max_body_bytes set lower than that).
 DEFAULT_LIMIT = 256 * KiB  # coordinates, keys, window ops, paths; a launch command line (64 Ki chars)
 BULK = -1  # the route carries bulk data: its limit is max_body_bytes
-# Route name (aiohttp route name: the action type, or the handler's name) -> its body limit.
+# Route name (the operation's type) -> its body limit.
 ROUTE_LIMITS: dict[str, int] = {
     "type": 4 * MiB,  # text to type: at most 1,000,000 characters (up to 4 bytes each)
     "accessibility_action": 1 * MiB,  # set_text / set_value
@@ -38,8 +38,8 @@ ROUTE_LIMITS: dict[str, int] = {
     "exec": BULK,  # stdin
     "bash": BULK,
     "exec_stream": BULK,
-    "start_process": BULK,
-    "write_stdin": BULK,
+    "process_start": BULK,
+    "process_stdin": BULK,
 }
 MAX_DEPTH = 64  # arrays and objects; real requests nest at most ~6 deep
 MAX_INT_DIGITS = 4300  # CPython's own int() limit; a longer integer is never a valid value here

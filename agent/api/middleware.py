@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
+from agent.actions.registry import REGISTRY
 from agent.api.appkeys import TOKEN_KEY
 from agent.errors import (
     AgentError,
@@ -27,7 +28,6 @@ from agent.supervision.logs import REQUEST_ID
 LOG = logging.getLogger(__name__)
 ACCESS = logging.getLogger("agent.access")
 
-PUBLIC_PATHS = frozenset({"/health"})
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
@@ -127,7 +127,7 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     expected = request.app[TOKEN_KEY]
-    if expected and request.path not in PUBLIC_PATHS:
+    if expected and not REGISTRY.is_public(request.match_info.route.name):
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         # Header bytes that are not UTF-8 arrive as lone surrogates: encoded back as the bytes sent.

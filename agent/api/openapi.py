@@ -1,23 +1,23 @@
-"""The OpenAPI 3.1 document, generated from the registry's models and the route modules."""
+"""The OpenAPI 3.1 document, generated from the operation registry: every route is declared there."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import re
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from agent import __version__
-from agent.actions.registry import load_all
+from agent.actions.capabilities import SWITCHES
+from agent.actions.registry import Operation, Registry, load_all
 from agent.api.action_routes import ActionAnswer, BatchAnswer, BatchRequest
+from agent.api.replies import NDJSON, SSE
 from agent.errors import AgentError
 from agent.models.base import ImageJSON
 
 REF = "#/components/schemas/{model}"
-PATH_PARAM = re.compile(r"{(\w+)}")
+ERROR = {"$ref": "#/components/responses/Error"}
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -39,11 +39,7 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
-ERROR_RESPONSES = {
-    "400": {"$ref": "#/components/responses/Error"},
-    "401": {"$ref": "#/components/responses/Error"},
-    "503": {"$ref": "#/components/responses/Error"},
-}
+BATCH_ERRORS = {"400": ERROR, "401": ERROR, "403": ERROR, "503": ERROR}
 
 
 def _error_classes(base: type[AgentError] = AgentError) -> list[type[AgentError]]:
@@ -69,86 +65,146 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _image_response() -> dict[str, Any]:
-    binary = {"schema": {"type": "string", "format": "binary"}}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _image_content() -> dict[str, Any]:
     return {
-        "description": "The image (or JSON with base64=true)",
-        "headers": {
+        "image/png": BINARY,
+        "image/jpeg": BINARY,
+        "image/webp": BINARY,
+        "application/json": {"schema": _ref(ImageJSON)},
+    }
+
+
+def _content(operation: Operation) -> dict[str, Any]:
+    """The 200 answer's content, by the declared media type."""
+    result = operation.result
+    if operation.media == "image":
+        return _image_content()
+    if operation.media == "bytes":
+        return {"application/octet-stream": BINARY}
+    if operation.media == "text":
+        return {"text/plain": {"schema": {"type": "string"}}}
+    if operation.media == "document":
+        return {"application/json": {"schema": {"type": "object"}}}
+    assert result is not None, f"{operation.type}: a JSON or event answer needs its model"
+    if operation.media == "events":
+        return {NDJSON: {"schema": _ref(result)}, SSE: {"schema": {"type": "string"}}}
+    return {"application/json": {"schema": _ref(result)}}
+
+
+def _responses(operation: Operation) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": operation.ok, "content": _content(operation)}
+    if operation.media == "image":
+        ok["description"] = "The image (or JSON with base64=true)"
+        ok["headers"] = {
             "X-Screen-Width": {"schema": {"type": "integer"}},
             "X-Screen-Height": {"schema": {"type": "integer"}},
-        },
-        "content": {
-            "image/png": binary,
-            "image/jpeg": binary,
-            "image/webp": binary,
-            "application/json": {"schema": _ref(ImageJSON)},
-        },
-    }
+        }
+    responses: dict[str, Any] = {"200": ok}
+    for status, description in operation.replies.items():
+        responses[str(status)] = {**ok, "description": description}
+    for status in operation.error_statuses:
+        responses[str(status)] = ERROR
+    return responses
+
+
+def _parameters(operation: Operation, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Path parameters, request headers mapped to fields, and the query fields of query routes."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    path_params = operation.path_params
+    header_fields = {field: header for header, field in operation.headers.items()}
+
+    def parameter(name: str, where: str, field: str) -> dict[str, Any]:
+        prop = properties.get(field, {"type": "string"})
+        found: dict[str, Any] = {"name": name, "in": where, "required": where == "path" or field in required}
+        found["schema"] = prop
+        return found
+
+    parameters = [parameter(name, "path", name) for name in path_params]
+    parameters += [parameter(header, "header", field) for field, header in header_fields.items()]
+    if operation.from_query:
+        parameters += [
+            parameter(name, "query", name)
+            for name in properties
+            if name not in path_params and name not in header_fields and name != "type"
+        ]
+    return parameters
+
+
+def _description(operation: Operation) -> str | None:
+    parts = [operation.description] if operation.description else []
+    if operation.capability is not None:
+        parts.append(
+            f"Needs the `{operation.capability}` capability (off: --{SWITCHES[operation.capability].option} false)."
+        )
+    if operation.conditional is not None:
+        needs = operation.conditional
+        parts.append(
+            f"Needs the `{needs.capability}` capability when {needs.when} (off: --{SWITCHES[needs.capability].option} false)."
+        )
+    return " ".join(parts) or None
+
+
+def path_item(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI operation object of one declared route."""
+    schema = schemas[operation.model.__name__]
+    item: dict[str, Any] = {"operationId": operation.type, "summary": operation.summary}
+    description = _description(operation)
+    if description:
+        item["description"] = description
+    item["tags"] = [operation.tag]
+    if operation.public:
+        item["security"] = []
+    capabilities = [
+        c for c in (operation.capability, operation.conditional and operation.conditional.capability) if c
+    ]
+    if capabilities:
+        item["x-capabilities"] = [str(c) for c in capabilities]
+    item["parameters"] = _parameters(operation, schema)
+    if operation.body == "bytes":
+        item["requestBody"] = {"required": True, "content": {"application/octet-stream": BINARY}}
+    elif not operation.from_query:
+        body_required = set(schema.get("required", [])) - set(operation.path_params)
+        item["requestBody"] = {
+            "required": bool(body_required),
+            "content": {"application/json": {"schema": _ref(operation.model)}},
+        }
+    item["responses"] = {**_responses(operation), "default": ERROR}
+    return item
+
+
+def _schemas(registry: Registry) -> dict[str, Any]:
+    models: dict[type[BaseModel], Any] = {}
+    for operation in registry:
+        models.setdefault(operation.model, "validation")
+    for operation in registry:
+        if operation.result is not None:
+            models.setdefault(operation.result, "serialization")
+    models.update({BatchRequest: "validation", BatchAnswer: "serialization", ActionAnswer: "serialization"})
+    models[ImageJSON] = "serialization"
+    _, definitions = models_json_schema(list(models.items()), ref_template=REF)
+    schemas: dict[str, Any] = definitions.get("$defs", {})
+    schemas["Error"] = error_schema()
+    return schemas
 
 
 def build_document() -> dict[str, Any]:
     registry = load_all()
-    models: list[tuple[type[BaseModel], Any]] = [(action.model, "validation") for action in registry]
-    for action in registry:
-        if action.result is not None:
-            models.append((action.result, "serialization"))
-    models += [
-        (BatchRequest, "validation"),
-        (BatchAnswer, "serialization"),
-        (ActionAnswer, "serialization"),
-        (ImageJSON, "serialization"),
-    ]
-    _, definitions = models_json_schema(models, ref_template=REF)
-    schemas: dict[str, Any] = definitions.get("$defs", {})
-    schemas["Error"] = error_schema()
-
+    schemas = _schemas(registry)
     paths: dict[str, Any] = {}
-    for action in registry:
-        if action.route is None:
-            continue
-        path_params = PATH_PARAM.findall(action.route)
-        schema = schemas[action.model.__name__]
-        operation: dict[str, Any] = {
-            "operationId": action.type,
-            "summary": action.summary,
-            "tags": [action.tag],
-            "parameters": [
-                {
-                    "name": name,
-                    "in": "path",
-                    "required": True,
-                    "schema": schema.get("properties", {}).get(name, {"type": "string"}),
-                }
-                for name in path_params
-            ],
-        }
-        if action.method == "GET":
-            required = set(schema.get("required", []))
-            for name, prop in schema.get("properties", {}).items():
-                if name in path_params or name == "type":
-                    continue
-                operation["parameters"].append(
-                    {"name": name, "in": "query", "required": name in required, "schema": prop}
-                )
-        else:
-            operation["requestBody"] = {
-                "required": bool(set(schema.get("required", [])) - set(path_params)),
-                "content": {"application/json": {"schema": _ref(action.model)}},
-            }
-        if action.result is None:
-            ok: dict[str, Any] = _image_response()
-        else:
-            ok = {"description": "Done", "content": {"application/json": {"schema": _ref(action.result)}}}
-        operation["responses"] = {"200": ok, **ERROR_RESPONSES}
-        if path_params:
-            operation["responses"]["404"] = {"$ref": "#/components/responses/Error"}
-        paths.setdefault(action.route, {})[action.method.lower()] = operation
+    for operation in registry:
+        if operation.route is not None:
+            paths.setdefault(operation.route, {})[operation.method.lower()] = path_item(operation, schemas)
 
+    actions = registry.actions()
     union = {
-        "oneOf": [_ref(action.model) for action in registry],
+        "oneOf": [_ref(action.model) for action in actions],
         "discriminator": {
             "propertyName": "type",
-            "mapping": {action.type: REF.format(model=action.model.__name__) for action in registry},
+            "mapping": {action.type: REF.format(model=action.model.__name__) for action in actions},
         },
     }
     schemas["Action"] = union
@@ -156,6 +212,7 @@ def build_document() -> dict[str, Any]:
         "post": {
             "operationId": "actions",
             "summary": "Run one action given as a tagged union",
+            "description": "Capabilities are checked as on the action's own route (403 when switched off).",
             "tags": ["actions"],
             "requestBody": {
                 "required": True,
@@ -166,7 +223,8 @@ def build_document() -> dict[str, Any]:
                     "description": "Done",
                     "content": {"application/json": {"schema": _ref(ActionAnswer)}},
                 },
-                **ERROR_RESPONSES,
+                **BATCH_ERRORS,
+                "default": ERROR,
             },
         }
     }
@@ -174,6 +232,8 @@ def build_document() -> dict[str, Any]:
         "post": {
             "operationId": "batch",
             "summary": "Run actions in order, atomically with respect to other input",
+            "description": "Every action is checked and validated before the first runs: a switched-off "
+            "capability refuses the whole batch (403), an invalid action too (400).",
             "tags": ["actions"],
             "requestBody": {
                 "required": True,
@@ -184,20 +244,11 @@ def build_document() -> dict[str, Any]:
                     "description": "Per-step results",
                     "content": {"application/json": {"schema": _ref(BatchAnswer)}},
                 },
-                **ERROR_RESPONSES,
+                **BATCH_ERRORS,
+                "default": ERROR,
             },
         }
     }
-    from agent.api.app import ROUTE_MODULES
-
-    for name in ROUTE_MODULES:
-        paths.update(getattr(importlib.import_module(name), "OPENAPI_PATHS", {}))
-
-    for item in paths.values():
-        for operation in item.values():
-            operation.setdefault("responses", {}).setdefault(
-                "default", {"$ref": "#/components/responses/Error"}
-            )
 
     return {
         "openapi": "3.1.0",
@@ -217,18 +268,6 @@ def build_document() -> dict[str, Any]:
                 "Error": {
                     "description": "An error",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                },
-                "Readiness": {
-                    "description": "Each readiness check",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["ready", "checks"],
-                                "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}},
-                            }
-                        }
-                    },
                 },
             },
         },

@@ -2,7 +2,7 @@
 
 Why a registry per app rather than prometheus_client's global one: tests build many apps in one
 process, and a global registry refuses a second metric of the same name. No aiohttp here:
-``agent.api.metrics_routes`` serves ``render()`` and observes requests.
+GET /metrics (``agent.actions.service``) serves ``render()``; ``agent.api.observe`` observes requests.
 
 Labels are bounded: the route is the route's *template* (``/desktop/window/{window_id}/size``),
 never the raw path, so an id in a URL cannot explode the series count.

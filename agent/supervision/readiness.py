@@ -8,7 +8,7 @@ away is noticed within that time even when nobody calls the API; each change of 
 verdict or of any check's ``ok`` is handed to the listeners at once (the heartbeat beats, systemd
 gets a new STATUS=).
 
-No aiohttp here: this is a service; ``agent.api.health_routes`` renders it.
+No aiohttp here: this is a service; GET /ready (``agent.actions.service``) renders it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.files_routes import RangeNotSatisfiableError, parse_range
+from agent.api.download import RangeNotSatisfiableError, parse_range
 from agent.errors import InvalidArgument, PermissionDenied
 from agent.files.paths import PathPolicy
 from agent.files.service import parse_mode

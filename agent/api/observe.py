@@ -1,16 +1,14 @@
-"""GET /metrics (Prometheus text, behind auth) and the middleware that times every request."""
+"""The middleware that times every request by route template (served by GET /metrics)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from agent.api.appkeys import SERVICES_KEY
-from agent.supervision.metrics import CONTENT_TYPE
 
 
 def route_label(request: web.Request) -> str:
@@ -46,34 +44,3 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         metrics.request_finished(task)
         metrics.observe_request(route_label(request), request.method, status, time.perf_counter() - started)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[SERVICES_KEY].metrics.render()
-    # Set as a raw header: prometheus_client's value carries version and charset parameters.
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", metrics, name="metrics", allow_head=False)
-
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/metrics": {
-        "get": {
-            "summary": "Prometheus metrics (text exposition format)",
-            "description": (
-                "Request latency by route template and status, actions by type and result, readiness "
-                "gauges, heartbeat last success. Behind the bearer token like every route but /health."
-            ),
-            "tags": ["health"],
-            "responses": {
-                "200": {
-                    "description": "Metrics in the Prometheus text format 0.0.4",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                },
-                "401": {"$ref": "#/components/responses/Error"},
-            },
-        }
-    },
-}

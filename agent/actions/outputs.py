@@ -1,0 +1,80 @@
+"""What operation handlers return besides a ``Result`` model: none of it knows HTTP.
+
+The HTTP layer (``agent.api.replies``) turns each into a response; ``/actions`` and ``/batch``
+take only JSON results and images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from agent.models.base import ImageResult, Result
+
+# How an operation's successful answer is carried, as declared in the registry.
+Media = Literal["json", "image", "bytes", "events", "text", "document"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A JSON result with a status other than 200 (``/ready`` answers 503 with its checks)."""
+
+    body: Result
+    status: int
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """Bytes already in their final form: the metrics exposition, the OpenAPI document."""
+
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of a stream: its model and, for resumable streams, the offset it ends at."""
+
+    model: BaseModel
+    offset: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(getattr(self.model, "type", "message"))
+
+
+@dataclass(frozen=True, slots=True)
+class EventStream:
+    """Events produced as they come; closed (and its work ended) when the reader goes away."""
+
+    events: AsyncIterator[Event]
+    close: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """An open regular file to send; the HTTP layer applies a Range and closes ``fd``."""
+
+    fd: int
+    path: str
+    size: int
+    mtime: float
+    inode: int
+    size_known: bool  # False on /proc, /sys: read to the end and sent chunked
+    read_chunk: Callable[[int], Awaitable[bytes]]  # read up to N bytes of ``fd`` off the event loop
+    range: str | None = None  # the caller's Range (bytes=START-END): 206, or 416 outside the file
+
+
+@dataclass(frozen=True, slots=True)
+class ByteBody:
+    """A raw request body read as it arrives (uploads); ``length`` is the declared size, if any."""
+
+    chunks: AsyncIterator[bytes]
+    length: int | None
+
+
+Output = Result | ImageResult | Answer | RawBody | EventStream | Download

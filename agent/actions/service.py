@@ -1,0 +1,116 @@
+"""The agent's own operations: liveness, readiness, metrics and the OpenAPI document.
+
+/ready renders ``agent.supervision.readiness``: the same cached state the heartbeat and
+systemd's STATUS= report, so the three never disagree. All four are REST only.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from agent import __version__
+from agent.actions.outputs import Answer, RawBody
+from agent.actions.registry import REGISTRY
+from agent.models.service import (
+    Health,
+    HealthRequest,
+    MetricsRequest,
+    OpenAPIRequest,
+    Readiness,
+    ReadinessCheck,
+    ReadinessScreen,
+    ReadyRequest,
+)
+from agent.services import Services
+from agent.supervision.metrics import CONTENT_TYPE
+
+
+async def health(services: Services, req: HealthRequest) -> Health:
+    return Health(version=__version__)
+
+
+async def ready(services: Services, req: ReadyRequest) -> Readiness | Answer:
+    state = await services.readiness.current()
+    screen = state.screen
+    answer = Readiness(
+        ready=state.ready,
+        status=state.status.value,
+        checks={c.name: ReadinessCheck(ok=c.ok, required=c.required, detail=c.detail) for c in state.checks},
+        screen=None if screen is None else ReadinessScreen(width=screen.width, height=screen.height),
+    )
+    return answer if state.ready else Answer(answer, 503, retry_after=1)
+
+
+async def metrics(services: Services, req: MetricsRequest) -> RawBody:
+    # Sent as is: prometheus_client's content type carries version and charset parameters.
+    return RawBody(services.metrics.render(), CONTENT_TYPE)
+
+
+@cache
+def _document_bytes() -> bytes:
+    from agent.api.openapi import build_document  # the document is built from this registry
+
+    return json.dumps(build_document(), indent=1).encode()
+
+
+async def openapi(services: Services, req: OpenAPIRequest) -> RawBody:
+    return RawBody(_document_bytes(), "application/json")
+
+
+_COMMON = {"tag": "health", "method": "GET", "actions": False}
+REGISTRY.add(
+    "health",
+    HealthRequest,
+    health,
+    summary="Liveness (no auth)",
+    route="/health",
+    result=Health,
+    ok="The agent is alive",
+    errors=(),
+    public=True,
+    **_COMMON,
+)
+REGISTRY.add(
+    "ready",
+    ReadyRequest,
+    ready,
+    summary="Readiness: 200 when every required check passes, else 503",
+    description=(
+        "Cheap cached checks: the X display answers, the accessibility bus answers (when "
+        "accessibility is enabled), the agent is not shutting down. The heartbeat and "
+        "systemd's STATUS= report the same state."
+    ),
+    route="/ready",
+    result=Readiness,
+    ok="Ready",
+    replies={503: "Not ready (Retry-After set); the body says which check fails"},
+    errors=(401,),
+    **_COMMON,
+)
+REGISTRY.add(
+    "metrics",
+    MetricsRequest,
+    metrics,
+    summary="Prometheus metrics (text exposition format)",
+    description=(
+        "Request latency by route template and status, operations by type and result, readiness "
+        "gauges, heartbeat last success. Behind the bearer token like every route but /health."
+    ),
+    route="/metrics",
+    media="text",
+    ok="Metrics in the Prometheus text format 0.0.4",
+    errors=(401,),
+    **_COMMON,
+)
+REGISTRY.add(
+    "openapi",
+    OpenAPIRequest,
+    openapi,
+    summary="This document",
+    route="/openapi.json",
+    media="document",
+    ok="OpenAPI 3.1 document",
+    errors=(401,),
+    **_COMMON,
+)
