@@ -15,7 +15,7 @@ from agent.a11y import elements, outline, roles
 from agent.a11y.node import Node, ScreenRect, WalkOptions, keep_roles
 from agent.a11y.service import Accessibility
 from agent.actions.capabilities import Capability
-from agent.actions.registry import REGISTRY
+from agent.actions.registry import REGISTRY, MiB
 from agent.actions.uncover import uncover
 from agent.desktop.backend import Button
 from agent.errors import AccessibilityUnavailable, InvalidArgument
@@ -316,6 +316,7 @@ REGISTRY.add(
     accessibility_action,
     route="/desktop/accessibility/action",
     result=Success,
+    max_body=1 * MiB,  # set_text / set_value
     tag="accessibility",
     capability=Capability.ACCESSIBILITY,
     summary="Perform an element's AT-SPI action, focus it, or set its value or text",

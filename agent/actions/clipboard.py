@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.actions.registry import REGISTRY
+from agent.actions.registry import BULK_BODY, REGISTRY
 from agent.errors import Unavailable
 from agent.models.base import Success
 from agent.models.windows import ClipboardText, GetClipboardRequest, SetClipboardRequest
@@ -41,6 +41,7 @@ REGISTRY.add(
     set_clipboard,
     route="/desktop/clipboard",
     result=Success,
+    max_body=BULK_BODY,
     tag="clipboard",
     summary="Own the clipboard with this text; every app pastes it",
 )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from agent.actions.capabilities import Capability
 from agent.actions.outputs import Event, EventStream
-from agent.actions.registry import REGISTRY
+from agent.actions.registry import BULK_BODY, REGISTRY
 from agent.errors import Unavailable
 from agent.exec.output import encode
 from agent.exec.runner import CommandResult, CommandSpec, bash_argv
@@ -119,6 +119,7 @@ REGISTRY.add(
     tag="exec",
     cancel_on_disconnect=True,
     capability=Capability.EXEC,
+    max_body=BULK_BODY,  # stdin
 )
 REGISTRY.add(
     "bash",
@@ -130,6 +131,7 @@ REGISTRY.add(
     tag="exec",
     cancel_on_disconnect=True,
     capability=Capability.EXEC,
+    max_body=BULK_BODY,  # stdin
 )
 REGISTRY.add(
     "debug",
@@ -140,6 +142,7 @@ REGISTRY.add(
     tag="exec",
     cancel_on_disconnect=True,
     capability=Capability.EXEC,
+    max_body=BULK_BODY,  # stdin
 )
 REGISTRY.add(
     "exec_stream",
@@ -156,4 +159,5 @@ REGISTRY.add(
     cancel_on_disconnect=True,
     capability=Capability.EXEC,
     actions=False,
+    max_body=BULK_BODY,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agent.actions.registry import REGISTRY, Handler, RequestModel
+from agent.actions.registry import DEFAULT_BODY_LIMIT, REGISTRY, Handler, MiB, RequestModel
 from agent.desktop.backend import Button, Chord, Point
 from agent.desktop.keys import parse_chord, parse_keys, parse_sequence
 from agent.errors import InvalidArgument
@@ -162,7 +162,16 @@ _INPUT_ACTIONS: tuple[tuple[str, RequestModel, Handler, str, str], ...] = (
 )
 for _type, _model, _handler, _route, _summary in _INPUT_ACTIONS:
     REGISTRY.add(
-        _type, _model, _handler, summary=_summary, route=_route, result=Success, uses_input=True, tag="input"
+        _type,
+        _model,
+        _handler,
+        summary=_summary,
+        route=_route,
+        result=Success,
+        uses_input=True,
+        tag="input",
+        # Text to type: at most 1,000,000 characters (up to 4 bytes each).
+        max_body=4 * MiB if _type == "type" else DEFAULT_BODY_LIMIT,
     )
 
 REGISTRY.add(

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from agent.actions.capabilities import Capability
 from agent.actions.exec import exec_service
 from agent.actions.outputs import Event, EventStream
-from agent.actions.registry import REGISTRY
+from agent.actions.registry import BULK_BODY, REGISTRY
 from agent.errors import InvalidArgument
 from agent.exec.output import decode_input, encode
 from agent.exec.processes import ManagedProcess, follow, parse_signal
@@ -150,6 +150,7 @@ REGISTRY.add(
     result=ProcessInfo,
     ok="The process (a missing program is an exited process with exit code 127)",
     errors=(400, 401, 429),
+    max_body=BULK_BODY,  # stdin
     **_COMMON,
 )
 REGISTRY.add(
@@ -185,6 +186,7 @@ REGISTRY.add(
     route=f"{_PROCESS}/stdin",
     result=Success,
     errors=(400, 401, 404, 409, 413),
+    max_body=BULK_BODY,
     **_COMMON,
 )
 REGISTRY.add(

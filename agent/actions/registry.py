@@ -39,6 +39,12 @@ RequestModel = type[BaseModel]
 ResultModel = type[BaseModel] | None
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 PATH_PARAM = re.compile(r"{(\w+)}")
+KiB = 1024
+MiB = 1024 * KiB
+# A JSON body's limit stays above the largest body its schema accepts, so a 413 only ever refuses
+# a body that would be invalid anyway (except under a max_body_bytes set lower than that).
+DEFAULT_BODY_LIMIT = 256 * KiB  # coordinates, keys, window ops, paths; a launch command line
+BULK_BODY = -1  # the operation carries bulk data: its limit is the agent's max_body_bytes
 # What every operation may answer unless it declares its own list: a bad request, no token, the
 # desktop not answering (404 is added for operations with path parameters).
 DEFAULT_ERRORS = (400, 401, 503)
@@ -82,6 +88,7 @@ class Operation:
     ok: str = "Done"  # what the 200 answer is
     public: bool = False  # served without the bearer token (/health)
     headers: Mapping[str, str] = field(default_factory=dict)  # request header -> model field
+    max_body: int = DEFAULT_BODY_LIMIT  # JSON body bytes before 413; BULK_BODY: max_body_bytes
 
     @property
     def path_params(self) -> list[str]:
@@ -151,6 +158,9 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._operations)
+
+    def find(self, type: str) -> Operation | None:
+        return self._operations.get(type)
 
     def is_public(self, type: str | None) -> bool:
         """Whether the operation ``type`` is served without the bearer token (declared public)."""

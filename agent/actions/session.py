@@ -6,7 +6,7 @@ import urllib.parse
 from typing import TypeVar
 
 from agent.actions.capabilities import Capability, Conditional
-from agent.actions.registry import REGISTRY
+from agent.actions.registry import BULK_BODY, REGISTRY
 from agent.errors import Unavailable
 from agent.models.windows import (
     Environment,
@@ -82,6 +82,7 @@ REGISTRY.add(
     route="/desktop/wallpaper",
     result=WallpaperSet,
     tag="apps",
+    max_body=BULK_BODY,  # a data: URL
     conditional=Conditional(
         Capability.FILES,
         lambda req: is_file_url(req.url),

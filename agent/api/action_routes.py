@@ -56,17 +56,18 @@ class BatchAnswer(Result):
 
 
 async def execute(
-    services: Services, action: Operation, request: BaseModel, *, locked: bool, **extra: Any
+    services: Services, action: Operation, request: BaseModel, *, locked: bool, body: ByteBody | None = None
 ) -> Output:
     """Run one checked and validated operation; input actions take the input lock unless the
     caller holds it. Counted by type and outcome (ok or the error code) for /metrics."""
+    arguments: tuple[Any, ...] = (services, request) if body is None else (services, request, body)
     result = "INTERNAL"
     try:
         if action.uses_input and not locked:
             async with services.input_lock:
-                output = await action.handler(services, request, *extra.values())
+                output = await action.handler(*arguments)
         else:
-            output = await action.handler(services, request, *extra.values())
+            output = await action.handler(*arguments)
         result = "ok"
         return output
     except AgentError as exc:

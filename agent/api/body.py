@@ -18,28 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.actions.registry import BULK_BODY, DEFAULT_BODY_LIMIT, REGISTRY, KiB, MiB
 from agent.api.appkeys import CONFIG_KEY
 from agent.errors import InvalidArgument, PayloadTooLarge
 
-KiB = 1024
-MiB = 1024 * KiB
-# A route's limit stays above the largest body its schema accepts, so a 413 only ever refuses a
-# body that would be invalid anyway (except under a max_body_bytes set lower than that).
-DEFAULT_LIMIT = 256 * KiB  # coordinates, keys, window ops, paths; a launch command line (64 Ki chars)
-BULK = -1  # the route carries bulk data: its limit is max_body_bytes
-# Route name (the operation's type) -> its body limit.
+# /actions and /batch are not operations of their own: their limits (the others are declared).
 ROUTE_LIMITS: dict[str, int] = {
-    "type": 4 * MiB,  # text to type: at most 1,000,000 characters (up to 4 bytes each)
-    "accessibility_action": 1 * MiB,  # set_text / set_value
     "batch": 4 * MiB,  # at most MAX_BATCH_ACTIONS actions
-    "actions": BULK,  # any one action, set_clipboard included
-    "set_clipboard": BULK,
-    "set_wallpaper": BULK,  # a data: URL
-    "exec": BULK,  # stdin
-    "bash": BULK,
-    "exec_stream": BULK,
-    "process_start": BULK,
-    "process_stdin": BULK,
+    "actions": BULK_BODY,  # any one action, set_clipboard included
 }
 MAX_DEPTH = 64  # arrays and objects; real requests nest at most ~6 deep
 MAX_INT_DIGITS = 4300  # CPython's own int() limit; a longer integer is never a valid value here
@@ -53,9 +39,13 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[{]}")
 def body_limit(request: web.Request) -> int:
     """The largest body this request's route takes (never above max_body_bytes)."""
     ceiling = request.app[CONFIG_KEY].max_body_bytes
-    name = request.match_info.route.name
-    limit = ROUTE_LIMITS.get(name or "", DEFAULT_LIMIT)
-    return ceiling if limit == BULK else min(limit, ceiling)
+    name = request.match_info.route.name or ""
+    if name in ROUTE_LIMITS:
+        limit = ROUTE_LIMITS[name]
+    else:
+        operation = REGISTRY.find(name)
+        limit = operation.max_body if operation is not None else DEFAULT_BODY_LIMIT
+    return ceiling if limit == BULK_BODY else min(limit, ceiling)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -165,7 +165,8 @@ def path_item(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         item["x-capabilities"] = [str(c) for c in capabilities]
     item["parameters"] = _parameters(operation, schema)
     if operation.body == "bytes":
-        item["requestBody"] = {"required": True, "content": {"application/octet-stream": BINARY}}
+        # No body is a body of no bytes (an empty file).
+        item["requestBody"] = {"required": False, "content": {"application/octet-stream": BINARY}}
     elif not operation.from_query:
         body_required = set(schema.get("required", [])) - set(operation.path_params)
         item["requestBody"] = {
