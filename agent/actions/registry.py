@@ -31,7 +31,6 @@ from agent.errors import InvalidArgument
 if TYPE_CHECKING:
     from agent.services import Services
 
-ActionOutput = Output
 RequestT = TypeVar("RequestT", bound=BaseModel)
 Handler = Callable[["Services", Any], Awaitable[Output]]
 UploadHandler = Callable[["Services", Any, ByteBody], Awaitable[Output]]

@@ -17,8 +17,8 @@ from agent.models.service import (
     HealthRequest,
     MetricsRequest,
     OpenAPIRequest,
-    Readiness,
     ReadinessCheck,
+    ReadinessReport,
     ReadinessScreen,
     ReadyRequest,
 )
@@ -30,10 +30,10 @@ async def health(services: Services, req: HealthRequest) -> Health:
     return Health(version=__version__)
 
 
-async def ready(services: Services, req: ReadyRequest) -> Readiness | Answer:
+async def ready(services: Services, req: ReadyRequest) -> ReadinessReport | Answer:
     state = await services.readiness.current()
     screen = state.screen
-    answer = Readiness(
+    answer = ReadinessReport(
         ready=state.ready,
         status=state.status.value,
         checks={c.name: ReadinessCheck(ok=c.ok, required=c.required, detail=c.detail) for c in state.checks},
@@ -82,7 +82,7 @@ REGISTRY.add(
         "systemd's STATUS= report the same state."
     ),
     route="/ready",
-    result=Readiness,
+    result=ReadinessReport,
     ok="Ready",
     replies={503: "Not ready (Retry-After set); the body says which check fails"},
     errors=(401,),

@@ -102,6 +102,11 @@ async def _request_data(request: web.Request, operation: Operation) -> dict[str,
         data = query_data(request.query, operation.model, from_headers)
     else:
         data = await read_json(request)
+        for name, value in request.match_info.items():  # the path names them; the body may repeat them
+            if name in data and data[name] != value:
+                raise InvalidArgument(
+                    f"{name}: the path gives {value!r}; leave it out of the body", details={"field": name}
+                )
     data.update(request.match_info)
     type_field = operation.model.model_fields.get("type")
     if type_field is not None:

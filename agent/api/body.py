@@ -49,9 +49,9 @@ def body_limit(request: web.Request) -> int:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The JSON object body of a request; an empty body is ``{}``."""
+    """The JSON object body of a request; no body at all is ``{}`` (whitespace is not JSON)."""
     raw = await read_bounded(request, body_limit(request))
-    if not raw.strip():
+    if not raw:
         return {}
     data = await asyncio.to_thread(parse_json, raw) if len(raw) > THREAD_THRESHOLD else parse_json(raw)
     if not isinstance(data, dict):

@@ -148,6 +148,23 @@ def _description(operation: Operation) -> str | None:
     return " ".join(parts) or None
 
 
+def _body_schema(operation: Operation, schemas: dict[str, Any]) -> str:
+    """The name of the REST body's schema: the request model without its path parameters (which
+    /actions and /batch take in the body), e.g. ``SignalRequestBody``."""
+    name = operation.model.__name__
+    if not operation.path_params:
+        return name
+    body: dict[str, Any] = json.loads(json.dumps(schemas[name]))
+    for param in operation.path_params:
+        body.get("properties", {}).pop(param, None)
+    body["required"] = [field for field in body.get("required", []) if field not in operation.path_params]
+    if not body["required"]:
+        del body["required"]
+    body["title"] = f"{body.get('title', name)} (body)"
+    schemas[f"{name}Body"] = body
+    return f"{name}Body"
+
+
 def path_item(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI operation object of one declared route."""
     schema = schemas[operation.model.__name__]
@@ -168,10 +185,10 @@ def path_item(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         # No body is a body of no bytes (an empty file).
         item["requestBody"] = {"required": False, "content": {"application/octet-stream": BINARY}}
     elif not operation.from_query:
-        body_required = set(schema.get("required", [])) - set(operation.path_params)
+        body_name = _body_schema(operation, schemas)
         item["requestBody"] = {
-            "required": bool(body_required),
-            "content": {"application/json": {"schema": _ref(operation.model)}},
+            "required": bool(schemas[body_name].get("required")),
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=body_name)}}},
         }
     item["responses"] = {**_responses(operation), "default": ERROR}
     return item

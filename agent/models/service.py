@@ -47,7 +47,7 @@ class ReadinessScreen(BaseModel):
     height: int
 
 
-class Readiness(Result):
+class ReadinessReport(Result):
     ready: bool = Field(description="every required check passes")
     status: Literal["starting", "ready", "degraded", "stopping"]
     checks: dict[str, ReadinessCheck] = Field(

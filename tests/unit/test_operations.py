@@ -201,3 +201,36 @@ def test_any_other_boolean_is_a_400_naming_the_parameter(
     assert answer.status_code == 400, answer.text
     assert name in answer.json()["error"]["message"]
     assert target.exists()
+
+
+def test_path_parameters_come_from_the_path(agent: RunningAgent) -> None:
+    """The REST body's schema leaves them out; a body that contradicts the path is refused."""
+    with agent.client() as http:
+        answer = http.post("/processes/nope/signal", json={"id": "other", "signal": "TERM"})
+        assert answer.status_code == 400 and "id" in answer.json()["error"]["message"], answer.text
+        assert http.post("/processes/nope/signal", json={"id": "nope"}).status_code == 404
+    body = build_document()["components"]["schemas"]["SignalRequestBody"]
+    assert "id" not in body["properties"]
+
+
+@pytest.mark.parametrize("operation", [op for op in load_all() if not op.actions], ids=lambda op: op.type)
+def test_rest_only_operations_name_their_route_through_actions(
+    agent: RunningAgent, operation: Operation
+) -> None:
+    with agent.client() as http:
+        answer = http.post("/actions", json={"type": operation.type})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["details"]["route"] == operation.route
+
+
+def test_a_body_of_whitespace_is_not_an_empty_object(agent: RunningAgent) -> None:
+    """No body at all means {}; whitespace is invalid JSON (schemathesis sent "\\r\\n": 200)."""
+    with agent.client() as http:
+        answer = http.post(
+            "/processes/nope/signal", content=b"\r\n", headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 400 and "JSON" in answer.json()["error"]["message"], answer.text
+        assert (
+            http.post("/processes/nope/signal", headers={"Content-Type": "application/json"}).status_code
+            == 404
+        )
