@@ -55,7 +55,7 @@ def enabled(capability: Capability, config: Config) -> bool:
 
 def refusal(capability: Capability, operation: str) -> AgentError:
     """The error for a switched-off capability: 403, or 503 for the accessibility bus as before."""
-    switch = SWITCHES[capability]
+    switch = SWITCHES[capability].option
     message = (
         f"{operation}: the {capability.value} capability is switched off on this agent (--{switch} false)"
     )

@@ -80,7 +80,7 @@ class Operation:
     capability: Capability | None = None  # switched off with its option: refused before anything runs
     conditional: Conditional | None = None  # a capability only some requests need
     actions: bool = True  # also reachable from /actions and /batch (JSON or image answers only)
-    body: Literal["json", "bytes", "none"] = "json"  # "bytes": the handler reads a ByteBody (uploads)
+    body: Literal["json", "bytes"] = "json"  # "bytes": the handler reads a ByteBody (uploads)
     errors: tuple[int, ...] | None = None  # documented error statuses; None: DEFAULT_ERRORS (+404)
     replies: Mapping[int, str] = field(default_factory=dict)  # other success statuses, same content
     description: str | None = None
