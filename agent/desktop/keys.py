@@ -280,6 +280,40 @@ TYPED_CONTROLS = {
 }
 
 
+# Keys whose press changes what later keys mean (a lock, a latch, a group switch): a key
+# sequence that contains one is sent without the lock handling typing gets.
+LOCK_KEYSYMS = frozenset(
+    XK.string_to_keysym(name)
+    for name in (
+        "Caps_Lock",
+        "Shift_Lock",
+        "Num_Lock",
+        "Scroll_Lock",
+        "ISO_Lock",
+        "ISO_Level2_Latch",
+        "ISO_Level3_Latch",
+        "ISO_Level3_Lock",
+        "ISO_Level5_Latch",
+        "ISO_Level5_Lock",
+        "ISO_Group_Latch",
+        "ISO_Group_Lock",
+        "ISO_Next_Group",
+        "ISO_Next_Group_Lock",
+        "ISO_Prev_Group",
+        "ISO_Prev_Group_Lock",
+        "ISO_First_Group",
+        "ISO_First_Group_Lock",
+        "ISO_Last_Group",
+        "ISO_Last_Group_Lock",
+        "Mode_switch",
+    )
+) - {0}
+
+
+def is_lock_key(keysym: int) -> bool:
+    return keysym in LOCK_KEYSYMS
+
+
 def text_keysyms(text: str) -> list[int]:
     """One keysym per character to type; "\\r\\n" is one Return. Other control characters are refused."""
     keysyms: list[int] = []

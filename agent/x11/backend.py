@@ -6,11 +6,13 @@ Held keys and buttons are tracked so that a failed batch or a shutdown can relea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from Xlib import X
@@ -22,11 +24,12 @@ if TYPE_CHECKING:
     from agent.x11.capture import ScreenCapture
 
 from agent.desktop.backend import Button, CaptureOptions, Chord, Point, Region, Size
-from agent.desktop.keys import text_keysyms
+from agent.desktop.keys import is_lock_key, text_keysyms
 from agent.errors import DisplayUnavailable
 from agent.models.base import ImageResult
 from agent.x11.connection import XConnection
 from agent.x11.keyboard import KeyboardMap, NoKeycodeLeft
+from agent.x11.xkb import CORE_GROUP_BITS, CORE_MODIFIER_BITS, NEUTRAL, KeyboardLocks
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class X11Desktop:
         self.display_name = display_name
         self.connection = XConnection(display_name, name="x11-input")
         self._keyboard = KeyboardMap()
+        self._locks = KeyboardLocks(display_name)
         self._capture: ScreenCapture | None = None  # numpy, Pillow, mss: loaded off the start-up path
         self._size: Size | None = None
         self._held_keys: list[int] = []
@@ -63,6 +67,7 @@ class X11Desktop:
         geometry = root.get_geometry()
         self._size = Size(geometry.width, geometry.height)
         self._keyboard.invalidate()
+        self._locks.close()  # a new server (or generation): its own XKB connection
         self._held_keys.clear()
         self._held_buttons.clear()
 
@@ -185,39 +190,77 @@ class X11Desktop:
         with Shift exactly when needed. One round when the text's distinct missing keysyms fit
         the spare keycodes; otherwise each round uses as many as fit and the next rebinds them."""
         keyboard = self._keyboard
-        self._read_keymap(display)
+        core_state = self._read_keymap(display)
         if keyboard.capacity == 0 and keyboard.missing(keysyms):
             raise NoKeycodeLeft("the keyboard map has no spare keycode to type characters the layout lacks")
-        start = 0
-        while start < len(keysyms):
-            end = keyboard.round_end(keysyms, start)
-            run = keysyms[start:end]
-            to_bind = keyboard.missing(run)
-            if to_bind:
-                if len(to_bind) > keyboard.free_keycodes:
-                    self._let_clients_read_earlier_keys()
-                protect = {keysym for keysym in run if keyboard.needs_binding(keysym)}
-                keyboard.bind(display, to_bind, protect=protect)
-            self._send_keysyms(display, run)
-            display.sync()
-            self._rebind_safe_at = (
-                time.monotonic() + REBIND_SETTLE_BASE_S + REBIND_SETTLE_PER_KEY_S * len(run)
-            )
-            start = end
-            if start < len(keysyms):
-                self._read_keymap(display)
+        with self._without_locks(display, core_state):
+            start = 0
+            while start < len(keysyms):
+                end = keyboard.round_end(keysyms, start)
+                run = keysyms[start:end]
+                to_bind = keyboard.missing(run)
+                if to_bind:
+                    if len(to_bind) > keyboard.free_keycodes:
+                        self._let_clients_read_earlier_keys()
+                    protect = {keysym for keysym in run if keyboard.needs_binding(keysym)}
+                    keyboard.bind(display, to_bind, protect=protect)
+                self._send_keysyms(display, run)
+                display.sync()
+                self._rebind_safe_at = (
+                    time.monotonic() + REBIND_SETTLE_BASE_S + REBIND_SETTLE_PER_KEY_S * len(run)
+                )
+                start = end
+                if start < len(keysyms):
+                    self._read_keymap(display)
 
-    def _read_keymap(self, display: Display) -> None:
-        """Bring the keyboard map up to date before choosing keycodes.
+    def _read_keymap(self, display: Display) -> int:
+        """Bring the keyboard map up to date before choosing keycodes; return the core state.
 
         The round trip makes the server hand us every MappingNotify caused before this call:
         ours (after a rebinding) and anyone else's (setxkbmap, a layout switch). Both are handled
         alike, by reading the map again, so a change by someone else between two requests or two
         rounds is followed rather than typed over, and our own is never taken for a conflict.
+        The round trip is a pointer query, whose answer carries the keyboard's core state
+        (modifiers and group) for ``_without_locks``: knowing no lock is on costs nothing more.
         """
-        display.sync()
+        core_state = int(display.screen().root.query_pointer().mask)
         self.connection.drain_events(display)
         self._keyboard.refresh(display)
+        return core_state
+
+    def _held_modifiers(self) -> int:
+        """The core modifier mask of the keys the caller holds down (``key_down``)."""
+        mask = 0
+        for code in self._held_keys:
+            bit = self._keyboard.modifier_bit(code)
+            if bit is not None:
+                mask |= 1 << bit
+        return mask
+
+    @contextlib.contextmanager
+    def _without_locks(self, display: Display, core_state: int) -> Iterator[None]:
+        """Clear every lock and latch (Caps, Shift and Num Lock, a locked group, sticky keys)
+        for the keys sent inside, then put back exactly what was there.
+
+        ``core_state`` was read on a round trip the caller makes anyway: when it shows no
+        modifier or group beyond those the caller holds, XKB is not even asked. Modifiers the
+        caller holds stay held: that is its choice.
+        """
+        if not core_state & ~self._held_modifiers() & (CORE_MODIFIER_BITS | CORE_GROUP_BITS):
+            yield
+            return
+        saved = self._locks.read()
+        if saved is None or saved.neutral:
+            yield
+            return
+        self._locks.write(NEUTRAL)
+        try:
+            yield
+        finally:
+            try:
+                display.sync()  # every key reaches the server before the locks come back
+            finally:
+                self._locks.write(saved)
 
     def _let_clients_read_earlier_keys(self) -> None:
         """Wait before rebinding keycodes that keys typed moments ago were sent on.
@@ -233,11 +276,12 @@ class X11Desktop:
         keyboard = self._keyboard
         shift_code = keyboard.shift_keycode()
         shift_down = False
+        caller_holds_shift = shift_code in self._held_keys  # then it stays held, whatever we type
         for keysym in keysyms:
             placement = keyboard.lookup(keysym)
             if placement is None:  # the round was bound just before, on this thread
                 raise RuntimeError(f"keysym {keysym:#x} has no keycode after binding")
-            if placement.shift != shift_down:
+            if placement.shift != shift_down and not caller_holds_shift:
                 xtest.fake_input(display, X.KeyPress if placement.shift else X.KeyRelease, shift_code)
                 shift_down = placement.shift
             xtest.fake_input(display, X.KeyPress, placement.keycode)
@@ -287,13 +331,19 @@ class X11Desktop:
             xtest.fake_input(display, X.KeyRelease, code)
 
     async def press_chords(self, chords: list[Chord], *, reverse_release: bool = False) -> None:
+        """Press and release each chord. Like typed text, a named key means that keysym
+        whatever lock is on; a sequence that presses a lock key itself is sent as it is."""
+        presses_a_lock = any(is_lock_key(key.keysym) for chord in chords for key in chord)
+
         def op(display: Display) -> None:
-            for chord in chords:
-                codes = self._press_chord(display, chord)
-                if reverse_release:
-                    self._release(display, codes)
-                else:
-                    self._release_like_xdotool(display, codes)
+            core_state = 0 if presses_a_lock else int(display.screen().root.query_pointer().mask)
+            with self._without_locks(display, core_state):
+                for chord in chords:
+                    codes = self._press_chord(display, chord)
+                    if reverse_release:
+                        self._release(display, codes)
+                    else:
+                        self._release_like_xdotool(display, codes)
 
         await self.connection.run(op)
 
@@ -354,6 +404,9 @@ class X11Desktop:
 
     async def close(self) -> None:
         await self.release_all()
+        if self.connection.connected:
+            with contextlib.suppress(DisplayUnavailable):
+                await self.connection.run(lambda display: self._locks.close())
         if self._capture is not None:
             await self._capture.close()
         await self.connection.close()

@@ -1,0 +1,135 @@
+"""Typing is exact whatever Caps Lock and Num Lock say, and leaves them as it found them.
+
+The locks are switched with xdotool (its own XTest client) and read back with ``xset q`` (the
+server's LED mask); what arrived is read from a GTK entry and from the file an xterm's ``cat``
+writes, never from the agent.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.session.devdesktop import DevDesktop
+from tests.conftest import run_observer
+from tests.observers import EventLogger
+from tests.x11.test_input import XtermCat
+
+pytestmark = pytest.mark.x11
+
+CAPS_LED, NUM_LED = 0x1, 0x2
+LOCK_KEYS = {CAPS_LED: "Caps_Lock", NUM_LED: "Num_Lock"}
+# Upper and lower case, digits, the characters the keypad also has (*/-+.), other punctuation,
+# Latin-1 with accents in both cases, non-Latin letters in both cases, CJK.
+LINE_ONE = "Hello World é É 0123456789 7.5*2/4+1-0=12 !@#$%^&()_[]{};:'\",<>?\\|`~"
+LINE_TWO = "Ωμέγα Жук ß 日本 ÀÇÑ end"
+MIXED_TEXT = f"{LINE_ONE}\n{LINE_TWO}"
+
+
+def led_mask(desktop: DevDesktop) -> int:
+    """The keyboard LEDs as the X server reports them (Caps Lock 1, Num Lock 2)."""
+    match = re.search(r"LED mask:\s+([0-9a-fA-F]+)", run_observer(desktop, "xset", "q"))
+    assert match is not None
+    return int(match.group(1), 16)
+
+
+def set_leds(desktop: DevDesktop, wanted: int) -> None:
+    """Toggle Caps Lock / Num Lock with xdotool until the LED mask shows ``wanted``."""
+    for led, key in LOCK_KEYS.items():
+        if bool(led_mask(desktop) & led) != bool(wanted & led):
+            run_observer(desktop, "xdotool", "key", key)
+    assert led_mask(desktop) & (CAPS_LED | NUM_LED) == wanted
+
+
+@pytest.fixture()
+def locks(desktop: DevDesktop) -> Iterator[None]:
+    yield
+    set_leds(desktop, 0)  # whatever a failing test left, the next one starts unlocked
+
+
+LOCK_STATES = pytest.mark.parametrize(
+    "leds", [CAPS_LED, NUM_LED, CAPS_LED | NUM_LED], ids=["caps-lock", "num-lock", "caps-and-num-lock"]
+)
+
+
+def focus_entry(client: httpx.Client, logger: EventLogger) -> None:
+    entry_point = (logger.ready["area_x"] + 50, logger.ready["area_y"] - 15)
+    client.post("/desktop/click", json={"x": entry_point[0], "y": entry_point[1]}).raise_for_status()
+    logger.drain()
+
+
+@LOCK_STATES
+def test_typing_into_gtk_entry_is_exact_under_locks(
+    client: httpx.Client, desktop: DevDesktop, logger: EventLogger, locks: None, leds: int
+) -> None:
+    focus_entry(client, logger)
+    set_leds(desktop, leds)
+    client.post("/desktop/type", json={"text": MIXED_TEXT}).raise_for_status()
+    # The newline is Return, which makes the entry report its text; the second line follows.
+    assert logger.next("entry")["text"] == LINE_ONE
+    assert led_mask(desktop) == leds
+    client.post("/desktop/type", json={"text": "\n"}).raise_for_status()
+    assert logger.next("entry")["text"] == LINE_ONE + LINE_TWO
+    assert led_mask(desktop) == leds
+
+
+@LOCK_STATES
+def test_typing_into_xterm_is_byte_exact_under_locks(
+    client: httpx.Client, desktop: DevDesktop, tmp_path: Path, locks: None, leds: int
+) -> None:
+    xterm = XtermCat(desktop, client, tmp_path / f"locked-{leds}.txt")
+    set_leds(desktop, leds)
+    long_text = MIXED_TEXT + "\n" + "Mixed Case 42 " * 30 + "\n"  # several chunks of keys
+    client.post("/desktop/type", json={"text": long_text}).raise_for_status()
+    assert led_mask(desktop) == leds
+    set_leds(desktop, 0)  # ctrl+d must reach cat as ctrl+d whatever this test is about
+    assert xterm.finish(client).decode() == long_text
+
+
+def test_named_keys_are_exact_under_caps_lock(
+    client: httpx.Client, desktop: DevDesktop, logger: EventLogger, locks: None
+) -> None:
+    focus_entry(client, logger)
+    set_leds(desktop, CAPS_LED)
+    client.post("/desktop/key", json={"key": "H i shift+1 a"}).raise_for_status()
+    client.post("/desktop/key", json={"key": "Return"}).raise_for_status()
+    assert logger.next("entry")["text"] == "Hi!a"
+    assert led_mask(desktop) == CAPS_LED
+
+
+def test_a_key_sequence_with_a_lock_key_toggles_it(
+    client: httpx.Client, desktop: DevDesktop, locks: None
+) -> None:
+    set_leds(desktop, 0)
+    client.post("/desktop/key", json={"key": "Caps_Lock"}).raise_for_status()
+    assert led_mask(desktop) == CAPS_LED
+    client.post("/desktop/key", json={"key": "capslock"}).raise_for_status()
+    assert led_mask(desktop) == 0
+
+
+def test_a_held_shift_stays_the_callers_choice(
+    client: httpx.Client, desktop: DevDesktop, logger: EventLogger, locks: None
+) -> None:
+    focus_entry(client, logger)
+    set_leds(desktop, CAPS_LED)
+    client.post("/desktop/key-down", json={"key": "shift"}).raise_for_status()
+    try:
+        client.post("/desktop/type", json={"text": "Ab1"}).raise_for_status()
+        # Still held after typing: a click reports Shift.
+        x, y = logger.area_center
+        client.post("/desktop/click", json={"x": x, "y": y}).raise_for_status()
+        presses = [e for e in logger.collect() if e["event"] == "button" and e["kind"] == "press"]
+        assert presses and all(press["shift"] for press in presses)
+    finally:
+        client.post("/desktop/key-up", json={"key": "shift"}).raise_for_status()
+    time.sleep(0.1)
+    focus_entry(client, logger)
+    client.post("/desktop/key", json={"key": "End Return"}).raise_for_status()
+    # Shift held over every key: the layout's Shift level, not Caps Lock's inversion of it.
+    assert logger.next("entry")["text"] == "AB!"
+    assert led_mask(desktop) == CAPS_LED
