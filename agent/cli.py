@@ -7,13 +7,14 @@ import asyncio
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
 from pathlib import Path
 
 from agent import __version__
-from agent.config import OPTIONS, Config, ConfigError, load
+from agent.config import ENV_PREFIX, OPTIONS, Config, ConfigError, load, read_files
 
 LOG = logging.getLogger("agent.cli")
 SHUTDOWN_GRACE = 5.0  # seconds in-flight requests get to finish on SIGTERM before being cancelled
@@ -40,15 +41,36 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def _config_from(args: argparse.Namespace, **overrides: str) -> Config:
-    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
-    flags.update(overrides)
+def _config_files(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
     config_file = args.config
     if config_file is None and os.environ.get("COMPUTER_AGENT_CONFIG"):
         config_file = Path(os.environ["COMPUTER_AGENT_CONFIG"])
     config_dir = args.config_dir
     if config_dir is None and os.environ.get("COMPUTER_AGENT_CONFIG_DIR"):
         config_dir = Path(os.environ["COMPUTER_AGENT_CONFIG_DIR"])
+    return config_file, config_dir
+
+
+def _options_given(args: argparse.Namespace) -> set[str]:
+    """The options set by a flag, the environment or a config file (not left to the default)."""
+    from_files = read_files(*_config_files(args))
+    return {
+        option.name
+        for option in OPTIONS
+        if getattr(args, option.name) is not None
+        or ENV_PREFIX + option.name.upper() in os.environ
+        or option.name in from_files
+    }
+
+
+def _config_from(args: argparse.Namespace, fallbacks: dict[str, str] | None = None) -> Config:
+    """The configuration from flags > env > files > defaults; ``fallbacks`` replace the defaults
+    of the options the caller set nowhere (how ``dev`` supplies its own display and token)."""
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
+    if fallbacks:
+        given = _options_given(args)
+        flags.update((name, value) for name, value in fallbacks.items() if name not in given)
+    config_file, config_dir = _config_files(args)
     return load(flags, config_file=config_file, config_dir=config_dir)
 
 
@@ -116,27 +138,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
-    """A private Xvfb desktop with a window manager and session bus, and the agent on loopback."""
+    """A private Xvfb desktop with a window manager and session bus, and the agent on loopback.
+
+    Every option ``serve`` has means the same here; ``dev`` only supplies what is left unset:
+    the display (a free one it starts Xvfb on) and the token (a file under the state dir).
+    ``--display :N`` starts the private desktop on :N; ``--token-file F`` uses F's token (a new
+    one is written there if F does not exist); ``--insecure-no-auth`` serves without a token.
+    """
     from agent.session.devdesktop import DevDesktop
     from agent.supervision.logs import configure
 
     state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "computer-agent"
-    state.mkdir(parents=True, exist_ok=True)
-    token_file = state / "dev-token"
-    if not token_file.exists():
-        token_file.write_text(secrets.token_urlsafe(32) + "\n")
-    token_file.chmod(0o600)
+    given = _options_given(args)
+    fallbacks = {}
+    if "token_file" not in given and "insecure_no_auth" not in given:
+        fallbacks["token_file"] = str(state / "dev-token")
+    config = _config_from(args, fallbacks)
+    display = _dev_display(config.display) if "display" in given else ""
+    if config.token_file is not None:
+        _ensure_token(config.token_file)
     width, _, height = args.size.partition("x")
-    desktop = DevDesktop(width=int(width), height=int(height)).start()
+    desktop = DevDesktop(width=int(width), height=int(height), display=display).start()
     try:
         os.environ.update(desktop.env)
-        config = _config_from(args, display=desktop.display, token_file=str(token_file))
+        config = config.replace(display=desktop.display)
         configure(config.log_level)
+        token = config.token_file
+        auth = f'-H "Authorization: Bearer $(cat {token})" ' if token is not None else ""
         print(
             f"\ncomputer-agent {__version__} dev desktop on DISPLAY={desktop.display}\n"
             f"  API:   http://{config.host}:{config.port}  (docs: /openapi.json)\n"
-            f"  token: {token_file}\n"
-            f'  try:   curl -H "Authorization: Bearer $(cat {token_file})" '
+            f"  token: {token if token is not None else 'none (--insecure-no-auth)'}\n"
+            f"  try:   curl {auth}"
             f"http://{config.host}:{config.port}/desktop/screenshot -o shot.png\n",
             file=sys.stderr,
             flush=True,
@@ -145,6 +178,25 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     finally:
         desktop.stop()
     return 0
+
+
+def _dev_display(display: str) -> str:
+    """``dev`` starts its own X server, so the display it is given must be a local one."""
+    if re.fullmatch(r":\d+(\.\d+)?", display) is None:
+        raise ConfigError(
+            f"--display: dev starts its own X server, so it takes a local display such as :5, got {display!r}"
+        )
+    return display
+
+
+def _ensure_token(path: Path) -> None:
+    """Write a fresh token (mode 0600) where none exists yet; an existing file is used as it is."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(32) + "\n")
 
 
 def _cmd_openapi(args: argparse.Namespace) -> int:

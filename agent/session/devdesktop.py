@@ -1,8 +1,8 @@
 """A private desktop for development and tests: Xvfb, a window manager and a session bus.
 
 ``computer-agent dev`` and the test suite both start one. Xvfb picks a free display itself
-(``-displayfd``), so parallel runs never collide, and everything started here is ended here,
-by PID, in reverse order.
+(``-displayfd``), so parallel runs never collide, unless a display is asked for (``dev
+--display :5``); everything started here is ended here, by PID, in reverse order.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class DevDesktop:
     depth: int = 24
     window_manager: str | None = "auto"  # "auto", a program name, or None for no WM
     session_bus: bool = True
-    display: str = ""
+    display: str = ""  # ":N" to start Xvfb on that display; empty: a free one
     env: dict[str, str] = field(default_factory=dict)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _runtime_dir: Path | None = None
@@ -58,9 +58,11 @@ class DevDesktop:
 
     def _start_xvfb(self) -> str:
         read_fd, write_fd = os.pipe()
+        wanted = [self.display.partition(".")[0]] if self.display else []
         proc = subprocess.Popen(
             [
                 "Xvfb",
+                *wanted,
                 "-displayfd",
                 str(write_fd),
                 "-screen",
@@ -84,6 +86,8 @@ class DevDesktop:
         with os.fdopen(read_fd) as pipe:
             number = pipe.readline().strip()
         if not number:
+            if self.display:
+                raise RuntimeError(f"Xvfb did not start on {self.display} (does another X server use it?)")
             raise RuntimeError("Xvfb did not start (is the xvfb package installed?)")
         return f":{number}"
 

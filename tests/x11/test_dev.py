@@ -1,0 +1,147 @@
+"""``computer-agent dev`` honours the options ``serve`` has: the display, the token, no-auth.
+
+Each test starts a real ``dev`` (Xvfb, window manager, session bus and the agent) and looks at
+the effect from outside: the X socket of the display asked for, the pointer position xdotool
+reads on it, which bearer token the HTTP API accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import AGENT_BIN, stop_process
+
+pytestmark = pytest.mark.x11
+
+
+def free_display() -> int:
+    """A display number no X server here uses (no lock file, no socket)."""
+    for number in range(150, 400):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return number
+    raise RuntimeError("no free display number")
+
+
+@dataclass
+class Dev:
+    url: str
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+
+
+@contextmanager
+def run_dev(tmp: Path, *argv: str, env: dict[str, str] | None = None) -> Iterator[Dev]:
+    """Start ``computer-agent dev --port 0 ARGV`` with its state under ``tmp``; stop it after."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("COMPUTER_AGENT_")}
+    environment.pop("DISPLAY", None)
+    environment.update(XDG_STATE_HOME=str(tmp / "state"), **(env or {}))
+    log = (tmp / "dev.log").open("w")
+    process = subprocess.Popen(
+        [str(AGENT_BIN), "dev", "--port", "0", *argv],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("event") == "listening":
+                url = entry["url"]
+        assert url is not None, (tmp / "dev.log").read_text()[-2000:]
+        yield Dev(url, process, environment)
+    finally:
+        stop_process(process, timeout=15)
+        if process.stdout is not None:
+            process.stdout.close()
+        log.close()
+
+
+def get(dev: Dev, path: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return httpx.get(dev.url + path, headers=headers, timeout=30)
+
+
+def test_dev_serves_the_display_asked_for(tmp_path: Path) -> None:
+    number = free_display()
+    token_file = tmp_path / "token"
+    token_file.write_text("display-test-token\n")
+    token_file.chmod(0o600)
+    with run_dev(tmp_path, "--display", f":{number}", "--token-file", str(token_file)) as dev:
+        assert Path(f"/tmp/.X11-unix/X{number}").exists()
+        answer = httpx.post(
+            dev.url + "/desktop/move",
+            json={"x": 123, "y": 77},
+            headers={"Authorization": "Bearer display-test-token"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        where = subprocess.run(
+            ["xdotool", "getmouselocation", "--shell"],
+            env=dict(dev.env, DISPLAY=f":{number}"),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "X=123\n" in where and "Y=77\n" in where
+    assert not Path(f"/tmp/.X11-unix/X{number}").exists()  # dev stopped the Xvfb it started
+
+
+def test_dev_takes_the_display_from_the_environment_too(tmp_path: Path) -> None:
+    number = free_display()
+    with run_dev(tmp_path, env={"COMPUTER_AGENT_DISPLAY": f":{number}"}):
+        assert Path(f"/tmp/.X11-unix/X{number}").exists()
+
+
+def test_dev_uses_the_token_in_the_token_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "my-token"
+    token_file.write_text("a-token-of-my-own\n")
+    token_file.chmod(0o600)
+    with run_dev(tmp_path, "--token-file", str(token_file)) as dev:
+        assert get(dev, "/desktop/screen-size", "a-token-of-my-own").status_code == 200
+        assert get(dev, "/desktop/screen-size", "another-token").status_code == 401
+    assert not (tmp_path / "state" / "computer-agent" / "dev-token").exists()
+
+
+def test_dev_writes_a_new_token_where_the_token_file_does_not_exist_yet(tmp_path: Path) -> None:
+    token_file = tmp_path / "new" / "token"
+    with run_dev(tmp_path, "--token-file", str(token_file)) as dev:
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert get(dev, "/desktop/screen-size", token_file.read_text().strip()).status_code == 200
+
+
+def test_dev_without_auth_when_asked(tmp_path: Path) -> None:
+    with run_dev(tmp_path, "--insecure-no-auth") as dev:
+        assert get(dev, "/desktop/screen-size", None).status_code == 200
+
+
+def test_dev_refuses_a_display_it_cannot_start(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(AGENT_BIN), "dev", "--display", "otherhost:0", "--insecure-no-auth"],
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--display" in result.stderr and "otherhost:0" in result.stderr
