@@ -133,3 +133,57 @@ def test_a_held_shift_stays_the_callers_choice(
     # Shift held over every key: the layout's Shift level, not Caps Lock's inversion of it.
     assert logger.next("entry")["text"] == "AB!"
     assert led_mask(desktop) == CAPS_LED
+
+
+@pytest.fixture()
+def shift_lock(desktop: DevDesktop, locks: None) -> Iterator[None]:
+    """Caps_Lock acting as Shift Lock (every key shifted, digits too), as setxkbmap sets it."""
+    run_observer(desktop, "setxkbmap", "-layout", "us", "-option", "caps:shiftlock")
+    time.sleep(0.3)
+    try:
+        yield
+    finally:
+        set_leds(desktop, 0)
+        run_observer(desktop, "setxkbmap", "-layout", "us", "-option", "")
+        assert "options" not in run_observer(desktop, "setxkbmap", "-query")
+        time.sleep(0.3)
+
+
+def test_typing_is_exact_under_shift_lock(
+    client: httpx.Client, desktop: DevDesktop, logger: EventLogger, tmp_path: Path, shift_lock: None
+) -> None:
+    """Shift Lock lights no LED; xdotool's plain "a" after our text shows it is still locked."""
+    focus_entry(client, logger)
+    run_observer(desktop, "xdotool", "key", "Shift_Lock")
+    client.post("/desktop/type", json={"text": LINE_ONE}).raise_for_status()
+    run_observer(desktop, "xdotool", "key", "a", "Shift_Lock")  # "A" under Shift Lock, then unlock
+    client.post("/desktop/key", json={"key": "Return"}).raise_for_status()
+    assert logger.next("entry")["text"] == LINE_ONE + "A"
+
+    xterm = XtermCat(desktop, client, tmp_path / "shift-lock.txt")
+    run_observer(desktop, "xdotool", "key", "Shift_Lock")
+    client.post("/desktop/type", json={"text": MIXED_TEXT + "\n"}).raise_for_status()
+    run_observer(desktop, "xdotool", "key", "a", "Return", "Shift_Lock")
+    assert xterm.finish(client).decode() == MIXED_TEXT + "\nA\n"
+
+
+@pytest.fixture()
+def sticky_keys(desktop: DevDesktop) -> Iterator[None]:
+    """Sticky keys on (xkbset): a Shift pressed and released alone is latched for the next key."""
+    run_observer(desktop, "xkbset", "sticky", "-twokey", "-latchlock")
+    try:
+        yield
+    finally:
+        run_observer(desktop, "xkbset", "-sticky")
+
+
+def test_typing_is_exact_with_a_latched_shift_and_leaves_it_latched(
+    client: httpx.Client, desktop: DevDesktop, logger: EventLogger, sticky_keys: None
+) -> None:
+    focus_entry(client, logger)
+    run_observer(desktop, "xdotool", "key", "Shift_L")  # latches Shift
+    client.post("/desktop/type", json={"text": "hello World é 123"}).raise_for_status()
+    # The latch is back: xdotool's next plain "a" comes out shifted, and uses the latch up.
+    run_observer(desktop, "xdotool", "key", "a")
+    client.post("/desktop/key", json={"key": "Return"}).raise_for_status()
+    assert logger.next("entry")["text"] == "hello World é 123A"
