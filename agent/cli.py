@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from agent import __version__
-from agent.config import ENV_PREFIX, OPTIONS, Config, ConfigError, load, read_files
+from agent.config import OPTIONS, Config, ConfigError, load, read_files
 
 LOG = logging.getLogger("agent.cli")
 SHUTDOWN_GRACE = 5.0  # seconds in-flight requests get to finish on SIGTERM before being cancelled
@@ -57,9 +57,7 @@ def _options_given(args: argparse.Namespace) -> set[str]:
     return {
         option.name
         for option in OPTIONS
-        if getattr(args, option.name) is not None
-        or ENV_PREFIX + option.name.upper() in os.environ
-        or option.name in from_files
+        if getattr(args, option.name) is not None or option.env in os.environ or option.name in from_files
     }
 
 

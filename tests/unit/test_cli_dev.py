@@ -20,7 +20,7 @@ def _flags(command: str) -> set[str]:
 
 def test_dev_has_every_flag_serve_has() -> None:
     assert _flags("serve") <= _flags("dev")
-    assert {"--" + option.name.replace("_", "-") for option in OPTIONS} <= _flags("dev")
+    assert {option.flag for option in OPTIONS} <= _flags("dev")
 
 
 FALLBACKS = {"token_file": "/dev-default/token", "log_level": "debug"}
