@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from Xlib import XK, X
+from Xlib.display import Display
+from Xlib.ext import xtest
 
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
@@ -21,6 +24,7 @@ from tests.observers import EventLogger
 from tests.x11.test_input import XtermCat
 
 pytestmark = pytest.mark.x11
+XK.load_keysym_group("xkb")  # ISO_Next_Group
 
 CAPS_LED, NUM_LED = 0x1, 0x2
 LOCK_KEYS = {CAPS_LED: "Caps_Lock", NUM_LED: "Num_Lock"}
@@ -187,3 +191,42 @@ def test_typing_is_exact_with_a_latched_shift_and_leaves_it_latched(
     run_observer(desktop, "xdotool", "key", "a")
     client.post("/desktop/key", json={"key": "Return"}).raise_for_status()
     assert logger.next("entry")["text"] == "hello World é 123A"
+
+
+def press_keys_from_outside(desktop: DevDesktop, *keysym_names: str) -> None:
+    """Press and release keys with XTest from the test's own connection (xdotool would switch
+    the layout group back around its keys, which is the very state under test here)."""
+    display = Display(desktop.display)
+    try:
+        for name in keysym_names:
+            keycode = display.keysym_to_keycode(XK.string_to_keysym(name))
+            assert keycode, name
+            xtest.fake_input(display, X.KeyPress, keycode)
+            xtest.fake_input(display, X.KeyRelease, keycode)
+        display.sync()
+    finally:
+        display.close()
+
+
+@pytest.fixture()
+def two_layouts(desktop: DevDesktop) -> Iterator[None]:
+    """us and ru, Caps Lock switching between them (the group is locked, not held)."""
+    run_observer(desktop, "setxkbmap", "-layout", "us,ru", "-option", "grp:caps_toggle")
+    time.sleep(0.3)
+    try:
+        yield
+    finally:
+        run_observer(desktop, "setxkbmap", "-layout", "us", "-option", "")
+        time.sleep(0.3)
+
+
+def test_typing_is_exact_with_the_second_layout_locked_and_leaves_it_locked(
+    client: httpx.Client, desktop: DevDesktop, logger: EventLogger, two_layouts: None
+) -> None:
+    focus_entry(client, logger)
+    press_keys_from_outside(desktop, "ISO_Next_Group")  # the Russian layout is on
+    client.post("/desktop/type", json={"text": "Hello World é 1"}).raise_for_status()
+    # Still on: the key that is "a" in the first layout types "ф"; then back to the first layout.
+    press_keys_from_outside(desktop, "a", "ISO_Next_Group")
+    client.post("/desktop/key", json={"key": "Return"}).raise_for_status()
+    assert logger.next("entry")["text"] == "Hello World é 1ф"
