@@ -12,7 +12,6 @@ import importlib
 import logging
 import math
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from Xlib import X
@@ -29,7 +28,7 @@ from agent.errors import DisplayUnavailable
 from agent.models.base import ImageResult
 from agent.x11.connection import XConnection
 from agent.x11.keyboard import KeyboardMap, NoKeycodeLeft
-from agent.x11.xkb import CORE_GROUP_BITS, CORE_MODIFIER_BITS, NEUTRAL, KeyboardLocks
+from agent.x11.xkb import KeyboardLocks
 
 LOG = logging.getLogger(__name__)
 
@@ -193,7 +192,7 @@ class X11Desktop:
         core_state = self._read_keymap(display)
         if keyboard.capacity == 0 and keyboard.missing(keysyms):
             raise NoKeycodeLeft("the keyboard map has no spare keycode to type characters the layout lacks")
-        with self._without_locks(display, core_state):
+        with self._locks.cleared(display, core_state):
             start = 0
             while start < len(keysyms):
                 end = keyboard.round_end(keysyms, start)
@@ -221,46 +220,12 @@ class X11Desktop:
         alike, by reading the map again, so a change by someone else between two requests or two
         rounds is followed rather than typed over, and our own is never taken for a conflict.
         The round trip is a pointer query, whose answer carries the keyboard's core state
-        (modifiers and group) for ``_without_locks``: knowing no lock is on costs nothing more.
+        (modifiers and group) for ``KeyboardLocks.cleared``: knowing no lock is on costs nothing more.
         """
         core_state = int(display.screen().root.query_pointer().mask)
         self.connection.drain_events(display)
         self._keyboard.refresh(display)
         return core_state
-
-    def _held_modifiers(self) -> int:
-        """The core modifier mask of the keys the caller holds down (``key_down``)."""
-        mask = 0
-        for code in self._held_keys:
-            bit = self._keyboard.modifier_bit(code)
-            if bit is not None:
-                mask |= 1 << bit
-        return mask
-
-    @contextlib.contextmanager
-    def _without_locks(self, display: Display, core_state: int) -> Iterator[None]:
-        """Clear every lock and latch (Caps, Shift and Num Lock, a locked group, sticky keys)
-        for the keys sent inside, then put back exactly what was there.
-
-        ``core_state`` was read on a round trip the caller makes anyway: when it shows no
-        modifier or group beyond those the caller holds, XKB is not even asked. Modifiers the
-        caller holds stay held: that is its choice.
-        """
-        if not core_state & ~self._held_modifiers() & (CORE_MODIFIER_BITS | CORE_GROUP_BITS):
-            yield
-            return
-        saved = self._locks.read()
-        if saved is None or saved.neutral:
-            yield
-            return
-        self._locks.write(NEUTRAL)
-        try:
-            yield
-        finally:
-            try:
-                display.sync()  # every key reaches the server before the locks come back
-            finally:
-                self._locks.write(saved)
 
     def _let_clients_read_earlier_keys(self) -> None:
         """Wait before rebinding keycodes that keys typed moments ago were sent on.
@@ -337,7 +302,7 @@ class X11Desktop:
 
         def op(display: Display) -> None:
             core_state = 0 if presses_a_lock else int(display.screen().root.query_pointer().mask)
-            with self._without_locks(display, core_state):
+            with self._locks.cleared(display, core_state):
                 for chord in chords:
                     codes = self._press_chord(display, chord)
                     if reverse_release:

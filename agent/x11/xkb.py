@@ -16,7 +16,9 @@ requests and the input connection's are ordered by waiting for each answer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from Xlib import error
@@ -129,6 +131,31 @@ class KeyboardLocks:
         self._display: Display | None = None
         self._opcode = 0
         self._unsupported = False
+
+    @contextlib.contextmanager
+    def cleared(self, input_display: Display, core_state: int) -> Iterator[None]:
+        """Clear every lock and latch (Caps, Shift and Num Lock, a locked group, sticky keys)
+        for the keys ``input_display`` sends inside, then put back exactly what was there.
+
+        ``core_state`` was read on a round trip the caller makes anyway: when it shows no
+        modifier and the first group, XKB is not even asked. Modifiers the caller holds down
+        (``key_down``) are XKB's base state, which is left as it is: holding one is its choice.
+        """
+        if not core_state & (CORE_MODIFIER_BITS | CORE_GROUP_BITS):
+            yield
+            return
+        saved = self.read()
+        if saved is None or saved.neutral:
+            yield
+            return
+        self.write(NEUTRAL)
+        try:
+            yield
+        finally:
+            try:
+                input_display.sync()  # every key reaches the server before the locks come back
+            finally:
+                self.write(saved)
 
     def read(self) -> LockState | None:
         """The current state, or None when the server has no XKB (nothing can be done then)."""
