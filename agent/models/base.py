@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+
+def document_aliases(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Put every other accepted name of a field (``AliasChoices``) into the model's JSON schema,
+    which otherwise shows only the first: the document then accepts what the server accepts."""
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    for info in model.model_fields.values():
+        if not isinstance(info.validation_alias, AliasChoices):
+            continue
+        names = [choice for choice in info.validation_alias.choices if isinstance(choice, str)]
+        if not names or names[0] not in properties:
+            continue
+        for other in names[1:]:
+            properties[other] = {**properties[names[0]], "description": f"Another name of `{names[0]}`"}
+        if names[0] in required:
+            required.remove(names[0])
+            schema.setdefault("allOf", []).append({"anyOf": [{"required": [choice]} for choice in names]})
+    if "required" in schema and not required:
+        del schema["required"]
 
 
 class Request(BaseModel):
     """A request body: unknown fields are refused so a typo is a clear 400, not a silent no-op."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=document_aliases)
 
     request_id: str | None = Field(
         default=None, description="Caller's correlation id (accepted and ignored; see X-Request-Id)."
