@@ -122,6 +122,19 @@ REGISTRY.add(
     max_body=BULK_BODY,  # stdin
 )
 REGISTRY.add(
+    "exec_sync",
+    ExecRequest,
+    run_exec,
+    summary="The same as POST /exec (seed 002's path for it)",
+    route="/exec/sync",
+    result=ExecResult,
+    tag="exec",
+    cancel_on_disconnect=True,
+    capability=Capability.EXEC,
+    actions=False,
+    max_body=BULK_BODY,  # stdin
+)
+REGISTRY.add(
     "bash",
     BashRequest,
     run_bash,

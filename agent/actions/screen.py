@@ -77,6 +77,17 @@ REGISTRY.add(
     tag="screen",
 )
 REGISTRY.add(
+    "screenshot_post",
+    ScreenshotRequest,
+    screenshot,
+    summary="Capture the whole screen, the options in a JSON body (seed 002's POST)",
+    description="The same as GET /desktop/screenshot with its query fields as a JSON body.",
+    route="/desktop/screenshot",
+    media="image",
+    tag="screen",
+    actions=False,
+)
+REGISTRY.add(
     "screenshot_region",
     RegionScreenshotRequest,
     screenshot_region,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from agent.errors import InvalidArgument
 from agent.exec.output import Encoding, decode_input
@@ -74,12 +74,28 @@ class ExecRequest(CommandOptions):
 
 
 class BashRequest(CommandOptions):
+    """``script`` (ours) or ``command`` (seed 001's name for it): exactly one of them."""
+
+    # The document says "at least one of the two"; the validator also refuses both.
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["script"]}, {"required": ["command"]}]}
+    )
+
     type: Literal["bash"] = "bash"
-    script: str = Field(description="A bash script; may span many lines", min_length=1)
+    script: str | None = Field(default=None, description="A bash script; may span many lines", min_length=1)
+    command: str | None = Field(
+        default=None, description="The same as `script` (seed 001's name); give one of the two", min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _script_or_command(self) -> BashRequest:
+        if (self.script is None) == (self.command is None):
+            raise ValueError("give script (or its other name, command), not both")
+        return self
 
     def spec(self) -> CommandSpec:
         return CommandSpec(
-            argv=bash_argv(self.script),
+            argv=bash_argv(self.script or self.command or ""),
             cwd=self.cwd,
             env=self.env,
             stdin=self.stdin_bytes(),
