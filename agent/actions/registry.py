@@ -60,6 +60,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.files",
     "agent.actions.accessibility",
     "agent.actions.service",
+    "agent.actions.peers",  # after the modules whose actions it names
 )
 
 
@@ -195,20 +196,25 @@ class Registry:
         kind = payload.get("type")
         if not isinstance(kind, str):
             raise InvalidArgument("the action has no 'type' field (a string such as 'click')")
-        action = self.get(ACTION_TYPE_ALIASES.get(kind, kind))
-        body = dict(payload, type=action.type)
-        return action, action.prepare(config, body)
+        action = self.get(kind)
+        return action, action.prepare(config, payload)
 
-
-# Names other products of this kind use for the same action type (seed 002).
-ACTION_TYPE_ALIASES: dict[str, str] = {
-    "keypress": "key",
-    "key_press": "key",
-    "mouse_move": "move",
-    "left_click": "click",
-    "cursor": "cursor_position",
-    "get_cursor_position": "cursor_position",
-}
+    def alias(self, alias: str, target: str, model: RequestModel) -> None:
+        """Declare ``alias`` as another name of the action ``target`` (a peer's name for it): its
+        own action type, with ``model`` (the target's model tagged ``alias``), so /actions, /batch
+        and the OpenAPI document all know it; it has no REST route of its own."""
+        operation = self._operations[target]
+        self.add(
+            alias,
+            model,
+            operation.handler,
+            summary=f"{operation.summary} (another name of `{target}`)",
+            **{
+                name: getattr(operation, name)
+                for name in ("result", "media", "uses_input", "tag", "capability", "conditional", "errors")
+            },
+            max_body=operation.max_body,
+        )
 
 
 def validate(model: type[RequestT], data: object, *, from_query: bool = False) -> RequestT:
