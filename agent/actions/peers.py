@@ -20,7 +20,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, Field, RootModel
 
-from agent.actions.capabilities import Capability
+from agent.actions import screen  # noqa: F401 (declares operations named below: cursor_position, screenshot)
+from agent.actions.capabilities import Capability, Conditional
 from agent.actions.exec import exec_service
 from agent.actions.input import on_screen
 from agent.actions.outputs import Output
@@ -30,6 +31,7 @@ from agent.desktop.keys import parse_chord, parse_keys
 from agent.errors import InvalidArgument
 from agent.exec.runner import CommandSpec, bash_argv
 from agent.models.base import ImageResult, Request, Success
+from agent.models.exec import DebugRequest
 from agent.models.peers import (
     BashActionRequest,
     ClickMouseRequest,
@@ -132,6 +134,7 @@ class Vocabulary:
     """A peer's single-action endpoint: its type names, each mapped to one of our operations."""
 
     def __init__(self, prefix: str, members: dict[str, str]) -> None:
+        self.members = members  # the peer's type name -> our operation
         self.operations: dict[type[BaseModel], str] = {}  # each member's model -> its operation
         for name, operation_type in members.items():
             model: Any = REGISTRY.get(operation_type).model
@@ -236,13 +239,17 @@ REGISTRY.add(
     summary="Run one action in seed 002's vocabulary; answer in its shape",
     description="The desktop action types and fields of seed 002's execute endpoint: `scroll`'s "
     "`dx`/`dy` are pixels (one wheel notch per 100 px), `keypress` takes `keys`, `drag` takes "
-    "`x1`..`y2`. The answer is `{status, result, request_id, timestamp}`. Needs the `exec` "
-    "capability for `debug`.",
+    "`x1`..`y2`. The answer is `{status, result, request_id, timestamp}`.",
     route="/execute",
     result=PeerActionResult,
     tag="peers",
     actions=False,
-    errors=(400, 401, 403, 503),
+    conditional=Conditional(
+        Capability.EXEC,
+        lambda request: isinstance(request.root, DebugRequest),
+        when="the action is `debug` (runs a command)",
+        example={"type": "debug", "debug": {"command": "true"}},
+    ),
 )
 REGISTRY.add(
     "bash_action",

@@ -2,8 +2,8 @@
 
 Each request is sent as a peer's client would send it; the effect is observed independently
 (the GTK event logger, xdotool, xwininfo, files written by the commands); and every request the
-server accepted is checked against the OpenAPI document the agent serves (jsonschema_rs), so the
-document describes what the server accepts, aliases included.
+server accepted, and its answer, are checked against the OpenAPI document the agent serves
+(jsonschema_rs), so the document describes what the server accepts, aliases included.
 """
 
 from __future__ import annotations
@@ -37,19 +37,28 @@ class Peer:
         self.components = document["components"]
         self.paths: dict[str, Any] = document["paths"]
 
-    def body_schema(self, path: str) -> Any:
+    def schemas(self, path: str) -> tuple[Any, Any]:
+        """Validators of the POST route's JSON body and of its 200 JSON answer."""
         for template, item in self.paths.items():
             if re.fullmatch(re.sub(r"{\w+}", "[^/]+", template), path) and "post" in item:
-                schema = item["post"]["requestBody"]["content"]["application/json"]["schema"]
-                return jsonschema_rs.Draft202012Validator({**schema, "components": self.components})
+                operation = item["post"]
+                request = operation["requestBody"]["content"]["application/json"]["schema"]
+                answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+                return (
+                    jsonschema_rs.Draft202012Validator({**request, "components": self.components}),
+                    jsonschema_rs.Draft202012Validator({**answer, "components": self.components}),
+                )
         raise AssertionError(f"the served document has no POST {path}")
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         answer = self.client.post(path, json=body)
         assert answer.status_code == 200, (path, body, answer.text)
-        errors = [error.message for error in self.body_schema(path).iter_errors(body)]
+        request_schema, answer_schema = self.schemas(path)
+        errors = [error.message for error in request_schema.iter_errors(body)]
         assert not errors, f"POST {path} {body}: accepted, but the served document refuses it: {errors}"
         result: dict[str, Any] = answer.json()
+        errors = [error.message for error in answer_schema.iter_errors(result)]
+        assert not errors, f"POST {path} {body}: the answer does not match the served document: {errors}"
         return result
 
 
