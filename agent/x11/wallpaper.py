@@ -449,5 +449,10 @@ def _paint_root(display: Display, image: Image.Image) -> tuple[int, int]:
     return width, height
 
 
-def _already_gone(err: object, request: object) -> None:
-    """The previous wallpaper's client was released by someone else first."""
+def _already_gone(err: object, request: object) -> bool:
+    """The previous wallpaper's client was released by someone else first.
+
+    True tells python-xlib the error is handled; anything falsy hands it on to the connection's
+    trap, which fails the whole call.
+    """
+    return True

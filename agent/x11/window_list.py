@@ -365,8 +365,13 @@ def owner_pids(display: Display, windows: list[int]) -> dict[int, int]:
     return {w: by_client[w & ~mask] for w in windows if by_client.get(w & ~mask)}
 
 
-def _ignore_error(err: object, request: object) -> None:
-    """The window vanished before we could watch it; the read that follows notices that."""
+def _ignore_error(err: object, request: object) -> bool:
+    """The window vanished before we could watch it; the read that follows notices that.
+
+    True tells python-xlib the error is handled; anything falsy hands it on to the connection's
+    trap, which fails the whole call.
+    """
+    return True
 
 
 def not_found(window: int) -> WindowNotFound:

@@ -214,3 +214,40 @@ def test_a_window_closing_mid_request_is_a_404_naming_it(
     )
     assert outcomes.get(404, 0) > 0, "no close landed while a request ran: the test raced nothing"
     assert "Traceback" not in log, log[log.index("Traceback") - 2000 :]
+
+
+def test_listing_windows_while_they_close_leaves_the_closed_ones_out(
+    race_desktop: tuple[DevDesktop, RunningAgent],
+) -> None:
+    """A listing is about no single window: one that closes while it runs is left out, never
+    a 404 (the listing once asked to watch each new window and failed when one was gone)."""
+    desktop, agent = race_desktop
+    maker = WindowMaker(desktop)
+    closer = Closer(desktop)
+    answers: dict[int, int] = {}
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def list_windows() -> None:
+        with agent.client() as client:
+            while not stop.is_set():
+                answer = client.get("/desktop/windows")
+                answers[answer.status_code] = answers.get(answer.status_code, 0) + 1
+                if answer.status_code != 200:
+                    failures.append(f"{answer.status_code} {answer.text[:300]}")
+
+    listers = [threading.Thread(target=list_windows) for _ in range(3)]
+    for lister in listers:
+        lister.start()
+    try:
+        for _ in range(4):
+            for window in maker.make(BATCH):
+                closer.close_soon(window).join()
+    finally:
+        stop.set()
+        for lister in listers:
+            lister.join()
+        maker.close()
+    print(f"listings while {4 * BATCH} windows closed: {answers}")
+    assert not failures, f"{len(failures)} listings failed:\n" + "\n".join(failures[:10])
+    assert answers.get(200, 0) > 0
