@@ -105,6 +105,10 @@ class Node:
         return roles.role_name(self.role)
 
     @property
+    def aria_role(self) -> str | None:
+        return roles.aria_role(self.role)
+
+    @property
     def states(self) -> list[str]:
         return roles.state_names(self.state_words)
 

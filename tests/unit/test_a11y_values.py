@@ -59,7 +59,8 @@ def test_cache_items_are_found_by_path_and_by_parent_in_index_order() -> None:
 
 
 def test_found_nodes_read_the_walks_node() -> None:
-    """/find's answer is filled from the Node's attributes, with and without a position."""
+    """/find's answer is filled from the Node's attributes; without a position the bounds are left
+    out, not null, and the ARIA role stands beside the AT-SPI one."""
     load_all()  # the actions register in their documented order before one module is imported alone
     from agent.actions.accessibility import FoundNode
 
@@ -67,13 +68,9 @@ def test_found_nodes_read_the_walks_node() -> None:
     assert FoundNode.model_validate(button).model_dump() == {
         "id": "1.7:5",
         "role": "push button",
+        "aria_role": "button",
         "name": "OK",
         "states": ["showing"],
-        "x": None,
-        "y": None,
-        "width": None,
-        "height": None,
-        "center": None,
     }
     button.extents = ScreenRect(10, 20, 31, 41)
     placed = FoundNode.model_validate(button).model_dump()
