@@ -186,7 +186,8 @@ class Scope:
 def keep_roles(root: Node, wanted: frozenset[int]) -> int:
     """Drop nodes whose role is not wanted, lifting their kept descendants; return nodes kept.
 
-    The root (desktop) and the applications always stay, so the answer keeps its shape.
+    The root (desktop, application or element) and the applications always stay, so the answer
+    keeps its shape.
     """
 
     def kept(node: Node) -> list[Node]:

@@ -374,3 +374,8 @@ def parse_role(name: str) -> frozenset[int]:
 def known_roles() -> dict[str, list[str]]:
     """What an unknown-role 400 lists: both vocabularies."""
     return {"aria": list(ARIA_NAMES), "atspi": list(ROLE_NAMES)}
+
+
+def aria_vocabulary() -> dict[str, list[str]]:
+    """Each ARIA name with the AT-SPI roles it matches (the OpenAPI document publishes this)."""
+    return {aria: sorted(ROLE_NAMES[number] for number in ROLE_QUERY[aria]) for aria in ARIA_NAMES}

@@ -50,6 +50,11 @@ def _omitted(**kwargs: Any) -> Any:
     return Field(default=None, exclude_if=_unknown, json_schema_extra=schema, **kwargs)
 
 
+def _role_vocabulary(schema: dict[str, Any]) -> None:
+    """Publish beside a role filter which AT-SPI roles each ARIA name matches."""
+    schema["x-aria-roles"] = roles.aria_vocabulary()
+
+
 ROLE_FILTER_HELP = (
     "An ARIA / Playwright role name (button, checkbox, textbox, link, menuitem, combobox, tab, ...; "
     "matches every AT-SPI role mapped to it, see aria_role) or an AT-SPI role name ('push button' "
@@ -72,7 +77,8 @@ class AccessibleNode(BaseModel):
     aria_role: str | None = _omitted(
         enum=list(roles.NODE_ARIA_NAMES),
         description="The ARIA / Playwright name of the role ('push button' is button, 'text' is textbox, "
-        "'page tab' is tab); omitted when ARIA has no equivalent (desktop frame, label, scroll pane, ...)",
+        "'page tab' is tab); omitted when ARIA has no equivalent (desktop frame, label, scroll pane, ...). "
+        "The role filters take it: see x-aria-roles on /desktop/accessibility/find's role",
     )
     name: str
     description: str = ""
@@ -107,7 +113,9 @@ class AccessibilityTreeRequest(Request):
         default=False, description="Only elements showing, on screen and in their viewport"
     )
     roles: list[str] | None = Field(
-        default=None, description="Keep only these roles (comma-separated). Each is " + ROLE_FILTER_HELP
+        default=None,
+        description="Keep only these roles (comma-separated). Each is " + ROLE_FILTER_HELP,
+        json_schema_extra=_role_vocabulary,
     )
     timeout: float = Field(
         default=5.0, gt=0, le=60, description="Deadline in seconds; a cut tree says truncated"
@@ -133,7 +141,7 @@ class AccessibilityTree(Result):
 
 class FindRequest(Request):
     type: Literal["accessibility_find"] = "accessibility_find"
-    role: str | None = Field(default=None, description=ROLE_FILTER_HELP)
+    role: str | None = Field(default=None, description=ROLE_FILTER_HELP, json_schema_extra=_role_vocabulary)
     name: str | None = Field(default=None, description="Exact accessible name")
     name_contains: str | None = Field(default=None, description="Case-insensitive part of the name")
     states: list[str] | None = Field(

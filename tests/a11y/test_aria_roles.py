@@ -140,6 +140,13 @@ def test_aria_role_names_find_what_the_atspi_names_find(client: httpx.Client, la
     ).json()
     assert {n["id"] for n in walk(aria_tree["tree"])} == {n["id"] for n in walk(atspi_tree["tree"])}
     assert aria_tree["node_count"] == atspi_tree["node_count"] > 10
+    # The served document publishes the vocabulary beside the filter, as this test uses it.
+    parameters = client.get("/openapi.json").json()["paths"][FIND]["get"]["parameters"]
+    [role] = [parameter for parameter in parameters if parameter["name"] == "role"]
+    published = role["schema"]["x-aria-roles"]
+    assert {aria: tuple(published[aria]) for aria in ARIA_NAMES} == {
+        aria: tuple(sorted(names)) for aria, names in ARIA_NAMES.items()
+    }
 
 
 def test_nodes_carry_their_aria_role_and_never_null_bounds(

@@ -179,3 +179,22 @@ def test_encoded_calls_decode_in_dbus_fast(signature: str, body: tuple[object, .
     assert (message.interface, message.member) == ("org.a11y.atspi.Component", "GetExtents")
     assert message.signature == signature
     assert list(message.body) == list(body)
+
+
+def test_role_filters_take_aria_and_atspi_names() -> None:
+    """One table: every AT-SPI role with an ARIA equivalent, read both ways; names in any case."""
+    assert set(roles.ARIA_OF_ATSPI) <= set(roles.ROLE_NAMES)
+
+    def atspi(name: str) -> set[str]:
+        return {roles.ROLE_NAMES[number] for number in roles.parse_role(name)}
+
+    assert atspi("button") == {"push button", "toggle button", "push button menu"}
+    assert atspi("Push_Button") == atspi("push button") == {"push button"}
+    assert atspi("textbox") == {"text", "entry", "password text", "editbar"}
+    assert atspi("window") == {"frame", "window"}  # an ARIA and an AT-SPI name: both meanings
+    assert atspi("switch") == {"toggle button"}  # no AT-SPI switch role: GtkSwitch's stand-in
+    assert roles.aria_role(roles.ROLE_NUMBERS["page tab"]) == "tab"
+    assert roles.aria_role(roles.ROLE_NUMBERS["label"]) is None
+    assert roles.aria_role(10_000) is None
+    with pytest.raises(KeyError):
+        roles.parse_role("pushbutton")
