@@ -130,6 +130,13 @@ def test_aria_role_names_find_what_the_atspi_names_find(client: httpx.Client, la
             assert {node.get("aria_role") for node in found.values()} <= {aria}, aria
     for aria in ("button", "checkbox", "radio", "textbox", "slider", "menuitem", "combobox", "tab"):
         assert ids(aria), f"the widget factory has a {aria}"
+    # /actions takes the same names and leaves unknown bounds out the same way.
+    action = client.post(
+        "/actions", json={"type": "accessibility_find", "role": "button", "app": app, "max_results": 10000}
+    )
+    assert action.status_code == 200, action.text
+    assert {node["id"] for node in action.json()["result"]["nodes"]} == ids("button").keys()
+    assert "null" not in json.dumps(action.json()["result"]["nodes"])
     # Any case, and AT-SPI names with underscores, still work.
     assert ids("Button").keys() == ids("button").keys()
     assert ids("push_button").keys() == ids("PUSH BUTTON").keys() <= ids("button").keys()
