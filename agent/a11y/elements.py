@@ -20,6 +20,7 @@ from agent.a11y.node import (
     ACCESSIBLE,
     ACTION,
     COMPONENT,
+    DESKTOP_ID,
     EDITABLE_TEXT,
     NULL_PATH,
     PROPERTIES,
@@ -53,11 +54,25 @@ class Query:
     timeout: float = 5.0
 
 
+def parse_roles(names: list[str]) -> frozenset[int]:
+    """The AT-SPI roles that role filter names (ARIA or AT-SPI) match; a 400 names the unknown ones."""
+    wanted: set[int] = set()
+    unknown = []
+    for name in names:
+        try:
+            wanted |= roles.parse_role(name)
+        except KeyError:
+            unknown.append(name)
+    if unknown:
+        raise InvalidArgument(
+            f"unknown role(s): {', '.join(map(repr, unknown))}", details={"known_roles": roles.known_roles()}
+        )
+    return frozenset(wanted)
+
+
 async def find(service: Accessibility, query: Query) -> tuple[list[Node], bool]:
     """Matching nodes in document order, and whether the search was cut by its deadline/budget."""
-    wanted_role = query.role.strip().lower().replace("_", " ") if query.role else None
-    if wanted_role is not None and wanted_role not in roles.ROLE_NUMBERS:
-        raise InvalidArgument(f"unknown role {query.role!r}", details={"known_roles": list(roles.ROLE_NAMES)})
+    wanted_roles = parse_roles([query.role]) if query.role else None
     try:
         wanted_states = roles.parse_state_names(list(query.states))
     except KeyError as exc:
@@ -68,7 +83,7 @@ async def find(service: Accessibility, query: Query) -> tuple[list[Node], bool]:
 
     def matches(node: Node) -> bool:
         return (
-            (wanted_role is None or node.role_name == wanted_role)
+            (wanted_roles is None or node.role in wanted_roles)
             and (query.name is None or node.name == query.name)
             and (contains is None or contains in node.name.lower())
             and all(node.has_state(number) for number in wanted_states)
@@ -79,7 +94,7 @@ async def find(service: Accessibility, query: Query) -> tuple[list[Node], bool]:
         visible_only=query.visible_only, timeout=query.timeout, details=False, positions_for=matches
     )
     result = await service.tree(options, app=query.app)
-    found = [node for node in result.root.iter()[1:] if matches(node)]
+    found = [node for node in result.root.iter() if node.ref.path != DESKTOP_ID and matches(node)]
     return found[: query.max_results], result.truncated
 
 

@@ -105,6 +105,10 @@ class Node:
         return roles.role_name(self.role)
 
     @property
+    def aria_role(self) -> str | None:
+        return roles.aria_role(self.role)
+
+    @property
     def states(self) -> list[str]:
         return roles.state_names(self.state_words)
 
@@ -182,7 +186,8 @@ class Scope:
 def keep_roles(root: Node, wanted: frozenset[int]) -> int:
     """Drop nodes whose role is not wanted, lifting their kept descendants; return nodes kept.
 
-    The root (desktop) and the applications always stay, so the answer keeps its shape.
+    The root (desktop, application or element) and the applications always stay, so the answer
+    keeps its shape.
     """
 
     def kept(node: Node) -> list[Node]:

@@ -240,3 +240,142 @@ def has_state(words: tuple[int, ...] | list[int], number: int) -> bool:
 def parse_state_names(names: list[str]) -> list[int]:
     """Map names (dashes, spaces or underscores) to numbers; unknown names raise KeyError."""
     return [STATE_NUMBERS[name.strip().lower().replace(" ", "-").replace("_", "-")] for name in names]
+
+
+# -- ARIA role names ----------------------------------------------------------------------------
+# Callers (and models) know the ARIA / Playwright role names, not AT-SPI's. Each AT-SPI role that
+# has an ARIA equivalent maps to it, as browsers map ARIA to AT-SPI (Chromium's and Firefox's
+# tables, read backwards); AT-SPI roles with no ARIA counterpart (desktop frame, filler
+# containers' chrome like scroll pane or viewport, terminal, label...) have none.
+ARIA_OF_ATSPI: dict[str, str] = {
+    "alert": "alertdialog",
+    "application": "application",
+    "article": "article",
+    "block quote": "blockquote",
+    "caption": "caption",
+    "check box": "checkbox",
+    "check menu item": "menuitemcheckbox",
+    "column header": "columnheader",
+    "combo box": "combobox",
+    "autocomplete": "combobox",
+    "comment": "comment",
+    "content deletion": "deletion",
+    "content insertion": "insertion",
+    "definition": "definition",
+    "description term": "term",
+    "description value": "definition",
+    "dialog": "dialog",
+    "document frame": "document",
+    "document web": "document",
+    "document text": "document",
+    "document email": "document",
+    "document spreadsheet": "document",
+    "document presentation": "document",
+    "editbar": "textbox",
+    "entry": "textbox",
+    "filler": "generic",
+    "form": "form",
+    "frame": "window",
+    "grouping": "group",
+    "heading": "heading",
+    "icon": "img",
+    "image": "img",
+    "level bar": "meter",
+    "link": "link",
+    "list": "list",
+    "list box": "listbox",
+    "list item": "listitem",
+    "log": "log",
+    "mark": "mark",
+    "marquee": "marquee",
+    "math": "math",
+    "menu": "menu",
+    "menu bar": "menubar",
+    "menu item": "menuitem",
+    "notification": "alert",
+    "page tab": "tab",
+    "page tab list": "tablist",
+    "panel": "group",
+    "paragraph": "paragraph",
+    "password text": "textbox",
+    "popup menu": "menu",
+    "progress bar": "progressbar",
+    "push button": "button",
+    "push button menu": "button",
+    "radio button": "radio",
+    "radio menu item": "menuitemradio",
+    "row header": "rowheader",
+    "scroll bar": "scrollbar",
+    "section": "generic",
+    "separator": "separator",
+    "slider": "slider",
+    "spin button": "spinbutton",
+    "status bar": "status",
+    "subscript": "subscript",
+    "superscript": "superscript",
+    "table": "table",
+    "table cell": "cell",
+    "table column header": "columnheader",
+    "table row": "row",
+    "table row header": "rowheader",
+    "tearoff menu item": "menuitem",
+    "text": "textbox",
+    "timer": "timer",
+    "toggle button": "button",
+    "tool bar": "toolbar",
+    "tool tip": "tooltip",
+    "tree": "tree",
+    "tree item": "treeitem",
+    "tree table": "treegrid",
+    "window": "window",
+}
+# ARIA names AT-SPI 2.46 has no role for, and the AT-SPI roles toolkits use in their place
+# (GTK 3's GtkSwitch is a toggle button).
+ARIA_STAND_INS: dict[str, tuple[str, ...]] = {"switch": ("toggle button",)}
+
+ARIA_BY_ROLE: tuple[str | None, ...] = tuple(ARIA_OF_ATSPI.get(name) for name in ROLE_NAMES)
+ARIA_NAMES: tuple[str, ...] = tuple(sorted(set(ARIA_OF_ATSPI.values()) | set(ARIA_STAND_INS)))
+NODE_ARIA_NAMES: tuple[str, ...] = tuple(sorted(set(ARIA_OF_ATSPI.values())))  # what nodes carry
+
+
+def aria_role(number: int) -> str | None:
+    """The ARIA name of an AT-SPI role number; None when ARIA has no equivalent."""
+    return ARIA_BY_ROLE[number] if 0 <= number < len(ARIA_BY_ROLE) else None
+
+
+def _role_query_table() -> dict[str, frozenset[int]]:
+    """Every name a role filter accepts, with the AT-SPI roles it matches.
+
+    An AT-SPI name matches that role; an ARIA name matches every AT-SPI role mapped to it (and
+    its stand-ins); a name that is both (``menu``, ``window``, ``alert``) matches the union.
+    """
+    table: dict[str, set[int]] = {name: {number} for number, name in enumerate(ROLE_NAMES)}
+    for number, aria in enumerate(ARIA_BY_ROLE):
+        if aria is not None:
+            table.setdefault(aria, set()).add(number)
+    for aria, stand_ins in ARIA_STAND_INS.items():
+        table.setdefault(aria, set()).update(ROLE_NUMBERS[name] for name in stand_ins)
+    return {name: frozenset(numbers) for name, numbers in table.items()}
+
+
+ROLE_QUERY: dict[str, frozenset[int]] = _role_query_table()
+
+
+def parse_role(name: str) -> frozenset[int]:
+    """The AT-SPI roles a filter name matches: an AT-SPI name ("push button", "push_button") or
+    an ARIA name ("button"), any case; unknown names raise KeyError."""
+    key = name.strip().lower().replace("_", " ").replace("-", " ")
+    found = ROLE_QUERY.get(key)
+    if found is None:
+        raise KeyError(name)
+    return found
+
+
+def known_roles() -> dict[str, list[str]]:
+    """What an unknown-role 400 lists: both vocabularies."""
+    return {"aria": list(ARIA_NAMES), "atspi": list(ROLE_NAMES)}
+
+
+def aria_vocabulary() -> dict[str, list[str]]:
+    """Each ARIA name with the AT-SPI roles it matches (the OpenAPI document publishes this)."""
+    return {aria: sorted(ROLE_NAMES[number] for number in ROLE_QUERY[aria]) for aria in ARIA_NAMES}

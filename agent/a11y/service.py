@@ -207,15 +207,19 @@ class Accessibility:
         """The desktop's tree (or one application's, or one element's subtree), bounded.
 
         ``app`` is a name or pid; ``window_title`` (with ``app`` as the window's pid) keeps only
-        that top-level; ``element`` walks the subtree of one element id.
+        that top-level; ``element`` walks the subtree of one element id. The root is what was
+        asked for: the element, the application ``app`` names (the desktop when it names
+        several), else the desktop, whose bounds are the screen's.
         """
         started = _now()
         deadline = started + options.timeout
         budget = Budget(options.max_nodes)
         desktop = Node(Ref("", DESKTOP_ID), roles.ROLE_DESKTOP_FRAME, "main", "", (0, 0), frozenset(), 0)
+        desktop.extents = screen
         budget.take()
         unresponsive: list[str] = []
         truncated = False
+        asked_for_one = element is not None  # one element, or one application named by ``app``
         if element is not None:
             ref = Ref.parse(element)
             conn = await self._peer(Ref(ref.bus, ROOT_PATH), deadline)
@@ -234,6 +238,7 @@ class Accessibility:
                 apps = self.match_app(apps, app)
                 if not apps:
                     raise NotFound(f"no accessible application matches {app!r}", details={"app": app})
+                asked_for_one = len(apps) == 1
             scope = Scope(options, budget, deadline, screen, window_title)
             if options.max_depth < 1:
                 apps, truncated = [], bool(apps)
@@ -252,10 +257,11 @@ class Accessibility:
                 node.name = node.name or info.name
                 desktop.children.append(node)
         desktop.child_count = len(desktop.children)
+        root = desktop.children[0] if asked_for_one and len(desktop.children) == 1 else desktop
         return TreeResult(
-            root=desktop,
+            root=root,
             truncated=truncated or budget.cut or bool(unresponsive),
-            node_count=len(desktop.iter()),  # after visible_only pruning, what is returned
+            node_count=len(root.iter()),  # after visible_only pruning, what is returned
             elapsed_ms=round((_now() - started) * 1000, 1),
             unresponsive=tuple(unresponsive),
         )

@@ -7,7 +7,9 @@ thousand nodes again would cost more than walking them).
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+import operator
+from typing import Any, Literal
 
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +25,49 @@ from agent.models.base import Request, Result, Success
 from agent.services import Services
 from agent.x11.window_list import WindowInfo, parse_window_id
 
+# Whether a field's value is unknown (None), to leave it out: a C callable, since serialising a
+# tree of ten thousand nodes asks it five times a node.
+_unknown = functools.partial(operator.is_, None)
+
+
+def _never_null(schema: dict[str, Any]) -> None:
+    """A field left out when unknown, never null: its schema says what it holds when present."""
+    schema.pop("default", None)
+    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+
+
+def _omitted(**kwargs: Any) -> Any:
+    """A field that is omitted from the answer, not null, when its value is unknown."""
+    extra = kwargs.pop("enum", None)
+
+    def schema(out: dict[str, Any]) -> None:
+        _never_null(out)
+        if extra is not None:
+            out["enum"] = extra
+
+    return Field(default=None, exclude_if=_unknown, json_schema_extra=schema, **kwargs)
+
+
+def _role_vocabulary(schema: dict[str, Any]) -> None:
+    """Publish beside a role filter which AT-SPI roles each ARIA name matches."""
+    schema["x-aria-roles"] = roles.aria_vocabulary()
+
+
+ROLE_FILTER_HELP = (
+    "An ARIA / Playwright role name (button, checkbox, textbox, link, menuitem, combobox, tab, ...; "
+    "matches every AT-SPI role mapped to it, see aria_role) or an AT-SPI role name ('push button' "
+    "or push_button); any case. Known names: " + ", ".join(roles.ARIA_NAMES)
+)
+BOUNDS_HELP = (
+    "Screen position in pixels (with y, width, height); omitted when the element has no known place "
+    "on screen: not showing (a hidden page, a closed menu, a row scrolled out of its list), an "
+    "application, or an element without the Component interface"
+)
+
 
 class AccessibleNode(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -31,13 +76,19 @@ class AccessibleNode(BaseModel):
         description="Stable for the element's lifetime; use it with /accessibility/action and /click"
     )
     role: str = Field(description="AT-SPI role name, e.g. 'push button', 'menu item', 'text'")
+    aria_role: str | None = _omitted(
+        enum=list(roles.NODE_ARIA_NAMES),
+        description="The ARIA / Playwright name of the role ('push button' is button, 'text' is textbox, "
+        "'page tab' is tab); omitted when ARIA has no equivalent (desktop frame, label, scroll pane, ...). "
+        "The role filters take it: see x-aria-roles on /desktop/accessibility/find's role",
+    )
     name: str
     description: str = ""
     states: list[str] = Field(description="AT-SPI state names, e.g. 'focused', 'checked', 'showing'")
-    x: int | None = Field(default=None, description="Screen position; null when the element is not on screen")
-    y: int | None = None
-    width: int | None = None
-    height: int | None = None
+    x: int | None = _omitted(description=BOUNDS_HELP)
+    y: int | None = _omitted()
+    width: int | None = _omitted()
+    height: int | None = _omitted()
     value: float | None = Field(default=None, description="Current value (sliders, spin buttons, progress)")
     text: str | None = Field(default=None, description="Text content of text fields, bounded")
     text_truncated: bool | None = None
@@ -63,7 +114,11 @@ class AccessibilityTreeRequest(Request):
     visible_only: bool = Field(
         default=False, description="Only elements showing, on screen and in their viewport"
     )
-    roles: list[str] | None = Field(default=None, description="Keep only these roles (comma-separated)")
+    roles: list[str] | None = Field(
+        default=None,
+        description="Keep only these roles (comma-separated). Each is " + ROLE_FILTER_HELP,
+        json_schema_extra=_role_vocabulary,
+    )
     timeout: float = Field(
         default=5.0, gt=0, le=60, description="Deadline in seconds; a cut tree says truncated"
     )
@@ -72,7 +127,11 @@ class AccessibilityTreeRequest(Request):
 
 
 class AccessibilityTree(Result):
-    tree: AccessibleNode | None = Field(default=None, description="The desktop root (format=json)")
+    tree: AccessibleNode | None = Field(
+        default=None,
+        description="The root (format=json): the desktop; with app= the application (the desktop "
+        "when several match); with window= that window's application",
+    )
     text: str | None = Field(default=None, description="The outline (format=text)")
     truncated: bool = Field(description="True when the deadline, node budget or depth cut the tree")
     node_count: int
@@ -84,7 +143,7 @@ class AccessibilityTree(Result):
 
 class FindRequest(Request):
     type: Literal["accessibility_find"] = "accessibility_find"
-    role: str | None = Field(default=None, description="AT-SPI role name, e.g. 'push button'")
+    role: str | None = Field(default=None, description=ROLE_FILTER_HELP, json_schema_extra=_role_vocabulary)
     name: str | None = Field(default=None, description="Exact accessible name")
     name_contains: str | None = Field(default=None, description="Case-insensitive part of the name")
     states: list[str] | None = Field(
@@ -117,16 +176,16 @@ class FoundNode(BaseModel):
 
     id: str
     role: str = Field(validation_alias="role_name")
+    aria_role: str | None = _omitted(enum=list(roles.NODE_ARIA_NAMES))
     name: str
     states: list[str]
-    x: int | None = Field(default=None, validation_alias=AliasPath("extents", "x"))
-    y: int | None = Field(default=None, validation_alias=AliasPath("extents", "y"))
-    width: int | None = Field(default=None, validation_alias=AliasPath("extents", "width"))
-    height: int | None = Field(default=None, validation_alias=AliasPath("extents", "height"))
-    center: Center | None = Field(
-        default=None,
+    x: int | None = _omitted(validation_alias=AliasPath("extents", "x"), description=BOUNDS_HELP)
+    y: int | None = _omitted(validation_alias=AliasPath("extents", "y"))
+    width: int | None = _omitted(validation_alias=AliasPath("extents", "width"))
+    height: int | None = _omitted(validation_alias=AliasPath("extents", "height"))
+    center: Center | None = _omitted(
         validation_alias=AliasPath("extents", "center"),
-        description="Where /desktop/click should aim; null if off screen",
+        description="Where /desktop/click should aim; omitted (with x, y, width, height) if off screen",
     )
 
 
@@ -180,10 +239,11 @@ def as_model(node: Node) -> AccessibleNode:
     values = dict(
         id=node.id,
         role=node.role_name,
+        aria_role=node.aria_role,
         name=node.name,
         description=node.description,
         states=node.states,
-        x=box.x if box else None,
+        x=box.x if box else None,  # None: left out of the answer
         y=box.y if box else None,
         width=box.width if box else None,
         height=box.height if box else None,
@@ -204,14 +264,7 @@ def as_model(node: Node) -> AccessibleNode:
 
 async def accessibility_tree(services: Services, req: AccessibilityTreeRequest) -> AccessibilityTree:
     service = _service(services)
-    wanted: frozenset[int] | None = None
-    if req.roles:
-        unknown = [r for r in req.roles if r.strip().lower().replace("_", " ") not in roles.ROLE_NUMBERS]
-        if unknown:
-            raise InvalidArgument(
-                f"unknown role(s): {', '.join(unknown)}", details={"known_roles": list(roles.ROLE_NAMES)}
-            )
-        wanted = frozenset(roles.ROLE_NUMBERS[r.strip().lower().replace("_", " ")] for r in req.roles)
+    wanted = elements.parse_roles(req.roles) if req.roles else None
     options = WalkOptions(
         max_depth=req.max_depth,
         max_nodes=req.max_nodes,

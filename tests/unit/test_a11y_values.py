@@ -59,7 +59,8 @@ def test_cache_items_are_found_by_path_and_by_parent_in_index_order() -> None:
 
 
 def test_found_nodes_read_the_walks_node() -> None:
-    """/find's answer is filled from the Node's attributes, with and without a position."""
+    """/find's answer is filled from the Node's attributes; without a position the bounds are left
+    out, not null, and the ARIA role stands beside the AT-SPI one."""
     load_all()  # the actions register in their documented order before one module is imported alone
     from agent.actions.accessibility import FoundNode
 
@@ -67,13 +68,9 @@ def test_found_nodes_read_the_walks_node() -> None:
     assert FoundNode.model_validate(button).model_dump() == {
         "id": "1.7:5",
         "role": "push button",
+        "aria_role": "button",
         "name": "OK",
         "states": ["showing"],
-        "x": None,
-        "y": None,
-        "width": None,
-        "height": None,
-        "center": None,
     }
     button.extents = ScreenRect(10, 20, 31, 41)
     placed = FoundNode.model_validate(button).model_dump()
@@ -182,3 +179,22 @@ def test_encoded_calls_decode_in_dbus_fast(signature: str, body: tuple[object, .
     assert (message.interface, message.member) == ("org.a11y.atspi.Component", "GetExtents")
     assert message.signature == signature
     assert list(message.body) == list(body)
+
+
+def test_role_filters_take_aria_and_atspi_names() -> None:
+    """One table: every AT-SPI role with an ARIA equivalent, read both ways; names in any case."""
+    assert set(roles.ARIA_OF_ATSPI) <= set(roles.ROLE_NAMES)
+
+    def atspi(name: str) -> set[str]:
+        return {roles.ROLE_NAMES[number] for number in roles.parse_role(name)}
+
+    assert atspi("button") == {"push button", "toggle button", "push button menu"}
+    assert atspi("Push_Button") == atspi("push button") == {"push button"}
+    assert atspi("textbox") == {"text", "entry", "password text", "editbar"}
+    assert atspi("window") == {"frame", "window"}  # an ARIA and an AT-SPI name: both meanings
+    assert atspi("switch") == {"toggle button"}  # no AT-SPI switch role: GtkSwitch's stand-in
+    assert roles.aria_role(roles.ROLE_NUMBERS["page tab"]) == "tab"
+    assert roles.aria_role(roles.ROLE_NUMBERS["label"]) is None
+    assert roles.aria_role(10_000) is None
+    with pytest.raises(KeyError):
+        roles.parse_role("pushbutton")
