@@ -26,7 +26,52 @@ import pytest
 from agent.session.devdesktop import DevDesktop
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
 AGENT_BIN = Path(sys.executable).parent / "computer-agent"
+
+# A test's tier is the directory it lives in; the marker of the same name is derived from it, so
+# `pytest -m unit` and friends select exactly those directories.
+TIERS = ("unit", "x11", "a11y", "system")
+SYSTEM_TEST_SWITCH = "COMPUTER_AGENT_SYSTEM_TEST"
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier of a test file: the first directory under tests/, if it names a tier."""
+    try:
+        first = path.resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return first if first in TIERS else None
+
+
+class UntieredModule(pytest.Module):
+    """A test file outside every tier directory: reported as a collection error, never run."""
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        raise self.CollectError(
+            f"{self.path} belongs to no test tier: move it under tests/{{{','.join(TIERS)}}}/"
+        )
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if tier_of(module_path) is None:
+        return UntieredModule.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_system = os.environ.get(SYSTEM_TEST_SWITCH) == "1"
+    for item in items:
+        tier = tier_of(item.path)
+        assert tier is not None, item.nodeid  # untiered modules yield no items
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "system" and not run_system:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"system test: root, a container engine, minutes; {SYSTEM_TEST_SWITCH}=1 runs it"
+                    " (`make test-system`)"
+                )
+            )
 
 
 @dataclass

@@ -20,8 +20,6 @@ import pytest
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
 
-pytestmark = pytest.mark.a11y
-
 Launch = Callable[..., subprocess.Popen[str]]
 
 

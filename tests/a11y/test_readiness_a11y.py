@@ -6,15 +6,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from agent.a11y.service import Accessibility
 from agent.session.devdesktop import DevDesktop
 from agent.supervision.readiness import Readiness, Status
 from agent.x11.backend import X11Desktop
 from tests.conftest import start_agent
-
-pytestmark = pytest.mark.a11y
 
 
 async def test_accessibility_bus_check_passes_on_a_session_with_at_spi(desktop: DevDesktop) -> None:

@@ -49,14 +49,7 @@ SLIM_EXCLUDES = [
     "./var/lib/apt/lists/*",
 ]
 
-pytestmark = [
-    pytest.mark.system,
-    pytest.mark.timeout(3600),
-    pytest.mark.skipif(
-        os.environ.get("COMPUTER_AGENT_SYSTEM_TEST") != "1",
-        reason="system test: `make test-image` (root, dockerd, minutes) sets COMPUTER_AGENT_SYSTEM_TEST=1",
-    ),
-]
+pytestmark = pytest.mark.timeout(3600)  # skipped unless COMPUTER_AGENT_SYSTEM_TEST=1: tests/conftest.py
 
 
 def report(line: str) -> None:

@@ -18,8 +18,6 @@ from agent.a11y.service import Accessibility
 from agent.actions.registry import load_all
 from agent.errors import AccessibilityUnavailable, NotFound
 
-pytestmark = pytest.mark.unit
-
 
 def node(path: str, role: str, name: str = "", depth: int = 2, *states: str) -> Node:
     words = [0, 0]

@@ -16,8 +16,6 @@ from agent.services import Services
 from tests.fakes import FakeDesktop
 from tests.unit.conftest import TOKEN, Api
 
-pytestmark = pytest.mark.unit
-
 
 async def test_health_needs_no_token(api: Api) -> None:
     response = await api.get("/health", headers={"Authorization": ""})

@@ -12,8 +12,6 @@ from agent.config import ConfigError, load, read_token
 from tests.conftest import AGENT_BIN, start_agent
 from tests.unit.test_exec import agent_env
 
-pytestmark = pytest.mark.unit
-
 
 def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
     config_file = tmp_path / "agent.toml"

@@ -15,8 +15,6 @@ import pytest
 from agent.api.server import RESERVED_DESCRIPTORS
 from agent.config import Config
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = [
     ROOT / "docker" / "entrypoint",

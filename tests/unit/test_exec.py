@@ -22,8 +22,6 @@ import pytest
 
 from tests.conftest import RunningAgent, start_agent
 
-pytestmark = pytest.mark.unit
-
 
 def agent_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPUTER_AGENT_")}

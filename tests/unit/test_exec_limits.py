@@ -24,9 +24,6 @@ from tests.conftest import RunningAgent, start_agent
 from tests.raw_http import send_raw
 from tests.unit.test_exec import agent_env
 
-pytestmark = pytest.mark.unit
-
-
 MAX_TASKS = 40
 MEMORY_MAX_MIB = 64
 

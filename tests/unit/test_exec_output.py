@@ -12,8 +12,6 @@ from agent.errors import InvalidArgument
 from agent.exec.output import Capture, Utf8Aligner, encode, incomplete_tail
 from agent.exec.processes import OutputLog, follow, parse_signal
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("data", "cut"),

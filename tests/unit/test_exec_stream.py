@@ -14,8 +14,6 @@ import pytest
 from tests.conftest import RunningAgent, start_agent
 from tests.unit.test_exec import agent_env, group_members, wait_gone
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:

@@ -21,8 +21,6 @@ import pytest
 from tests.conftest import RunningAgent, start_agent
 from tests.unit.test_exec import agent_env
 
-pytestmark = pytest.mark.unit
-
 MIB = 1024 * 1024
 
 

@@ -12,8 +12,6 @@ from agent.errors import InvalidArgument, PermissionDenied
 from agent.files.paths import PathPolicy
 from agent.files.service import parse_mode
 
-pytestmark = pytest.mark.unit
-
 
 def test_relative_and_home_paths(tmp_path: Path) -> None:
     policy = PathPolicy(str(tmp_path), ())

@@ -27,10 +27,9 @@ import pytest
 from tests.conftest import RunningAgent, start_agent
 from tests.unit.test_exec import agent_env
 
-pytestmark = [
-    pytest.mark.unit,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the desktop user's swapper and the agent need root"),
-]
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="the desktop user's swapper and the agent need root"
+)
 
 SWAP_SECONDS = 12.0
 CLIENTS = 8

@@ -21,8 +21,6 @@ from agent.heartbeat.client import redact
 from agent.supervision.readiness import Readiness
 from tests.unit.fakes_health import FakeControlPlane, FlakyDesktop
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 async def plane() -> AsyncIterator[FakeControlPlane]:

@@ -13,8 +13,6 @@ from tests.conftest import RunningAgent, start_agent
 from tests.raw_http import Answer, connect, exchange, read_answer, request
 from tests.unit.test_exec import agent_env
 
-pytestmark = pytest.mark.unit
-
 MIB = 1024 * 1024
 
 

@@ -26,8 +26,6 @@ from tests.raw_http import (
 )
 from tests.unit.test_exec import agent_env
 
-pytestmark = pytest.mark.unit
-
 SECRET = "s3cret-token-value-never-logged"
 
 

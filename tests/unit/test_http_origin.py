@@ -18,8 +18,6 @@ from tests.conftest import RunningAgent, start_agent
 from tests.raw_http import exchange, port_of, request
 from tests.unit.test_exec import agent_env
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def open_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:

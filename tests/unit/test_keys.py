@@ -8,8 +8,6 @@ from Xlib import XK
 from agent.desktop.keys import ALIASES, parse_chord, parse_keys, parse_sequence, resolve, text_keysyms
 from agent.errors import InvalidArgument
 
-pytestmark = pytest.mark.unit
-
 
 def keysym(name: str) -> int:
     value = XK.string_to_keysym(name) or XK.string_to_keysym("XF86_" + name.removeprefix("XF86"))

@@ -19,10 +19,7 @@ from agent.session.launcher import Launcher
 from agent.session.user import DesktopUser
 from agent.x11.windows import WindowService
 
-pytestmark = [
-    pytest.mark.unit,
-    pytest.mark.skipif(os.geteuid() != 0, reason="acting as the desktop user needs a root agent"),
-]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="acting as the desktop user needs a root agent")
 
 
 @pytest.fixture()

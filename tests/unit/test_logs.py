@@ -11,8 +11,6 @@ import pytest
 
 from agent.supervision.logs import JournalFormatter, JSONFormatter, syslog_priority, writes_to_journal
 
-pytestmark = pytest.mark.unit
-
 
 def _record(level: int) -> logging.LogRecord:
     return logging.LogRecord("agent.test", level, __file__, 1, "hello %s", ("world",), None)

@@ -8,8 +8,6 @@ import pytest
 
 from agent.supervision.oom import child_score, own_score, unprotect_child
 
-pytestmark = pytest.mark.unit
-
 
 def _proc(tmp_path: Path, own: int) -> Path:
     (tmp_path / "self").mkdir()

@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from agent.api.openapi import build_document
-
-pytestmark = pytest.mark.unit
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "snapshots" / "openapi.json"
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from agent.supervision.readiness import Readiness, ReadinessState, Status
 from tests.unit.fakes_health import FlakyDesktop
-
-pytestmark = pytest.mark.unit
 
 
 async def test_ready_when_display_answers() -> None:

@@ -13,8 +13,6 @@ import pytest
 
 from agent.supervision.sdnotify import Notifier, socket_address, watchdog_interval
 
-pytestmark = pytest.mark.unit
-
 
 def _receive_all(sock: socket.socket) -> list[str]:
     messages = []

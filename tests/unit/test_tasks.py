@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from agent.tasks import cancel_and_wait, wait_at_most
-
-pytestmark = pytest.mark.unit
 
 
 async def test_a_loop_that_swallows_a_cancellation_still_ends() -> None:

@@ -27,8 +27,6 @@ from agent.x11.wallpaper import WallpaperService, _decode_data_url, cover, decod
 from agent.x11.window_list import Decoration, WindowInfo
 from agent.x11.windows import format_window_id, parse_window_id
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("text", "expected"),

@@ -27,8 +27,6 @@ from Xlib.display import Display
 from tests.conftest import RunningAgent, start_agent, stop_process
 from tests.x11.test_recovery import free_display, start_xvfb
 
-pytestmark = pytest.mark.x11
-
 VARIANTS = (
     "/desktop/screenshot",
     "/desktop/screenshot?format=jpeg",

@@ -16,8 +16,6 @@ from agent.session.devdesktop import DevDesktop
 from agent.x11.clipboard import ClipboardService
 from tests.x11.windowing import start_app, stop_app, window_of
 
-pytestmark = pytest.mark.x11
-
 UNICODE = "héllo wörld \u2013 日本語 😀\n\tzweite Zeile ñß€"
 BIG = ("äbc✓ 0123456789 " * 400_000)[:5_000_000]  # 5 M characters, ~7 MB of UTF-8
 

@@ -24,8 +24,6 @@ from agent.x11.capture import ScreenCapture
 from agent.x11.connection import XConnection
 from tests.conftest import run_observer
 
-pytestmark = pytest.mark.x11
-
 NO_SUCH_WINDOW = 0x7FFFF1
 
 

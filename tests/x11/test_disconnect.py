@@ -16,8 +16,6 @@ from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent
 from tests.raw_http import send_raw
 
-pytestmark = pytest.mark.x11
-
 WAITS = 10  # x 30 s: the batch would hold the input lock for five minutes
 BUTTON_MASKS = X.Button1Mask | X.Button2Mask | X.Button3Mask | X.Button4Mask | X.Button5Mask
 

@@ -20,8 +20,6 @@ import httpx
 import psutil
 import pytest
 
-pytestmark = pytest.mark.x11
-
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "docker" / "entrypoint"
 

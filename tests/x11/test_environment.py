@@ -12,8 +12,6 @@ import pytest
 from agent.session.devdesktop import DevDesktop
 from tests.x11.windowing import observe
 
-pytestmark = pytest.mark.x11
-
 
 def test_environment_matches_the_observers(desktop: DevDesktop, client: httpx.Client) -> None:
     env = client.get("/desktop/environment").json()

@@ -12,14 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from Xlib import XK
 from Xlib.display import Display
 
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import start_agent
-
-pytestmark = pytest.mark.x11
 
 
 def _key_down(display: Display, keysym_name: str) -> bool:

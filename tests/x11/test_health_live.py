@@ -25,8 +25,6 @@ import pytest
 
 from tests.conftest import RunningAgent, start_agent
 
-pytestmark = pytest.mark.x11
-
 
 # -- a fake control plane (stdlib, own thread) -----------------------------------------------------
 @dataclass

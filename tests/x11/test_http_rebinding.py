@@ -15,8 +15,6 @@ from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
 from tests.raw_http import exchange, port_of, request
 
-pytestmark = pytest.mark.x11
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -14,8 +14,6 @@ from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
 from tests.observers import EventLogger, KeyRecorder
 
-pytestmark = pytest.mark.x11
-
 UNICODE_SAMPLE = "héllo wörld – 日本語 😀 ça ñß€"
 
 

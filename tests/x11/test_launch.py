@@ -14,8 +14,6 @@ from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
 from tests.x11.windowing import observe, wait_until, wmctrl
 
-pytestmark = pytest.mark.x11
-
 
 def _kill(pid: int) -> None:
     try:

@@ -33,7 +33,6 @@ def _can_lower_oom_score() -> bool:
 
 
 pytestmark = [
-    pytest.mark.x11,
     pytest.mark.skipif(
         not _can_lower_oom_score(),
         reason="this kernel or sandbox refuses a negative oom_score_adj (needs root)",

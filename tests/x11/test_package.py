@@ -57,7 +57,7 @@ def _skip_reason() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.x11, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
 
 
 @pytest.fixture(scope="module")

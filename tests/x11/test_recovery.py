@@ -13,8 +13,6 @@ import pytest
 
 from tests.conftest import RunningAgent, start_agent
 
-pytestmark = pytest.mark.x11
-
 
 def free_display() -> int:
     while True:

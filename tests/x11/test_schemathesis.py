@@ -21,7 +21,7 @@ import pytest
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
 
-pytestmark = [pytest.mark.x11, pytest.mark.timeout(330)]
+pytestmark = pytest.mark.timeout(330)
 
 EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$"
 

@@ -15,8 +15,6 @@ from PIL import Image, ImageChops
 
 from agent.session.devdesktop import DevDesktop
 
-pytestmark = pytest.mark.x11
-
 
 def xwd_image(desktop: DevDesktop) -> Image.Image:
     """The root window as the X server itself dumps it (xwd), decoded by ImageMagick."""

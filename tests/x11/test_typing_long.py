@@ -20,8 +20,6 @@ from tests.conftest import run_observer, start_agent
 from tests.observers import EventLogger
 from tests.x11.test_input import XtermCat
 
-pytestmark = pytest.mark.x11
-
 ASCII_WORDS = ["Hello", "wOrld", "x=1;", "(a+b)*c", "~`!@#$%^&", "{[|]}", "\\'\"<>?", "_-+/0123"]
 EMOJI = [chr(code) for code in range(0x1F600, 0x1F650)]  # 80 distinct emoji
 

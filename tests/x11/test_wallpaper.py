@@ -31,8 +31,6 @@ from agent.x11.wallpaper import WallpaperService
 from tests.conftest import start_agent
 from tests.x11.windowing import observe
 
-pytestmark = pytest.mark.x11
-
 CORNER = (3, 3)  # a spot no test window covers
 
 

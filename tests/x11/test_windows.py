@@ -25,8 +25,6 @@ from tests.x11.windowing import (
     xprop,
 )
 
-pytestmark = pytest.mark.x11
-
 
 @pytest.fixture(scope="module", params=["xfwm4", "openbox"])
 def wm_desktop(request: pytest.FixtureRequest) -> Iterator[DevDesktop]:

@@ -11,8 +11,6 @@ import pytest
 from agent.session.devdesktop import DevDesktop
 from tests.x11.windowing import active_window, observed, start_app, stop_app, wait_until, window_of, xprop
 
-pytestmark = pytest.mark.x11
-
 
 @pytest.fixture()
 def zenity(desktop: DevDesktop) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
