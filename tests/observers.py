@@ -23,11 +23,13 @@ class EventLogger:
         self.process = subprocess.Popen(
             [SYSTEM_PYTHON, str(APPS / "event_logger.py"), title],
             env=desktop.env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
         )
         self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._syncs = 0
         threading.Thread(target=self._read, daemon=True).start()
         self.ready = self.next("ready", timeout=15)
 
@@ -49,17 +51,27 @@ class EventLogger:
             if event is None or entry["event"] == event:
                 return entry
 
-    def collect(self, settle: float = 0.4) -> list[dict[str, Any]]:
-        """Every event that arrives until none has for ``settle`` seconds."""
-        events = []
+    def collect(self, timeout: float = 10) -> list[dict[str, Any]]:
+        """Every event the app has received for what happened on the X server until now.
+
+        No settle time: the app answers a numbered sync once it has handled every X event the
+        server sent it before (see tests/apps/event_logger.py).
+        """
+        assert self.process.stdin is not None
+        self._syncs += 1
+        self.process.stdin.write(f"sync {self._syncs}\n")
+        self.process.stdin.flush()
+        events: list[dict[str, Any]] = []
         while True:
-            try:
-                events.append(self._lines.get(timeout=settle))
-            except queue.Empty:
-                return events
+            entry = self.next(timeout=timeout)
+            if entry["event"] == "sync":
+                if entry["n"] == self._syncs:
+                    return events
+                continue
+            events.append(entry)
 
     def drain(self) -> None:
-        self.collect(settle=0.2)
+        self.collect()
 
     @property
     def area_center(self) -> tuple[int, int]:
@@ -71,8 +83,9 @@ class EventLogger:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 class KeyRecorder:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tests.conftest import RunningAgent
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -89,12 +90,8 @@ def log_settled(agent: RunningAgent, timeout: float = 10.0) -> str:
     """
     marker = f"log-barrier-{time.monotonic_ns()}"
     exchange(agent, request(agent, "GET", "/health", X_Request_Id=marker))
-    deadline = time.monotonic() + timeout
-    while True:
-        log = agent.log_path.read_text()
-        if marker in log or time.monotonic() > deadline:
-            return log
-        time.sleep(0.05)
+    wait_until(lambda: marker in agent.log_path.read_text(), timeout=timeout, what="the log barrier's line")
+    return agent.log_path.read_text()
 
 
 def send_raw(agent: RunningAgent, path: str, body: dict[str, object]) -> socket.socket:

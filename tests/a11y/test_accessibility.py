@@ -19,6 +19,7 @@ import pytest
 
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
+from tests.waiting import wait_until
 
 Launch = Callable[..., subprocess.Popen[str]]
 
@@ -45,14 +46,14 @@ def launch(desktop: DevDesktop) -> Iterator[Launch]:
 
 def find(client: httpx.Client, timeout: float = 15.0, **query: str) -> list[dict[str, Any]]:
     """/find, polled until something matches (apps register with AT-SPI a moment after start)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def placed() -> list[dict[str, Any]] | None:
         answer = client.get("/desktop/accessibility/find", params=query)
         assert answer.status_code in (200, 404), answer.text  # 404: the app is not registered yet
         nodes: list[dict[str, Any]] = answer.json()["nodes"] if answer.status_code == 200 else []
-        if (nodes and all("center" in n for n in nodes)) or time.monotonic() > deadline:
-            return nodes
-        time.sleep(0.2)
+        return nodes if nodes and all("center" in n for n in nodes) else None
+
+    return wait_until(placed, timeout=timeout, what=f"a node on screen matching {query}", interval=0.2)
 
 
 def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -143,12 +144,13 @@ def test_the_tree_follows_the_app_when_its_page_changes(
     run_observer(
         desktop, "xdotool", "mousemove", str(page2["center"]["x"]), str(page2["center"]["y"]), "click", "1"
     )
-    deadline = time.monotonic() + 10
-    while True:  # pyatspi, in its own process, sees page 2 once the switch is done
-        theirs = pyatspi_showing(desktop, app.pid)
-        if ["label", "Inset"] not in [t[:2] for t in theirs] or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    wait_until(  # pyatspi, in its own process, sees page 2 once the switch is done
+        lambda: ["label", "Inset"] not in [t[:2] for t in pyatspi_showing(desktop, app.pid)],
+        timeout=10,
+        what="pyatspi to see page 2",
+        interval=0.2,
+    )
+    theirs = pyatspi_showing(desktop, app.pid)
     after = client.get("/desktop/accessibility-tree", params=params).json()
     assert after["truncated"] is False
     nodes = list(walk(after["tree"]))
@@ -235,11 +237,14 @@ def cover_with_widget_factory(
             desktop, "xdotool", "search", "--sync", "--onlyvisible", "--pid", str(factory.pid)
         ).split()[0]
     )
-    deadline = time.monotonic() + 5
-    while window_under(desktop, point) != window:
-        assert time.monotonic() < deadline, "the widget factory did not come out on top"
+
+    def on_top() -> bool:
+        if window_under(desktop, point) == window:
+            return True
         run_observer(desktop, "wmctrl", "-i", "-a", hex(window))
-        time.sleep(0.1)
+        return False
+
+    wait_until(on_top, what="the widget factory to come out on top", interval=0.1)
     return window
 
 
@@ -268,7 +273,7 @@ def test_element_click_is_refused_while_another_window_stays_on_top(
     error = answer.json()["error"]
     assert error["code"] == "CONFLICT" and error["details"]["covered_by"]["window"] == hex(cover)
     assert window_under(desktop, yes["center"]) == cover
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: a click, had one been sent, would have closed zenity by now
     assert zenity.poll() is None  # nothing was clicked: the question is still open
 
 
@@ -346,12 +351,16 @@ def test_budget_and_deadline_cut_the_tree_honestly(client: httpx.Client, launch:
 
 
 def assert_walked_in_full_once_it_answers(client: httpx.Client, pid: int) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        body = client.get("/desktop/accessibility-tree", params={"app": str(pid)}).json()
-        if not body["unresponsive"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    body = wait_until(
+        lambda: (
+            (tree := client.get("/desktop/accessibility-tree", params={"app": str(pid)}).json())
+            and not tree["unresponsive"]
+            and tree
+        ),
+        timeout=10,
+        what=f"app {pid} to answer a walk",
+        interval=0.2,
+    )
     assert body["unresponsive"] == [] and body["truncated"] is False
     assert "push button" in {n["role"] for n in walk(body["tree"])}
 
@@ -382,13 +391,17 @@ def test_a_stopped_app_does_not_hang_the_request(client: httpx.Client, launch: L
 
 def test_an_app_stopped_before_we_ever_walked_it(client: httpx.Client, launch: Launch) -> None:
     stopped = launch("zenity", "--info", "--text", "Frozen before first contact")
-    deadline = time.monotonic() + 15
-    while True:  # registered: listed (by name) in a tree that walks no application
-        bare = client.get("/desktop/accessibility-tree", params={"max_depth": 0, "app": str(stopped.pid)})
-        if bare.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert bare.status_code == 200, bare.text
+    wait_until(  # registered: listed (by name) in a tree that walks no application
+        lambda: (
+            client.get(
+                "/desktop/accessibility-tree", params={"max_depth": 0, "app": str(stopped.pid)}
+            ).status_code
+            == 200
+        ),
+        timeout=15,
+        what="zenity to register with AT-SPI",
+        interval=0.2,
+    )
     os.kill(stopped.pid, signal.SIGSTOP)
     try:
         took = []

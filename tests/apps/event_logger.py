@@ -5,6 +5,11 @@ Run with Debian's /usr/bin/python3 (python3-gi). It shows one window filling mos
 screen, and prints every button press/release (with GTK's click-count event types), scroll,
 pointer motion with a button held, key press (keyval name and the Unicode text GTK made of it),
 and the text of its entry when Return is pressed.
+
+A line ``sync N`` on its stdin is answered with ``{"event": "sync", "n": N}`` once every X event
+generated before it has been handled: an X round trip (everything the server sent earlier is
+then queued here), then an idle callback below the priority of event dispatch and of the frame
+clock (which releases compressed motion). Tests wait for that instead of for quiet.
 """
 
 import json
@@ -66,6 +71,24 @@ def on_key(widget: Any, event: Any) -> bool:
     return False
 
 
+def on_command(channel: Any, condition: Any) -> bool:
+    line = channel.readline()
+    if not line:
+        Gtk.main_quit()
+        return False
+    words = line.split()
+    if words[:1] == ["sync"]:
+        Gdk.Display.get_default().sync()
+        number = int(words[1])
+
+        def answer() -> bool:
+            emit(event="sync", n=number)
+            return False  # once
+
+        GLib.idle_add(answer, priority=GLib.PRIORITY_LOW)
+    return True
+
+
 def main() -> None:
     title = sys.argv[1] if len(sys.argv) > 1 else "event-logger"
     window = Gtk.Window(title=title)
@@ -103,6 +126,8 @@ def main() -> None:
 
     window.connect("map-event", lambda *a: GLib.timeout_add(300, mapped) and False)
     window.show_all()
+    stdin = GLib.IOChannel.unix_new(sys.stdin.fileno())
+    GLib.io_add_watch(stdin, GLib.PRIORITY_DEFAULT, GLib.IOCondition.IN | GLib.IOCondition.HUP, on_command)
     Gtk.main()
 
 

@@ -15,6 +15,8 @@ from aiohttp import web
 from agent.desktop.backend import Size
 from agent.errors import DisplayUnavailable
 
+FAKE_DISPLAY = ":fake"  # a name, never a server: nothing connects to it
+
 
 class FlakyDesktop:
     """Only what Readiness uses: check(), check_capture() and screen_size(), with switches for
@@ -24,16 +26,18 @@ class FlakyDesktop:
         self.up = True
         self.capture_up = True
         self.released = 0
+        self.checks = 0  # how many times the display was checked: the poller's progress
 
     async def check(self) -> str:
+        self.checks += 1
         if not self.up:
-            raise DisplayUnavailable("the X display :99 is not reachable")
-        return ":99 1280x720"
+            raise DisplayUnavailable(f"the X display {FAKE_DISPLAY} is not reachable")
+        return f"{FAKE_DISPLAY} 1280x720"
 
     async def check_capture(self) -> str:
         if not self.up or not self.capture_up:
-            raise DisplayUnavailable("cannot capture the X display :99")
-        return "grabbing :99"
+            raise DisplayUnavailable(f"cannot capture the X display {FAKE_DISPLAY}")
+        return f"grabbing {FAKE_DISPLAY}"
 
     async def screen_size(self) -> Size:
         if not self.up:

@@ -10,17 +10,21 @@ import pytest
 
 from agent.config import ConfigError, load, read_token
 from tests.conftest import AGENT_BIN, start_agent
+from tests.displays import unused_display
 from tests.unit.test_exec import agent_env
 
 
 def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
     config_file = tmp_path / "agent.toml"
-    config_file.write_text('port = 7000\nhost = "127.0.0.2"\ndisplay = ":5"\ninsecure_no_auth = true\n')
+    display = unused_display()
+    config_file.write_text(
+        f'port = 7000\nhost = "127.0.0.2"\ndisplay = "{display}"\ninsecure_no_auth = true\n'
+    )
     config = load({"port": "9000"}, {"COMPUTER_AGENT_HOST": "127.0.0.3"}, config_file)
     assert (config.port, config.host, config.display, config.insecure_no_auth) == (
         9000,
         "127.0.0.3",
-        ":5",
+        display,
         True,
     )
 
@@ -76,7 +80,7 @@ def test_unwritable_launch_log_dir_fails_start_naming_the_option(tmp_path: Path,
             "--port",
             "0",
             "--display",
-            ":93",
+            unused_display(),
             "--launch-log-dir",
             str(log_dir),
         ],
@@ -92,7 +96,9 @@ def test_unwritable_launch_log_dir_fails_start_naming_the_option(tmp_path: Path,
 
 def test_launch_log_dir_lost_after_start_is_a_clear_503(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
-    agent = start_agent(agent_env(), tmp_path, "--display", ":93", "--launch-log-dir", str(log_dir))
+    agent = start_agent(
+        agent_env(), tmp_path, "--display", unused_display(), "--launch-log-dir", str(log_dir)
+    )
     try:
         log_dir.rmdir()
         log_dir.write_text("now a file")  # the folder cannot be made again

@@ -21,6 +21,8 @@ import psutil
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
+from tests.waiting import wait_until
 
 
 def agent_env() -> dict[str, str]:
@@ -32,7 +34,12 @@ def agent_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     running = start_agent(
-        agent_env(), tmp_path_factory.mktemp("exec-agent"), "--display", ":93", "--exec-max-processes", "128"
+        agent_env(),
+        tmp_path_factory.mktemp("exec-agent"),
+        "--display",
+        unused_display(),
+        "--exec-max-processes",
+        "128",
     )
     yield running
     running.stop()
@@ -45,12 +52,9 @@ def group_members(pgid: int) -> list[str]:
 
 
 def wait_gone(pgid: int, timeout: float = 3.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    members = group_members(pgid)
-    while members and time.monotonic() < deadline:
-        time.sleep(0.05)
-        members = group_members(pgid)
-    return members
+    """The members left of process group ``pgid``: none, or AssertionError after ``timeout``."""
+    wait_until(lambda: not group_members(pgid), timeout=timeout, what=f"process group {pgid} to end")
+    return []
 
 
 def test_exit_code_and_stream_separation(client: httpx.Client) -> None:
@@ -163,10 +167,8 @@ def test_background_leftover_does_not_hold_the_answer(client: httpx.Client, tmp_
     body = client.post("/exec", json={"command": f"(sleep 1; touch {marker}) & echo started"}).json()
     assert time.monotonic() - started < 1.0
     assert body["stdout"] == "started\n"
-    deadline = time.monotonic() + 5
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.exists()  # the leftover kept running and was not killed by SIGPIPE
+    # The leftover kept running and was not killed by SIGPIPE.
+    wait_until(marker.exists, what="the background leftover to touch its marker")
 
 
 def test_orphans_are_reaped(client: httpx.Client, agent: RunningAgent) -> None:
@@ -176,16 +178,22 @@ def test_orphans_are_reaped(client: httpx.Client, agent: RunningAgent) -> None:
     command = "(sleep 1.5 >/dev/null 2>&1 &); (setsid sleep 1.5 >/dev/null 2>&1 &); echo ok"
     body = client.post("/exec", json={"command": command}).json()
     assert body["stdout"] == "ok\n"
-    deadline = time.monotonic() + 1.0  # setsid(1) may not have exec'd sleep yet
-    orphans = [c for c in me.children() if c.name() == "sleep"]
-    while len(orphans) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-        orphans = [c for c in me.children() if c.name() == "sleep"]
-    assert len(orphans) == 2  # both now children of the agent
-    deadline = time.monotonic() + 12
-    while any(c.is_running() for c in orphans):  # a zombie still "runs" for psutil
-        assert time.monotonic() < deadline, [(c.pid, c.status()) for c in orphans if c.is_running()]
-        time.sleep(0.1)
+
+    # Both become children of the agent (setsid(1) may not have exec'd sleep yet).
+    def two_orphans() -> list[psutil.Process] | None:
+        found = [c for c in me.children() if c.name() == "sleep"]
+        return found if len(found) == 2 else None
+
+    orphans = wait_until(
+        two_orphans,
+        timeout=1.0,
+        what="two orphaned sleeps re-parented to the agent",
+    )
+    wait_until(  # a zombie still "runs" for psutil
+        lambda: not [(c.pid, c.status()) for c in orphans if c.is_running()],
+        timeout=12,
+        what="the orphans reaped",
+    )
 
 
 def test_bash_script(client: httpx.Client) -> None:
@@ -249,7 +257,7 @@ def test_memory_stays_flat_while_yes_runs(client: httpx.Client, agent: RunningAg
         nonlocal peak
         while not done.is_set():
             peak = max(peak, proc.memory_info().rss)
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing: a memory sample every 50 ms
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -267,7 +275,12 @@ def test_memory_stays_flat_while_yes_runs(client: httpx.Client, agent: RunningAg
 @pytest.fixture(scope="module")
 def small_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     running = start_agent(
-        agent_env(), tmp_path_factory.mktemp("small-agent"), "--display", ":93", "--exec-max-processes", "2"
+        agent_env(),
+        tmp_path_factory.mktemp("small-agent"),
+        "--display",
+        unused_display(),
+        "--exec-max-processes",
+        "2",
     )
     yield running
     running.stop()
@@ -283,11 +296,11 @@ def test_429_past_the_process_limit(small_agent: RunningAgent) -> None:
         assert http.post("/processes", json={"command": "true"}).status_code == 429
         for process_id in ids:
             http.post(f"/processes/{process_id}/signal", json={"signal": "KILL"})
-        deadline = time.monotonic() + 3
-        answer = http.post("/exec", json={"command": "echo ok"})
-        while answer.status_code == 429 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            answer = http.post("/exec", json={"command": "echo ok"})
+        answer = wait_until(
+            lambda: (reply := http.post("/exec", json={"command": "echo ok"})).status_code != 429 and reply,
+            timeout=3,
+            what="a slot to free up after the kills",
+        )
         assert answer.status_code == 200 and answer.json()["stdout"] == "ok\n"
 
 
@@ -332,10 +345,7 @@ def test_no_descriptor_or_process_leaks(client: httpx.Client, agent: RunningAgen
             answer.read()
         process_id = client.post("/processes", json={"command": "cat"}).json()["id"]
         client.post(f"/processes/{process_id}/stdin", json={"data": "x", "eof": True})
-    deadline = time.monotonic() + 5
-    while command_fds(me.pid) > fds_before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert command_fds(me.pid) <= fds_before
+    wait_until(lambda: command_fds(me.pid) <= fds_before, what="the commands' descriptors to be closed")
     assert [c for c in me.children() if c.name() in ("sleep", "echo", "bash", "cat")] == []
 
 

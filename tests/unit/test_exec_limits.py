@@ -21,8 +21,11 @@ from agent.exec.cgroups import CommandCgroup, Confiner, Limits, _beneath
 from agent.exec.runner import CommandSpec, bash_argv
 from agent.exec.service import ExecService
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.raw_http import send_raw
 from tests.unit.test_exec import agent_env
+from tests.unit.test_processes import exited
+from tests.waiting import wait_until
 
 MAX_TASKS = 40
 MEMORY_MAX_MIB = 64
@@ -34,7 +37,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
         agent_env(),
         tmp_path_factory.mktemp("limits-agent"),
         "--display",
-        ":93",
+        unused_display(),
         "--exec-max-tasks",
         str(MAX_TASKS),
         "--exec-memory-max",
@@ -54,22 +57,17 @@ def alive(pid: int) -> bool:
 
 
 def read_pid(path: Path, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def written() -> str:
         text = path.read_text().strip() if path.exists() else ""
-        if text.endswith("\n") or text.isdigit():
-            return int(text)
-        time.sleep(0.02)
-    raise TimeoutError(f"{path} was not written")
+        return text if text.isdigit() else ""
+
+    return int(wait_until(written, timeout=timeout, what=f"a pid written to {path}"))
 
 
 def wait_dead(pids: list[int], timeout: float = 5) -> list[int]:
-    deadline = time.monotonic() + timeout
-    left = [pid for pid in pids if alive(pid)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = [pid for pid in left if alive(pid)]
-    return left
+    """The pids still alive: none, or AssertionError (naming them) after ``timeout``."""
+    wait_until(lambda: not [pid for pid in pids if alive(pid)], timeout=timeout, what=f"{pids} to end")
+    return []
 
 
 @pytest.mark.parametrize("route", ["/exec", "/bash", "/actions", "/batch"])
@@ -134,7 +132,7 @@ def test_a_fork_bomb_is_capped_and_the_agent_stays_responsive(agent: RunningAgen
         while not answer.done():
             most = max(most, len(processes_running(sleeper)))
             assert http.get("/health", timeout=10).status_code == 200
-            time.sleep(0.1)
+            time.sleep(0.1)  # pacing: a sample of the process count every 0.1 s while it runs
         result = answer.result().json()
     assert result["timed_out"] is True
     assert "Resource temporarily unavailable" in result["stderr"]  # bash's fork(2) got EAGAIN
@@ -182,7 +180,7 @@ def process_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningA
         agent_env(),
         tmp_path_factory.mktemp("process-limits-agent"),
         "--display",
-        ":93",
+        unused_display(),
         "--processes-stdin-max-bytes",
         str(STDIN_MAX),
         "--processes-output-max-bytes",
@@ -193,12 +191,7 @@ def process_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningA
 
 
 def wait_exited(http: httpx.Client, process_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    info: dict[str, Any] = http.get(f"/processes/{process_id}").json()
-    while info["state"] != "exited" and time.monotonic() < deadline:
-        time.sleep(0.05)
-        info = http.get(f"/processes/{process_id}").json()
-    return info
+    return wait_until(lambda: exited(http, process_id), timeout=timeout, what=f"process {process_id} to exit")
 
 
 def test_stdin_is_bounded_and_a_refused_write_is_never_delivered(
@@ -219,11 +212,11 @@ def test_stdin_is_bounded_and_a_refused_write_is_never_delivered(
         assert full.status_code == 409
         assert "processes_stdin_max_bytes" in full.json()["error"]["message"]
         go.touch()  # now it reads: the refused write must not arrive, the retry exactly once
-        deadline = time.monotonic() + 10
-        answer = http.post(url, json={"data": second})
-        while answer.status_code == 409 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            answer = http.post(url, json={"data": second})
+        answer = wait_until(
+            lambda: (reply := http.post(url, json={"data": second})).status_code != 409 and reply,
+            timeout=10,
+            what="the process to read its stdin",
+        )
         assert answer.status_code == 200
         assert http.post(url, json={"eof": True}).status_code == 200
         assert wait_exited(http, proc["id"])["exit_code"] == 0

@@ -11,6 +11,7 @@ import pytest
 from agent.errors import InvalidArgument
 from agent.exec.output import Capture, Utf8Aligner, encode, incomplete_tail
 from agent.exec.processes import OutputLog, follow, parse_signal
+from tests.waiting import wait_until_async
 
 
 @pytest.mark.parametrize(
@@ -87,9 +88,9 @@ async def test_output_log_rolls_and_follows() -> None:
             seen.append(piece.data)
 
     task = asyncio.create_task(reader())
-    await asyncio.sleep(0.01)
+    await wait_until_async(lambda: seen == [b"cd"], what="the reader to catch up and wait")
     log.append("stdout", b"XY")
-    await asyncio.sleep(0.01)
+    await wait_until_async(lambda: seen == [b"cd", b"XY"], what="the appended piece")
     log.close()
     await asyncio.wait_for(task, 1)
     assert seen == [b"cd", b"XY"]

@@ -12,12 +12,13 @@ import httpx
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.unit.test_exec import agent_env, group_members, wait_gone
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
-    running = start_agent(agent_env(), tmp_path_factory.mktemp("stream-agent"), "--display", ":93")
+    running = start_agent(agent_env(), tmp_path_factory.mktemp("stream-agent"), "--display", unused_display())
     yield running
     running.stop()
 

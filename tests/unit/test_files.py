@@ -19,14 +19,16 @@ import psutil
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.unit.test_exec import agent_env
+from tests.waiting import wait_until
 
 MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
-    running = start_agent(agent_env(), tmp_path_factory.mktemp("files-agent"), "--display", ":93")
+    running = start_agent(agent_env(), tmp_path_factory.mktemp("files-agent"), "--display", unused_display())
     yield running
     running.stop()
 
@@ -44,7 +46,7 @@ class PeakRSS:
     def _sample(self) -> None:
         while not self._done.is_set():
             self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.02)
+            time.sleep(0.02)  # pacing: a memory sample every 20 ms
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -327,7 +329,7 @@ def fenced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningAg
         agent_env(),
         base,
         "--display",
-        ":93",
+        unused_display(),
         "--files-allowed-roots",
         str(root),
         "--files-max-bytes",
@@ -412,14 +414,15 @@ def test_commands_and_files_run_as_the_desktop_user() -> None:
         runtime.mkdir(mode=0o700, parents=True)
         os.chown(runtime, nobody.pw_uid, nobody.pw_gid)
         bus.bind(str(runtime / "bus"))
-    agent = start_agent(agent_env(), base, "--display", ":93", "--desktop-user", "nobody")
+    display = unused_display()
+    agent = start_agent(agent_env(), base, "--display", display, "--desktop-user", "nobody")
     try:
         with agent.client() as http:
             env = http.post(
                 "/exec", json={"command": "echo $DISPLAY $XDG_RUNTIME_DIR $DBUS_SESSION_BUS_ADDRESS $LOGNAME"}
             ).json()["stdout"]
             if made_runtime:  # a pre-existing session dir may lack a bus
-                assert env == f":93 {runtime} unix:path={runtime}/bus nobody\n"
+                assert env == f"{display} {runtime} unix:path={runtime}/bus nobody\n"
             body = http.post(
                 "/exec", json={"command": "id -u; id -g; echo $HOME $USER; cat " + str(private)}
             ).json()
@@ -450,10 +453,8 @@ def test_upload_cut_off_leaves_the_target_alone(agent: RunningAgent, tmp_path: P
             f"Content-Length: {10 * MIB}\r\n\r\n".encode()
             + b"z" * MIB
         )
-        time.sleep(0.3)
-    deadline = time.monotonic() + 3
-    while len(list(tmp_path.iterdir())) > 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.3)  # pacing: the agent is reading the body when the client goes away
+    wait_until(lambda: len(list(tmp_path.iterdir())) <= 1, timeout=3, what="the partial upload removed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
     assert target.read_bytes() == b"original"
     assert "unhandled error" not in agent.log_path.read_text()

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.unit.test_exec import agent_env
 
 pytestmark = pytest.mark.skipif(
@@ -138,7 +139,7 @@ def test_symlink_swap_race_never_escapes_the_root(fenced_race: tuple[Path, Path,
         agent_env(),
         root.parent,
         "--display",
-        ":93",
+        unused_display(),
         "--desktop-user",
         "nobody",
         "--files-allowed-roots",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import logging
@@ -19,7 +18,8 @@ from agent import __version__
 from agent.heartbeat import Backoff, Heartbeat
 from agent.heartbeat.client import redact
 from agent.supervision.readiness import Readiness
-from tests.unit.fakes_health import FakeControlPlane, FlakyDesktop
+from tests.unit.fakes_health import FAKE_DISPLAY, FakeControlPlane, FlakyDesktop
+from tests.waiting import wait_until_async
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ async def test_beats_carry_the_fields_at_the_interval(plane: FakeControlPlane) -
     assert first["computer_id"] == "cmp_123"
     assert first["agent_version"] == __version__
     assert first["status"] == "ready" and first["ready"] is True
-    assert first["checks"]["display"] == {"ok": True, "required": True, "detail": ":99 1280x720"}
+    assert first["checks"]["display"] == {"ok": True, "required": True, "detail": f"{FAKE_DISPLAY} 1280x720"}
     assert first["screen"] == {"width": 1280, "height": 720}
     assert first["advertise_url"] == "http://10.0.0.5:8000"
     assert dt.datetime.fromisoformat(first["timestamp"]).tzinfo is not None
@@ -140,9 +140,7 @@ async def test_outage_is_logged_once_and_recovery_once(
     readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=0.02)
     await plane.wait_for(5, timeout=10)
     plane.mode = "ok"
-    deadline = time.monotonic() + 10
-    while heartbeat.failures and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    await wait_until_async(lambda: not heartbeat.failures, timeout=10, what="the failures to reset")
     await heartbeat.close()
     await readiness.close()
     warnings = [

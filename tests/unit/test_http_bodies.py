@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.raw_http import Answer, connect, exchange, read_answer, request
 from tests.unit.test_exec import agent_env
 
@@ -22,7 +23,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
         agent_env(),
         tmp_path_factory.mktemp("edge"),
         "--display",
-        ":93",
+        unused_display(),
         "--max-body-bytes",
         str(64 * MIB),  # the old single ceiling: routes still apply their own
     )

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.raw_http import (
     closed_by_server,
     connect,
@@ -25,6 +26,7 @@ from tests.raw_http import (
     send_raw,
 )
 from tests.unit.test_exec import agent_env
+from tests.waiting import wait_until
 
 SECRET = "s3cret-token-value-never-logged"
 
@@ -36,7 +38,7 @@ def tight_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAge
         agent_env(),
         tmp_path_factory.mktemp("edge-tight"),
         "--display",
-        ":93",
+        unused_display(),
         "--http-header-timeout",
         "2",
         "--http-body-timeout",
@@ -107,7 +109,7 @@ def drip(socks: list[socket.socket]) -> list[socket.socket]:
 
 def test_200_slow_header_connections_are_cut_while_clients_are_served(tmp_path: Path) -> None:
     """The issue's slowloris (a header byte every few seconds) against the default cap."""
-    agent = start_agent(agent_env(), tmp_path, "--display", ":93", "--http-header-timeout", "3")
+    agent = start_agent(agent_env(), tmp_path, "--display", unused_display(), "--http-header-timeout", "3")
     socks = slow_headers(agent, 200)
     try:
         open_ = list(socks)
@@ -118,7 +120,7 @@ def test_200_slow_header_connections_are_cut_while_clients_are_served(tmp_path: 
                 assert http.post("/processes/nope/signal", json={"signal": "TERM"}).status_code == 404
                 for sock in drip(open_):
                     open_.remove(sock)
-                time.sleep(0.5)
+                time.sleep(0.5)  # pacing: a round of clients and drips every 0.5 s
         assert not open_, f"{len(open_)} of 200 slow connections still open after 30 s"
     finally:
         for sock in socks:
@@ -134,7 +136,7 @@ def test_at_the_cap_slow_connections_make_room_for_clients(tmp_path: Path) -> No
         agent_env(),
         tmp_path,
         "--display",
-        ":93",
+        unused_display(),
         "--http-max-connections",
         "20",
         "--http-header-timeout",
@@ -149,7 +151,7 @@ def test_at_the_cap_slow_connections_make_room_for_clients(tmp_path: Path) -> No
         for _ in range(5):  # the cap is full of slow connections each time a client comes
             answer = exchange(agent, request(agent, "GET", "/health"))
             assert answer.status == 200, answer.body
-            time.sleep(0.2)
+            time.sleep(0.2)  # pacing: the shed connection's close reaches us
             shed = drip(holding)
             assert len(shed) == 1  # the client's request made room by closing one slow connection
             holding = [sock for sock in holding if sock not in shed]
@@ -165,7 +167,7 @@ def test_at_the_cap_slow_connections_make_room_for_clients(tmp_path: Path) -> No
 
 
 def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503(tmp_path: Path) -> None:
-    agent = start_agent(agent_env(), tmp_path, "--display", ":93", "--http-max-connections", "3")
+    agent = start_agent(agent_env(), tmp_path, "--display", unused_display(), "--http-max-connections", "3")
     busy = []
     try:
         for _ in range(3):  # a request the agent is working on (its client is not holding it up)
@@ -177,8 +179,10 @@ def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503(tmp_path: Path
         assert error["code"] == "UNAVAILABLE" and "http_max_connections" in str(error["message"])
         assert answer.headers["Retry-After"] == "1"
         busy.pop().close()
-        time.sleep(0.5)
-        assert exchange(agent, request(agent, "GET", "/health")).status == 200
+        wait_until(
+            lambda: exchange(agent, request(agent, "GET", "/health")).status == 200,
+            what="a slot freed by the close",
+        )
     finally:
         for sock in busy:
             sock.close()
@@ -246,7 +250,7 @@ def test_running_out_of_descriptors_logs_a_line_not_a_flood(tmp_path: Path) -> N
 
     Python 3.11's accept loop logged a traceback and scheduled a retry per waiting connection.
     """
-    agent = start_agent(agent_env(), tmp_path, "--display", ":93")
+    agent = start_agent(agent_env(), tmp_path, "--display", unused_display())
     process = psutil.Process(agent.process.pid)
     _, hard = process.rlimit(psutil.RLIMIT_NOFILE)
     socks: list[socket.socket] = []
@@ -291,7 +295,14 @@ def test_a_trickled_body_is_408(tight_agent: RunningAgent) -> None:
 def test_at_the_cap_slow_bodies_make_room_for_clients(tmp_path: Path) -> None:
     """Requests trickling their bodies fill the cap: a client still gets in, one of them is shed."""
     agent = start_agent(
-        agent_env(), tmp_path, "--display", ":93", "--http-max-connections", "10", "--http-body-timeout", "60"
+        agent_env(),
+        tmp_path,
+        "--display",
+        unused_display(),
+        "--http-max-connections",
+        "10",
+        "--http-body-timeout",
+        "60",
     )
     socks = slow_bodies(agent, 10)
     try:
@@ -299,12 +310,12 @@ def test_at_the_cap_slow_bodies_make_room_for_clients(tmp_path: Path) -> None:
         for _ in range(3):
             answer = exchange(agent, request(agent, "GET", "/health"))
             assert answer.status == 200, answer.body
-            time.sleep(0.3)
+            time.sleep(0.3)  # pacing: the shed connection's close reaches us
             shed = drip(socks)
             assert len(shed) == 1  # the client made room by closing one slow body
             shed[0].close()
             socks = [sock for sock in socks if sock not in shed] + slow_bodies(agent, 1)
-            time.sleep(1.1)
+            time.sleep(1.1)  # pacing: the newcomer is past the grace too
     finally:
         for sock in socks:
             sock.close()
@@ -316,7 +327,7 @@ def test_clients_that_leave_mid_body_are_not_errors(tight_agent: RunningAgent) -
     for _ in range(50):
         with connect(tight_agent) as sock:
             sock.sendall(body_head(tight_agent, "/desktop/wait", 100) + b"{")
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: the handler has begun on the truncated body
     log = log_settled(tight_agent)
     assert "unhandled error" not in log and "Traceback" not in log
     assert '"status": 499' in log

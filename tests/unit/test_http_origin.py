@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.raw_http import exchange, port_of, request
 from tests.unit.test_exec import agent_env
 
@@ -26,7 +27,7 @@ def open_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgen
         agent_env(),
         tmp_path_factory.mktemp("edge-open"),
         "--display",
-        ":93",
+        unused_display(),
         "--allowed-hosts",
         "agent.internal,.fleet.example",
         "--advertise-url",

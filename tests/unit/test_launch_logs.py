@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -18,6 +17,8 @@ from agent.errors import Unavailable
 from agent.session.launcher import Launcher
 from agent.session.user import DesktopUser
 from agent.x11.windows import WindowService
+from tests.displays import unused_display
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="acting as the desktop user needs a root agent")
 
@@ -52,7 +53,7 @@ async def test_a_planted_link_in_the_log_folder_gets_no_root_write(
     user, base = user_home
     protected = base / "protected"
     _plant(Path(user.home), protected, user.uid, user.gid)
-    launcher = Launcher(user, ":93", cast(WindowService, None))
+    launcher = Launcher(user, unused_display(), cast(WindowService, None))
     try:
         with pytest.raises(Unavailable, match="--launch-log-dir"):
             await launcher.launch("true")
@@ -63,15 +64,12 @@ async def test_a_planted_link_in_the_log_folder_gets_no_root_write(
 
 async def test_logs_in_the_home_belong_to_the_user(user_home: tuple[DesktopUser, Path]) -> None:
     user, _ = user_home
-    launcher = Launcher(user, ":93", cast(WindowService, None))
+    launcher = Launcher(user, unused_display(), cast(WindowService, None))
     try:
         launched = await launcher.launch("echo hello")
         log = Path(launched.log_path)
         assert log.parent == Path(user.home) / ".local" / "state" / "computer-agent" / "launch"
-        deadline = time.monotonic() + 10
-        while log.read_bytes() != b"hello\n" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert log.read_bytes() == b"hello\n"
+        wait_until(lambda: log.read_bytes() == b"hello\n", timeout=10, what="the app's output in its log")
         for part in (log, log.parent, log.parent.parent, Path(user.home) / ".local"):
             assert part.stat().st_uid == user.uid, part
     finally:

@@ -12,13 +12,20 @@ import httpx
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.unit.test_exec import agent_env, group_members, wait_gone
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     running = start_agent(
-        agent_env(), tmp_path_factory.mktemp("proc-agent"), "--display", ":93", "--processes-keep-count", "3"
+        agent_env(),
+        tmp_path_factory.mktemp("proc-agent"),
+        "--display",
+        unused_display(),
+        "--processes-keep-count",
+        "3",
     )
     yield running
     running.stop()
@@ -30,13 +37,15 @@ def start(client: httpx.Client, **body: Any) -> dict[str, Any]:
     return dict(answer.json())
 
 
+def exited(client: httpx.Client, process_id: str) -> dict[str, Any] | None:
+    info = dict(client.get(f"/processes/{process_id}").json())
+    return info if info["state"] == "exited" else None
+
+
 def wait_exited(client: httpx.Client, process_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        info = dict(client.get(f"/processes/{process_id}").json())
-        if info["state"] == "exited" or time.monotonic() > deadline:
-            return info
-        time.sleep(0.05)
+    return wait_until(
+        lambda: exited(client, process_id), timeout=timeout, what=f"process {process_id} to exit"
+    )
 
 
 def output(client: httpx.Client, process_id: str, **params: Any) -> list[dict[str, Any]]:
@@ -96,10 +105,7 @@ def test_dropped_output_is_reported(client: httpx.Client) -> None:
 def test_signal_ends_the_whole_group(client: httpx.Client) -> None:
     info = start(client, command="sleep 100 & sleep 100")
     pid = info["pid"]
-    deadline = time.monotonic() + 2
-    while len(group_members(pid)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(group_members(pid)) == 3  # bash and two sleeps
+    wait_until(lambda: len(group_members(pid)) == 3, timeout=2, what="bash and two sleeps in the group")
     assert client.post(f"/processes/{info['id']}/signal", json={"signal": "SIGTERM"}).status_code == 200
     final = wait_exited(client, info["id"])
     assert final["signal"] == "SIGTERM" and final["exit_code"] == 143
@@ -111,7 +117,8 @@ def test_signal_leader_only(client: httpx.Client) -> None:
     info = start(
         client, command=["sh", "-c", "trap 'echo got-usr1; exit 7' USR1; while :; do sleep 0.05; done"]
     )
-    time.sleep(0.2)
+    # The trap is set once the loop runs: a sleep is the shell's child.
+    wait_until(lambda: len(group_members(info["pid"])) >= 2, what="the shell to reach its loop")
     client.post(f"/processes/{info['id']}/signal", json={"signal": 10, "group": False})
     final = wait_exited(client, info["id"])
     assert final["exit_code"] == 7 and final["stdout_tail"] == "got-usr1\n"
@@ -145,7 +152,12 @@ def test_errors(client: httpx.Client) -> None:
 
 def test_finished_processes_are_kept_within_the_count(client: httpx.Client) -> None:
     ids = [start(client, command=f"echo {i}")["id"] for i in range(6)]
-    time.sleep(0.5)  # all have exited
+
+    def exited_or_pruned(process_id: str) -> bool:  # starting prunes
+        answer = client.get(f"/processes/{process_id}")
+        return answer.status_code == 404 or answer.json()["state"] == "exited"
+
+    wait_until(lambda: all(exited_or_pruned(process_id) for process_id in ids), what="all six to exit")
     start(client, command="true")  # starting prunes
     listed = {p["id"] for p in client.get("/processes").json()["processes"] if p["state"] == "exited"}
     assert len(listed) <= 3

@@ -6,6 +6,7 @@ import asyncio
 
 from agent.supervision.readiness import Readiness, ReadinessState, Status
 from tests.unit.fakes_health import FlakyDesktop
+from tests.waiting import wait_until_async
 
 
 async def test_ready_when_display_answers() -> None:
@@ -25,7 +26,7 @@ async def test_display_down_is_starting_then_degraded() -> None:
     assert not first.ready and first.status is Status.STARTING
     display = next(c for c in first.checks if c.name == "display")
     assert "not reachable" in display.detail
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.06)  # pacing: past the 0.05 s startup grace, which is what is tested
     assert (await readiness.current(max_age=0)).status is Status.DEGRADED
 
 
@@ -86,13 +87,14 @@ async def test_poller_publishes_changes_and_shutdown() -> None:
     readiness = Readiness(desktop, poll_interval=0.02)  # type: ignore[arg-type]
     events: list[ReadinessState] = []
     readiness.subscribe(events.append)
+    polls = desktop.checks
     await readiness.start()
-    await asyncio.sleep(0.1)
+    await wait_until_async(lambda: desktop.checks >= polls + 3, what="three polls")
     assert [e.ready for e in events] == [True]  # unchanged polls are not events
     desktop.up = False
-    await asyncio.sleep(0.1)
+    await wait_until_async(lambda: len(events) == 2, what="the display going down to be published")
     desktop.up = True
-    await asyncio.sleep(0.1)
+    await wait_until_async(lambda: len(events) == 3, what="the display coming back to be published")
     await readiness.close()
     assert [e.ready for e in events] == [True, False, True, False]
     assert events[-1].status is Status.STOPPING

@@ -92,7 +92,7 @@ async def test_watchdog_pings_from_the_loop_at_half_the_period(
     sock, name = abstract_socket
     notifier = Notifier({"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "200000"})  # 0.2 s: ping every 0.1 s
     notifier.start_watchdog()
-    await asyncio.sleep(0.55)
+    await asyncio.sleep(0.55)  # pacing: the pings due in 0.55 s are counted
     await notifier.close()
     pings = [m for m in _receive_all(sock) if m == "WATCHDOG=1"]
     assert 4 <= len(pings) <= 7

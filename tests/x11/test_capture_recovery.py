@@ -8,6 +8,7 @@ capture, and once it is back every variant must answer 200 again, without restar
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import subprocess
@@ -25,7 +26,9 @@ from Xlib import error as xerror
 from Xlib.display import Display
 
 from tests.conftest import RunningAgent, start_agent, stop_process
-from tests.x11.test_recovery import free_display, start_xvfb
+from tests.displays import free_display_number
+from tests.waiting import wait_until
+from tests.x11.test_recovery import start_xvfb
 
 VARIANTS = (
     "/desktop/screenshot",
@@ -47,9 +50,8 @@ class Server:
         self.xvfb.kill()
         self.xvfb.wait()
         socket = Path(f"/tmp/.X11-unix/X{self.number}")
-        deadline = time.monotonic() + 5
-        while socket.exists() and time.monotonic() < deadline:  # Xvfb -kill leaves it behind
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):  # Xvfb -kill may leave it behind: removed below
+            wait_until(lambda: not socket.exists(), what="Xvfb's socket to go")
         socket.unlink(missing_ok=True)
         Path(f"/tmp/.X{self.number}-lock").unlink(missing_ok=True)
 
@@ -59,7 +61,7 @@ class Server:
 
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[Server]:
-    number = free_display()
+    number = free_display_number()
     xvfb = start_xvfb(number)
     agent = start_agent(dict(os.environ, DISPLAY=f":{number}"), tmp_path, "--display", f":{number}")
     running = Server(number, xvfb, agent)
@@ -98,14 +100,6 @@ class Load:
                         self.bad.append((self.phase, path, response.status_code, response.text[:300]))
 
 
-def wait_for(predicate: object, what: str, timeout: float = 10) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def capture_check(client: httpx.Client) -> tuple[int, dict[str, object]]:
     response = client.get("/ready")
     checks = response.json()["checks"]
@@ -116,35 +110,44 @@ def test_screenshots_heal_after_the_x_server_restarts_under_load(server: Server)
     load = Load(server.agent)
     threads = [threading.Thread(target=load.run, args=(i,), daemon=True) for i in range(CLIENTS)]
     with server.agent.client() as client:
-        wait_for(lambda: client.get("/ready").status_code == 200, "the agent never became ready")
+        wait_until(
+            lambda: client.get("/ready").status_code == 200, timeout=10, what="the agent to become ready"
+        )
         for thread in threads:
             thread.start()
         try:
-            time.sleep(1.0)
+            time.sleep(1.0)  # pacing: the load runs a while against a healthy server
             load.phase = "away"
             server.kill()
-            time.sleep(0.5)  # requests that were in flight when the server died settle
+            time.sleep(0.5)  # pacing: requests that were in flight when the server died settle
             load.phase = "gone"
-            wait_for(lambda: capture_check(client)[0] == 503, "/ready stayed 200 with the display gone")
+            wait_until(
+                lambda: capture_check(client)[0] == 503,
+                timeout=10,
+                what="/ready to answer 503 with the display gone",
+            )
             status, capture = capture_check(client)
             assert status == 503 and capture["ok"] is False, capture
-            time.sleep(1.5)
+            time.sleep(1.5)  # pacing: the load keeps hitting the dead display a while
 
             load.phase = "restarting"
             server.restart()
             # Every variant heals by itself; no restart of the agent, no special query.
-            wait_for(
+            wait_until(
                 lambda: all(client.get(path).status_code == 200 for path in VARIANTS),
-                "screenshots did not recover after the X server came back",
+                timeout=10,
+                what="screenshots to recover after the X server came back",
             )
             load.phase = "back"
-            time.sleep(2.0)
+            time.sleep(2.0)  # pacing: the load runs a while against the restarted server
         finally:
             load.stop.set()
             for thread in threads:
                 thread.join(timeout=30)
 
-        wait_for(lambda: capture_check(client)[0] == 200, "/ready did not recover with the capture")
+        wait_until(
+            lambda: capture_check(client)[0] == 200, timeout=10, what="/ready to recover with the capture"
+        )
         status, capture = capture_check(client)
         assert capture["ok"] is True, capture
         for path in VARIANTS:
@@ -177,7 +180,7 @@ def fill_client_slots(display_name: str) -> list[Display]:
 def test_ready_names_a_capture_that_cannot_grab_while_input_works(tmp_path: Path) -> None:
     """The capture connection alone dies and cannot come back (the server is full): /ready must
     say so although input, on its own connection, still works; both heal when slots free up."""
-    number = free_display()
+    number = free_display_number()
     display_name = f":{number}"
     xvfb = start_xvfb(number, "-maxclients", "64")
     agent = start_agent(dict(os.environ, DISPLAY=display_name), tmp_path, "--display", display_name)
@@ -185,7 +188,9 @@ def test_ready_names_a_capture_that_cannot_grab_while_input_works(tmp_path: Path
     fillers: list[Display] = []
     try:
         with agent.client() as client:
-            wait_for(lambda: client.get("/ready").status_code == 200, "the agent never became ready")
+            wait_until(
+                lambda: client.get("/ready").status_code == 200, timeout=10, what="the agent to become ready"
+            )
             assert client.get("/desktop/screenshot").status_code == 200
             # The capture's connection is the one client holding a MIT-SHM segment.
             capture_clients = [
@@ -207,7 +212,11 @@ def test_ready_names_a_capture_that_cannot_grab_while_input_works(tmp_path: Path
                 assert shot.status_code == 503, (path, shot.status_code, shot.text[:300])
                 assert shot.json()["error"]["code"] == "DISPLAY_UNAVAILABLE"
                 assert shot.headers["Retry-After"]
-            wait_for(lambda: client.get("/ready").status_code == 503, "/ready stayed 200 with capture broken")
+            wait_until(
+                lambda: client.get("/ready").status_code == 503,
+                timeout=10,
+                what="/ready to answer 503 with the capture broken",
+            )
             checks = client.get("/ready").json()["checks"]
             assert checks["display"]["ok"] is True, checks
             assert checks["capture"]["ok"] is False and checks["capture"]["required"] is True, checks
@@ -218,8 +227,10 @@ def test_ready_names_a_capture_that_cannot_grab_while_input_works(tmp_path: Path
             for filler in fillers:
                 filler.close()
             fillers = []
-            wait_for(
-                lambda: client.get("/ready").status_code == 200, "/ready did not recover with the capture"
+            wait_until(
+                lambda: client.get("/ready").status_code == 200,
+                timeout=10,
+                what="/ready to recover with the capture",
             )
             for path in VARIANTS:
                 shot = client.get(path)

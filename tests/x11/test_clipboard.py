@@ -14,7 +14,8 @@ from Xlib.display import Display
 from agent.errors import DeadlineExceeded
 from agent.session.devdesktop import DevDesktop
 from agent.x11.clipboard import ClipboardService
-from tests.x11.windowing import start_app, stop_app, window_of
+from tests.waiting import wait_until
+from tests.x11.windowing import active_window, start_app, stop_app, window_of
 
 UNICODE = "héllo wörld \u2013 日本語 😀\n\tzweite Zeile ñß€"
 BIG = ("äbc✓ 0123456789 " * 400_000)[:5_000_000]  # 5 M characters, ~7 MB of UTF-8
@@ -42,9 +43,11 @@ def xclip_owner(desktop: DevDesktop) -> Iterator[Callable[[str], None]]:
         proc.stdin.write(text.encode())
         proc.stdin.close()
         procs.append(proc)
-        deadline = time.monotonic() + 10  # xclip owns the selection once it has read stdin
-        while time.monotonic() < deadline and xclip_out(desktop)[:16] != text.encode()[:16]:
-            time.sleep(0.02)
+        wait_until(  # xclip owns the selection once it has read stdin
+            lambda: xclip_out(desktop)[:16] == text.encode()[:16],
+            timeout=10,
+            what="xclip to own the selection",
+        )
 
     yield own
     for proc in procs:
@@ -86,7 +89,10 @@ def test_ctrl_v_pastes_into_a_gtk_entry(desktop: DevDesktop, client: httpx.Clien
         text = "pasted ✓ from the agent"
         assert client.post("/desktop/clipboard", json={"text": text}).status_code == 200
         assert client.post("/desktop/window/focus", json={"window_id": hex(window)}).status_code == 200
-        time.sleep(0.2)
+        wait_until(
+            lambda: active_window(desktop) == window,
+            what="the entry's window to take the focus",
+        )
         assert client.post("/desktop/key", json={"key": "ctrl+v"}).status_code == 200
         assert client.post("/desktop/key", json={"key": "Return"}).status_code == 200
         out, _ = proc.communicate(timeout=10)
@@ -142,11 +148,11 @@ async def test_the_clipboard_outlives_the_agent_with_a_clipboard_manager() -> No
         )
         try:
             probe = Display(xfce.display)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not probe.get_selection_owner(
-                probe.intern_atom("CLIPBOARD_MANAGER")
-            ):
-                time.sleep(0.05)
+            wait_until(
+                lambda: probe.get_selection_owner(probe.intern_atom("CLIPBOARD_MANAGER")),
+                timeout=10,
+                what="xfsettingsd to own CLIPBOARD_MANAGER",
+            )
             probe.close()
             service = ClipboardService(xfce.display)
             await service.set_text(UNICODE)
@@ -181,14 +187,14 @@ def test_primary_selection_both_ways(desktop: DevDesktop, client: httpx.Client) 
         assert proc.stdin is not None
         proc.stdin.write(b"selected by xclip")
         proc.stdin.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if (
+        wait_until(
+            lambda: (
                 client.get("/desktop/clipboard", params={"selection": "primary"}).json()["text"]
                 == "selected by xclip"
-            ):
-                break
-            time.sleep(0.05)
+            ),
+            timeout=10,
+            what="xclip to own PRIMARY",
+        )
         assert client.get("/desktop/clipboard", params={"selection": "primary"}).json() == {
             "text": "selected by xclip"
         }

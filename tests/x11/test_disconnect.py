@@ -15,6 +15,7 @@ from Xlib.display import Display
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent
 from tests.raw_http import send_raw
+from tests.waiting import wait_until
 
 WAITS = 10  # x 30 s: the batch would hold the input lock for five minutes
 BUTTON_MASKS = X.Button1Mask | X.Button2Mask | X.Button3Mask | X.Button4Mask | X.Button5Mask
@@ -36,15 +37,6 @@ def held(display: Display) -> tuple[bool, bool]:
     return shift, buttons
 
 
-def wait_for(display: Display, expected: tuple[bool, bool], timeout: float) -> tuple[bool, bool]:
-    deadline = time.monotonic() + timeout
-    state = held(display)
-    while state != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        state = held(display)
-    return state
-
-
 def test_a_batch_whose_client_left_releases_lock_keys_and_buttons(
     agent: RunningAgent, client: httpx.Client, xserver: Display
 ) -> None:
@@ -57,12 +49,12 @@ def test_a_batch_whose_client_left_releases_lock_keys_and_buttons(
     sock = send_raw(agent, "/batch", {"actions": actions})
     try:
         # The batch really runs and holds input (else the test proves nothing).
-        assert wait_for(xserver, (True, True), timeout=10) == (True, True)
+        wait_until(lambda: held(xserver) == (True, True), timeout=10, what="shift and the button held")
     finally:
         sock.close()  # the client goes away in the middle of the first wait
     gone = time.monotonic()
     # Everything it held is released, as the X server sees it.
-    assert wait_for(xserver, (False, False), timeout=10) == (False, False)
+    wait_until(lambda: held(xserver) == (False, False), timeout=10, what="shift and the button released")
     # And the input lock is free: the next click is answered long before the batch would have ended.
     answer = client.post("/desktop/click", json={"x": 5, "y": 5}, timeout=60)
     assert answer.status_code == 200

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,23 +19,11 @@ import httpx
 import psutil
 import pytest
 
+from tests.displays import free_display_number
+from tests.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "docker" / "entrypoint"
-
-
-def _free_display() -> int:
-    """A display number nobody uses: no lock file, no socket file, no abstract socket (X servers
-    in other mount namespaces show only there)."""
-    for number in range(70, 200):
-        if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
-            continue
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(f"\0/tmp/.X11-unix/X{number}".encode())
-            except OSError:
-                continue
-        return number
-    raise RuntimeError("no free X display number")
 
 
 def _free_port() -> int:
@@ -82,22 +69,20 @@ def _environ(pid: int) -> bytes:
         return b""
 
 
-def _wait_healthy(url: str, timeout: float) -> float:
-    started = time.monotonic()
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url}/health did not answer within {timeout} s")
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_healthy(url: str, timeout: float) -> None:
+    wait_until(lambda: _healthy(url), timeout=timeout, what=f"{url}/health to answer 200", interval=0.1)
 
 
 @pytest.fixture
 def entry_desktop(tmp_path: Path) -> Iterator[Desktop]:
-    number = _free_display()
+    number = free_display_number()
     port = _free_port()
     token = "entrypoint-test-token"
     runtime = tmp_path / "runtime"
@@ -144,27 +129,23 @@ def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop
     # X runs at WIDTH x HEIGHT, a window manager owns it, a session bus answers.
     info = subprocess.run(["xdpyinfo"], env=observer_env, capture_output=True, text=True, check=True).stdout
     assert "1024x600 pixels" in info
-    deadline = time.monotonic() + 15
-    wm = ""
-    while "window id" not in wm and time.monotonic() < deadline:
-        wm = subprocess.run(
-            ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"],
-            check=False,
-            env=observer_env,
-            capture_output=True,
-            text=True,
-        ).stdout
-        time.sleep(0.2)
-    assert "window id" in wm
+
+    def observed(*argv: str) -> str:
+        return subprocess.run(argv, check=False, env=observer_env, capture_output=True, text=True).stdout
+
+    wait_until(
+        lambda: "window id" in observed("xprop", "-root", "_NET_SUPPORTING_WM_CHECK"),
+        timeout=15,
+        what="a window manager",
+        interval=0.2,
+    )
     if desktop.env["SESSION"] == "startxfce4":  # the whole XFCE session: its panel maps a window
-        panel = ""
-        while not panel.strip() and time.monotonic() < deadline + 15:
-            panel = subprocess.run(
-                ["xdotool", "search", "--class", "xfce4-panel"],
-                check=False, env=observer_env, capture_output=True, text=True,
-            ).stdout  # fmt: skip
-            time.sleep(0.2)
-        assert panel.strip(), "no xfce4-panel window"
+        wait_until(
+            lambda: observed("xdotool", "search", "--class", "xfce4-panel").strip(),
+            timeout=30,
+            what="an xfce4-panel window",
+            interval=0.2,
+        )
     bus = Path(desktop.env["XDG_RUNTIME_DIR"]) / "bus"
     assert bus.is_socket()
     assert (Path(desktop.env["XDG_RUNTIME_DIR"]) / "computer-agent-token").stat().st_mode & 0o077 == 0
@@ -177,12 +158,15 @@ def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop
     assert shot.headers["X-Screen-Width"] == "1024"
     assert httpx.get(f"{desktop.url}/desktop/screen-size", timeout=5).status_code == 401
     # Ready, the accessibility bus included (the session bus activates it).
-    deadline = time.monotonic() + 20
-    ready = httpx.get(f"{desktop.url}/ready", headers=headers, timeout=10)
-    while ready.status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        ready = httpx.get(f"{desktop.url}/ready", headers=headers, timeout=10)
-    assert ready.status_code == 200, ready.text
+    ready = wait_until(
+        lambda: (
+            (answer := httpx.get(f"{desktop.url}/ready", headers=headers, timeout=10)).status_code == 200
+            and answer
+        ),
+        timeout=20,
+        what="/ready to answer 200",
+        interval=0.2,
+    )
     assert ready.json()["checks"]["accessibility"]["ok"] is True
     # No process's environment holds the token, the entrypoint's own included (/proc/PID/environ
     # is what a process was exec'ed with: unsetting the variable in the script does not clear it).
@@ -196,10 +180,7 @@ def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop
 
     # A killed agent is restarted by the supervisor.
     os.kill(agent, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while desktop.agent_pid() in (None, agent) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert desktop.agent_pid() not in (None, agent)
+    wait_until(lambda: desktop.agent_pid() not in (None, agent), timeout=30, what="a new agent", interval=0.1)
     _wait_healthy(desktop.url, 30)
 
     # SIGTERM stops everything it started, and exits 0.
@@ -207,13 +188,18 @@ def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop
     assert len(family) >= 5  # entrypoint, supervisors, Xvfb, dbus, WM, agent
     desktop.process.send_signal(signal.SIGTERM)
     assert desktop.process.wait(timeout=30) == 0
-    time.sleep(0.5)
-    alive = [
-        pid
-        for pid in family
-        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    ]
-    assert alive == [], (alive, desktop.log.read_text()[-3000:])
+
+    def alive() -> list[int]:
+        return [
+            pid
+            for pid in family
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
+
+    try:
+        wait_until(lambda: not alive(), what="everything the entrypoint started to end")
+    except AssertionError as error:
+        raise AssertionError((alive(), desktop.log.read_text()[-3000:])) from error
 
 
 def test_entrypoint_refuses_to_start_without_a_token(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_sigterm_releases_held_input_and_bounds_in_flight_work(tmp_path: Path) -
 
             thread = threading.Thread(target=slow)
             thread.start()
-            time.sleep(0.5)
+            time.sleep(0.5)  # pacing: the wait is in flight (it lasts 30 s) when SIGTERM comes
             started = time.monotonic()
             agent.process.send_signal(signal.SIGTERM)
             assert agent.process.wait(timeout=20) == 0

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
+from tests.waiting import wait_until
 
 
 # -- a fake control plane (stdlib, own thread) -----------------------------------------------------
@@ -45,15 +46,12 @@ class Plane:
 
     def wait(self, predicate: Any, timeout: float, what: str) -> dict[str, Any]:
         """The first beat (in arrival order, from ``start`` on) that matches ``predicate``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for body in self.bodies():
-                if predicate(body):
-                    return body
-            time.sleep(0.02)
-        raise AssertionError(
-            f"no beat {what} within {timeout} s; got {[b.get('status') for b in self.bodies()]}"
+        found: dict[str, Any] = wait_until(
+            lambda: next((body for body in self.bodies() if predicate(body)), None),
+            timeout=timeout,
+            what=f"a beat {what}",
         )
+        return found
 
 
 def _handler(plane: Plane) -> type[http.server.BaseHTTPRequestHandler]:
@@ -111,13 +109,12 @@ class NotifySocket:
         return [text for _, text in self.messages]
 
     def wait_until(self, predicate: Any, timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.drain():
-                if predicate(message):
-                    return message
-            time.sleep(0.02)
-        raise AssertionError(f"no {what} received; got {self.drain()}")
+        found: str = wait_until(
+            lambda: next((message for message in self.drain() if predicate(message)), None),
+            timeout=timeout,
+            what=f"{what} received",
+        )
+        return found
 
     def wait_for(self, line: str, timeout: float) -> str:
         return self.wait_until(lambda message: line in message.splitlines(), timeout, line)
@@ -152,9 +149,7 @@ class Xvfb:
         else:
             self.proc = subprocess.Popen(["Xvfb", self.display, *argv[1:]], stderr=subprocess.DEVNULL)
             socket_path = Path(f"/tmp/.X11-unix/X{self.display[1:]}")
-            deadline = time.monotonic() + 10
-            while not socket_path.exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(socket_path.exists, timeout=10, what="Xvfb's socket")
         return self
 
     def kill(self) -> None:
@@ -227,7 +222,7 @@ def test_beats_readiness_and_systemd_follow_the_display(  # noqa: PLR0915 (one a
         assert len({b["boot_id"] for b in plane.bodies()}) == 1
 
         # The watchdog is fed from the loop, about every 0.5 s.
-        time.sleep(1.2)
+        time.sleep(1.2)  # pacing: two or more pings are due in this time
         pings = [text for text in notify_socket.drain() if text == "WATCHDOG=1"]
         assert len(pings) >= 2
 

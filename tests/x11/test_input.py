@@ -13,6 +13,7 @@ import pytest
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
 from tests.observers import EventLogger, KeyRecorder
+from tests.waiting import wait_until
 
 UNICODE_SAMPLE = "héllo wörld – 日本語 😀 ça ñß€"
 
@@ -75,7 +76,8 @@ def test_click_with_modifiers_holds_them(client: httpx.Client, logger: EventLogg
 
 def test_scroll_directions_and_amount(client: httpx.Client, logger: EventLogger) -> None:
     x, y = logger.area_center
-    # Spaced out: under load GTK may coalesce wheel events that reach it in one read.
+    # One at a time, each handled before the next: GTK may coalesce wheel events read together.
+    directions = []
     for body in (
         {"direction": "down", "amount": 2},
         {"direction": "up"},
@@ -83,8 +85,7 @@ def test_scroll_directions_and_amount(client: httpx.Client, logger: EventLogger)
         {"dx": 2},
     ):
         client.post("/desktop/scroll", json={"x": x, "y": y, **body}).raise_for_status()
-        time.sleep(0.2)
-    directions = [e["direction"] for e in logger.collect() if e["event"] == "scroll"]
+        directions += [e["direction"] for e in logger.collect() if e["event"] == "scroll"]
     assert directions == ["down", "down", "up", "up", "up", "left", "right", "right"]
 
 
@@ -169,7 +170,10 @@ class XtermCat:
         x = int(fields["Absolute upper-left X"]) + int(fields["Width"]) // 2
         y = int(fields["Absolute upper-left Y"]) + int(fields["Height"]) // 2
         client.post("/desktop/click", json={"x": x, "y": y}).raise_for_status()
-        time.sleep(0.2)
+        wait_until(
+            lambda: run_observer(desktop, "xdotool", "getwindowfocus").strip() == str(int(window)),
+            what="the xterm to take the focus",
+        )
 
     def finish(self, client: httpx.Client) -> bytes:
         client.post("/desktop/key", json={"key": "ctrl+d"}).raise_for_status()
@@ -189,7 +193,7 @@ def test_type_exact_on_a_german_layout(
 ) -> None:
     run_observer(desktop, "setxkbmap", "de")
     try:
-        time.sleep(0.3)
+        time.sleep(0.3)  # pacing: the apps reload their keymap on MappingNotify, which shows nowhere
         text = UNICODE_SAMPLE + " yz @{[]}\\~|<> äöüÄÖÜ"
         assert _type_into_entry(client, logger, text) == text
         xterm = XtermCat(desktop, client, tmp_path / "typed-de.txt")
@@ -197,7 +201,7 @@ def test_type_exact_on_a_german_layout(
         assert xterm.finish(client) == (text + "\n").encode()
     finally:
         run_observer(desktop, "setxkbmap", "us")
-        time.sleep(0.3)
+        time.sleep(0.3)  # pacing: as above, the apps' keymap reload
 
 
 def test_type_more_distinct_characters_than_spare_keycodes(

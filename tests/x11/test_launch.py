@@ -12,7 +12,8 @@ import pytest
 
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
-from tests.x11.windowing import observe, wait_until, wmctrl
+from tests.waiting import wait_until
+from tests.x11.windowing import observe, wmctrl
 
 
 def _kill(pid: int) -> None:
@@ -107,7 +108,14 @@ def test_launched_apps_and_their_orphans_never_stay_zombies(
             if child.status() == psutil.STATUS_ZOMBIE
         ]
 
-    time.sleep(0.5)
+    def running() -> list[int]:
+        return [
+            child.pid
+            for child in psutil.Process(agent.process.pid).children()
+            if child.status() != psutil.STATUS_ZOMBIE and child.name() in ("true", "sh", "sleep")
+        ]
+
+    wait_until(lambda: not running(), timeout=10, what="the apps and the orphan to exit")
     try:
         wait_until(lambda: not zombies(), timeout=10, what="every exited child to be reaped")
     except AssertionError:
@@ -139,7 +147,7 @@ def test_launched_apps_survive_an_agent_restart(desktop: DevDesktop, tmp_path: P
         pid, window = body["pid"], int(body["window_id"], 16)
         first.stop()
         assert first.process.returncode is not None
-        time.sleep(0.5)
+        time.sleep(0.5)  # pacing: had the agent's exit taken the app along, it would be gone by now
         assert not _gone_or_zombie(pid)
         assert window in wmctrl(desktop)
         second = start_agent(env, tmp_path / "second", "--display", desktop.display)

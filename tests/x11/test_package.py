@@ -23,6 +23,7 @@ import pytest
 
 from agent import __version__
 from agent.session.devdesktop import DevDesktop
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 APT = ["apt-get", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300"]
@@ -58,6 +59,13 @@ def _skip_reason() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +167,10 @@ def test_install_verify_serve_and_purge(installed: Path, tmp_path: Path) -> None
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / "agent.log").read_text()[-2000:]
-                time.sleep(0.1)
+            try:
+                wait_until(lambda: healthy(url), timeout=30, what="the packaged agent to answer /health")
+            except AssertionError as error:
+                raise AssertionError((tmp_path / "agent.log").read_text()[-2000:]) from error
             shot = httpx.get(
                 f"{url}/desktop/screenshot", headers={"Authorization": f"Bearer {token}"}, timeout=30
             )

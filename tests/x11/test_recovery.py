@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunningAgent, start_agent
-
-
-def free_display() -> int:
-    while True:
-        number = random.randint(200, 900)
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            return number
+from tests.displays import free_display_number
+from tests.waiting import wait_until
 
 
 def start_xvfb(number: int, *extra: str) -> subprocess.Popen[bytes]:
@@ -27,16 +20,13 @@ def start_xvfb(number: int, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        assert time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.05)
+    wait_until(Path(f"/tmp/.X11-unix/X{number}").exists, timeout=10, what="Xvfb to start")
     return process
 
 
 @pytest.fixture()
 def lonely_display(tmp_path: Path) -> Iterator[tuple[int, RunningAgent]]:
-    number = free_display()
+    number = free_display_number()
     xvfb = start_xvfb(number)
     env = dict(os.environ, DISPLAY=f":{number}")
     agent = start_agent(env, tmp_path, "--display", f":{number}")
@@ -54,9 +44,7 @@ def test_display_loss_is_503_and_recovery_is_automatic(lonely_display: tuple[int
         assert client.post("/desktop/click", json={"x": 10, "y": 10}).status_code == 200
 
         subprocess.run(["pkill", "-f", f"^Xvfb :{number} "], check=False)
-        deadline = time.monotonic() + 5
-        while Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not Path(f"/tmp/.X11-unix/X{number}").exists(), what="Xvfb's socket to go")
 
         for method, path, body in (
             ("POST", "/desktop/click", {"x": 10, "y": 10}),
@@ -68,18 +56,16 @@ def test_display_loss_is_503_and_recovery_is_automatic(lonely_display: tuple[int
             assert response.status_code == 503, (path, response.text)
             assert response.json()["error"]["code"] == "DISPLAY_UNAVAILABLE"
             assert response.headers["Retry-After"]
-        deadline = time.monotonic() + 2  # readiness is cached for at most half a second
-        while client.get("/ready").status_code != 503:
-            assert time.monotonic() < deadline, "/ready did not notice the display was gone"
-            time.sleep(0.1)
+        wait_until(  # readiness is cached for at most half a second
+            lambda: client.get("/ready").status_code == 503,
+            timeout=2,
+            what="/ready to notice the display gone",
+        )
         assert client.get("/health").status_code == 200
 
         xvfb = start_xvfb(number)
         try:
-            deadline = time.monotonic() + 5
-            while client.get("/ready").status_code != 200:
-                assert time.monotonic() < deadline, "the agent did not recover within 5 s"
-                time.sleep(0.1)
+            wait_until(lambda: client.get("/ready").status_code == 200, what="the agent to recover")
             assert client.post("/desktop/move", json={"x": 42, "y": 24}).status_code == 200
             assert client.get("/desktop/cursor").json() == {"x": 42, "y": 24}
             shot = client.get("/desktop/screenshot")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from agent.session.devdesktop import DevDesktop
+from tests.waiting import wait_until
 
 
 def xwd_image(desktop: DevDesktop) -> Image.Image:
@@ -23,6 +23,30 @@ def xwd_image(desktop: DevDesktop) -> Image.Image:
     ).stdout
     png = subprocess.run(["convert", "xwd:-", "png:-"], input=dump, capture_output=True, check=True).stdout
     return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def wait_until_still(desktop: DevDesktop) -> None:
+    """Until the terminal is mapped and two dumps of the screen in a row are the same."""
+    last: list[bytes] = []
+
+    def still() -> bool:
+        if (
+            "xterm"
+            not in subprocess.run(
+                ["xwininfo", "-root", "-tree"],
+                env=desktop.env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.lower()
+        ):
+            return False
+        now = xwd_image(desktop).tobytes()
+        same = last == [now]
+        last[:] = [now]
+        return same
+
+    wait_until(still, timeout=15, what="the terminal to be drawn and the screen to be still")
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +71,12 @@ def busy_screen(desktop: DevDesktop) -> Iterator[None]:
         ],
         env=desktop.env,
     )
-    time.sleep(1.0)
-    yield
-    term.terminate()
-    term.wait()
+    try:
+        wait_until_still(desktop)
+        yield
+    finally:
+        term.terminate()
+        term.wait()
     subprocess.run(["xsetroot", "-solid", "black"], env=desktop.env, check=True)
 
 

@@ -62,7 +62,7 @@ def type_into_entry(client: httpx.Client, logger: EventLogger, text: str) -> str
 def layout_restored(desktop: DevDesktop) -> Iterator[None]:
     yield
     run_observer(desktop, "setxkbmap", "us")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the apps reload their keymap on MappingNotify, which shows nowhere
 
 
 def test_300_distinct_cjk_with_ascii_and_emoji_into_a_gtk_entry(

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from functools import partial
@@ -29,6 +28,8 @@ from agent.session.devdesktop import DevDesktop
 from agent.session.user import resolve_user
 from agent.x11.wallpaper import WallpaperService
 from tests.conftest import start_agent
+from tests.displays import unused_display
+from tests.waiting import wait_until
 from tests.x11.windowing import observe
 
 CORNER = (3, 3)  # a spot no test window covers
@@ -172,11 +173,12 @@ async def test_xfce_desktop_is_changed_through_xfconf(tmp_path: Path) -> None:
             ["xfdesktop"], env=xfce.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and "last-image" not in observe(
-                xfce, "xfconf-query", "-c", "xfce4-desktop", "-l"
-            ):
-                time.sleep(0.1)
+            wait_until(
+                lambda: "last-image" in observe(xfce, "xfconf-query", "-c", "xfce4-desktop", "-l"),
+                timeout=15,
+                what="xfdesktop to publish its settings",
+                interval=0.1,
+            )
             user = resolve_user(None)
             service = WallpaperService(xfce.display, user, base_env=xfce.env)
             url = "data:image/png;base64," + base64.b64encode(image_bytes((200, 120, 10))).decode()
@@ -185,10 +187,12 @@ async def test_xfce_desktop_is_changed_through_xfconf(tmp_path: Path) -> None:
             listing = observe(xfce, "xfconf-query", "-c", "xfce4-desktop", "-l", "-v")
             images = [line.split()[-1] for line in listing.splitlines() if "/last-image" in line]
             assert images and all(image == result.path for image in images)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not close_to(root_pixel(xfce, (640, 360)), (200, 120, 10)):
-                time.sleep(0.2)
-            assert close_to(root_pixel(xfce, (640, 360)), (200, 120, 10))
+            wait_until(
+                lambda: close_to(root_pixel(xfce, (640, 360)), (200, 120, 10)),
+                timeout=10,
+                what="xfdesktop to paint the wallpaper",
+                interval=0.2,
+            )
         finally:
             xfdesktop.terminate()
             xfdesktop.wait(10)
@@ -347,7 +351,7 @@ def test_an_xfdesktop_on_another_display_does_not_take_the_wallpaper(
     display's wallpaper is still painted here (a full test run turned black while one ran)."""
     impostor = tmp_path / "xfdesktop"
     shutil.copy("/bin/sleep", impostor)
-    other = subprocess.Popen([str(impostor), "60"], env=dict(os.environ, DISPLAY=":987"))
+    other = subprocess.Popen([str(impostor), "60"], env=dict(os.environ, DISPLAY=unused_display()))
     try:
         blue = "data:image/png;base64," + base64.b64encode(image_bytes((40, 60, 210))).decode()
         answer = client.post("/desktop/wallpaper", json={"url": blue})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -13,13 +12,13 @@ from Xlib.display import Display
 from agent.errors import InvalidArgument, NotFound
 from agent.session.devdesktop import DevDesktop
 from agent.x11.windows import WindowManagerUnavailable, WindowService
+from tests.waiting import wait_until
 from tests.x11.windowing import (
     active_window,
     observe,
     observed,
     start_app,
     stop_app,
-    wait_until,
     window_of,
     wmctrl,
     xprop,
@@ -211,14 +210,15 @@ async def test_pid_of_apps_without_net_wm_pid_comes_from_the_server(
 
 def window_of_class(desktop: DevDesktop, instance: str, timeout: float = 10.0) -> int:
     """The first window ``wmctrl -lx`` lists with this WM_CLASS instance."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listed() -> int | None:
         for line in observe(desktop, "wmctrl", "-lx").splitlines():
             parts = line.split()
             if len(parts) > 2 and parts[2].split(".")[0] == instance:
                 return int(parts[0], 16)
-        time.sleep(0.05)
-    raise TimeoutError(f"no {instance} window")
+        return None
+
+    return wait_until(listed, timeout=timeout, what=f"a {instance} window")
 
 
 async def test_focus_reaches_a_window_on_another_workspace(

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from agent.session.devdesktop import DevDesktop
-from tests.x11.windowing import active_window, observed, start_app, stop_app, wait_until, window_of, xprop
+from tests.waiting import wait_until
+from tests.x11.windowing import active_window, observed, start_app, stop_app, window_of, xprop
 
 
 @pytest.fixture()

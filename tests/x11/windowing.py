@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from dataclasses import dataclass
 
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import stop_process
+from tests.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,18 @@ def active_window(desktop: DevDesktop) -> int:
 
 
 def window_of(desktop: DevDesktop, pid: int, timeout: float = 15.0) -> int:
-    """The id of the first window ``wmctrl`` lists for ``pid``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for window, (owner, _) in wmctrl(desktop).items():
-            if owner == pid:
-                time.sleep(0.2)  # let the WM finish placing and decorating it
-                return window
-        time.sleep(0.05)
-    raise TimeoutError(f"no window for pid {pid} within {timeout}s")
+    """The id of the first window ``wmctrl`` lists for ``pid``, once the WM has placed and mapped it."""
+
+    def listed() -> int | None:
+        return next((window for window, (owner, _) in wmctrl(desktop).items() if owner == pid), None)
+
+    window = wait_until(listed, timeout=timeout, what=f"a window of pid {pid}")
+    wait_until(
+        lambda: "IsViewable" in observe(desktop, "xwininfo", "-id", hex(window)),
+        timeout=timeout,
+        what=f"window {hex(window)} to be mapped",
+    )
+    return window
 
 
 def start_app(desktop: DevDesktop, *argv: str) -> subprocess.Popen[bytes]:
@@ -104,12 +107,3 @@ def stop_app(proc: subprocess.Popen[bytes]) -> None:
     stop_process(proc)
     if proc.stdout is not None:
         proc.stdout.close()
-
-
-def wait_until(predicate: object, timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
