@@ -84,7 +84,7 @@ def _client_loop(
 def _client_rounds(
     http: httpx.Client, root: Path, client: int, stop: threading.Event, seen: Counter[str]
 ) -> None:
-    folder = root / "dir"
+    folder, outside = root / "dir", root.parent / "outside"
     n = 0
     while not stop.is_set():
         n += 1
@@ -110,12 +110,19 @@ def _client_rounds(
         seen[f"put-{put.status_code}"] += 1
         made = http.post("/files/mkdir", json={"path": str(folder / f"{name}-d" / "sub")})
         seen[f"mkdir-{made.status_code}"] += 1
+        # A folder made right in the swapped folder: made through the folder held open, never
+        # by its name (which may lead outside by then).
+        child = http.post("/files/mkdir", json={"path": str(folder / f"{name}-e"), "parents": False})
+        seen[f"mkdir-child-{child.status_code}"] += 1
+        # A decoy of the same name outside: a move that took its source by name could take it.
+        (outside / f"{name}.txt").write_bytes(OUTSIDE)
+        seen[f"decoy {name}.txt"] += 1
         moved = http.post(
             "/files/move",
             json={"source": str(folder / f"{name}.txt"), "destination": str(folder / f"{name}-moved.txt")},
         )
         seen[f"move-{moved.status_code}"] += 1
-        for answer in (read, listing, put, made, moved):
+        for answer in (read, listing, put, made, child, moved):
             if answer.status_code >= 500:
                 seen[f"{answer.request.method} {answer.request.url.path}: {answer.text}"] += 1
         # Moving a file of the outside folder in: the fence must hold for the source as well.
@@ -131,6 +138,7 @@ def _client_rounds(
         for victim in (f"{name}-moved.txt", "outside-only.txt", "data.txt-never"):
             http.delete("/files", params={"path": str(folder / victim)})
         http.delete("/files", params={"path": str(folder / f"{name}-d"), "recursive": "true"})
+        http.delete("/files", params={"path": str(folder / f"{name}-e")})
 
 
 def test_symlink_swap_race_never_escapes_the_root(fenced_race: tuple[Path, Path, pwd.struct_passwd]) -> None:
@@ -179,13 +187,16 @@ def test_symlink_swap_race_never_escapes_the_root(fenced_race: tuple[Path, Path,
         agent.stop()
     # The race was run: many swaps, and each kind of operation got through many times.
     assert swaps > 1000, swaps
-    for kind in ("read-ok", "list-ok", "put-200", "mkdir-200", "move-200"):
+    for kind in ("read-ok", "list-ok", "put-200", "mkdir-200", "mkdir-child-200", "move-200"):
         assert seen[kind] > 10, seen
     # Nothing read or listed from outside, nothing created, moved in, deleted or left behind there.
     assert seen["read-outside"] == seen["list-outside"] == seen["stat-outside"] == 0, seen
     assert seen["move-outside-in"] == 0, seen
     assert not [kind for kind in seen if ": " in kind], seen  # no 5xx, no client crashed
-    assert sorted(p.name for p in outside.iterdir()) == ["data.txt", "outside-only.txt"]
+    decoys = sorted(kind.split(" ", 1)[1] for kind in seen if kind.startswith("decoy "))
+    assert decoys, "no decoys were planted"
+    assert sorted(p.name for p in outside.iterdir()) == sorted(["data.txt", *decoys, "outside-only.txt"])
+    assert [name for name in decoys if (outside / name).read_bytes() != OUTSIDE] == []  # none taken
     assert (outside / "data.txt").read_bytes() == OUTSIDE
     assert (outside / "outside-only.txt").read_bytes() == OUTSIDE
     assert not list(root.glob("*-stolen.txt"))
