@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.session.devdesktop import DevDesktop
+from tests.waiting import wait_until
 
 APPS = Path(__file__).resolve().parent / "apps"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi
@@ -117,15 +118,19 @@ class KeyRecorder:
                 }
             ],
         )
+        self._recording = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        time.sleep(0.1)
+        if not self._recording.wait(timeout=10):
+            raise TimeoutError("XRecord did not start")
 
     def _run(self) -> None:
         from Xlib import X
         from Xlib.protocol import rq
 
         def callback(reply: Any) -> None:
+            if reply.category == self._record.StartOfData:
+                self._recording.set()
             if reply.category != self._record.FromServer or reply.client_swapped:
                 return
             data = reply.data
@@ -136,8 +141,22 @@ class KeyRecorder:
 
         self._data.record_enable_context(self._context, callback)
 
-    def take(self, settle: float = 0.15) -> list[tuple[str, int]]:
-        time.sleep(settle)
+    def take_sequence(self, timeout: float = 5) -> list[tuple[str, int]]:
+        """The events of one complete key sequence: waits until at least one key was pressed
+        and every pressed key released again (both xdotool and the agent release all they press
+        before they return), then takes them. No settle time."""
+
+        def complete() -> bool:
+            held: set[int] = set()
+            for kind, keycode in list(self.events):
+                (held.add if kind == "press" else held.discard)(keycode)
+            return bool(self.events) and not held
+
+        wait_until(complete, timeout=timeout, what="a complete key sequence (every press released)")
+        return self.take()
+
+    def take(self) -> list[tuple[str, int]]:
+        """Whatever has been recorded so far."""
         taken, self.events = self.events, []
         return taken
 

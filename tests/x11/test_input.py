@@ -325,11 +325,10 @@ def test_key_sends_the_same_events_as_xdotool(client: httpx.Client, desktop: Dev
     try:
         mismatches = {}
         for ours, theirs in KEY_SPECS.items():
-            recorder.take()
             run_observer(desktop, "xdotool", "key", "--delay", "0", theirs)
-            expected = recorder.take()
+            expected = recorder.take_sequence()
             client.post("/desktop/key", json={"key": ours}).raise_for_status()
-            got = recorder.take()
+            got = recorder.take_sequence()
             if got != expected:
                 mismatches[ours] = {"ours": got, "xdotool": expected}
         assert len(KEY_SPECS) >= 40
