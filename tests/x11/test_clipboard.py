@@ -18,6 +18,7 @@ from tests.waiting import wait_until
 from tests.x11.windowing import active_window, start_app, stop_app, window_of
 
 UNICODE = "héllo wörld \u2013 日本語 😀\n\tzweite Zeile ñß€"
+MEDIUM = ("ünï ✓ 0123456789 " * 20_000)[:150_000]  # 150 k characters, ~190 KB of UTF-8
 BIG = ("äbc✓ 0123456789 " * 400_000)[:5_000_000]  # 5 M characters, ~7 MB of UTF-8
 
 
@@ -69,6 +70,38 @@ def test_get_reads_what_xclip_owns(
 ) -> None:
     xclip_owner("from xclip ✓ ünïcode")
     assert client.get("/desktop/clipboard").json() == {"text": "from xclip ✓ ünïcode"}
+
+
+def owner_sends_incrementally(desktop: DevDesktop) -> bool:
+    """Whether the clipboard's owner answers a UTF8_STRING request with INCR: asked with a
+    requestor of our own (python-xlib), not through the agent. An INCR answer is left unread
+    (the owner then waits on it for a while): ask only where the answer should be no."""
+    display = Display(desktop.display)
+    try:
+        window = display.screen().root.create_window(0, 0, 1, 1, 0, X.CopyFromParent)
+        prop = display.intern_atom("PROBE_SELECTION")
+        window.convert_selection(
+            display.intern_atom("CLIPBOARD"), display.intern_atom("UTF8_STRING"), prop, X.CurrentTime
+        )
+        display.flush()
+        while (event := display.next_event()).type != X.SelectionNotify:
+            pass
+        assert event.property == prop, "the owner refused UTF8_STRING"
+        reply = window.get_property(prop, X.AnyPropertyType, 0, 0, False)
+        return bool(reply.property_type == display.intern_atom("INCR"))
+    finally:
+        display.close()
+
+
+def test_another_apps_text_between_64_kib_and_incr_is_read_whole(
+    desktop: DevDesktop, client: httpx.Client, xclip_owner: Callable[[str], None]
+) -> None:
+    """Above 64 KiB (65,536 characters: a read cut there fails) and below the size where xclip
+    switches to INCR: one property, read in one piece."""
+    xclip_owner(MEDIUM)
+    assert not owner_sends_incrementally(desktop)
+    text = client.get("/desktop/clipboard").json()["text"]
+    assert (len(text), text == MEDIUM) == (len(MEDIUM), True)
 
 
 def test_five_megabytes_round_trip_exactly_both_ways(
