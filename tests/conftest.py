@@ -24,6 +24,9 @@ import httpx
 import pytest
 
 from agent.session.devdesktop import DevDesktop
+from tests.leaks import LeakWatch
+
+LEAKED = pytest.StashKey[list[str]]()
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -57,6 +60,29 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
     if tier_of(module_path) is None:
         return UntieredModule.from_parent(parent, path=module_path)
     return None
+
+
+LEAKS = LeakWatch()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    LEAKS.after_test(item.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaked = LEAKS.leaks()
+    if leaked:
+        session.config.stash[LEAKED] = leaked
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    leaked = config.stash.get(LEAKED, [])
+    if leaked:
+        terminalreporter.section("processes that outlived the tests (a test ends what it starts)", red=True)
+        for line in leaked:
+            terminalreporter.line(line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

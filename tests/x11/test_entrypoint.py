@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,24 @@ class Desktop:
 def _environ(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/environ").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:  # gone, or not ours to read
         return b""
+
+
+def _started_since(moment: float) -> list[int]:
+    """Our descendants (orphans included: the test run is a subreaper) started since ``moment``."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.create_time() >= moment - 0.5:  # create_time has a coarse clock
+                found.append(child.pid)
+    return found
+
+
+def _started_with_home(home: Path) -> list[int]:
+    """Processes whose environment has ``HOME=home``: whatever this test's session started."""
+    marker = b"\0HOME=" + bytes(home) + b"\0"
+    return [pid for pid in psutil.pids() if pid != os.getpid() and marker in b"\0" + _environ(pid)]
 
 
 def _healthy(url: str) -> bool:
@@ -104,6 +121,7 @@ def entry_desktop(tmp_path: Path) -> Iterator[Desktop]:
         "PYTHONPATH": str(ROOT),
     }
     log = tmp_path / "entrypoint.log"
+    started = time.time()
     with log.open("wb") as out:
         process = subprocess.Popen(
             ["bash", str(ENTRYPOINT)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -119,6 +137,12 @@ def entry_desktop(tmp_path: Path) -> Iterator[Desktop]:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+        # The XFCE session starts ssh-agent and gpg-agent, which leave its session (setsid) and
+        # outlive the entrypoint: found as descendants started since (the test run is a child
+        # subreaper, tests/leaks.py) or by the HOME this test gave them, and ended.
+        for pid in {*_started_since(started), *_started_with_home(tmp_path)}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_entrypoint_brings_up_the_desktop_and_supervises_the_agent(entry_desktop: Desktop) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -17,12 +18,16 @@ from tests.x11.windowing import observe, wmctrl
 
 
 def _kill(pid: int) -> None:
+    """End a launched app and what it started (a shell's sleep outlives the shell's SIGTERM)."""
     try:
         proc = psutil.Process(pid)
-        proc.terminate()
-        proc.wait(5)
+        family = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        pass
+        return
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    psutil.wait_procs(family, timeout=5)
 
 
 def test_launch_with_wait_for_window(desktop: DevDesktop, client: httpx.Client) -> None:
