@@ -208,9 +208,13 @@ def client_message(
     *,
     to: int | None = None,
 ) -> None:
-    """Send an EWMH client message about ``window`` to the root (as the spec requires)."""
+    """Send an EWMH client message about ``window`` to the root (as the spec requires).
+
+    The five values are 32-bit fields; signed ones (a position left of or above the screen) go
+    as two's complement, which python-xlib's unsigned packing would refuse (OverflowError).
+    """
     root = display.screen().root
-    values = [*data, 0, 0, 0, 0, 0][:5]
+    values = [value & 0xFFFFFFFF for value in [*data, 0, 0, 0, 0, 0][:5]]
     ev = event.ClientMessage(window=window, client_type=message_type, data=(32, values))
     target = root if to is None else display.create_resource_object("window", to)
     mask = X.SubstructureRedirectMask | X.SubstructureNotifyMask if to is None else X.NoEventMask
