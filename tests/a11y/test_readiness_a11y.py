@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from agent.a11y.service import Accessibility
 from agent.session.devdesktop import DevDesktop
 from agent.supervision.readiness import Readiness, Status

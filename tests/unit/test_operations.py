@@ -8,7 +8,6 @@ disk and in /proc, not only the status the agent reports.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from agent.api.openapi import build_document
 from agent.config import Config
 from agent.services import Services
 from tests.conftest import RunningAgent, start_agent
+from tests.displays import unused_display
 from tests.fakes import FakeDesktop
 from tests.unit.test_exec import agent_env
-
-pytestmark = pytest.mark.unit
+from tests.waiting import wait_until
 
 GATED = [op for op in load_all() if op.capability is not None or op.conditional is not None]
 
@@ -61,7 +60,7 @@ def switched_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAg
         agent_env(),
         tmp_path_factory.mktemp("off-agent"),
         "--display",
-        ":93",
+        unused_display(),
         "--exec",
         "false",
         "--accessibility",
@@ -134,7 +133,7 @@ def test_switched_off_exec_and_files_touch_nothing(switched_off: RunningAgent, t
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
-    running = start_agent(agent_env(), tmp_path_factory.mktemp("query-agent"), "--display", ":93")
+    running = start_agent(agent_env(), tmp_path_factory.mktemp("query-agent"), "--display", unused_display())
     yield running
     running.stop()
 
@@ -165,10 +164,11 @@ def test_follow_off_returns_what_is_there_without_waiting(agent: RunningAgent, w
     with agent.client() as http:
         info = http.post("/processes", json={"command": "echo ready; sleep 60"}).json()
         try:
-            deadline = time.monotonic() + 10
-            while http.get(f"/processes/{info['id']}").json()["stdout_bytes"] == 0:
-                assert time.monotonic() < deadline, "the process wrote nothing"
-                time.sleep(0.05)
+            wait_until(
+                lambda: http.get(f"/processes/{info['id']}").json()["stdout_bytes"] > 0,
+                timeout=10,
+                what="the process to write",
+            )
             # Followed, this would stream until the process exits in 60 s: the client gives up at 20.
             answer = http.get(f"/processes/{info['id']}/output", params={"follow": word}, timeout=20)
             assert answer.status_code == 200, answer.text

@@ -26,6 +26,7 @@ from agent.x11.ctext import decode_compound_text
 from agent.x11.wallpaper import WallpaperService, _decode_data_url, cover, decode_image, fetch
 from agent.x11.window_list import Decoration, WindowInfo
 from agent.x11.windows import format_window_id, parse_window_id
+from tests.displays import unused_display
 
 
 @pytest.mark.parametrize(
@@ -239,7 +240,7 @@ async def test_wallpaper_is_stored_as_the_desktop_user(tmp_path: Path) -> None:
         os.symlink(protected, planted)
         os.lchown(planted, nobody.pw_uid, nobody.pw_gid)
         user = DesktopUser("nobody", nobody.pw_uid, nobody.pw_gid, (), str(home), "/bin/sh", switch=True)
-        service = WallpaperService(":0", user)
+        service = WallpaperService(unused_display(), user)
         image, kind = decode_image(_png())
         loop = asyncio.get_running_loop()
         try:

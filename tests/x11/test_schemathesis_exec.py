@@ -31,7 +31,7 @@ from agent.session.devdesktop import DevDesktop
 from tests.conftest import ROOT, RunningAgent, start_agent
 from tests.x11.test_schemathesis import CONFIG
 
-pytestmark = [pytest.mark.x11, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 
 INCLUDED = r"^/(files|processes|exec|bash)(/|$)"  # not /execute, /bash-action (seed vocabularies)
 MAX_TIME = 90  # seconds of generation; the whole test stays under ~150 s
