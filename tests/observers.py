@@ -17,6 +17,12 @@ APPS = Path(__file__).resolve().parent / "apps"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi
 
 
+def observe_root(desktop: DevDesktop, prop: str) -> str:
+    """A property of the root window, as xprop prints it."""
+    argv = ["xprop", "-root", prop]
+    return subprocess.run(argv, env=desktop.env, capture_output=True, text=True, check=False).stdout.strip()
+
+
 class EventLogger:
     """The GTK app tests/apps/event_logger.py, its JSON lines read on a thread."""
 
@@ -33,6 +39,21 @@ class EventLogger:
         self._syncs = 0
         threading.Thread(target=self._read, daemon=True).start()
         self.ready = self.next("ready", timeout=15)
+        self._wait_for_focus(desktop)
+
+    def _wait_for_focus(self, desktop: DevDesktop) -> None:
+        """Until the window manager has made the app's window the active one. Before that a
+        click-to-focus WM grabs the button on it and replays the press later than the agent's
+        round trip: a click would arrive after the sync that should follow it."""
+        root = observe_root(desktop, "_NET_SUPPORTING_WM_CHECK")
+        if "window id" not in root:
+            return  # no window manager: nothing grabs
+        window = hex(int(self.ready["window"]))
+        wait_until(  # "_NET_ACTIVE_WINDOW(WINDOW): window id # 0x600003, 0x0"
+            lambda: f"# {window}," in observe_root(desktop, "_NET_ACTIVE_WINDOW") + ",",
+            timeout=10,
+            what=f"the event logger's window {window} to be active",
+        )
 
     def _read(self) -> None:
         assert self.process.stdout is not None

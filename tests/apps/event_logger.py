@@ -20,7 +20,8 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("Gdk", "3.0")
-from gi.repository import Gdk, GLib, Gtk  # noqa: E402
+gi.require_version("GdkX11", "3.0")
+from gi.repository import Gdk, GdkX11, GLib, Gtk  # noqa: E402, F401  (GdkX11: get_xid)
 
 
 def emit(**fields: Any) -> None:
@@ -120,7 +121,12 @@ def main() -> None:
         alloc = area.get_allocation()
         origin = area.get_window().get_origin()
         emit(
-            event="ready", area_x=origin.x, area_y=origin.y, area_width=alloc.width, area_height=alloc.height
+            event="ready",
+            window=window.get_window().get_xid(),
+            area_x=origin.x,
+            area_y=origin.y,
+            area_width=alloc.width,
+            area_height=alloc.height,
         )
         return False
 
