@@ -124,7 +124,7 @@ def test_a_setsid_child_dies_with_its_command_on_timeout(agent: RunningAgent, tm
 
 
 def test_a_fork_bomb_is_capped_and_the_agent_stays_responsive(agent: RunningAgent) -> None:
-    sleeper = ["sleep", "299.5"]
+    sleeper = ["sleep", f"299.{os.getpid()}"]  # this run's own: another run's bomb is not counted
     command = f"for i in $(seq 1000); do {' '.join(sleeper)} & done; wait"
     most = 0
     with agent.client() as http, concurrent.futures.ThreadPoolExecutor(1) as pool:
