@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(330)
 
 EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$"
 # Seconds per run: examples, coverage and fuzzing, then the stateful phase (links between calls).
-BUDGETS = {"fuzzing": 75, "stateful": 45}
+BUDGETS = {"fuzzing": 65, "stateful": 40}
 # With --exec false /processes only ever answers 403 or an empty list: the stateful phase would
 # spend its budget there (8,000 calls, no link followed). It explores the window links instead.
 STATEFUL_EXCLUDED = EXCLUDED + r"|^/processes"
