@@ -9,8 +9,6 @@ from agent.actions.registry import load_all
 from agent.api.openapi import build_document
 from agent.models.peers import PIXELS_PER_NOTCH, ScrollPixelsRequest, pixels_to_notches
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("pixels", "notches"),

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import AGENT_BIN, stop_process
-
-pytestmark = pytest.mark.x11
 
 
 def free_display() -> int:

@@ -25,8 +25,6 @@ from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
 from tests.observers import EventLogger
 
-pytestmark = pytest.mark.x11
-
 
 class Peer:
     """Sends requests like a peer's client, and checks each accepted one against the served document."""

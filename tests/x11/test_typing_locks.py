@@ -23,7 +23,6 @@ from tests.conftest import run_observer
 from tests.observers import EventLogger
 from tests.x11.test_input import XtermCat
 
-pytestmark = pytest.mark.x11
 XK.load_keysym_group("xkb")  # ISO_Next_Group
 
 CAPS_LED, NUM_LED = 0x1, 0x2
@@ -131,7 +130,7 @@ def test_a_held_shift_stays_the_callers_choice(
         assert presses and all(press["shift"] for press in presses)
     finally:
         client.post("/desktop/key-up", json={"key": "shift"}).raise_for_status()
-    time.sleep(0.1)
+    logger.collect()  # the app has seen Shift released (it answers its sync after)
     focus_entry(client, logger)
     client.post("/desktop/key", json={"key": "End Return"}).raise_for_status()
     # Shift held over every key: the layout's Shift level, not Caps Lock's inversion of it.
@@ -143,14 +142,14 @@ def test_a_held_shift_stays_the_callers_choice(
 def shift_lock(desktop: DevDesktop, locks: None) -> Iterator[None]:
     """Caps_Lock acting as Shift Lock (every key shifted, digits too), as setxkbmap sets it."""
     run_observer(desktop, "setxkbmap", "-layout", "us", "-option", "caps:shiftlock")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the apps reload their keymap on MappingNotify, which shows nowhere
     try:
         yield
     finally:
         set_leds(desktop, 0)
         run_observer(desktop, "setxkbmap", "-layout", "us", "-option", "")
         assert "options" not in run_observer(desktop, "setxkbmap", "-query")
-        time.sleep(0.3)
+        time.sleep(0.3)  # pacing: the apps reload their keymap on MappingNotify, which shows nowhere
 
 
 def test_typing_is_exact_under_shift_lock(
@@ -212,12 +211,12 @@ def press_keys_from_outside(desktop: DevDesktop, *keysym_names: str) -> None:
 def two_layouts(desktop: DevDesktop) -> Iterator[None]:
     """us and ru, Caps Lock switching between them (the group is locked, not held)."""
     run_observer(desktop, "setxkbmap", "-layout", "us,ru", "-option", "grp:caps_toggle")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the apps reload their keymap on MappingNotify, which shows nowhere
     try:
         yield
     finally:
         run_observer(desktop, "setxkbmap", "-layout", "us", "-option", "")
-        time.sleep(0.3)
+        time.sleep(0.3)  # pacing: the apps reload their keymap on MappingNotify, which shows nowhere
 
 
 def test_typing_is_exact_with_the_second_layout_locked_and_leaves_it_locked(
