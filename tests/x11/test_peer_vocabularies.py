@@ -24,6 +24,7 @@ import pytest
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
 from tests.observers import EventLogger
+from tests.waiting import wait_until
 
 
 class Peer:
@@ -137,10 +138,11 @@ def test_seed_000_scroll_amount_is_pixels(peer: Peer, logger: EventLogger, clien
     client.post("/desktop/move", json={"x": x, "y": y}).raise_for_status()
     logger.drain()
     # 300 px is three notches (100 px each); 40 px still turns the wheel once.
+    seen = []
     for body in ({"direction": "down", "amount": 300}, {"direction": "up", "amount": 40}):
         peer.post("/computer-action", {"type": "scroll", **body})
-        time.sleep(0.2)  # GTK may coalesce wheel events that reach it in one read
-    assert scrolls(logger) == ["down", "down", "down", "up"]
+        seen += scrolls(logger)  # one call at a time: GTK may coalesce wheel events read together
+    assert seen == ["down", "down", "down", "up"]
     # The same field on our own scroll route stays notches (API.md).
     peer.post("/desktop/scroll", {"x": x, "y": y, "direction": "down", "amount": 2})
     assert scrolls(logger) == ["down", "down"]
@@ -257,16 +259,16 @@ def test_seed_002_scroll_dx_dy_are_pixels(peer: Peer, logger: EventLogger) -> No
         "/execute", {"type": "scroll", "x": x, "y": y, "dx": 0, "dy": 120, "request_id": "r-1"}
     )
     assert answer["status"] == "success" and answer["request_id"] == "r-1" and answer["result"] == {}
-    time.sleep(0.2)
+    seen = scrolls(logger)  # one call at a time: GTK may coalesce wheel events read together
     peer.post("/execute", {"type": "scroll", "x": x, "y": y, "dy": -200})
-    time.sleep(0.2)
+    seen += scrolls(logger)
     peer.post("/execute", {"type": "scroll", "x": x, "y": y, "dx": 100})
-    assert scrolls(logger) == ["down", "up", "up", "right"]
+    assert seen + scrolls(logger) == ["down", "up", "up", "right"]
     # Our own dx/dy stay notches (API.md), on the route and on /actions.
     peer.post("/desktop/scroll", {"x": x, "y": y, "dy": 2})
-    time.sleep(0.2)
+    seen = scrolls(logger)
     peer.post("/actions", {"type": "scroll", "x": x, "y": y, "dx": -1})
-    assert scrolls(logger) == ["down", "down", "left"]
+    assert seen + scrolls(logger) == ["down", "down", "left"]
 
 
 def test_seed_002_action_types(peer: Peer, logger: EventLogger, desktop: DevDesktop) -> None:
@@ -276,7 +278,7 @@ def test_seed_002_action_types(peer: Peer, logger: EventLogger, desktop: DevDesk
     assert buttons(logger.collect()) == [("press", 1), ("release", 1)]
     peer.post("/execute", {"type": "right_click", "x": x, "y": y})
     assert buttons(logger.collect()) == [("press", 3), ("release", 3)]
-    time.sleep(0.5)  # past the double-click time
+    time.sleep(0.5)  # pacing: past the double-click time
     peer.post("/actions", {"type": "left_click", "x": x, "y": y})
     assert buttons(logger.collect()) == [("press", 1), ("release", 1)]
     peer.post("/execute", {"type": "drag", "x1": x - 100, "y1": y, "x2": x + 100, "y2": y + 10})
@@ -316,14 +318,13 @@ def test_seed_003_window_resize_body(peer: Peer, desktop: DevDesktop) -> None:
     try:
         window = int(run_observer(desktop, "xdotool", "search", "--sync", "--name", title).split()[0])
         peer.post(f"/desktop/window/{window:#x}/resize", {"width": 600, "height": 400})
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+
+        def width() -> int:
             info = run_observer(desktop, "xwininfo", "-id", str(window))
-            width = int(re.search(r"Width: (\d+)", info).group(1))  # type: ignore[union-attr]
-            if abs(width - 600) < 20:  # xterm keeps to whole character cells
-                break
-            time.sleep(0.1)
-        assert abs(width - 600) < 20
+            return int(re.search(r"Width: (\d+)", info).group(1))  # type: ignore[union-attr]
+
+        # xterm keeps to whole character cells
+        wait_until(lambda: abs(width() - 600) < 20, what="xterm resized to about 600 px", interval=0.1)
         peer.post(f"/desktop/window/{window:#x}/move", {"x": 100, "y": 120})
     finally:
         xterm.terminate()
