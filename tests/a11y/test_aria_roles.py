@@ -15,13 +15,11 @@ from typing import Any
 
 import httpx
 import jsonschema_rs
-import pytest
 
 from agent.session.devdesktop import DevDesktop
 from tests.a11y.test_accessibility import Launch, bounds, find, launch, walk
 from tests.conftest import run_observer
 
-pytestmark = pytest.mark.a11y
 __all__ = ["launch"]  # the fixture, shared with test_accessibility
 
 LOG = logging.getLogger(__name__)
