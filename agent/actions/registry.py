@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from agent.actions.capabilities import Capability, Conditional, require
+from agent.actions.leniency import nearest_name, normalize
 from agent.actions.outputs import ByteBody, Media, Output
 from agent.config import Config
 from agent.errors import InvalidArgument
@@ -220,29 +221,40 @@ class Registry:
 def validate(model: type[RequestT], data: object, *, from_query: bool = False) -> RequestT:
     """Validate ``data`` against ``model``; errors become one 400 naming every bad field.
 
-    JSON bodies are validated strictly, as JSON (``false`` is not the integer 0, "5" is not 5);
-    query strings, where everything is a string, are converted (booleans and lists beforehand, by
-    ``agent.api.query``).
+    The leniency policy (``agent.actions.leniency``) applies first. JSON bodies are then validated
+    strictly, as JSON (``false`` is not the integer 0, "5" is not 5); query strings, where
+    everything is a string, are converted (booleans and lists beforehand, by ``agent.api.query``).
     """
+    data = normalize(model, data, from_query=from_query)
     try:
         if from_query:
             return model.model_validate(data)
-        return model.model_validate_json(json.dumps(data), strict=True)
+        return model.model_validate_json(json.dumps(data, allow_nan=False), strict=True)
     except ValidationError as exc:
-        raise invalid_argument(exc) from None
+        raise invalid_argument(exc, model) from None
+    except ValueError as exc:  # NaN or an infinity in a JSON body (json.loads lets them through)
+        raise InvalidArgument(f"the body has a number JSON does not allow ({exc})") from None
 
 
-def invalid_argument(exc: ValidationError) -> InvalidArgument:
-    problems = []
+def invalid_argument(exc: ValidationError, model: type[BaseModel] | None = None) -> InvalidArgument:
+    problems: list[dict[str, str]] = []
     for error in exc.errors(include_url=False, include_context=False):
         location = ".".join(str(part) for part in error["loc"]) or "body"
         message = error["msg"]
+        suggestion = None
         if error["type"] == "extra_forbidden":
             message = "unknown field"
+            if model is not None and len(error["loc"]) == 1:
+                suggestion = nearest_name(model, str(error["loc"][0]))
+                if suggestion is not None:
+                    message += f"; did you mean {suggestion!r}?"
         elif error["type"] != "missing" and "input" in error:
             shown = repr(error["input"])
             message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
-        problems.append({"field": location, "problem": message})
+        problem = {"field": location, "problem": message}
+        if suggestion is not None:
+            problem["did_you_mean"] = suggestion
+        problems.append(problem)
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
     return InvalidArgument(summary, details={"errors": problems})
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from agent import __version__
+from agent.actions import leniency
 from agent.actions.capabilities import SWITCHES
 from agent.actions.registry import Operation, Registry, load_all
 from agent.api.action_routes import ActionAnswer, BatchAnswer, BatchRequest
@@ -205,6 +206,8 @@ def _schemas(registry: Registry) -> dict[str, Any]:
     models[ImageJSON] = "serialization"
     _, definitions = models_json_schema(list(models.items()), ref_template=REF)
     schemas: dict[str, Any] = definitions.get("$defs", {})
+    for schema in schemas.values():
+        leniency.document(schema)
     schemas["Error"] = error_schema()
     return schemas
 
@@ -274,7 +277,9 @@ def build_document() -> dict[str, Any]:
             "title": "computer-agent",
             "version": __version__,
             "description": "The computer command service inside a cloud desktop VM. Coordinates are integer "
-            "screen pixels, (0,0) top-left. Every route but /health needs `Authorization: Bearer <token>`.",
+            "screen pixels, (0,0) top-left. Every route but /health needs `Authorization: Bearer <token>`. "
+            + leniency.POLICY,
+            "x-leniency": leniency.POLICY,
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 def document_aliases(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -36,6 +38,37 @@ class Request(BaseModel):
     request_id: str | None = Field(
         default=None, description="Caller's correlation id (accepted and ignored; see X-Request-Id)."
     )
+    # Fields peer products' clients send on every action (seed 002) that mean nothing here.
+    include_context: bool | None = Field(
+        default=None, description="A peer's browser page-context flag: accepted and ignored."
+    )
+    tab_id: str | None = Field(default=None, description="A peer's browser tab id: accepted and ignored.")
+
+
+class ScreenPixels:
+    """Marks an integer field as a screen coordinate or extent in pixels.
+
+    Clients scale a model's coordinates and send floats: ``agent.actions.leniency`` rounds a
+    fractional value of such a field to the nearest pixel (halves up: 10.5 -> 11, -10.5 -> -10);
+    the document types it ``number`` and flags it ``x-rounded``. Other integer fields take
+    integral numbers only (500.0 yes, 1.5 no).
+    """
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        document = handler(schema)
+        if document.get("type") == "integer":
+            document["type"] = "number"
+            document["x-rounded"] = "nearest pixel, halves up"
+        return document
+
+
+Coordinate = Annotated[int, ScreenPixels()]
+
+
+def is_coordinate(metadata: list[Any]) -> bool:
+    return any(isinstance(item, ScreenPixels) for item in metadata)
 
 
 class Result(BaseModel):

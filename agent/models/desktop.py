@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from agent.models.base import Request, Result, Success
+from agent.models.base import Coordinate, Request, Result, Success
 
 ButtonName = Literal["left", "right", "middle", "back", "forward"]
 Modifiers = list[str] | str
@@ -20,8 +20,8 @@ _MODIFIERS: Any = Field(
 
 
 class _AtPoint(Request):
-    x: int | None = _X
-    y: int | None = _Y
+    x: Coordinate | None = _X
+    y: Coordinate | None = _Y
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> _AtPoint:
@@ -55,16 +55,16 @@ class RightClickRequest(_AtPoint):
 
 class MoveRequest(Request):
     type: Literal["move"] = "move"
-    x: int
-    y: int
+    x: Coordinate
+    y: Coordinate
 
 
 class DragRequest(Request):
     type: Literal["drag"] = "drag"
-    start_x: int = Field(validation_alias=AliasChoices("start_x", "x1"))
-    start_y: int = Field(validation_alias=AliasChoices("start_y", "y1"))
-    end_x: int = Field(validation_alias=AliasChoices("end_x", "x2"))
-    end_y: int = Field(validation_alias=AliasChoices("end_y", "y2"))
+    start_x: Coordinate = Field(validation_alias=AliasChoices("start_x", "x1"))
+    start_y: Coordinate = Field(validation_alias=AliasChoices("start_y", "y1"))
+    end_x: Coordinate = Field(validation_alias=AliasChoices("end_x", "x2"))
+    end_y: Coordinate = Field(validation_alias=AliasChoices("end_y", "y2"))
     button: ButtonName = "left"
 
 
@@ -198,10 +198,10 @@ class ScreenshotRequest(_ImageOptions):
 
 class RegionScreenshotRequest(_ImageOptions):
     type: Literal["screenshot_region"] = "screenshot_region"
-    x: int
-    y: int
-    width: int = Field(ge=1)
-    height: int = Field(ge=1)
+    x: Coordinate
+    y: Coordinate
+    width: Coordinate = Field(ge=1)
+    height: Coordinate = Field(ge=1)
 
 
 class Position(Result):

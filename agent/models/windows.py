@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, ConfigDict, Field
 
-from agent.models.base import Request, Result, Success
+from agent.models.base import Coordinate, Request, Result, Success
 
 _WINDOW_ID = Field(
     min_length=1,
@@ -85,14 +85,18 @@ class WindowPositionRequest(_WindowRef):
 
 class ResizeWindowRequest(_WindowRef):
     type: Literal["resize_window"] = "resize_window"
-    width: int = Field(ge=1, le=32767, description="New client-area width in pixels")
-    height: int = Field(ge=1, le=32767, description="New client-area height in pixels")
+    width: Coordinate = Field(ge=1, le=32767, description="New client-area width in pixels")
+    height: Coordinate = Field(ge=1, le=32767, description="New client-area height in pixels")
 
 
 class MoveWindowRequest(_WindowRef):
     type: Literal["move_window"] = "move_window"
-    x: int = Field(ge=-32768, le=32767, description="New client-area left edge (as read from /position)")
-    y: int = Field(ge=-32768, le=32767, description="New client-area top edge (as read from /position)")
+    x: Coordinate = Field(
+        ge=-32768, le=32767, description="New client-area left edge (as read from /position)"
+    )
+    y: Coordinate = Field(
+        ge=-32768, le=32767, description="New client-area top edge (as read from /position)"
+    )
 
 
 class MaximizeWindowRequest(_WindowRef):
