@@ -40,7 +40,8 @@ def exec_result(result: CommandResult) -> ExecResult:
         exit_code=result.exit.exit_code,
         signal=result.exit.signal,
         timed_out=result.exit.timed_out,
-        truncated=PerStream(stdout=result.stdout_truncated, stderr=result.stderr_truncated),
+        truncated=result.stdout_truncated or result.stderr_truncated,
+        truncated_streams=PerStream(stdout=result.stdout_truncated, stderr=result.stderr_truncated),
         encoding=StreamEncodings(stdout=stdout_encoding, stderr=stderr_encoding),
         duration_ms=result.exit.duration_ms,
         pid=result.pid,
@@ -100,7 +101,10 @@ async def exec_stream(services: Services, req: ExecRequest) -> EventStream:
                         signal=event.exit.signal,
                         timed_out=event.exit.timed_out,
                         duration_ms=event.exit.duration_ms,
-                        truncated=PerStream(stdout=event.stdout_truncated, stderr=event.stderr_truncated),
+                        truncated=event.stdout_truncated or event.stderr_truncated,
+                        truncated_streams=PerStream(
+                            stdout=event.stdout_truncated, stderr=event.stderr_truncated
+                        ),
                         stdout_bytes=event.stdout_bytes,
                         stderr_bytes=event.stderr_bytes,
                     )

@@ -120,7 +120,8 @@ class ExecResult(Result):
     exit_code: int = Field(description="The exit status; 128+N when killed by signal N (as in a shell)")
     signal: str | None = Field(description="Name of the signal that ended the command (SIGTERM, ...)")
     timed_out: bool
-    truncated: PerStream = Field(description="Whether each stream went past max_output_length")
+    truncated: bool = Field(description="Whether any output was cut at max_output_length")
+    truncated_streams: PerStream = Field(description="Which streams went past max_output_length")
     encoding: StreamEncodings = Field(description="utf-8, or base64 for output that is not UTF-8")
     duration_ms: float
     pid: int | None = Field(description="The command's process id; null when it could not start")
@@ -271,7 +272,8 @@ class ExitEvent(StreamEvent):
 
 
 class CommandExitEvent(ExitEvent):
-    truncated: PerStream = Field(description="Whether each stream went past max_output_length")
+    truncated: bool = Field(description="Whether any output was cut at max_output_length")
+    truncated_streams: PerStream = Field(description="Which streams went past max_output_length")
     stdout_bytes: int
     stderr_bytes: int
 

@@ -66,7 +66,7 @@ def test_exit_code_and_stream_separation(client: httpx.Client) -> None:
     assert body["exit_code"] == 3
     assert body["signal"] is None
     assert body["timed_out"] is False
-    assert body["truncated"] == {"stdout": False, "stderr": False}
+    assert body["truncated"] is False and body["truncated_streams"] == {"stdout": False, "stderr": False}
     assert body["encoding"] == {"stdout": "utf-8", "stderr": "utf-8"}
     assert body["duration_ms"] > 0
 
@@ -133,12 +133,20 @@ def test_truncation_flags_at_the_cap(client: httpx.Client) -> None:
     ).json()
     assert body["stdout"] == "a" * 1000
     assert body["stderr"] == "bb"
-    assert body["truncated"] == {"stdout": True, "stderr": False}
+    assert body["truncated"] is True and body["truncated_streams"] == {"stdout": True, "stderr": False}
     body = client.post("/exec", json={"command": "printf aaaa", "max_output_length": 4}).json()
-    assert body["stdout"] == "aaaa" and body["truncated"]["stdout"] is False
+    assert (
+        body["stdout"] == "aaaa"
+        and body["truncated_streams"]["stdout"] is False
+        and body["truncated"] is False
+    )
     # A cut inside a multi-byte character drops the half, so the rest stays text.
     body = client.post("/exec", json={"command": ["printf", "%s", "ééé"], "max_output_length": 3}).json()
-    assert body["stdout"] == "é" and body["encoding"]["stdout"] == "utf-8" and body["truncated"]["stdout"]
+    assert (
+        body["stdout"] == "é"
+        and body["encoding"]["stdout"] == "utf-8"
+        and body["truncated_streams"]["stdout"]
+    )
 
 
 def test_timeout_kills_the_whole_group(client: httpx.Client) -> None:
@@ -267,7 +275,7 @@ def test_memory_stays_flat_while_yes_runs(client: httpx.Client, agent: RunningAg
         done.set()
         sampler.join()
     assert body["timed_out"] is True
-    assert body["truncated"]["stdout"] is True
+    assert body["truncated"] is True and body["truncated_streams"]["stdout"] is True
     assert len(body["stdout"]) == 1 << 20
     assert peak - baseline < 40 * 1024 * 1024, f"grew by {(peak - baseline) >> 20} MiB"
 

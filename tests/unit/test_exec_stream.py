@@ -91,10 +91,14 @@ def test_timeout_in_a_stream_kills_the_group(client: httpx.Client) -> None:
 def test_cap_is_applied_only_when_asked(client: httpx.Client) -> None:
     events = ndjson(client, {"command": "head -c 3000000 /dev/zero | tr '\\0' x"})
     assert sum(len(e["data"]) for e in events if e["type"] == "stdout") == 3_000_000
-    assert events[-1]["truncated"]["stdout"] is False
+    assert events[-1]["truncated"] is False and not events[-1]["truncated_streams"]["stdout"]
     events = ndjson(client, {"command": "head -c 3000 /dev/zero | tr '\\0' x", "max_output_length": 1000})
     assert sum(len(e["data"]) for e in events if e["type"] == "stdout") == 1000
-    assert events[-1]["truncated"]["stdout"] is True and events[-1]["stdout_bytes"] == 3000
+    assert (
+        events[-1]["truncated"] is True
+        and events[-1]["truncated_streams"]["stdout"] is True
+        and events[-1]["stdout_bytes"] == 3000
+    )
 
 
 @pytest.mark.parametrize("command", ["sleep 100 & sleep 100", "yes"])
