@@ -218,11 +218,18 @@ def _step(
 
 
 def add_routes(app: web.Application) -> None:
-    """Every declared route, then /actions and /batch."""
+    """Every declared route (GET ones also as HEAD), then /actions and /batch.
+
+    HEAD runs the GET operation itself, so its status and headers (Content-Length, the image
+    sizes) are exactly GET's; aiohttp sends no body. It therefore has GET's effects and no more: a
+    HEAD on a screenshot captures one; an event stream is closed before its first event.
+    """
     for operation in REGISTRY:
         if operation.route is not None:
-            app.router.add_route(
-                operation.method, operation.route, rest_handler(operation), name=operation.type
-            )
+            resource = app.router.add_resource(operation.route, name=operation.type)
+            handler = rest_handler(operation)
+            resource.add_route(operation.method, handler)
+            if operation.method == "GET":
+                resource.add_route("HEAD", handler)
     app.router.add_post("/actions", post_action, name="actions")
     app.router.add_post("/batch", post_batch, name="batch")

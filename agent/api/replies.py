@@ -65,6 +65,11 @@ async def render(request: web.Request, output: Output) -> web.StreamResponse:
         # A raw header: a content type with parameters (Prometheus's version) is sent as is.
         return web.Response(body=output.data, headers={"Content-Type": output.content_type})
     if isinstance(output, EventStream):
+        if request.method == "HEAD":  # the headers of the stream, none of its events
+            await output.close()
+            return web.StreamResponse(
+                headers={"Content-Type": SSE if SSE in request.headers.get("Accept", "") else NDJSON}
+            )
         return await send_events(request, output)
     if isinstance(output, Download):
         return await send_download(request, output)
