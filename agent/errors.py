@@ -1,17 +1,37 @@
 """The one error hierarchy of the agent.
 
 Services raise these; the HTTP layer turns them into the JSON envelope in one middleware
-(``agent.api.middleware``). Nothing below the API returns an error dict.
+(``agent.api.middleware``), which marks every such answer with ``X-Computer-Agent-Error: <code>``
+so a proxy in front can tell the agent's 404 from its own. Nothing below the API returns an
+error dict. A class marked ``abstract`` is never raised itself: its subclasses' codes say what is
+missing, refused or conflicting.
 
     AgentError                 500 INTERNAL (a bug)
     ├── InvalidArgument        400 INVALID_ARGUMENT   bad body, field, coordinate, key, button, type
     ├── Unauthenticated        401 UNAUTHENTICATED
-    ├── PermissionDenied       403 PERMISSION_DENIED  the desktop user may not; outside allowed roots
-    ├── NotFound               404 NOT_FOUND          route, window, process, file, element
-    │   └── WindowNotFound                            no such window (BadWindow, BadDrawable: it closed)
+    ├── PermissionDenied       403 (abstract)         each refusal names itself:
+    │   ├── FilePermissionDenied     FILE_PERMISSION_DENIED  the desktop user may not
+    │   ├── PathNotAllowed           PATH_NOT_ALLOWED        outside the allowed roots
+    │   ├── HostNotAllowed           HOST_NOT_ALLOWED        a Host or Origin the agent does not answer for
+    │   └── FeatureDisabled          (abstract) switched off by an option: permanent, never retry
+    │       ├── ExecDisabled, FilesDisabled, AccessibilityDisabled   EXEC_/FILES_/ACCESSIBILITY_DISABLED
+    │       └── UrlFetchDisabled     URL_FETCH_DISABLED      http(s) wallpaper URLs
+    ├── NotFound               404 (abstract)         what is missing is in the code:
+    │   ├── RouteNotFound            ROUTE_NOT_FOUND         no such route (not "no such computer")
+    │   ├── WindowNotFound           WINDOW_NOT_FOUND        (BadWindow, BadDrawable: it closed)
+    │   ├── ApplicationNotFound      APPLICATION_NOT_FOUND   no accessible application matches app=
+    │   ├── ElementNotFound          ELEMENT_NOT_FOUND       no accessible element (any more)
+    │   ├── ProcessNotFound          PROCESS_NOT_FOUND       no managed process with that id
+    │   ├── LaunchProgramNotFound    PROGRAM_NOT_FOUND       nothing to launch by that name
+    │   └── FileNotFound             FILE_NOT_FOUND
     ├── MethodNotAllowed       405 METHOD_NOT_ALLOWED
-    ├── Conflict               409 CONFLICT           request conflicts with current state
-    │   └── WindowStateConflict                       the window is not in a state the request needs (BadMatch)
+    ├── Conflict               409 (abstract)         the request conflicts with current state:
+    │   ├── WindowStateConflict      WINDOW_STATE_CONFLICT   not in the state the request needs (BadMatch)
+    │   ├── ProcessStateConflict     PROCESS_STATE_CONFLICT  exited, stdin closed or full
+    │   ├── ElementStateConflict     ELEMENT_STATE_CONFLICT  not showing, refused the action
+    │   ├── ElementCovered           ELEMENT_COVERED         another window covers it
+    │   ├── FileConflict             FILE_CONFLICT           exists, is a folder, not empty...
+    │   └── LaunchFailed             LAUNCH_FAILED           the app exited before showing a window
     ├── RequestTimeout         408 REQUEST_TIMEOUT    the client stopped sending its request body
     ├── PayloadTooLarge        413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType   415 UNSUPPORTED_MEDIA_TYPE  a body in a type a web page could send
@@ -37,6 +57,7 @@ class AgentError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "INTERNAL"
     default_retry_after: ClassVar[float | None] = None
+    abstract: ClassVar[bool] = False  # set in a class's own body: never raised, only its subclasses
 
     def __init__(
         self,
@@ -64,18 +85,81 @@ class Unauthenticated(AgentError):
 class PermissionDenied(AgentError):
     status = 403
     code = "PERMISSION_DENIED"
+    abstract = True
+
+
+class FilePermissionDenied(PermissionDenied):
+    code = "FILE_PERMISSION_DENIED"
+
+
+class PathNotAllowed(PermissionDenied):
+    code = "PATH_NOT_ALLOWED"
+
+
+class HostNotAllowed(PermissionDenied):
+    code = "HOST_NOT_ALLOWED"
+
+
+class FeatureDisabled(PermissionDenied):
+    """Switched off by the agent's configuration: a permanent answer (no Retry-After)."""
+
+    code = "FEATURE_DISABLED"
+    abstract = True
+
+
+class ExecDisabled(FeatureDisabled):
+    code = "EXEC_DISABLED"
+
+
+class FilesDisabled(FeatureDisabled):
+    code = "FILES_DISABLED"
+
+
+class AccessibilityDisabled(FeatureDisabled):
+    code = "ACCESSIBILITY_DISABLED"
+
+
+class UrlFetchDisabled(FeatureDisabled):
+    code = "URL_FETCH_DISABLED"
 
 
 class NotFound(AgentError):
     status = 404
     code = "NOT_FOUND"
+    abstract = True
+
+
+class RouteNotFound(NotFound):
+    code = "ROUTE_NOT_FOUND"
 
 
 class WindowNotFound(NotFound):
     """A window that does not exist (any more), named by its id ("0x2200003")."""
 
+    code = "WINDOW_NOT_FOUND"
+
     def __init__(self, window_id: str, why: str, **details: Any) -> None:
         super().__init__(f"no window {window_id} ({why})", details={"window_id": window_id, **details})
+
+
+class ApplicationNotFound(NotFound):
+    code = "APPLICATION_NOT_FOUND"
+
+
+class ElementNotFound(NotFound):
+    code = "ELEMENT_NOT_FOUND"
+
+
+class ProcessNotFound(NotFound):
+    code = "PROCESS_NOT_FOUND"
+
+
+class LaunchProgramNotFound(NotFound):
+    code = "PROGRAM_NOT_FOUND"
+
+
+class FileNotFound(NotFound):
+    code = "FILE_NOT_FOUND"
 
 
 class MethodNotAllowed(AgentError):
@@ -86,11 +170,34 @@ class MethodNotAllowed(AgentError):
 class Conflict(AgentError):
     status = 409
     code = "CONFLICT"
+    abstract = True
+
+
+class ProcessStateConflict(Conflict):
+    code = "PROCESS_STATE_CONFLICT"
+
+
+class ElementStateConflict(Conflict):
+    code = "ELEMENT_STATE_CONFLICT"
+
+
+class ElementCovered(Conflict):
+    code = "ELEMENT_COVERED"
+
+
+class FileConflict(Conflict):
+    code = "FILE_CONFLICT"
+
+
+class LaunchFailed(Conflict):
+    code = "LAUNCH_FAILED"
 
 
 class WindowStateConflict(Conflict):
     """The window exists but is not in the state the request needs (unmapped for a focus, say);
     ``window_id`` is None when the failed X request was about no particular window."""
+
+    code = "WINDOW_STATE_CONFLICT"
 
     def __init__(self, window_id: str | None, x_error: str) -> None:
         subject = f"window {window_id}" if window_id else "the window or screen area it named"

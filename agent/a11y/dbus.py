@@ -35,7 +35,7 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from agent.a11y.encode import BatchWriter, encode_call
-from agent.errors import Conflict, DeadlineExceeded, NotFound
+from agent.errors import Conflict, DeadlineExceeded, ElementNotFound
 
 LOG = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class Connection:
             )
         if isinstance(outcome, Failure):
             if outcome.gone:
-                raise NotFound(
+                raise ElementNotFound(
                     "the accessible element no longer exists", details={"dbus_error": outcome.name}
                 )
             raise AccessibilityError(outcome)

@@ -31,7 +31,7 @@ from agent.a11y.node import (
     WalkOptions,
 )
 from agent.a11y.service import Accessibility
-from agent.errors import AgentError, Conflict, InvalidArgument, NotFound
+from agent.errors import AgentError, ElementStateConflict, InvalidArgument, NotFound
 
 LOG = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ async def act(service: Accessibility, element_id: str, action: str, value: str |
             )
         ok = (await conn.call(Call(ref.path, ACTION, "DoAction", "i", (index,)), deadline))[0]
     if not ok:
-        raise Conflict(
+        raise ElementStateConflict(
             f"the element {element_id} refused {verb!r}", details={"id": element_id, "action": verb}
         )
 
@@ -152,7 +152,7 @@ async def extents(service: Accessibility, element_id: str) -> ScreenRect:
     states = (await conn.call(Call(ref.path, ACCESSIBLE, "GetState"), deadline))[0]
     box = ScreenRect(*(await conn.call(Call(ref.path, COMPONENT, "GetExtents", "u", (0,)), deadline))[0])
     if not roles.has_state(states, roles.STATE_SHOWING) or box.width <= 0 or box.height <= 0:
-        raise Conflict(
+        raise ElementStateConflict(
             f"the element {element_id} is not on screen",
             details={"id": element_id, "states": roles.state_names(states)},
         )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.a11y import roles
-from agent.errors import NotFound
+from agent.errors import ElementNotFound
 
 ACCESSIBLE = "org.a11y.atspi.Accessible"
 COMPONENT = "org.a11y.atspi.Component"
@@ -39,7 +39,9 @@ class Ref:
     def parse(cls, element_id: str) -> Ref:
         bus, sep, suffix = element_id.partition(":")
         if not sep or not bus or not suffix or not bus.replace(".", "").isdigit():
-            raise NotFound(f"no accessible element has the id {element_id!r}", details={"id": element_id})
+            raise ElementNotFound(
+                f"no accessible element has the id {element_id!r}", details={"id": element_id}
+            )
         path = suffix if suffix.startswith("/") else PATH_PREFIX + suffix
         return cls(":" + bus, path)
 

@@ -36,7 +36,14 @@ from agent.a11y.node import (
 )
 from agent.a11y.replay import Replays
 from agent.a11y.walk import AppWalk
-from agent.errors import AccessibilityUnavailable, AgentError, DeadlineExceeded, NotFound
+from agent.errors import (
+    AccessibilityUnavailable,
+    AgentError,
+    ApplicationNotFound,
+    DeadlineExceeded,
+    ElementNotFound,
+    NotFound,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -226,7 +233,9 @@ class Accessibility:
             walk = AppWalk(conn, ref, Scope(options, budget, deadline, screen), self._replays_of(ref.bus))
             root = await walk.run(1)
             if root is None:
-                raise NotFound(f"no accessible element has the id {element!r}", details={"id": element})
+                raise ElementNotFound(
+                    f"no accessible element has the id {element!r}", details={"id": element}
+                )
             desktop.children.append(root)
             truncated = walk.truncated
         else:
@@ -237,7 +246,9 @@ class Accessibility:
             if app is not None and not truncated:
                 apps = self.match_app(apps, app)
                 if not apps:
-                    raise NotFound(f"no accessible application matches {app!r}", details={"app": app})
+                    raise ApplicationNotFound(
+                        f"no accessible application matches {app!r}", details={"app": app}
+                    )
                 asked_for_one = len(apps) == 1
             scope = Scope(options, budget, deadline, screen, window_title)
             if options.max_depth < 1:
@@ -306,7 +317,7 @@ class Accessibility:
         try:
             conn = await self._peer(Ref(ref.bus, ROOT_PATH), deadline)
         except NotFound:
-            raise NotFound(
+            raise ElementNotFound(
                 f"no accessible element has the id {element_id!r}", details={"id": element_id}
             ) from None
         return conn, ref

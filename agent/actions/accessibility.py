@@ -20,7 +20,7 @@ from agent.actions.capabilities import Capability
 from agent.actions.registry import REGISTRY, MiB
 from agent.actions.uncover import uncover
 from agent.desktop.backend import Button
-from agent.errors import AccessibilityUnavailable, InvalidArgument
+from agent.errors import AccessibilityDisabled, InvalidArgument
 from agent.models.base import Request, Result, Success
 from agent.services import Services
 from agent.x11.window_list import WindowInfo, parse_window_id
@@ -222,7 +222,7 @@ class ElementClicked(Result):
 
 def _service(services: Services) -> Accessibility:
     if services.accessibility is None:
-        raise AccessibilityUnavailable("accessibility is turned off in this agent (--accessibility)")
+        raise AccessibilityDisabled("accessibility is turned off in this agent (--accessibility)")
     return services.accessibility
 
 

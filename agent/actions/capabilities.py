@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.config import Config
-from agent.errors import AccessibilityUnavailable, AgentError, PermissionDenied
+from agent.errors import AccessibilityDisabled, ExecDisabled, FeatureDisabled, FilesDisabled
 
 
 class Capability(StrEnum):
@@ -53,16 +53,22 @@ def enabled(capability: Capability, config: Config) -> bool:
     return bool(getattr(config, SWITCHES[capability].field))
 
 
-def refusal(capability: Capability, operation: str) -> AgentError:
-    """The error for a switched-off capability: 403, or 503 for the accessibility bus as before."""
+REFUSALS: Mapping[Capability, type[FeatureDisabled]] = {
+    Capability.EXEC: ExecDisabled,
+    Capability.FILES: FilesDisabled,
+    Capability.ACCESSIBILITY: AccessibilityDisabled,
+}
+
+
+def refusal(capability: Capability, operation: str) -> FeatureDisabled:
+    """The error for a switched-off capability: 403 <CAPABILITY>_DISABLED, the same for every
+    capability, and permanent (no Retry-After: only restarting the agent with the option on helps;
+    an accessibility bus that is on but not answering stays 503 ACCESSIBILITY_UNAVAILABLE)."""
     switch = SWITCHES[capability].option
     message = (
         f"{operation}: the {capability.value} capability is switched off on this agent (--{switch} false)"
     )
-    details = {"capability": capability.value, "option": switch}
-    if capability is Capability.ACCESSIBILITY:
-        return AccessibilityUnavailable(message, details=details)
-    return PermissionDenied(message, details=details)
+    return REFUSALS[capability](message, details={"capability": capability.value, "option": switch})
 
 
 def require(capabilities: Iterable[Capability], config: Config, operation: str) -> None:

@@ -106,8 +106,7 @@ class Operation:
         if self.errors is None and self.path_params:
             statuses.append(404)
         if self.capability is not None or self.conditional is not None:
-            needs = {self.capability, self.conditional.capability if self.conditional else None}
-            statuses.append(503 if needs == {Capability.ACCESSIBILITY, None} else 403)
+            statuses.append(403)
         return tuple(dict.fromkeys(statuses))
 
     def authorize(self, config: Config, request: BaseModel | None = None) -> None:

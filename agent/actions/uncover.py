@@ -23,7 +23,7 @@ import asyncio
 from agent.a11y import elements
 from agent.a11y.node import Ref
 from agent.a11y.service import Accessibility
-from agent.errors import Conflict, NotFound
+from agent.errors import ElementCovered, NotFound, WindowNotFound
 from agent.x11.windows import WindowAt, WindowInfo, WindowService, format_window_id
 
 SETTLE_SECONDS = 2.0  # how long a raised window gets to come out on top (a loaded WM is slow)
@@ -94,8 +94,8 @@ async def uncover(
     try:
         await windows.request_focus(own.id)
     except NotFound:
-        raise NotFound(
-            f"the window of the element {element_id} closed", details={"id": element_id, "window": own.hex_id}
+        raise WindowNotFound(
+            own.hex_id, f"the window of the element {element_id} closed", id=element_id
         ) from None
     loop = asyncio.get_running_loop()
     settle = loop.time() + SETTLE_SECONDS
@@ -106,11 +106,11 @@ async def uncover(
     return own.hex_id
 
 
-def _covered(element_id: str, x: int, y: int, hit: WindowAt) -> Conflict:
+def _covered(element_id: str, x: int, y: int, hit: WindowAt) -> ElementCovered:
     window = hit.client.hex_id if hit.client else format_window_id(hit.window)
     title = hit.client.title if hit.client else ""
     named = f" ({title!r})" if title else ""
-    return Conflict(
+    return ElementCovered(
         f"the element {element_id} is covered at ({x}, {y}) by window {window}{named} of pid {hit.pid}",
         details={
             "id": element_id,

@@ -24,7 +24,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from agent.config import Config
-from agent.errors import PermissionDenied, UnsupportedMediaType
+from agent.errors import HostNotAllowed, UnsupportedMediaType
 
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
@@ -95,7 +95,7 @@ async def host_and_origin(request: web.Request, handler: Handler) -> web.StreamR
     if host is not None:  # a browser always sends Host; only a non-browser client can leave it out
         name = _hostname("//" + host)
         if name is None or not allowed.allows(name, any_ip=True):
-            raise PermissionDenied(
+            raise HostNotAllowed(
                 f"Host {host!r} is not a name this agent answers for (a DNS-rebinding web page?); "
                 "add it to allowed_hosts if the control plane uses it",
                 details={"header": "Host"},  # the allowed names are not told to a rebinding page
@@ -105,7 +105,7 @@ async def host_and_origin(request: web.Request, handler: Handler) -> web.StreamR
         origin_host = _hostname(origin)  # "null" (a file: page, a sandbox) has none: refused
         web_page = origin.lower().startswith(("http://", "https://"))  # not an extension's page
         if origin_host is None or not web_page or not allowed.allows(origin_host, any_ip=False):
-            raise PermissionDenied(
+            raise HostNotAllowed(
                 f"requests from web pages are refused: Origin {origin[:200]!r} is not an allowed host",
                 details={"header": "Origin"},
             )

@@ -19,8 +19,8 @@ from agent.errors import (
     AgentError,
     InvalidArgument,
     MethodNotAllowed,
-    NotFound,
     PayloadTooLarge,
+    RouteNotFound,
     Unauthenticated,
 )
 from agent.supervision.logs import REQUEST_ID
@@ -29,6 +29,9 @@ LOG = logging.getLogger(__name__)
 ACCESS = logging.getLogger("agent.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# On every error answer the agent itself gives, its code: a proxy in front (the control plane)
+# passes it through and can tell the agent's 404 WINDOW_NOT_FOUND from its own "no such computer".
+ERROR_HEADER = "X-Computer-Agent-Error"
 
 
 def error_response(exc: AgentError, request_id: str) -> web.Response:
@@ -36,7 +39,7 @@ def error_response(exc: AgentError, request_id: str) -> web.Response:
         "error": {"code": exc.code, "message": exc.message, "details": exc.details},
         "request_id": request_id,
     }
-    headers = {REQUEST_ID_HEADER: request_id}
+    headers = {REQUEST_ID_HEADER: request_id, ERROR_HEADER: exc.code}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if isinstance(exc, Unauthenticated):
@@ -48,7 +51,7 @@ def error_response(exc: AgentError, request_id: str) -> web.Response:
 
 def _from_http_exception(exc: web.HTTPException, request: web.Request) -> AgentError:
     if isinstance(exc, web.HTTPNotFound):
-        return NotFound(f"no route for {request.method} {request.path}")
+        return RouteNotFound(f"no route for {request.method} {request.path}")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = sorted(exc.allowed_methods)
         return MethodNotAllowed(

@@ -13,6 +13,7 @@ from agent.actions import leniency
 from agent.actions.capabilities import SWITCHES
 from agent.actions.registry import Operation, Registry, load_all
 from agent.api.action_routes import ActionAnswer, BatchAnswer, BatchRequest
+from agent.api.middleware import ERROR_HEADER
 from agent.api.replies import NDJSON, SSE
 from agent.errors import AgentError
 from agent.models.base import ImageJSON
@@ -32,7 +33,7 @@ ERROR_SCHEMA: dict[str, Any] = {
                     "type": "string",
                     "description": "Stable error code; see the list in the description",
                 },
-                "message": {"type": "string"},
+                "message": {"type": "string", "description": "For people; may change"},
                 "details": {"type": "object"},
             },
         },
@@ -52,7 +53,7 @@ def _error_classes(base: type[AgentError] = AgentError) -> list[type[AgentError]
 
 def error_schema() -> dict[str, Any]:
     """The envelope, with every code the agent's error classes can produce."""
-    pairs = sorted({(cls.status, cls.code) for cls in _error_classes()})
+    pairs = sorted({(cls.status, cls.code) for cls in _error_classes() if not cls.__dict__.get("abstract")})
     codes = sorted({code for _, code in pairs})
     table = "; ".join(f"{code} ({status})" for status, code in pairs)
     schema: dict[str, Any] = json.loads(json.dumps(ERROR_SCHEMA))
@@ -278,7 +279,10 @@ def build_document() -> dict[str, Any]:
             "version": __version__,
             "description": "The computer command service inside a cloud desktop VM. Coordinates are integer "
             "screen pixels, (0,0) top-left. Every route but /health needs `Authorization: Bearer <token>`. "
-            + leniency.POLICY,
+            + leniency.POLICY
+            + f" Every error the agent answers carries `{ERROR_HEADER}: <code>`; the codes name what "
+            "is missing or refused (WINDOW_NOT_FOUND, ROUTE_NOT_FOUND, EXEC_DISABLED, ...). GET routes "
+            "also answer HEAD.",
             "x-leniency": leniency.POLICY,
         },
         "servers": [{"url": "/"}],
@@ -289,7 +293,15 @@ def build_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
                 "Error": {
-                    "description": "An error",
+                    "description": "An error of the agent's own: its code names what is missing, "
+                    "refused or conflicting (WINDOW_NOT_FOUND, not a bare NOT_FOUND)",
+                    "headers": {
+                        ERROR_HEADER: {
+                            "description": "The error code, on every error the agent itself answers: "
+                            "a proxy in front can tell the agent's errors from its own",
+                            "schema": {"type": "string"},
+                        },
+                    },
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 },
             },

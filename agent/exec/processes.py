@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from agent.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
+from agent.errors import InvalidArgument, PayloadTooLarge, ProcessNotFound, ProcessStateConflict
 from agent.exec.output import Utf8Aligner
 from agent.exec.pipes import feed_stdin, finish_pumps, pump
 from agent.exec.runner import (
@@ -186,7 +186,7 @@ class ManagedProcess:
 
     def require_running(self) -> Child:
         if self.exit is not None or self.child is None:
-            raise Conflict(f"process {self.id} has already exited", details={"id": self.id})
+            raise ProcessStateConflict(f"process {self.id} has already exited", details={"id": self.id})
         return self.child
 
     @property
@@ -204,10 +204,10 @@ class ManagedProcess:
         child = self.require_running()
         writer = child.stdin
         if writer is None or not self.stdin_open:
-            raise Conflict(f"the stdin of process {self.id} is closed", details={"id": self.id})
+            raise ProcessStateConflict(f"the stdin of process {self.id} is closed", details={"id": self.id})
         if writer.transport.is_closing():
             self.stdin_open = False
-            raise Conflict(f"process {self.id} closed its stdin", details={"id": self.id})
+            raise ProcessStateConflict(f"process {self.id} closed its stdin", details={"id": self.id})
         limit = self.stdin_limit
         if limit is not None and data:
             pending = self.stdin_pending
@@ -219,7 +219,7 @@ class ManagedProcess:
                     details=details,
                 )
             if pending + len(data) > limit:
-                raise Conflict(
+                raise ProcessStateConflict(
                     f"process {self.id} has not read {pending} bytes of its stdin yet; {len(data)} more "
                     f"would exceed its stdin buffer of {limit} bytes (processes_stdin_max_bytes). "
                     "Nothing was written; retry once it reads",
@@ -317,7 +317,7 @@ class ProcessManager:
         try:
             return self._procs[process_id]
         except KeyError:
-            raise NotFound(f"no process {process_id!r}", details={"id": process_id}) from None
+            raise ProcessNotFound(f"no process {process_id!r}", details={"id": process_id}) from None
 
     def all(self) -> list[ManagedProcess]:
         self.prune()

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from agent.errors import InvalidArgument, PermissionDenied
+from agent.errors import InvalidArgument, PathNotAllowed
 from agent.files.syscalls import (
     AT_FDCWD,
     RESOLVE_BENEATH,
@@ -108,8 +108,8 @@ class PathPolicy:
         path = raw if os.path.isabs(raw) else os.path.join(self.home, raw)
         return os.path.normpath(path)
 
-    def _outside(self, raw: str) -> PermissionDenied:
-        return PermissionDenied(
+    def _outside(self, raw: str) -> PathNotAllowed:
+        return PathNotAllowed(
             f"path {raw!r} resolves outside the folders this agent may touch",
             details={"path": raw, "allowed_roots": list(self.roots)},
         )

@@ -24,11 +24,11 @@ from typing import Literal, ParamSpec, TypeVar
 from agent.config import Config
 from agent.errors import (
     AgentError,
-    Conflict,
+    FileConflict,
+    FileNotFound,
+    FilePermissionDenied,
     InvalidArgument,
-    NotFound,
     PayloadTooLarge,
-    PermissionDenied,
 )
 from agent.files.creds import file_executor
 from agent.files.paths import DEFAULT_DIR_MODE, Located, PathPolicy
@@ -112,9 +112,9 @@ def os_error(exc: OSError, raw: str) -> AgentError:
     where = f"{raw}: {exc.strerror or exc}"
     details = {"path": raw}
     if isinstance(exc, FileNotFoundError):
-        return NotFound(f"{where}", details=details)
+        return FileNotFound(f"{where}", details=details)
     if isinstance(exc, PermissionError) or exc.errno == errno.EPERM:
-        return PermissionDenied(f"{where} (as the desktop user)", details=details)
+        return FilePermissionDenied(f"{where} (as the desktop user)", details=details)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return PayloadTooLarge(where, details=details)
     if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL):
@@ -126,7 +126,7 @@ def os_error(exc: OSError, raw: str) -> AgentError:
         errno.EXDEV,
         errno.ETXTBSY,
     ):
-        return Conflict(where, details=details)
+        return FileConflict(where, details=details)
     return AgentError(where, details=details)
 
 
@@ -246,7 +246,7 @@ class FileService:
             st = os.fstat(handle)
             if not stat.S_ISREG(st.st_mode):
                 kind = "a folder (use GET /files/list)" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-                raise Conflict(f"{raw}: {kind}", details={"path": raw})
+                raise FileConflict(f"{raw}: {kind}", details={"path": raw})
             fd = _reopen(handle, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             raise os_error(exc, raw) from None
@@ -281,22 +281,22 @@ class FileService:
         try:
             target = self.policy.locate_target(raw, create_parents=create_parents)
         except FileNotFoundError:
-            raise NotFound(
+            raise FileNotFound(
                 f"{raw}: its folder does not exist (create_parents=true creates it)", details={"path": raw}
             ) from None
         except NotADirectoryError:
-            raise Conflict(f"{raw}: part of its folder is not a folder", details={"path": raw}) from None
+            raise FileConflict(f"{raw}: part of its folder is not a folder", details={"path": raw}) from None
         except OSError as exc:
             raise os_error(exc, raw) from None
         try:
             if not target.name:
-                raise Conflict(f"{raw}: is a folder", details={"path": raw})
+                raise FileConflict(f"{raw}: is a folder", details={"path": raw})
             try:
                 existing = os.stat(target.name, dir_fd=target.folder, follow_symlinks=False)
             except FileNotFoundError:
                 existing = None
             if existing is not None and not stat.S_ISREG(existing.st_mode):
-                raise Conflict(f"{raw}: exists and is not a regular file", details={"path": raw})
+                raise FileConflict(f"{raw}: exists and is not a regular file", details={"path": raw})
             if mode is None:
                 mode = stat.S_IMODE(existing.st_mode) if existing is not None else DEFAULT_FILE_MODE
             temp = f".{target.name}.{secrets.token_hex(4)}.upload"
@@ -333,7 +333,7 @@ class FileService:
         try:
             fd, path = self.policy.open(raw, os.O_RDONLY | os.O_DIRECTORY)
         except NotADirectoryError:
-            raise Conflict(f"{raw}: not a folder", details={"path": raw}) from None
+            raise FileConflict(f"{raw}: not a folder", details={"path": raw}) from None
         except OSError as exc:
             raise os_error(exc, raw) from None
         entries: list[Entry] = []
@@ -371,7 +371,7 @@ class FileService:
                     os.chmod(name, mode, dir_fd=folder, follow_symlinks=False)
                 return _entry_at(folder, name, located.path)
         except FileExistsError:
-            raise Conflict(f"{raw}: already exists", details={"path": raw}) from None
+            raise FileConflict(f"{raw}: already exists", details={"path": raw}) from None
         except OSError as exc:
             raise os_error(exc, raw) from None
 
@@ -400,7 +400,7 @@ class FileService:
                     os.unlink(name, dir_fd=folder)
         except OSError as exc:
             if exc.errno == errno.ENOTEMPTY:
-                raise Conflict(
+                raise FileConflict(
                     f"{raw}: the folder is not empty (recursive=true deletes it with its content)",
                     details={"path": raw},
                 ) from None
@@ -427,7 +427,7 @@ class FileService:
                     _move_at(source, source_stat, destination, overwrite)
                     return _entry_at(destination.folder, destination.name, destination.path)
             except FileExistsError:
-                raise Conflict(
+                raise FileConflict(
                     f"{destination_raw}: already exists (overwrite=true replaces it)",
                     details={"path": destination_raw},
                 ) from None
@@ -446,7 +446,7 @@ def _move_at(source: Located, source_stat: os.stat_result, destination: Located,
         if exc.errno != errno.EXDEV:
             raise
         if not stat.S_ISREG(source_stat.st_mode):
-            raise Conflict(
+            raise FileConflict(
                 f"{source.path}: only files can be moved to another filesystem (copy the folder instead)",
                 details={"path": source.path},
             ) from None

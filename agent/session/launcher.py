@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from agent.config import ConfigError
-from agent.errors import Conflict, DeadlineExceeded, InvalidArgument, NotFound, Unavailable
+from agent.errors import DeadlineExceeded, InvalidArgument, LaunchFailed, LaunchProgramNotFound, Unavailable
 from agent.files.creds import file_executor
 from agent.session.launch_scope import ScopeMover
 from agent.session.user import DesktopUser, session_environment
@@ -97,13 +97,13 @@ def resolve_program(program: str, path: str) -> str:
     if "/" in program:
         candidate = os.path.expanduser(program)
         if not os.path.exists(candidate):
-            raise NotFound(f"app: no program at {program}", details={"program": program})
+            raise LaunchProgramNotFound(f"app: no program at {program}", details={"program": program})
         if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
             raise InvalidArgument(f"app: {program} is not an executable file", details={"program": program})
         return candidate
     found = shutil.which(program, path=path)
     if found is None:
-        raise NotFound(
+        raise LaunchProgramNotFound(
             f"app: no program named {program!r} on the session's PATH",
             details={"program": program, "path": path},
         )
@@ -256,7 +256,7 @@ class Launcher:
                     tail = await asyncio.get_running_loop().run_in_executor(
                         self._log_threads, _tail, launched.log_path
                     )
-                    raise Conflict(
+                    raise LaunchFailed(
                         f"{launched.program} exited with code {exited_with} before showing a window",
                         details={
                             "pid": launched.pid,

@@ -50,9 +50,10 @@ from agent.errors import (
     AgentError,
     Conflict,
     DeadlineExceeded,
+    FilesDisabled,
     InvalidArgument,
     PayloadTooLarge,
-    PermissionDenied,
+    UrlFetchDisabled,
 )
 from agent.files.creds import file_executor
 from agent.session.user import DesktopUser, session_environment
@@ -196,7 +197,7 @@ async def fetch(
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         if not fetch_urls:
-            raise PermissionDenied(
+            raise UrlFetchDisabled(
                 "url: fetching http(s) wallpaper URLs is off on this agent (--wallpaper-fetch-urls); "
                 "send the image as a data URL",
                 details={"field": "url", "option": "wallpaper_fetch_urls"},
@@ -207,7 +208,7 @@ async def fetch(
             raise DeadlineExceeded(f"url: no complete answer within {timeout:g}s") from None
     if scheme == "file":
         if read_file is None:
-            raise PermissionDenied(
+            raise FilesDisabled(
                 "url: file URLs are refused because the files API is disabled on this agent (--exec false)",
                 details={"field": "url"},
             )

@@ -271,7 +271,7 @@ def test_element_click_is_refused_while_another_window_stays_on_top(
     answer = client.post("/desktop/accessibility/click", json={"id": yes["id"]})
     assert answer.status_code == 409, answer.text
     error = answer.json()["error"]
-    assert error["code"] == "CONFLICT" and error["details"]["covered_by"]["window"] == hex(cover)
+    assert error["code"] == "ELEMENT_COVERED" and error["details"]["covered_by"]["window"] == hex(cover)
     assert window_under(desktop, yes["center"]) == cover
     time.sleep(0.3)  # pacing: a click, had one been sent, would have closed zenity by now
     assert zenity.poll() is None  # nothing was clicked: the question is still open
@@ -319,7 +319,7 @@ def test_stale_ids_are_404(client: httpx.Client, launch: Launch) -> None:
     ]:
         answer = client.post(route, json=body)
         assert answer.status_code == 404, answer.text
-        assert answer.json()["error"]["code"] == "NOT_FOUND"
+        assert answer.json()["error"]["code"] == "ELEMENT_NOT_FOUND"
     answer = client.post("/desktop/accessibility/action", json={"id": "nonsense", "action": "click"})
     assert answer.status_code == 404
 

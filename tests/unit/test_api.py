@@ -49,7 +49,7 @@ async def test_request_id_is_echoed_or_made(api: Api) -> None:
 async def test_unknown_route_and_method(api: Api) -> None:
     response = await api.get("/desktop/nope")
     assert response.status == 404
-    assert (await response.json())["error"]["code"] == "NOT_FOUND"
+    assert (await response.json())["error"]["code"] == "ROUTE_NOT_FOUND"
     response = await api.get("/desktop/click")
     assert response.status == 405
     assert (await response.json())["error"]["code"] == "METHOD_NOT_ALLOWED"
@@ -237,4 +237,4 @@ async def test_commands_and_apps_can_be_switched_off(fake_desktop: FakeDesktop, 
         ):
             response = await client.request(method, route, json=body, headers=headers)
             assert response.status == 403, (route, await response.text())
-            assert (await response.json())["error"]["code"] == "PERMISSION_DENIED"
+            assert (await response.json())["error"]["code"] in ("EXEC_DISABLED", "FILES_DISABLED")

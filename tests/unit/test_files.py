@@ -276,7 +276,7 @@ def test_not_found_and_conflicts(client: httpx.Client, tmp_path: Path) -> None:
     ):
         answer = client.request(method, route, params={"path": missing})
         assert answer.status_code == 404, (method, route)
-        assert answer.json()["error"]["code"] == "NOT_FOUND"
+        assert answer.json()["error"]["code"] == "FILE_NOT_FOUND"
     assert client.get("/files", params={"path": str(tmp_path)}).status_code == 409  # a folder
     (tmp_path / "f").write_bytes(b"x")
     assert client.get("/files/list", params={"path": str(tmp_path / "f")}).status_code == 409
@@ -359,7 +359,7 @@ def test_traversal_and_symlink_escapes_are_refused(fenced: tuple[RunningAgent, P
                 method, route, params={"path": path}, content=b"pwned" if method == "PUT" else None
             )
             assert answer.status_code == 403, (method, path, answer.text)
-            assert answer.json()["error"]["code"] == "PERMISSION_DENIED"
+            assert answer.json()["error"]["code"] == "PATH_NOT_ALLOWED"
         move = {"source": str(root / "inside.txt"), "destination": str(root / "escape" / "moved.txt")}
         assert http.post("/files/move", json=move).status_code == 403
         # The fence holds for the source of a move (nothing is pulled in) and for new folders.
@@ -430,7 +430,7 @@ def test_commands_and_files_run_as_the_desktop_user() -> None:
             assert lines[:3] == [str(nobody.pw_uid), str(nobody.pw_gid), f"{nobody.pw_dir} nobody"]
             assert "Permission denied" in body["stderr"]
             answer = http.get("/files", params={"path": str(private)})
-            assert answer.status_code == 403 and answer.json()["error"]["code"] == "PERMISSION_DENIED"
+            assert answer.status_code == 403 and answer.json()["error"]["code"] == "FILE_PERMISSION_DENIED"
             assert http.put("/files", params={"path": str(base / "x")}, content=b"x").status_code == 403
             assert http.put("/files", params={"path": str(shared / "mine")}, content=b"x").status_code == 200
         assert (shared / "mine").stat().st_uid == nobody.pw_uid

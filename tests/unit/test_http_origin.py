@@ -77,7 +77,7 @@ def test_cors_simple_requests_run_nothing(open_agent: RunningAgent, tmp_path: Pa
         if answer.status == 415:
             assert error["code"] == "UNSUPPORTED_MEDIA_TYPE" and "application/json" in str(error["message"])
         else:
-            assert error["code"] == "PERMISSION_DENIED" and "Origin" in str(error["message"])
+            assert error["code"] == "HOST_NOT_ALLOWED" and "Origin" in str(error["message"])
     time.sleep(0.5)  # a command that had started would have written by now
     assert not target.exists()
     # The same command with the type a page cannot send cross-site runs (the refusals were not luck).
@@ -117,7 +117,7 @@ def test_dns_rebinding_host_is_refused_on_every_route(open_agent: RunningAgent) 
             answer = exchange(open_agent, request(open_agent, "GET", path, host=host))
             assert answer.status == 403, (path, host, answer.body)
             error = answer.envelope()
-            assert error["code"] == "PERMISSION_DENIED" and "Host" in str(error["message"])
+            assert error["code"] == "HOST_NOT_ALLOWED" and "Host" in str(error["message"])
 
 
 def test_allowed_hosts_and_origins_still_work(open_agent: RunningAgent) -> None:

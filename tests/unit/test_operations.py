@@ -71,10 +71,10 @@ def switched_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAg
 
 
 def _expected(operation: Operation) -> tuple[int, str]:
+    """Every switched-off capability: 403 <CAPABILITY>_DISABLED (accessibility was a 503 before)."""
     capability = operation.capability or (operation.conditional and operation.conditional.capability)
-    if capability is Capability.ACCESSIBILITY:
-        return 503, "ACCESSIBILITY_UNAVAILABLE"
-    return 403, "PERMISSION_DENIED"
+    assert isinstance(capability, Capability)
+    return 403, f"{capability.value.upper()}_DISABLED"
 
 
 def _body(operation: Operation) -> dict[str, Any]:
@@ -85,6 +85,9 @@ def _refused(answer: httpx.Response, operation: Operation) -> None:
     status, code = _expected(operation)
     assert answer.status_code == status, (operation.type, answer.text)
     assert answer.json()["error"]["code"] == code, (operation.type, answer.text)
+    # Permanent: nothing to retry; and marked as the agent's own error for a proxy in front.
+    assert "Retry-After" not in answer.headers, (operation.type, answer.headers)
+    assert answer.headers["X-Computer-Agent-Error"] == code
 
 
 @pytest.mark.parametrize("operation", [op for op in GATED if op.route], ids=lambda op: op.type)

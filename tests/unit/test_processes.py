@@ -68,7 +68,7 @@ def test_start_feed_stdin_and_read_back(client: httpx.Client, tmp_path: Path) ->
     assert final["stdout_tail"] == "hello\nworld\n" and final["stderr_tail"] == "done\n"
     assert final["stdout_bytes"] == 12 and final["stderr_bytes"] == 5 and final["output_offset"] == 17
     answer = client.post(f"/processes/{info['id']}/stdin", json={"data": "late"})
-    assert answer.status_code == 409 and answer.json()["error"]["code"] == "CONFLICT"
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "PROCESS_STATE_CONFLICT"
 
 
 def test_output_is_resumable_from_an_offset(client: httpx.Client) -> None:

@@ -36,5 +36,5 @@ def test_a_rebound_host_cannot_read_the_screen(open_agent: RunningAgent) -> None
         assert answer.status == 403, (host, answer.body[:200])
         assert not answer.body.startswith(PNG_MAGIC)
         error = answer.envelope()
-        assert error["code"] == "PERMISSION_DENIED" and "Host" in str(error["message"])
+        assert error["code"] == "HOST_NOT_ALLOWED" and "Host" in str(error["message"])
         assert error["details"]["header"] == "Host"  # type: ignore[index]

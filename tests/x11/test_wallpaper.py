@@ -242,7 +242,7 @@ def test_file_urls_are_read_under_the_files_rules(desktop: DevDesktop, fenced_fo
 
             refused = http_client.post("/desktop/wallpaper", json={"url": f"file://{secret}"})
             assert refused.status_code == 403, refused.text
-            assert refused.json()["error"]["code"] == "PERMISSION_DENIED"
+            assert refused.json()["error"]["code"] == "FILE_PERMISSION_DENIED"
             assert close_to(root_pixel(desktop), GREEN) and root_pixmap(desktop) == pixmap
 
             # Each answer is what GET /files tells the same caller: nothing more.
@@ -252,7 +252,7 @@ def test_file_urls_are_read_under_the_files_rules(desktop: DevDesktop, fenced_fo
                 files = http_client.get("/files", params={"path": path})
                 assert wallpaper.status_code == files.status_code, (path, wallpaper.text, files.text)
                 answers[path] = (wallpaper.status_code, wallpaper.json()["error"]["code"])
-            assert answers["/etc/shadow"] == answers["/nonexistent/wall.png"] == (403, "PERMISSION_DENIED")
+            assert answers["/etc/shadow"] == answers["/nonexistent/wall.png"] == (403, "PATH_NOT_ALLOWED")
             assert answers[str(root / "missing.png")][0] == 404
             assert close_to(root_pixel(desktop), GREEN) and root_pixmap(desktop) == pixmap
 
@@ -294,7 +294,7 @@ def test_exec_false_refuses_file_urls_like_the_files_api(desktop: DevDesktop, fe
         with agent.client() as http_client:
             assert http_client.post("/desktop/wallpaper", json={"url": data_url(GREEN)}).status_code == 200
             answer = http_client.post("/desktop/wallpaper", json={"url": f"file://{image}"})
-            assert answer.status_code == 403 and answer.json()["error"]["code"] == "PERMISSION_DENIED"
+            assert answer.status_code == 403 and answer.json()["error"]["code"] == "FILES_DISABLED"
             assert "--exec false" in answer.json()["error"]["message"]
             assert http_client.get("/files", params={"path": str(image)}).status_code == 403
         assert close_to(root_pixel(desktop), GREEN)

@@ -70,9 +70,9 @@ def test_rest_window_operations(
 @pytest.mark.parametrize(
     "case",
     [
-        ("GET", "/desktop/window/0x123/size", None, 404, "NOT_FOUND"),
-        ("POST", "/desktop/window/0x123/close", {}, 404, "NOT_FOUND"),
-        ("POST", "/desktop/window/focus", {"window_id": "0x7ffffff"}, 404, "NOT_FOUND"),
+        ("GET", "/desktop/window/0x123/size", None, 404, "WINDOW_NOT_FOUND"),
+        ("POST", "/desktop/window/0x123/close", {}, 404, "WINDOW_NOT_FOUND"),
+        ("POST", "/desktop/window/focus", {"window_id": "0x7ffffff"}, 404, "WINDOW_NOT_FOUND"),
         ("POST", "/desktop/window/focus", {"window_id": "not-an-id"}, 400, "INVALID_ARGUMENT"),
         ("POST", "/desktop/window/focus", {}, 400, "INVALID_ARGUMENT"),
         ("POST", "/desktop/window/0x123/resize", {"width": 0, "height": 5}, 400, "INVALID_ARGUMENT"),
