@@ -4,6 +4,7 @@ by xdotool or a GTK app, and every exchange checked both ways against the served
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -79,7 +80,9 @@ def test_strictness_stays_where_it_protects(checked: httpx.Client, desktop: DevD
         answer = checked.post("/desktop/scroll", json=body)
         assert answer.status_code == 400, body
         assert answer.json()["error"]["details"]["errors"][0]["field"] == field
-    nan = checked.post("/desktop/move", content=b'{"x": NaN, "y": 5}', headers={"Content-Type": "application/json"})
+    nan = checked.post(
+        "/desktop/move", content=b'{"x": NaN, "y": 5}', headers={"Content-Type": "application/json"}
+    )
     assert nan.status_code == 400
     assert pointer(desktop) == (40, 40)  # nothing moved
 
@@ -117,7 +120,7 @@ def test_a_typo_names_the_field_it_misspells(checked: httpx.Client, logger: Even
     assert buttons(logger.collect()) == []  # refused before anything ran
 
 
-def test_errors_name_what_is_missing(checked: httpx.Client, agent: RunningAgent, tmp_path: Any) -> None:
+def test_errors_name_what_is_missing(checked: httpx.Client, agent: RunningAgent, tmp_path: Path) -> None:
     for route, code in [
         ("/desktop/window/0x7ffffff/size", "WINDOW_NOT_FOUND"),
         ("/no/such/route", "ROUTE_NOT_FOUND"),
@@ -147,6 +150,21 @@ def test_head_wherever_get(checked: httpx.Client) -> None:
     assert head.headers["Content-Type"] == "image/png" and int(head.headers["X-Screen-Width"]) > 0
     assert checked.head("/desktop/nope").status_code == 404
     assert checked.head("/desktop/click").status_code == 405  # POST only
+
+
+def test_head_on_a_download_and_a_stream(checked: httpx.Client, tmp_path: Path) -> None:
+    (tmp_path / "five.txt").write_bytes(b"12345")
+    head = checked.head("/files", params={"path": str(tmp_path / "five.txt")})
+    assert head.status_code == 200 and head.content == b"" and head.headers["Content-Length"] == "5"
+    started = checked.post("/processes", json={"command": "sleep 30"}).json()
+    try:
+        # The stream's headers, at once, without waiting for the process (or reading its output).
+        head = checked.head(f"/processes/{started['id']}/output", timeout=5)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["Content-Type"].startswith("application/x-ndjson")
+        assert checked.get(f"/processes/{started['id']}").json()["state"] == "running"
+    finally:
+        checked.post(f"/processes/{started['id']}/signal", json={"signal": "KILL"})
 
 
 def test_exec_truncated_is_a_boolean(checked: httpx.Client) -> None:
