@@ -140,7 +140,7 @@ class Config:
     exec_enabled: bool = option(
         True,
         _bool,
-        "run commands and apps: /exec, /bash, /processes, /files, /desktop/launch (false: 403 PERMISSION_DENIED)",
+        "run commands and apps: /exec, /bash, /processes, /files, /desktop/launch (false: 403 EXEC_DISABLED / FILES_DISABLED)",
         name="exec",
     )
     desktop_user: str | None = option(None, _optional_str, "user that commands and apps run as (when root)")

@@ -10,7 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from agent import __version__
 from agent.actions import leniency
-from agent.actions.capabilities import SWITCHES
+from agent.actions.capabilities import REFUSALS, SWITCHES
 from agent.actions.registry import Operation, Registry, load_all
 from agent.api.action_routes import ActionAnswer, BatchAnswer, BatchRequest
 from agent.api.middleware import ERROR_HEADER
@@ -109,6 +109,13 @@ def _responses(operation: Operation) -> dict[str, Any]:
         responses[str(status)] = {**ok, "description": description}
     for status in operation.error_statuses:
         responses[str(status)] = ERROR
+    needs = [operation.capability, operation.conditional.capability if operation.conditional else None]
+    codes = sorted({REFUSALS[capability].code for capability in needs if capability is not None})
+    if codes:  # the one 403 an operation declares itself: its capability switched off
+        responses["403"] = {
+            "$ref": ERROR["$ref"],
+            "description": f"{' or '.join(codes)}: switched off on this agent (permanent: no Retry-After)",
+        }
     return responses
 
 
