@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from agent.models.base import Request, Result
+from agent.models.base import Coordinate, Request, Result
 from agent.models.desktop import ButtonName, _AtPoint
 
 # Scrolling in pixels (seed 000's `amount`, seed 002's `dx`/`dy`) turns the wheel one notch per
@@ -40,8 +40,8 @@ class ScreenPoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    x: int
-    y: int
+    x: Coordinate
+    y: Coordinate
 
 
 class ClickMouseRequest(_AtPoint):
@@ -57,8 +57,8 @@ class ClickMouseRequest(_AtPoint):
 
 class MoveMouseRequest(Request):
     type: Literal["move_mouse"] = "move_mouse"
-    x: int
-    y: int
+    x: Coordinate
+    y: Coordinate
 
 
 class DragMouseRequest(Request):
