@@ -15,8 +15,6 @@ from tests.conftest import RunningAgent, run_observer
 from tests.observers import EventLogger
 from tests.openapi_check import ERROR_HEADER, Document, Recorder
 
-pytestmark = pytest.mark.x11
-
 
 @pytest.fixture(scope="module")
 def document(agent: RunningAgent) -> Document:
