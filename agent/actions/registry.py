@@ -107,6 +107,8 @@ class Operation:
             statuses.append(404)
         if self.capability is not None or self.conditional is not None:
             statuses.append(403)
+        if self.method in ("POST", "PUT"):
+            statuses.append(415)  # agent.api.guard: a body of another media type (cross-site forms)
         return tuple(dict.fromkeys(statuses))
 
     def authorize(self, config: Config, request: BaseModel | None = None) -> None:
@@ -162,6 +164,9 @@ class Registry:
     def find(self, type: str) -> Operation | None:
         return self._operations.get(type)
 
+    def is_declared(self, type: str) -> bool:
+        return type in self._operations
+
     def is_public(self, type: str | None) -> bool:
         """Whether the operation ``type`` is served without the bearer token (declared public)."""
         operation = self._operations.get(type or "")
@@ -177,9 +182,16 @@ class Registry:
         if operation is None:
             known = ", ".join(sorted(op.type for op in self.actions()))
             raise InvalidArgument(f"unknown action type {type!r}", details={"known_types": known})
+        return operation
+
+    def action(self, type: str, config: Config) -> Operation:
+        """The action ``type`` for /actions and /batch: refused like its route when a capability
+        it needs is off, then a 400 if it is REST only (streams, raw bodies, raw answers)."""
+        operation = self.get(type)
+        operation.authorize(config)
         if not operation.actions:
             raise InvalidArgument(
-                f"{type!r} answers with {operation.media}, not JSON: call {operation.method} {operation.route}",
+                f"{type!r} is REST only ({_rest_only_reason(operation)}): call {operation.method} {operation.route}",
                 details={"route": operation.route, "method": operation.method},
             )
         return operation
@@ -196,7 +208,7 @@ class Registry:
         kind = payload.get("type")
         if not isinstance(kind, str):
             raise InvalidArgument("the action has no 'type' field (a string such as 'click')")
-        action = self.get(kind)
+        action = self.action(kind, config)
         return action, action.prepare(config, payload)
 
     def alias(self, alias: str, target: str, model: RequestModel) -> None:
@@ -215,6 +227,17 @@ class Registry:
             },
             max_body=operation.max_body,
         )
+
+
+def _rest_only_reason(operation: Operation) -> str:
+    if operation.body == "bytes":
+        return "its body is raw bytes"
+    return {
+        "events": "it answers with a stream of events",
+        "bytes": "it answers with raw bytes",
+        "text": "it answers with plain text",
+        "document": "it answers with the OpenAPI document",
+    }.get(operation.media, f"it answers with {operation.media}")
 
 
 def validate(model: type[RequestT], data: object, *, from_query: bool = False) -> RequestT:

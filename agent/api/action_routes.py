@@ -121,9 +121,13 @@ def rest_handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.
 
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES_KEY]
-        operation.authorize(services.config)  # before reading anything the caller sent
-        data = await _request_data(request, operation)
-        model = operation.prepare(services.config, data, from_query=operation.from_query)
+        try:
+            operation.authorize(services.config)  # before reading anything the caller sent
+            data = await _request_data(request, operation)
+            model = operation.prepare(services.config, data, from_query=operation.from_query)
+        except AgentError as exc:
+            services.metrics.count_action(operation.type, exc.code)  # refusals are outcomes too
+            raise
         extra = (
             {"body": ByteBody(_chunks(request), request.content_length)} if operation.body == "bytes" else {}
         )
@@ -146,7 +150,12 @@ async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
 
 async def post_action(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
-    action, model = REGISTRY.parse(await read_json(request), services.config)
+    payload = await read_json(request)
+    try:
+        action, model = REGISTRY.parse(payload, services.config)
+    except AgentError as exc:
+        _count_refusal(services, payload, exc)
+        raise
     async with _watch_client(request, action):
         output = await execute(services, action, model, locked=False)
     return web.Response(
@@ -162,6 +171,7 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
         try:
             parsed.append(REGISTRY.parse(payload, services.config))
         except AgentError as exc:
+            _count_refusal(services, payload, exc)
             # Nothing runs when any step is refused: a switched-off capability keeps its status.
             error = type(exc) if isinstance(exc, PermissionDenied | Unavailable) else InvalidArgument
             raise error(f"actions[{index}]: {exc.message}", details={"index": index, **exc.details}) from None
@@ -190,6 +200,13 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
                 await services.desktop.release_all()
     answer = BatchAnswer(success=not failed, results=steps)
     return web.Response(text=answer.model_dump_json(exclude_none=True), content_type="application/json")
+
+
+def _count_refusal(services: Services, payload: object, exc: AgentError) -> None:
+    """Count a refused action under its type, if it names a declared one (no label per typo)."""
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    if isinstance(kind, str) and REGISTRY.is_declared(kind):
+        services.metrics.count_action(kind, exc.code)
 
 
 def _watch_client(request: web.Request, action: Operation) -> contextlib.AbstractAsyncContextManager[None]:

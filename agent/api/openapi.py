@@ -41,7 +41,7 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
-BATCH_ERRORS = {"400": ERROR, "401": ERROR, "403": ERROR, "503": ERROR}
+BATCH_ERRORS = {"400": ERROR, "401": ERROR, "403": ERROR, "415": ERROR, "503": ERROR}
 
 
 def _error_classes(base: type[AgentError] = AgentError) -> list[type[AgentError]]:

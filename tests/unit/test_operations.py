@@ -101,7 +101,7 @@ def test_switched_off_capability_refuses_the_route(switched_off: RunningAgent, o
     _refused(answer, operation)
 
 
-@pytest.mark.parametrize("operation", [op for op in GATED if op.actions], ids=lambda op: op.type)
+@pytest.mark.parametrize("operation", GATED, ids=lambda op: op.type)
 def test_switched_off_capability_refuses_the_action_and_the_batch(
     switched_off: RunningAgent, operation: Operation
 ) -> None:
@@ -112,6 +112,18 @@ def test_switched_off_capability_refuses_the_action_and_the_batch(
         answer = http.post("/batch", json={"actions": [{"type": "wait", "ms": 0}, action]})
         _refused(answer, operation)
         assert answer.json()["error"]["details"]["index"] == 1
+
+
+def test_refusals_are_counted_in_the_metrics(switched_off: RunningAgent) -> None:
+    """A refusal is an outcome of the operation like any error (it was missing from /metrics)."""
+    with switched_off.client() as http:
+        http.post("/exec", json={"command": "true"})
+        http.post("/actions", json={"type": "files_list", "path": "/tmp"})
+        http.post("/actions", json={"type": "no_such_type"})
+        metrics = http.get("/metrics").text
+    assert 'computer_agent_actions_total{result="EXEC_DISABLED",type="exec"}' in metrics
+    assert 'computer_agent_actions_total{result="FILES_DISABLED",type="files_list"}' in metrics
+    assert 'type="no_such_type"' not in metrics
 
 
 def test_switched_off_exec_and_files_touch_nothing(switched_off: RunningAgent, tmp_path: Path) -> None:
@@ -224,6 +236,7 @@ def test_rest_only_operations_name_their_route_through_actions(
         answer = http.post("/actions", json={"type": operation.type})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["details"]["route"] == operation.route
+    assert "REST only" in answer.json()["error"]["message"]
 
 
 def test_a_body_of_whitespace_is_not_an_empty_object(agent: RunningAgent) -> None:
