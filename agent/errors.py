@@ -30,6 +30,8 @@ missing, refused or conflicting.
     │   ├── ProcessStateConflict     PROCESS_STATE_CONFLICT  exited, stdin closed or full
     │   ├── ElementStateConflict     ELEMENT_STATE_CONFLICT  not showing, refused the action
     │   ├── ElementCovered           ELEMENT_COVERED         another window covers it
+    │   ├── ApplicationRefused       APPLICATION_REFUSED     an unexpected D-Bus error from the app
+    │   ├── KeymapFull               KEYMAP_FULL             no keycode left to bind a character to
     │   ├── FileConflict             FILE_CONFLICT           exists, is a folder, not empty...
     │   └── LaunchFailed             LAUNCH_FAILED           the app exited before showing a window
     ├── RequestTimeout         408 REQUEST_TIMEOUT    the client stopped sending its request body
@@ -58,6 +60,17 @@ class AgentError(Exception):
     code: ClassVar[str] = "INTERNAL"
     default_retry_after: ClassVar[float | None] = None
     abstract: ClassVar[bool] = False  # set in a class's own body: never raised, only its subclasses
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass of an abstract class names itself: it may not inherit the bare code."""
+        super().__init_subclass__(**kwargs)
+        if "abstract" not in cls.__dict__:
+            cls.abstract = False
+        parent = cls.__mro__[1]
+        if not cls.abstract and getattr(parent, "abstract", False) and "code" not in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} must set its own code (its parent {parent.__name__} is abstract)"
+            )
 
     def __init__(
         self,

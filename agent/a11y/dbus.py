@@ -275,6 +275,8 @@ class Connection:
 class AccessibilityError(Conflict):
     """The application answered an element call with an unexpected D-Bus error (409)."""
 
+    code = "APPLICATION_REFUSED"
+
     def __init__(self, failure: Failure) -> None:
         super().__init__(
             f"the application refused the call: {failure.text or failure.name}",

@@ -29,7 +29,7 @@ import types
 from collections.abc import Iterable
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import AliasChoices, BaseModel
+from pydantic import AliasChoices, BaseModel, RootModel
 from pydantic.fields import FieldInfo
 
 from agent.models.base import is_coordinate
@@ -90,6 +90,10 @@ def normalize(model: type[BaseModel], data: object, *, from_query: bool = False)
     to refuse (so the 400 names it)."""
     if not isinstance(data, dict):
         return data
+    root = model.model_fields.get("root") if issubclass(model, RootModel) else None
+    if root is not None:  # a tagged union (a peer's vocabulary): the policy of the member named
+        member = _member(Shape(root.annotation, root.metadata).models, data)
+        return data if member is None else normalize(member, data, from_query=from_query)
     fields = field_names(model)
     canonical: dict[str, Any] = {}
     for key, value in data.items():
@@ -124,8 +128,20 @@ def _coerce(shape: Shape, value: Any, *, from_query: bool) -> Any:
         integral = _integral(shape, value)
         return value if integral is None else integral
     if isinstance(value, dict) and shape.models:
-        return normalize(shape.models[0], value)
+        member = _member(shape.models, value)
+        return value if member is None else normalize(member, value)
     return value
+
+
+def _member(models: list[type[BaseModel]], data: dict[str, Any]) -> type[BaseModel] | None:
+    """The model ``data`` is meant for: the only one, or the one whose ``type`` tag it carries."""
+    if len(models) == 1:
+        return models[0]
+    for model in models:
+        tag = model.model_fields.get("type")
+        if tag is not None and tag.default == data.get("type"):
+            return model
+    return None
 
 
 def _query_number(raw: str) -> float | None:

@@ -17,6 +17,7 @@ from agent.api.middleware import ERROR_HEADER
 from agent.api.replies import NDJSON, SSE
 from agent.errors import AgentError
 from agent.models.base import ImageJSON
+from agent.x11 import keyboard  # noqa: F401  (defines KeymapFull: the code list names every error class)
 
 REF = "#/components/schemas/{model}"
 ERROR = {"$ref": "#/components/responses/Error"}

@@ -87,16 +87,16 @@ class ScrollPixelsRequest(_AtPoint):
     direction: Literal["up", "down", "left", "right"] | None = Field(
         default=None, description="With amount; or give dx/dy instead"
     )
-    amount: int = Field(
+    amount: Coordinate = Field(  # a distance in screen pixels: rounded like a coordinate
         default=3 * PIXELS_PER_NOTCH,
         ge=1,
         le=MAX_SCROLL_PIXELS,
         description=f"Pixels; the wheel turns one notch per {PIXELS_PER_NOTCH} px (nearest, at least one)",
     )
-    dx: int | None = Field(
+    dx: Coordinate | None = Field(
         default=None, ge=-MAX_SCROLL_PIXELS, le=MAX_SCROLL_PIXELS, description="Pixels right (+) or left (-)"
     )
-    dy: int | None = Field(
+    dy: Coordinate | None = Field(
         default=None, ge=-MAX_SCROLL_PIXELS, le=MAX_SCROLL_PIXELS, description="Pixels down (+) or up (-)"
     )
 

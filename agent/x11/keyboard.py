@@ -39,6 +39,8 @@ BOUND_KEYCODES_PROPERTY = "_COMPUTER_AGENT_BOUND_KEYCODES"
 class NoKeycodeLeft(Conflict):
     """The keyboard map has no keycode we may bind (every one is the layout's own)."""
 
+    code = "KEYMAP_FULL"
+
 
 @dataclass(frozen=True, slots=True)
 class KeyPlacement:

@@ -349,3 +349,22 @@ def test_every_alias_the_server_accepts_is_in_the_document(peer: Peer, logger: E
     peer.post("/actions", {"type": "type", "text": "aliases"})
     peer.post("/actions", {"type": "keypress", "keys": ["Return"]})
     assert logger.next("entry")["text"] == "aliases"
+
+
+def test_the_peers_endpoints_follow_the_leniency_policy(peer: Peer, desktop: DevDesktop) -> None:
+    """Seed 002 types x, y, dx, dy and ms as numbers: its clients send floats. The peers'
+    endpoints round coordinates, take integral numbers and any-case enums like our own routes
+    (they were 400s while the document accepted them)."""
+    peer.post("/computer-action", {"type": "move_mouse", "x": 100.5, "y": 120.2})
+    assert pointer(desktop) == (101, 120)
+    peer.post(
+        "/computer-action",
+        {"type": "drag_mouse", "start": {"x": 300, "y": 300}, "end": {"x": 320.4, "y": 330.0, "z": None}},
+    )
+    assert pointer(desktop) == (320, 330)
+    peer.post("/computer-action", {"type": "press_keys", "keys": ["shift"], "key_action_type": "PRESS"})
+    peer.post("/computer-action", {"type": "wait", "ms": 5.0})
+    peer.post("/execute", {"type": "click", "x": 140.5, "y": 150.0, "button": "LEFT"})
+    assert pointer(desktop) == (141, 150)
+    peer.post("/execute", {"type": "scroll", "x": 200, "y": 210, "dy": 100.4})
+    peer.post("/execute", {"type": "wait", "ms": 2.0})
