@@ -90,7 +90,7 @@ def test_an_element_not_showing_is_not_clicked(client: httpx.Client, app: Hidden
         answer = client.post("/desktop/accessibility/click", json={"id": buttons[name]["id"]})
         assert answer.status_code == 409, (name, answer.text)
         error = answer.json()["error"]
-        assert error["code"] == "CONFLICT" and "not on screen" in error["message"], error
+        assert error["code"] == "ELEMENT_STATE_CONFLICT" and "not on screen" in error["message"], error
     # The app saw no click before the shown one (a click where the hidden page's button lies
     # would hit page one's): its clicks arrive in order.
     answer = client.post("/desktop/accessibility/click", json={"id": buttons["Shown button"]["id"]})
