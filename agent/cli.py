@@ -84,6 +84,12 @@ async def serve(config: Config, *, announce: bool = True) -> None:
     from agent.supervision.sdnotify import Notifier
 
     throttle_logs()
+    # Signals are ours before anyone can learn we listen: a SIGTERM sent the moment "listening" is
+    # logged must stop us gracefully (dev's desktop is torn down in its finally), not by default.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     app = create_app(config)
     runner = EdgeRunner(
         app, limits=Limits.from_config(config), access_log=None, handle_signals=False, shutdown_timeout=5.0
@@ -99,10 +105,6 @@ async def serve(config: Config, *, announce: bool = True) -> None:
             url,
             extra={"fields": {"event": "listening", "url": url, "display": config.display}},
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     # systemd (Type=notify): READY=1 once we listen and the display answers, STATUS= on each
     # readiness change, WATCHDOG=1 from this loop, STOPPING=1 on the way out.
     readiness = app[SERVICES_KEY].readiness
@@ -156,8 +158,12 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     if config.token_file is not None:
         _ensure_token(config.token_file)
     width, _, height = args.size.partition("x")
-    desktop = DevDesktop(width=int(width), height=int(height), display=display).start()
+    # A SIGTERM while the desktop starts must still reach the finally that stops it, and one while
+    # it stops must not cut that short (its X server, bus and WM would outlive us).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    desktop = DevDesktop(width=int(width), height=int(height), display=display)
     try:
+        desktop.start()
         os.environ.update(desktop.env)
         config = config.replace(display=desktop.display)
         configure(config.log_level)
@@ -174,8 +180,14 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         )
         asyncio.run(serve(config))
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         desktop.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _dev_display(display: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.conftest import AGENT_BIN, stop_process
 
@@ -142,3 +144,30 @@ def test_dev_refuses_a_display_it_cannot_start(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--display" in result.stderr and "otherhost:0" in result.stderr
+
+
+def test_dev_stopped_while_it_starts_leaves_no_desktop_behind(tmp_path: Path) -> None:
+    """SIGTERM once the window manager runs (before the agent listens): Xvfb, bus and WM go too."""
+    number = free_display()
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("COMPUTER_AGENT_")}
+    environment.update(XDG_STATE_HOME=str(tmp_path / "state"))
+    process = subprocess.Popen(
+        [str(AGENT_BIN), "dev", "--port", "0", "--display", f":{number}", "--insecure-no-auth"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        socket = Path(f"/tmp/.X11-unix/X{number}")
+        desktop: list[psutil.Process] = []
+        deadline = time.monotonic() + 30
+        while not any(child.name() == "xfwm4" for child in desktop) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            desktop = psutil.Process(process.pid).children(recursive=True)
+        assert [child.name() for child in desktop if child.name() in ("Xvfb", "dbus-daemon", "xfwm4")]
+    finally:
+        stop_process(process, timeout=15)
+    assert process.returncode != -signal.SIGKILL
+    gone, alive = psutil.wait_procs(desktop, timeout=5)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+    assert not socket.exists()
