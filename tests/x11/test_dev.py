@@ -168,6 +168,6 @@ def test_dev_stopped_while_it_starts_leaves_no_desktop_behind(tmp_path: Path) ->
     finally:
         stop_process(process, timeout=15)
     assert process.returncode != -signal.SIGKILL
-    gone, alive = psutil.wait_procs(desktop, timeout=5)
+    _gone, alive = psutil.wait_procs(desktop, timeout=5)
     assert not alive, [" ".join(p.cmdline()) for p in alive]
     assert not socket.exists()
