@@ -301,8 +301,12 @@ class X11Desktop:
         presses_a_lock = any(is_lock_key(key.keysym) for chord in chords for key in chord)
 
         def op(display: Display) -> None:
-            core_state = 0 if presses_a_lock else int(display.screen().root.query_pointer().mask)
-            with self._locks.cleared(display, core_state):
+            if presses_a_lock:
+                core_state, locked_mods = 0, 0
+            else:
+                core_state = self._read_keymap(display)
+                locked_mods = self._numlock_for(chords)
+            with self._locks.cleared(display, core_state, locked_mods):
                 for chord in chords:
                     codes = self._press_chord(display, chord)
                     if reverse_release:
@@ -311,6 +315,15 @@ class X11Desktop:
                         self._release_like_xdotool(display, codes)
 
         await self.connection.run(op)
+
+    def _numlock_for(self, chords: list[Chord]) -> int:
+        """NumLock's mask when a chord names a keypad key's number level (KP_1), else 0."""
+        for chord in chords:
+            for key in chord:
+                placement = self._keyboard.lookup(key.keysym)
+                if placement is not None and placement.numlock:
+                    return self._keyboard.numlock_mask()
+        return 0
 
     async def key_down(self, chord: Chord) -> None:
         def op(display: Display) -> None:

@@ -30,6 +30,9 @@ NO_SYMBOL = 0
 # free: a desktop VM has no such physical keys, and a later request for one rebinds it.
 VENDOR_KEYSYMS = range(0x1008FF00, 0x10090000)
 SHIFT_L = XK.string_to_keysym("Shift_L")
+NUM_LOCK = XK.string_to_keysym("Num_Lock")
+KP_SPACE: int = XK.string_to_keysym("KP_Space")
+KP_EQUAL: int = XK.string_to_keysym("KP_Equal")
 # Root window property listing the keycodes we rebound. The bindings outlive the agent (they
 # live in the server), so the next agent reads this to reuse those keycodes instead of taking
 # them for the layout's own keys.
@@ -46,6 +49,12 @@ class NoKeycodeLeft(Conflict):
 class KeyPlacement:
     keycode: int
     shift: bool  # the keysym is on level 2 (needs Shift)
+    numlock: bool = False  # a keypad key's level 2 (KP_1 over KP_End): XKB's KEYPAD type needs NumLock
+
+
+def is_keypad(keysym: int) -> bool:
+    """KP_Space..KP_Equal, as Xlib's IsKeypadKey."""
+    return KP_SPACE <= keysym <= KP_EQUAL
 
 
 class KeyboardMap:
@@ -203,6 +212,12 @@ class KeyboardMap:
         """The modifier a keycode sets, or None for an ordinary key."""
         return self._modifier_bits.get(keycode)
 
+    def numlock_mask(self) -> int:
+        """The modifier mask Num_Lock sets (Mod2 on every common layout), or 0 if none does."""
+        placement = self._index.get(NUM_LOCK)
+        bit = self.modifier_bit(placement.keycode) if placement is not None else None
+        return 0 if bit is None else 1 << bit
+
     def shift_keycode(self) -> int:
         placement = self._index.get(SHIFT_L)
         if placement is not None:
@@ -238,9 +253,19 @@ def _scan_mapping(mapping: list[list[int]], min_keycode: int, recorded: set[int]
             continue
         if all(sym == NO_SYMBOL or sym in VENDOR_KEYSYMS for sym in syms):
             scan.borrowable.append(keycode)
-        for keysym, shift in ((level1, False), (_shifted(level1, level2), True)):
+        if is_keypad(level1) and is_keypad(level2):  # KP_End / KP_1: NumLock, not Shift, selects level 2
+            placements = (
+                (level1, KeyPlacement(keycode, False)),
+                (level2, KeyPlacement(keycode, False, True)),
+            )
+        else:
+            placements = (
+                (level1, KeyPlacement(keycode, False)),
+                (_shifted(level1, level2), KeyPlacement(keycode, True)),
+            )
+        for keysym, placement in placements:
             if keysym and keysym not in scan.index:
-                scan.index[keysym] = KeyPlacement(keycode, shift)
+                scan.index[keysym] = placement
     return scan
 
 

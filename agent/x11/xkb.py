@@ -114,11 +114,6 @@ class LockState:
     locked_group: int = 0
     latched_group: int = 0
 
-    @property
-    def neutral(self) -> bool:
-        """Nothing locked or latched: keys mean what the keymap's first level and Shift say."""
-        return self == NEUTRAL
-
 
 NEUTRAL = LockState()
 
@@ -133,22 +128,24 @@ class KeyboardLocks:
         self._unsupported = False
 
     @contextlib.contextmanager
-    def cleared(self, input_display: Display, core_state: int) -> Iterator[None]:
+    def cleared(self, input_display: Display, core_state: int, locked_mods: int = 0) -> Iterator[None]:
         """Clear every lock and latch (Caps, Shift and Num Lock, a locked group, sticky keys)
         for the keys ``input_display`` sends inside, then put back exactly what was there.
 
         ``core_state`` was read on a round trip the caller makes anyway: when it shows no
         modifier and the first group, XKB is not even asked. Modifiers the caller holds down
         (``key_down``) are XKB's base state, which is left as it is: holding one is its choice.
+        ``locked_mods`` are locked instead of cleared: NumLock, for a keypad key's number level.
         """
-        if not core_state & (CORE_MODIFIER_BITS | CORE_GROUP_BITS):
+        if not core_state & (CORE_MODIFIER_BITS | CORE_GROUP_BITS) and not locked_mods:
             yield
             return
+        wanted = LockState(locked_mods=locked_mods)
         saved = self.read()
-        if saved is None or saved.neutral:
+        if saved is None or saved == wanted:
             yield
             return
-        self.write(NEUTRAL)
+        self.write(wanted)
         try:
             yield
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -245,9 +246,37 @@ def test_failed_batch_releases_held_keys(client: httpx.Client, logger: EventLogg
     assert press["shift"] is False
 
 
+@pytest.mark.parametrize("numlock_on", [False, True], ids=["numlock-off", "numlock-on"])
+def test_keypad_keys_arrive_as_named_whatever_numlock(
+    client: httpx.Client, logger: EventLogger, desktop: DevDesktop, numlock_on: bool
+) -> None:
+    """KP_1 and KP_End share a key; NumLock (not Shift) picks KP_1. Each arrives as named, and the
+    NumLock state the user had is left as it was."""
+    if numlock_on:
+        run_observer(desktop, "xdotool", "key", "Num_Lock")
+        logger.collect()
+    try:
+        before = numlock_mask_state(desktop)
+        assert before == numlock_on
+        for spec in ("KP_1", "KP_End", "KP_0", "KP_Insert", "KP_5", "KP_Decimal", "KP_Add"):
+            client.post("/desktop/key", json={"key": spec}).raise_for_status()
+            presses = [e for e in logger.collect() if e["event"] == "key"]
+            assert presses and presses[0]["keyval"] == spec, (spec, presses)
+        assert numlock_mask_state(desktop) == numlock_on
+    finally:
+        if numlock_on:
+            run_observer(desktop, "xdotool", "key", "Num_Lock")
+
+
+def numlock_mask_state(desktop: DevDesktop) -> bool:
+    """Whether NumLock is on, as xset reads it from the server."""
+    return re.search(r"Num Lock:\s+on", run_observer(desktop, "xset", "q")) is not None
+
+
 # Our spec -> the spec xdotool is given (the same, except for aliases xdotool lacks).
 # Deliberate differences, not listed: xdotool reaches KP_1 by pressing Num_Lock (which leaves
-# the NumLock state toggled) where we use Shift, and it presses Shift_L before Shift_R.
+# the NumLock state toggled) where we lock NumLock for the key and put it back, and it presses
+# Shift_L before Shift_R.
 KEY_SPECS: dict[str, str] = {
     spec: spec
     for spec in [
