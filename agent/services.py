@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from agent.session.environment import EnvironmentService
     from agent.session.launcher import Launcher
     from agent.x11.clipboard import ClipboardService
+    from agent.x11.damage import DamageMonitor
     from agent.x11.wallpaper import WallpaperService
     from agent.x11.windows import WindowService
 
@@ -50,6 +51,9 @@ class Services:
     heartbeat: Heartbeat | None = None
     # The AT-SPI tree and element actions (None when --accessibility is off or in tests without it).
     accessibility: Accessibility | None = None
+    # Screen changes (X DAMAGE), shared by wait-for, screenshot_after and the screencast; started
+    # by its first subscriber (None with a fake desktop: no settling, screen waits are a 503).
+    damage: DamageMonitor | None = None
     readiness: Readiness = field(init=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -94,6 +98,8 @@ class Services:
             await self.clipboard.close()
         if self.windows is not None:
             await self.windows.close()
+        if self.damage is not None:
+            await self.damage.close()
         if self.accessibility is not None:
             await self.accessibility.close()
         await self.desktop.close()

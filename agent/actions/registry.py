@@ -61,6 +61,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.files",
     "agent.actions.accessibility",
     "agent.actions.service",
+    "agent.actions.waiting",
     "agent.actions.peers",  # after the modules whose actions it names
 )
 
@@ -143,9 +144,17 @@ class Registry:
     ) -> None:
         if type in self._operations:
             raise ValueError(f"operation {type!r} declared twice")
-        operation = Operation(type, model, handler, summary, **declaration)
+        if declaration.get("uses_input"):  # every input action can ask for a screenshot after it
+            from agent.actions.observe import with_screenshot_after
+
+            declared, handler, declaration["result"] = with_screenshot_after(
+                model, handler, declaration.get("result")
+            )
+        else:
+            declared = model
+        operation = Operation(type, declared, handler, summary, **declaration)
         if operation.actions:
-            type_field = model.model_fields.get("type")
+            type_field = declared.model_fields.get("type")
             if type_field is None or type_field.default != type:
                 raise ValueError(f"{model.__name__} needs a field type: Literal[{type!r}] = {type!r}")
             if operation.media not in ("json", "image") or operation.body != "json":

@@ -26,9 +26,13 @@ def build_services(config: Config) -> Services:
     """The real services; imported lazily so that importing agent.api touches no X server."""
     from agent.heartbeat import from_config as heartbeat_from_config
     from agent.x11.backend import X11Desktop
+    from agent.x11.damage import DamageMonitor
 
     services = Services(
-        config=config, desktop=X11Desktop(config.display), accessibility=_accessibility(config)
+        config=config,
+        desktop=X11Desktop(config.display),
+        accessibility=_accessibility(config),
+        damage=DamageMonitor(config.display),
     )
     _add_window_services(services, config)
     _add_exec_services(services, config)  # also with --exec false: its reaper collects launched apps' orphans

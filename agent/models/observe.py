@@ -1,0 +1,194 @@
+"""Models of act-then-observe (``screenshot_after``) and of POST /desktop/wait-for."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from agent.models.base import Coordinate, ImageJSON, Request, Result
+
+# Settle defaults: long enough for a local app to answer a keystroke or a click and repaint
+# (tens of ms), short next to the 1-2 s fixed sleeps agent loops use; a blinking caret (GTK:
+# every 500-600 ms) leaves quiet gaps longer than this.
+SETTLE_QUIET_MS = 250
+SETTLE_MAX_WAIT_MS = 3000
+
+
+class ScreenshotAfter(BaseModel):
+    """Capture the screen once it has settled after the action (``{}``: the defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["png", "jpeg", "jpg", "webp"] = "png"
+    quality: int = Field(default=75, ge=1, le=100, description="JPEG/WebP quality")
+    scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices("scale", "scale_factor"),
+        description="Downscale factor, 0 < scale <= 1",
+    )
+    max_width: int | None = Field(default=None, ge=1, le=16384)
+    max_height: int | None = Field(default=None, ge=1, le=16384)
+    cursor: bool = Field(default=False, description="Draw the pointer into the image")
+    quiet_ms: int = Field(
+        default=SETTLE_QUIET_MS,
+        ge=0,
+        le=10000,
+        description="Settled means: no screen change (X DAMAGE) for this long after the action",
+    )
+    max_wait_ms: int = Field(
+        default=SETTLE_MAX_WAIT_MS,
+        ge=0,
+        le=30000,
+        description="Capture after this long even if the screen keeps changing (settled: false)",
+    )
+
+
+class SettledScreenshot(ImageJSON):
+    """The screenshot taken after the action, and how the settling went."""
+
+    settled: bool = Field(description="The screen was quiet for quiet_ms (false: max_wait_ms ran out)")
+    waited_ms: float = Field(description="From the action's end to the capture")
+    changes: int = Field(description="Screen changes seen from the action's start to the capture")
+
+
+# -- wait-for ----------------------------------------------------------------------------------
+Condition = Literal["screen_stable", "screen_changed", "window", "element", "text"]
+WindowState = Literal["appears", "disappears", "focused"]
+
+# The fields each condition takes besides condition, timeout, type and the common ones.
+CONDITION_FIELDS: dict[str, frozenset[str]] = {
+    "screen_stable": frozenset({"quiet_ms", "region"}),
+    "screen_changed": frozenset({"region"}),
+    "window": frozenset({"title", "window_class", "state"}),
+    "element": frozenset({"role", "name", "name_contains", "states", "app", "visible_only", "state"}),
+    "text": frozenset({"text", "role", "app", "visible_only", "state"}),
+}
+_COMMON = frozenset({"type", "condition", "timeout", "request_id", "include_context", "tab_id"})
+
+
+class ScreenRegion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    x: Coordinate
+    y: Coordinate
+    width: Coordinate = Field(ge=1)
+    height: Coordinate = Field(ge=1)
+
+
+class WaitForRequest(Request):
+    """A tagged union on ``condition``; each condition takes only its own fields (see the table
+    in the description)."""
+
+    type: Literal["wait_for"] = "wait_for"
+    condition: Condition = Field(description="What to wait for; the other fields depend on it")
+    timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds; then met: false (a normal answer, not an error)"
+    )
+    quiet_ms: int | None = Field(
+        default=None, ge=1, le=60000, description="screen_stable: no change for this long (default 300)"
+    )
+    region: ScreenRegion | None = Field(
+        default=None, description="screen_stable / screen_changed: only changes touching this region"
+    )
+    title: str | None = Field(default=None, description="window: a regex searched in the title")
+    window_class: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("class", "window_class"),
+        description="window: a regex searched in WM_CLASS (class or instance)",
+    )
+    state: Literal["appears", "disappears", "focused"] = Field(
+        default="appears",
+        description="window: appears / disappears / focused; element and text: appears (matches) or "
+        "disappears (stops matching)",
+    )
+    role: str | None = Field(default=None, description="element / text: role filter, as /accessibility/find")
+    name: str | None = Field(default=None, description="element: exact accessible name")
+    name_contains: str | None = Field(default=None, description="element: case-insensitive part of the name")
+    states: list[str] | None = Field(default=None, description="element: states that must all be set")
+    app: str | None = Field(default=None, description="element / text: application name or pid")
+    visible_only: bool | None = Field(default=None, description="element / text: showing elements only")
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        description="text: an element whose name or text content contains this (case-insensitive)",
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_condition(self) -> WaitForRequest:
+        allowed = CONDITION_FIELDS[self.condition] | _COMMON
+        given = {name for name in self.model_fields_set if getattr(self, name) is not None}
+        foreign = sorted(given - allowed)
+        if foreign:
+            raise ValueError(
+                f"condition {self.condition!r} does not take {', '.join(foreign)} "
+                f"(it takes: {', '.join(sorted(CONDITION_FIELDS[self.condition])) or 'timeout only'})"
+            )
+        if self.condition == "window":
+            if self.title is None and self.window_class is None:
+                raise ValueError("condition 'window' needs a title and/or a class pattern")
+            for pattern in (self.title, self.window_class):
+                if pattern is not None:
+                    _check_regex(pattern)
+        elif self.state == "focused":
+            raise ValueError("state 'focused' is for condition 'window'")
+        if self.condition == "element" and not (
+            self.role or self.name is not None or self.name_contains or self.states or self.app
+        ):
+            raise ValueError(
+                "condition 'element' needs at least one of role, name, name_contains, states, app"
+            )
+        if self.condition == "text" and self.text is None:
+            raise ValueError("condition 'text' needs text")
+        return self
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+
+
+def _omit_null(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class ChangedRegion(Result):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class WaitForResult(Result):
+    met: bool = Field(description="The condition held before the timeout (false: it timed out)")
+    condition: Condition
+    elapsed_ms: float
+    window: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        json_schema_extra=_omit_null,
+        description="window: the matching window (as GET /desktop/windows lists it)",
+    )
+    element: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        json_schema_extra=_omit_null,
+        description="element / text: the matching element (as /accessibility/find returns it)",
+    )
+    changed: ChangedRegion | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        json_schema_extra=_omit_null,
+        description="screen_changed: the bounding box of the first change seen",
+    )
+    changes: int | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        json_schema_extra=_omit_null,
+        description="screen_stable / screen_changed: screen changes seen while waiting",
+    )

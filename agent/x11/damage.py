@@ -1,0 +1,380 @@
+"""Screen changes as the X server reports them (the DAMAGE extension), for asyncio subscribers.
+
+Why DAMAGE and not screenshots: the server itself says which rectangles were drawn, when, at
+no cost while nothing is drawn; comparing captures would cost a full-screen grab per poll and
+still miss what changed and back between two polls.
+
+Why its own connection and thread: reading events means blocking on the socket, which neither
+the event loop nor the input connection (XTest, captures) may do. The thread sleeps in
+``select`` on the X socket and a control pipe, so an idle desktop wakes nothing. The damage
+object exists only while someone subscribes (the first subscriber arms it; it goes ``LINGER``
+seconds after the last one left): with nobody listening, an animating screen costs nothing either.
+
+``ChangeWatch`` is what waiters use: "has the screen (or a region of it) been quiet for N ms",
+"has it changed", with deadlines, on the event loop.
+
+When the X server goes away, subscribers are told (``on_lost``) and the thread reconnects, at
+most every ``RECONNECT_INTERVAL`` seconds while anyone is subscribed.
+
+Reports are ``DamageReportDeltaRectangles``: after each batch of events the damage is emptied
+(``DamageSubtract``), so a busy application yields one event per new rectangle per batch, not
+one per drawing request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from Xlib import X
+from Xlib.display import Display
+from Xlib.ext import damage as xdamage
+
+from agent.errors import DisplayUnavailable
+from agent.x11.connection import CONNECTION_ERRORS, open_display
+
+LOG = logging.getLogger(__name__)
+
+RECONNECT_INTERVAL = 0.5  # seconds between attempts while the X server is down
+ARM_TIMEOUT = 3.0  # seconds a subscriber waits for the damage object before a 503
+LINGER = 5.0  # seconds the damage object outlives its last subscriber (back-to-back waits)
+
+
+@dataclass(frozen=True, slots=True)
+class Rect:
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def intersects(self, other: Rect) -> bool:
+        return (
+            self.x < other.x + other.width
+            and other.x < self.x + self.width
+            and self.y < other.y + other.height
+            and other.y < self.y + self.height
+        )
+
+
+def bounding(rects: tuple[Rect, ...]) -> Rect:
+    """The smallest rectangle holding every one of ``rects`` (which must not be empty)."""
+    left = min(r.x for r in rects)
+    top = min(r.y for r in rects)
+    right = max(r.x + r.width for r in rects)
+    bottom = max(r.y + r.height for r in rects)
+    return Rect(left, top, right - left, bottom - top)
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenChange:
+    """Rectangles of the screen drawn since the previous change, read at ``at`` (monotonic)."""
+
+    regions: tuple[Rect, ...]
+    at: float
+    wall_time: float  # time.time() at ``at``, for consumers that log or stream it
+
+    @property
+    def bounds(self) -> Rect:
+        return bounding(self.regions)
+
+    def touches(self, region: Rect | None) -> bool:
+        return region is None or any(r.intersects(region) for r in self.regions)
+
+
+ChangeCallback = Callable[[ScreenChange], None]
+LostCallback = Callable[[str], None]
+
+
+class Subscription:
+    """One subscriber's registration; ``close`` (or leaving ``async with``) ends it."""
+
+    def __init__(
+        self, monitor: DamageMonitor, on_change: ChangeCallback, on_lost: LostCallback | None
+    ) -> None:
+        self._monitor = monitor
+        self.on_change = on_change
+        self.on_lost = on_lost
+
+    def close(self) -> None:
+        self._monitor._unsubscribe(self)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DamageMonitor:
+    """Screen changes of one display, shared by every subscriber (wait-for, settle, screencast).
+
+    Callbacks run on the event loop of the first subscriber, in the order changes were read.
+    """
+
+    def __init__(self, display_name: str) -> None:
+        self.display_name = display_name
+        self._subscribers: list[Subscription] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = -1, -1
+        self._wanted = threading.Event()  # someone subscribes: the thread keeps a damage object
+        self._stopping = threading.Event()
+        self._armed = asyncio.Event()  # the damage object exists and events are being read
+        self._last_error = "not connected yet"
+        self.last_change: ScreenChange | None = None
+        self.changes_seen = 0
+
+    # -- subscribing (event loop) -------------------------------------------------------
+    async def subscribe(self, on_change: ChangeCallback, on_lost: LostCallback | None = None) -> Subscription:
+        """Register callbacks and return once changes are being watched (503 if the X server
+        cannot be reached or lacks DAMAGE within ``ARM_TIMEOUT``)."""
+        if self._stopping.is_set():
+            raise DisplayUnavailable("the agent is shutting down")
+        subscription = Subscription(self, on_change, on_lost)
+        self._subscribers.append(subscription)
+        self._start()
+        self._wanted.set()
+        self._poke()
+        try:
+            await asyncio.wait_for(self._armed.wait(), ARM_TIMEOUT)
+        except TimeoutError:
+            subscription.close()
+            raise DisplayUnavailable(
+                f"cannot watch the X display {self.display_name} for changes",
+                details={"reason": self._last_error},
+            ) from None
+        except BaseException:
+            subscription.close()
+            raise
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(subscription)
+        if not self._subscribers:
+            self._wanted.clear()
+            self._poke()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    # -- delivery (event loop) ---------------------------------------------------------
+    def _deliver(self, change: ScreenChange) -> None:
+        self.last_change = change
+        self.changes_seen += 1
+        for subscription in list(self._subscribers):
+            try:
+                subscription.on_change(change)
+            except Exception:  # one subscriber's bug must not starve the others
+                LOG.exception("a screen-change subscriber failed")
+
+    def _set_armed(self, armed: bool, reason: str = "") -> None:
+        if armed:
+            self._armed.set()
+            return
+        was_armed = self._armed.is_set()
+        self._armed.clear()
+        if was_armed and reason:
+            for subscription in list(self._subscribers):
+                if subscription.on_lost is not None:
+                    subscription.on_lost(reason)
+
+    def _post(self, fn: Callable[..., None], *args: object) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(fn, *args)
+
+    # -- the thread ----------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._run, name="x11-damage", daemon=True)
+        self._thread.start()
+
+    def _poke(self) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError, OSError):  # a full pipe wakes the thread anyway
+                os.write(self._wake_w, b"!")
+
+    def _sleep(self, seconds: float | None, *fds: int) -> list[int]:
+        """Block until one of ``fds`` or the control pipe is readable (or ``seconds`` pass);
+        the control pipe is emptied. Returns the readable descriptors."""
+        readable, _, _ = select.select([self._wake_r, *fds], [], [], seconds)
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(self._wake_r, 4096)
+        return readable
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not self._wanted.is_set():
+                self._sleep(None)  # nobody listens: no connection, no wakeups
+                continue
+            try:
+                display = open_display(self.display_name)
+            except CONNECTION_ERRORS as exc:
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                self._sleep(RECONNECT_INTERVAL)
+                continue
+            try:
+                self._watch(display)
+            except CONNECTION_ERRORS as exc:
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                LOG.warning("screen-change monitor lost X display %s: %s", self.display_name, exc)
+                self._post(self._set_armed, False, self._last_error)
+                self._sleep(RECONNECT_INTERVAL)
+            except Exception as exc:  # no DAMAGE, or a bug: say so, retry later
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                LOG.exception("screen-change monitor failed on %s", self.display_name)
+                self._post(self._set_armed, False, self._last_error)
+                self._sleep(RECONNECT_INTERVAL)
+            finally:
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    display.close()
+
+    def _watch(self, display: Display) -> None:
+        """Read damage events until the agent stops or the connection breaks; the damage object
+        lives while anyone subscribes, and ``LINGER`` seconds more (back-to-back waits)."""
+        if not display.has_extension(xdamage.extname):
+            raise RuntimeError(f"the X server of {self.display_name} has no DAMAGE extension")
+        display.damage_query_version()  # the protocol requires it before any other request
+        root = display.screen().root
+        socket = display.fileno()
+        damage: int | None = None
+        unwanted_since: float | None = None
+        while not self._stopping.is_set():
+            timeout: float | None = None
+            if self._wanted.is_set():
+                unwanted_since = None
+                if damage is None:
+                    damage = root.damage_create(xdamage.DamageReportDeltaRectangles)
+                    display.sync()
+                    self._post(self._set_armed, True)
+            elif damage is not None:
+                unwanted_since = unwanted_since or time.monotonic()
+                timeout = LINGER - (time.monotonic() - unwanted_since)
+                if timeout <= 0:
+                    display.damage_destroy(damage)
+                    display.sync()
+                    damage, timeout = None, None
+                    self._post(self._set_armed, False)
+            self._drain(display, damage)
+            self._sleep(timeout, socket)
+
+    def _drain(self, display: Display, damage: int | None) -> None:
+        """Hand every queued damage rectangle to the subscribers as one change, then empty the
+        damage so the next drawing is reported again."""
+        rects: list[Rect] = []
+        while display.pending_events():  # raises a connection error when the server is gone
+            event = display.next_event()
+            if isinstance(event, xdamage.DamageNotify):
+                area = event.area
+                rects.append(Rect(area.x, area.y, area.width, area.height))
+        if not rects or damage is None:
+            return
+        display.damage_subtract(damage, X.NONE, X.NONE)
+        display.flush()
+        change = ScreenChange(tuple(dict.fromkeys(rects)), time.monotonic(), time.time())
+        self._post(self._deliver, change)
+
+    # -- shutdown ------------------------------------------------------------------------
+    async def close(self) -> None:
+        self._stopping.set()
+        self._poke()
+        thread = self._thread
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 2.0)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+
+class ChangeWatch:
+    """One waiter's view of the changes since it started (``async with monitor_watch(...)``)."""
+
+    def __init__(self, region: Rect | None = None) -> None:
+        self.region = region
+        self.started = time.monotonic()
+        self.last: ScreenChange | None = None  # the latest change touching the region
+        self.count = 0
+        self.lost: str | None = None
+        self._signal = asyncio.Event()
+
+    def feed(self, change: ScreenChange) -> None:
+        if change.touches(self.region):
+            self.last = change
+            self.count += 1
+            self._signal.set()
+
+    def fail(self, reason: str) -> None:
+        self.lost = reason
+        self._signal.set()
+
+    def _check(self) -> None:
+        if self.lost is not None:
+            raise DisplayUnavailable(
+                "lost the X display while watching the screen", details={"reason": self.lost}
+            )
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` or until the next change, whichever comes first."""
+        self._signal.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._signal.wait(), max(seconds, 0.0))
+        self._check()
+
+    async def quiet(self, quiet: float, deadline: float) -> bool:
+        """True once nothing changed for ``quiet`` seconds (counted from the start at the
+        earliest); False at ``deadline`` (monotonic) if the screen kept changing."""
+        while True:
+            self._check()
+            now = time.monotonic()
+            since = max(self.started, self.last.at if self.last else 0.0)
+            left = since + quiet - now
+            if left <= 0:
+                return True
+            if now >= deadline:
+                return False
+            await self._pause(min(left, deadline - now))
+
+    async def changed(self, deadline: float) -> ScreenChange | None:
+        """The first change after the start (in the region), or None at ``deadline``."""
+        while self.last is None:
+            self._check()
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            await self._pause(deadline - now)
+        return self.last
+
+    async def next_change(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a change after now: True when one came."""
+        seen = self.count
+        await self._pause(seconds)
+        return self.count != seen
+
+
+@contextlib.asynccontextmanager
+async def watching(monitor: DamageMonitor, region: Rect | None = None) -> AsyncIterator[ChangeWatch]:
+    """A ``ChangeWatch`` fed by ``monitor`` for the duration of the block."""
+    watch = ChangeWatch(region)
+    subscription = await monitor.subscribe(watch.feed, watch.fail)
+    watch.started = time.monotonic()  # once armed: changes before it cannot be seen
+    try:
+        yield watch
+    finally:
+        subscription.close()
