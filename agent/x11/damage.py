@@ -251,6 +251,7 @@ class DamageMonitor:
             raise RuntimeError(f"the X server of {self.display_name} has no DAMAGE extension")
         display.damage_query_version()  # the protocol requires it before any other request
         root = display.screen().root
+        notify = display.query_extension(xdamage.extname).first_event + xdamage.DamageNotifyCode
         socket = display.fileno()
         damage: int | None = None
         unwanted_since: float | None = None
@@ -261,6 +262,7 @@ class DamageMonitor:
                 if damage is None:
                     damage = root.damage_create(xdamage.DamageReportDeltaRectangles)
                     display.sync()
+                    LOG.info("watching X display %s for screen changes (DAMAGE)", self.display_name)
                     self._post(self._set_armed, True)
             elif damage is not None:
                 unwanted_since = unwanted_since or time.monotonic()
@@ -270,16 +272,17 @@ class DamageMonitor:
                     display.sync()
                     damage, timeout = None, None
                     self._post(self._set_armed, False)
-            self._drain(display, damage)
+            self._drain(display, damage, notify)
             self._sleep(timeout, socket)
 
-    def _drain(self, display: Display, damage: int | None) -> None:
+    def _drain(self, display: Display, damage: int | None, notify: int) -> None:
         """Hand every queued damage rectangle to the subscribers as one change, then empty the
-        damage so the next drawing is reported again."""
+        damage so the next drawing is reported again. ``notify``: DamageNotify's event code
+        (python-xlib registers a copy of its class, so ``isinstance`` cannot tell)."""
         rects: list[Rect] = []
         while display.pending_events():  # raises a connection error when the server is gone
             event = display.next_event()
-            if isinstance(event, xdamage.DamageNotify):
+            if event.type & 0x7F == notify:
                 area = event.area
                 rects.append(Rect(area.x, area.y, area.width, area.height))
         if not rects or damage is None:
