@@ -127,6 +127,7 @@ class DamageMonitor:
         self._wanted = threading.Event()  # someone subscribes: the thread keeps a damage object
         self._stopping = threading.Event()
         self._armed = asyncio.Event()  # the damage object exists and events are being read
+        self._failed = asyncio.Event()  # an attempt to connect or arm failed (set by the thread)
         self._last_error = "not connected yet"
         self.last_change: ScreenChange | None = None
         self.changes_seen = 0
@@ -140,20 +141,33 @@ class DamageMonitor:
         subscription = Subscription(self, on_change, on_lost)
         self._subscribers.append(subscription)
         self._start()
+        self._failed.clear()
         self._wanted.set()
         self._poke()
         try:
-            await asyncio.wait_for(self._armed.wait(), ARM_TIMEOUT)
-        except TimeoutError:
+            armed = await self._arrival()
+        except BaseException:
+            subscription.close()
+            raise
+        if not armed:
             subscription.close()
             raise DisplayUnavailable(
                 f"cannot watch the X display {self.display_name} for changes",
                 details={"reason": self._last_error},
-            ) from None
-        except BaseException:
-            subscription.close()
-            raise
+            )
         return subscription
+
+    async def _arrival(self) -> bool:
+        """True once armed; False after a failed attempt (the server is down) or ARM_TIMEOUT."""
+        if self._armed.is_set():
+            return True
+        waits = [asyncio.ensure_future(self._armed.wait()), asyncio.ensure_future(self._failed.wait())]
+        try:
+            await asyncio.wait(waits, timeout=ARM_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        return self._armed.is_set()
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         with contextlib.suppress(ValueError):
@@ -186,6 +200,9 @@ class DamageMonitor:
             for subscription in list(self._subscribers):
                 if subscription.on_lost is not None:
                     subscription.on_lost(reason)
+
+    def _note_failure(self) -> None:
+        self._failed.set()
 
     def _post(self, fn: Callable[..., None], *args: object) -> None:
         loop = self._loop
@@ -226,6 +243,7 @@ class DamageMonitor:
                 display = open_display(self.display_name)
             except CONNECTION_ERRORS as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"
+                self._post(self._note_failure)
                 self._sleep(RECONNECT_INTERVAL)
                 continue
             try:
@@ -234,11 +252,13 @@ class DamageMonitor:
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 LOG.warning("screen-change monitor lost X display %s: %s", self.display_name, exc)
                 self._post(self._set_armed, False, self._last_error)
+                self._post(self._note_failure)
                 self._sleep(RECONNECT_INTERVAL)
             except Exception as exc:  # no DAMAGE, or a bug: say so, retry later
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 LOG.exception("screen-change monitor failed on %s", self.display_name)
                 self._post(self._set_armed, False, self._last_error)
+                self._post(self._note_failure)
                 self._sleep(RECONNECT_INTERVAL)
             finally:
                 with contextlib.suppress(*CONNECTION_ERRORS):

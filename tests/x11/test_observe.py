@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import secrets
 import subprocess
 import threading
@@ -22,7 +23,10 @@ import pytest
 from PIL import Image
 
 from agent.session.devdesktop import DevDesktop
+from tests.conftest import start_agent
+from tests.displays import free_display_number
 from tests.waiting import wait_until
+from tests.x11.test_recovery import start_xvfb
 from tests.x11.windowing import active_window, observe, start_app, stop_app, window_of
 
 
@@ -306,3 +310,45 @@ def test_screenshot_after_in_actions_and_batch_with_options(
 
     bad = client.post("/desktop/move", json={"x": 1, "y": 1, "screenshot_after": {"quiet_ms": -5}})
     assert bad.status_code == 400 and "screenshot_after.quiet_ms" in bad.text
+
+
+def test_the_monitor_recovers_when_the_x_server_comes_back(tmp_path: Path) -> None:
+    number = free_display_number()
+    env = dict(os.environ, DISPLAY=f":{number}")
+    xvfb = start_xvfb(number)
+    agent = start_agent(env, tmp_path, "--display", f":{number}")
+    try:
+        with agent.client() as client:
+            assert wait_for(client, condition="screen_stable", quiet_ms=50, timeout=5)["met"] is True
+            pending = in_background(
+                lambda: client.post("/desktop/wait-for", json={"condition": "screen_changed", "timeout": 30})
+            )
+            time.sleep(0.5)
+            xvfb.terminate()  # the X server goes away under a waiter
+            xvfb.wait()
+            lost = pending()
+            assert lost.status_code == 503 and lost.json()["error"]["code"] == "DISPLAY_UNAVAILABLE"
+            down = client.post("/desktop/wait-for", json={"condition": "screen_stable", "timeout": 5})
+            assert down.status_code == 503, down.text
+
+            xvfb = start_xvfb(number)
+
+            def stable_again() -> bool:
+                answer = client.post("/desktop/wait-for", json={"condition": "screen_stable", "quiet_ms": 50})
+                return answer.status_code == 200 and answer.json()["met"] is True
+
+            wait_until(stable_again, timeout=15, what="wait-for to work on the new X server", interval=0.3)
+            painter = subprocess.Popen(
+                ["sh", "-c", "while true; do xsetroot -solid '#123456'; xsetroot -solid '#654321'; done"],
+                env=env,
+            )
+            try:
+                assert wait_for(client, condition="screen_changed", timeout=10)["met"] is True
+            finally:
+                painter.kill()
+                painter.wait()
+    finally:
+        agent.stop()
+        if xvfb.poll() is None:
+            xvfb.terminate()
+            xvfb.wait()

@@ -1,0 +1,117 @@
+"""POST /desktop/wait-for on accessibility conditions (element, text), with real GTK apps.
+
+Observers: zenity's own exit code (a click at the centre wait-for answered reaches the button)
+and the app's process (the element disappears when it is gone).
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.session.devdesktop import DevDesktop
+from tests.conftest import run_observer
+
+Launch = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture()
+def launch(desktop: DevDesktop) -> Iterator[Launch]:
+    """Start GTK apps on the test desktop; every one is ended (by pid) after the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*argv: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            argv, env=desktop.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def waiting(client: httpx.Client, body: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """POST /desktop/wait-for in a thread; the returned function gives its answer."""
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(client.post("/desktop/wait-for", json=body)))
+    thread.start()
+    time.sleep(0.3)  # the wait is under way before the app starts
+
+    def join() -> dict[str, Any]:
+        thread.join(timeout=60)
+        assert answers and answers[0].status_code == 200, answers[0].text if answers else "no answer"
+        result: dict[str, Any] = answers[0].json()
+        return result
+
+    return join
+
+
+def test_an_element_appears_and_its_centre_is_clickable(
+    desktop: DevDesktop, client: httpx.Client, launch: Launch
+) -> None:
+    label = f"Go-{secrets.token_hex(3)}"
+    pending = waiting(
+        client, {"condition": "element", "role": "button", "name": label, "visible_only": True, "timeout": 30}
+    )
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--ok-label", label)
+    answer = pending()
+    assert answer["met"] is True and answer["condition"] == "element"
+    element = answer["element"]
+    assert element["name"] == label and element["role"] == "push button"
+    centre = element["center"]
+    run_observer(desktop, "xdotool", "mousemove", str(centre["x"]), str(centre["y"]), "click", "1")
+    assert zenity.wait(timeout=10) == 0  # the OK button (relabelled) was where wait-for said
+
+    gone = client.post(
+        "/desktop/wait-for",
+        json={"condition": "element", "name": label, "state": "disappears", "timeout": 10},
+    ).json()
+    assert gone["met"] is True and "element" not in gone
+
+
+def test_text_appears_in_a_dialog(client: httpx.Client, launch: Launch) -> None:
+    words = f"the build finished {secrets.token_hex(3)}"
+    pending = waiting(client, {"condition": "text", "text": words.upper(), "timeout": 30})
+    zenity = launch("zenity", "--info", "--text", f"Note: {words}.")
+    answer = pending()
+    assert answer["met"] is True
+    assert words in answer["element"]["name"]
+    assert zenity.poll() is None
+
+
+def test_an_element_that_disappears_when_its_app_ends(client: httpx.Client, launch: Launch) -> None:
+    label = f"Stay-{secrets.token_hex(3)}"
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--cancel-label", label)
+    appeared = client.post(
+        "/desktop/wait-for", json={"condition": "element", "name": label, "timeout": 30}
+    ).json()
+    assert appeared["met"] is True
+    pending = waiting(client, {"condition": "element", "name": label, "state": "disappears", "timeout": 30})
+    zenity.kill()
+    answer = pending()
+    assert answer["met"] is True
+    assert zenity.wait(timeout=10) != 0
+
+
+def test_element_and_text_timeouts_are_honest(client: httpx.Client) -> None:
+    for body in (
+        {"condition": "element", "role": "button", "name": "no such button anywhere", "timeout": 1},
+        {"condition": "text", "text": "no such text anywhere 7f3a", "timeout": 1},
+    ):
+        before = time.monotonic()
+        answer = client.post("/desktop/wait-for", json=body)
+        took = time.monotonic() - before
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["met"] is False and "element" not in answer.json()
+        assert 1 <= took < 6
