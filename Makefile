@@ -21,7 +21,7 @@ APT_PACKAGES := \
 # What `make test-system` needs on top: a Debian root, a container to boot it in, the linter.
 SYSTEM_APT_PACKAGES := debootstrap systemd-container lintian util-linux procps
 
-.PHONY: all deps venv run test test-system lint complexity typecheck unit bench openapi clean deb lock test-image
+.PHONY: all deps venv run test test-system lint complexity typecheck unit bench bench-episode openapi clean deb lock test-image
 
 all: test
 
@@ -74,6 +74,9 @@ test: deps lint typecheck
 
 bench: deps
 	$(PY) -m bench
+
+bench-episode: deps  # one agent episode: fixed 2 s sleeps vs act-then-observe (also part of `bench`)
+	$(PY) bench/bench_episode.py
 
 openapi: venv
 	$(VENV)/bin/computer-agent openapi > tests/snapshots/openapi.json
