@@ -135,7 +135,6 @@ def with_screenshot_after(
 ) -> tuple[type[BaseModel], Callable[..., Awaitable[Any]], type[BaseModel]]:
     """The input operation's request model with ``screenshot_after``, its handler taking the
     screenshot when asked, and its answer model with ``screenshot``."""
-    inner = getattr(handler, _WRAPPED, handler)  # an alias re-declares a wrapped handler
     request_model = _derived.get(model) or _derive(
         model, "screenshot_after", ScreenshotAfter, SCREENSHOT_AFTER_HELP
     )
@@ -145,6 +144,9 @@ def with_screenshot_after(
         base, "screenshot", SettledScreenshot, "The screenshot asked for with screenshot_after", "Observed"
     )
     _derived[base] = answer_model
+    if hasattr(handler, _WRAPPED):  # an alias re-declares a wrapped handler: the same one
+        return request_model, handler, answer_model
+    inner = handler
 
     async def observed(services: Services, request: Any, *rest: Any) -> Any:
         options: ScreenshotAfter | None = getattr(request, "screenshot_after", None)
