@@ -131,6 +131,7 @@ class DamageMonitor:
         self._last_error = "not connected yet"
         self.last_change: ScreenChange | None = None
         self.changes_seen = 0
+        self.wakeups = 0  # times the thread woke up (tests: an idle desktop wakes nothing)
 
     # -- subscribing (event loop) -------------------------------------------------------
     async def subscribe(self, on_change: ChangeCallback, on_lost: LostCallback | None = None) -> Subscription:
@@ -229,6 +230,7 @@ class DamageMonitor:
         """Block until one of ``fds`` or the control pipe is readable (or ``seconds`` pass);
         the control pipe is emptied. Returns the readable descriptors."""
         readable, _, _ = select.select([self._wake_r, *fds], [], [], seconds)
+        self.wakeups += 1
         if self._wake_r in readable:
             with contextlib.suppress(BlockingIOError, OSError):
                 os.read(self._wake_r, 4096)
