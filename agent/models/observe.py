@@ -86,10 +86,14 @@ class WaitForRequest(Request):
     type: Literal["wait_for"] = "wait_for"
     condition: Condition = Field(description="What to wait for; the other fields depend on it")
     timeout: float = Field(
-        default=10.0, gt=0, le=300, description="Seconds; then met: false (a normal answer, not an error)"
+        default=10.0,
+        gt=0,
+        le=30,
+        description="Seconds (at most 30, as /desktop/wait: loop for longer); then met: false (a normal "
+        "answer, not an error)",
     )
     quiet_ms: int | None = Field(
-        default=None, ge=1, le=60000, description="screen_stable: no change for this long (default 300)"
+        default=None, ge=1, le=30000, description="screen_stable: no change for this long (default 300)"
     )
     region: ScreenRegion | None = Field(
         default=None, description="screen_stable / screen_changed: only changes touching this region"
