@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, create_model
 from agent.desktop.backend import CaptureOptions
 from agent.models.base import ImageResult, Success
 from agent.models.observe import ScreenshotAfter, SettledScreenshot
-from agent.x11.damage import ChangeWatch, watching
+from agent.x11.change_watch import ChangeWatch, watching
 
 if TYPE_CHECKING:
     from agent.services import Services
@@ -113,7 +113,10 @@ class Observation:
         self._options = options
 
     async def screenshot(self) -> SettledScreenshot:
-        """Settle (changes since the block started count), then capture."""
+        """Settle: no change for quiet_ms from now (the action's end; changes during the action
+        count in ``changes`` but do not delay), then capture."""
+        if self._watch is not None:
+            self._watch.started = time.monotonic()
         settled = await settle(self._watch, self._options.quiet_ms, self._options.max_wait_ms)
         return await _capture(self._services, self._options, settled)
 
@@ -154,8 +157,6 @@ def with_screenshot_after(
             return await inner(services, request, *rest)
         async with act_then_observe(services, options) as observation:
             output = await inner(services, request, *rest)
-            if observation._watch is not None:
-                observation._watch.started = time.monotonic()  # quiet counts from the action's end
             shot = await observation.screenshot()
         values = dict(output) if isinstance(output, BaseModel) else {}
         return answer_model.model_validate({**values, "screenshot": shot})

@@ -26,7 +26,8 @@ from agent.errors import DisplayUnavailable, InvalidArgument
 from agent.models.observe import ChangedRegion, WaitForRequest, WaitForResult
 from agent.models.windows import Window
 from agent.services import Services
-from agent.x11.damage import ChangeWatch, Rect, watching
+from agent.x11.change_watch import ChangeWatch, watching
+from agent.x11.damage import Rect
 from agent.x11.window_list import WindowInfo
 
 T = TypeVar("T")
@@ -74,19 +75,12 @@ async def _screen(services: Services, req: WaitForRequest, deadline: float) -> d
 @contextlib.asynccontextmanager
 async def _optional_watch(services: Services) -> AsyncIterator[ChangeWatch | None]:
     """Screen changes to wake checks early; polling alone when there is no monitor or it fails."""
-    if services.damage is None:
-        yield None
-        return
-    try:
-        watch_context = watching(services.damage)
-        watch = await watch_context.__aenter__()
-    except DisplayUnavailable:
-        yield None
-        return
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        watch = None
+        if services.damage is not None:
+            with contextlib.suppress(DisplayUnavailable):
+                watch = await stack.enter_async_context(watching(services.damage))
         yield watch
-    finally:
-        await watch_context.__aexit__(None, None, None)
 
 
 async def _poll(

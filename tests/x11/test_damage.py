@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.x11.damage import DamageMonitor, Rect, ScreenChange, watching
+from agent.x11.change_watch import watching
+from agent.x11.damage import DamageMonitor, Rect, ScreenChange
 from tests.displays import free_display_number
 from tests.x11.test_recovery import start_xvfb
 
