@@ -125,29 +125,52 @@ class WaitForRequest(Request):
     def _fields_of_condition(self) -> WaitForRequest:
         allowed = CONDITION_FIELDS[self.condition] | _COMMON
         given = {name for name in self.model_fields_set if getattr(self, name) is not None}
-        foreign = sorted(given - allowed)
+        foreign = sorted(_shown(name) for name in given - allowed)
         if foreign:
+            takes = ", ".join(sorted(_shown(name) for name in CONDITION_FIELDS[self.condition]))
             raise ValueError(
-                f"condition {self.condition!r} does not take {', '.join(foreign)} "
-                f"(it takes: {', '.join(sorted(CONDITION_FIELDS[self.condition])) or 'timeout only'})"
+                f"condition {self.condition!r} does not take {', '.join(foreign)} (it takes: {takes})"
             )
-        if self.condition == "window":
-            if self.title is None and self.window_class is None:
-                raise ValueError("condition 'window' needs a title and/or a class pattern")
-            for pattern in (self.title, self.window_class):
-                if pattern is not None:
-                    _check_regex(pattern)
-        elif self.state == "focused":
+        if self.state == "focused" and self.condition != "window":
             raise ValueError("state 'focused' is for condition 'window'")
-        if self.condition == "element" and not (
-            self.role or self.name is not None or self.name_contains or self.states or self.app
-        ):
-            raise ValueError(
-                "condition 'element' needs at least one of role, name, name_contains, states, app"
-            )
-        if self.condition == "text" and self.text is None:
-            raise ValueError("condition 'text' needs text")
+        _REQUIREMENTS[self.condition](self)
         return self
+
+
+def _shown(field: str) -> str:
+    """A field as the body names it (``window_class`` is ``class``)."""
+    return "class" if field == "window_class" else field
+
+
+def _needs_window_pattern(req: WaitForRequest) -> None:
+    if req.title is None and req.window_class is None:
+        raise ValueError("condition 'window' needs a title and/or a class pattern")
+    for pattern in (req.title, req.window_class):
+        if pattern is not None:
+            _check_regex(pattern)
+
+
+def _needs_query(req: WaitForRequest) -> None:
+    if not (req.role or req.name is not None or req.name_contains or req.states or req.app):
+        raise ValueError("condition 'element' needs at least one of role, name, name_contains, states, app")
+
+
+def _needs_text(req: WaitForRequest) -> None:
+    if req.text is None:
+        raise ValueError("condition 'text' needs text")
+
+
+def _nothing(req: WaitForRequest) -> None:
+    return None
+
+
+_REQUIREMENTS = {
+    "screen_stable": _nothing,
+    "screen_changed": _nothing,
+    "window": _needs_window_pattern,
+    "element": _needs_query,
+    "text": _needs_text,
+}
 
 
 def _check_regex(pattern: str) -> None:

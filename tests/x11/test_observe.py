@@ -223,6 +223,8 @@ def test_wait_for_in_actions_and_batch(client: httpx.Client) -> None:
         ({"condition": "window"}, "title and/or a class"),
         ({"condition": "window", "title": "(unclosed"}, "regular expression"),
         ({"condition": "screen_stable", "title": "x"}, "does not take title"),
+        ({"condition": "screen_stable", "class": "x"}, "does not take class"),
+        ({"condition": "screen_stable", "timeout": 31}, "timeout"),
         ({"condition": "screen_changed", "state": "focused"}, "does not take state"),
         ({"condition": "text"}, "needs text"),
         ({"condition": "element"}, "at least one of"),
