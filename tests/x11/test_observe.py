@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import os
 import secrets
 import subprocess
@@ -340,15 +341,21 @@ def test_the_monitor_recovers_when_the_x_server_comes_back(tmp_path: Path) -> No
                 return answer.status_code == 200 and answer.json()["met"] is True
 
             wait_until(stable_again, timeout=15, what="wait-for to work on the new X server", interval=0.3)
-            painter = subprocess.Popen(
-                ["sh", "-c", "while true; do xsetroot -solid '#123456'; xsetroot -solid '#654321'; done"],
-                env=env,
-            )
+            stop = threading.Event()
+
+            def paint() -> None:  # another X client changes the screen until told to stop
+                for colour in itertools.cycle(["#123456", "#654321"]):
+                    if stop.is_set():
+                        return
+                    subprocess.run(["xsetroot", "-solid", colour], env=env, check=False, timeout=10)
+
+            painter = threading.Thread(target=paint, daemon=True)
+            painter.start()
             try:
                 assert wait_for(client, condition="screen_changed", timeout=10)["met"] is True
             finally:
-                painter.kill()
-                painter.wait()
+                stop.set()
+                painter.join()
     finally:
         agent.stop()
         if xvfb.poll() is None:
