@@ -125,8 +125,13 @@ class DamageMonitor:
         self._wake_r, self._wake_w = -1, -1
         self._wanted = threading.Event()  # someone subscribes: the thread keeps a damage object
         self._stopping = threading.Event()
-        self._armed = asyncio.Event()  # the damage object exists and events are being read
-        self._failed = asyncio.Event()  # an attempt to connect or arm failed (set by the thread)
+        self._armed = False  # the damage object exists and events are being read
+        # A subscriber's ticket is acknowledged by the thread once it has seen the subscriber
+        # wanted and the damage object exists: from then on, no change escapes it.
+        self._tickets = 0
+        self._acknowledged = 0
+        self._failures = 0  # attempts to connect or arm that failed (the server is down)
+        self._progress = asyncio.Event()  # set on every acknowledgement or failure
         self._last_error = "not connected yet"
         self.last_change: ScreenChange | None = None
         self.changes_seen = 0
@@ -141,11 +146,12 @@ class DamageMonitor:
         subscription = Subscription(self, on_change, on_lost)
         self._subscribers.append(subscription)
         self._start()
-        self._failed.clear()
+        self._tickets += 1
+        ticket, failures = self._tickets, self._failures
         self._wanted.set()
         self._poke()
         try:
-            armed = await self._arrival()
+            armed = await self._arrival(ticket, failures)
         except BaseException:
             subscription.close()
             raise
@@ -157,17 +163,18 @@ class DamageMonitor:
             )
         return subscription
 
-    async def _arrival(self) -> bool:
-        """True once armed; False after a failed attempt (the server is down) or ARM_TIMEOUT."""
-        if self._armed.is_set():
-            return True
-        waits = [asyncio.ensure_future(self._armed.wait()), asyncio.ensure_future(self._failed.wait())]
-        try:
-            await asyncio.wait(waits, timeout=ARM_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-        return self._armed.is_set()
+    async def _arrival(self, ticket: int, failures: int) -> bool:
+        """True once the thread acknowledged ``ticket``; False after a failed attempt (the
+        server is down) or ARM_TIMEOUT."""
+        deadline = time.monotonic() + ARM_TIMEOUT
+        while self._acknowledged < ticket:
+            left = deadline - time.monotonic()
+            if self._failures > failures or left <= 0:
+                return False
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
+        return True
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         with contextlib.suppress(ValueError):
@@ -190,19 +197,21 @@ class DamageMonitor:
             except Exception:  # one subscriber's bug must not starve the others
                 LOG.exception("a screen-change subscriber failed")
 
+    def _acknowledge(self, ticket: int) -> None:
+        self._armed = True
+        self._acknowledged = max(self._acknowledged, ticket)
+        self._progress.set()
+
     def _set_armed(self, armed: bool, reason: str = "") -> None:
-        if armed:
-            self._armed.set()
-            return
-        was_armed = self._armed.is_set()
-        self._armed.clear()
-        if was_armed and reason:
+        was_armed, self._armed = self._armed, armed
+        if was_armed and not armed and reason:
             for subscription in list(self._subscribers):
                 if subscription.on_lost is not None:
                     subscription.on_lost(reason)
 
     def _note_failure(self) -> None:
-        self._failed.set()
+        self._failures += 1
+        self._progress.set()
 
     def _post(self, fn: Callable[..., None], *args: object) -> None:
         loop = self._loop
@@ -276,15 +285,19 @@ class DamageMonitor:
         socket = display.fileno()
         damage: int | None = None
         unwanted_since: float | None = None
+        acknowledged = 0
         while not self._stopping.is_set():
             timeout: float | None = None
             if self._wanted.is_set():
                 unwanted_since = None
+                ticket = self._tickets  # read before checking the damage object
                 if damage is None:
                     damage = root.damage_create(xdamage.DamageReportDeltaRectangles)
                     display.sync()
                     LOG.info("watching X display %s for screen changes (DAMAGE)", self.display_name)
-                    self._post(self._set_armed, True)
+                if ticket > acknowledged:
+                    acknowledged = ticket
+                    self._post(self._acknowledge, ticket)
             elif damage is not None:
                 unwanted_since = unwanted_since or time.monotonic()
                 timeout = LINGER - (time.monotonic() - unwanted_since)

@@ -40,6 +40,10 @@ async def test_every_subscriber_gets_each_change_with_its_region_and_time(displa
     try:
         one = await monitor.subscribe(first.append)
         two = await monitor.subscribe(second.append)
+        async with watching(monitor) as settling:  # a fresh server may still paint its root
+            assert await settling.quiet(0.3, time.monotonic() + 5)
+        first.clear()
+        second.clear()
         before = time.monotonic()
         await asyncio.to_thread(x_client, display, "xsetroot", "-solid", "#336699")
         deadline = time.monotonic() + 5
