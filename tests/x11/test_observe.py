@@ -263,7 +263,9 @@ def test_screenshot_after_shows_the_actions_effect(
     before = Image.open(io.BytesIO(client.get("/desktop/screenshot").content))
     assert dark_fraction(before, box) < 0.2
 
-    answer = client.post("/desktop/key", json={"key": "Return", "screenshot_after": {}})
+    # quiet_ms above the default: the shell must be scheduled between the echo and its printf,
+    # which a loaded test machine may delay past 250 ms.
+    answer = client.post("/desktop/key", json={"key": "Return", "screenshot_after": {"quiet_ms": 600}})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["success"] is True
