@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
@@ -130,6 +131,7 @@ class Operation:
 class Registry:
     def __init__(self) -> None:
         self._operations: dict[str, Operation] = {}
+        self._declared_in: dict[str, str] = {}  # type -> the module that declared it
         self._adapter: TypeAdapter[Any] | None = None
 
     def add(
@@ -162,7 +164,17 @@ class Registry:
         if operation.route is None and not operation.actions:
             raise ValueError(f"{type}: neither a route nor an action")
         self._operations[type] = operation
+        self._declared_in[type] = sys._getframe(1).f_globals.get("__name__", "")
         self._adapter = None
+
+    def order_by_module(self, modules: tuple[str, ...]) -> None:
+        """Operations in ``modules``' order, each module's in declaration order: the document, the
+        action union and every client generated from them do not depend on who imported what first."""
+        rank = {name: index for index, name in enumerate(modules)}
+        ordered = sorted(self._operations, key=lambda type: rank.get(self._declared_in[type], len(rank)))
+        if ordered != list(self._operations):
+            self._operations = {type: self._operations[type] for type in ordered}
+            self._adapter = None
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self._operations.values())
@@ -297,4 +309,5 @@ def load_all() -> Registry:
     """Import every operation module (idempotent) and return the filled registry."""
     for name in ACTION_MODULES:
         importlib.import_module(name)
+    REGISTRY.order_by_module(ACTION_MODULES)
     return REGISTRY
