@@ -16,7 +16,8 @@ APT_PACKAGES := \
 	xfonts-base fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji \
 	gcc make git curl ca-certificates \
 	systemd shellcheck openssl \
-	xfce4-session xfce4-panel xfdesktop4 xfce4-settings
+	xfce4-session xfce4-panel xfdesktop4 xfce4-settings \
+	chromium
 
 # What `make test-system` needs on top: a Debian root, a container to boot it in, the linter.
 SYSTEM_APT_PACKAGES := debootstrap systemd-container lintian util-linux procps

@@ -185,6 +185,16 @@ class Config:
     launch_log_dir: Path | None = option(
         None, _path, "directory of launched apps' logs (default ~/.local/state/...)"
     )
+    browser: bool = option(
+        True,
+        _bool,
+        "serve the /browser routes: a Chromium on the desktop driven over CDP (false: 403 BROWSER_DISABLED)",
+    )
+    browser_allow_unsafe_urls: bool = option(
+        False,
+        _bool,
+        "let the browser open javascript:, file: and chrome: URLs (off: 403 URL_SCHEME_NOT_ALLOWED)",
+    )
     wallpaper_max_bytes: int = option(32 * 1024 * 1024, _positive_int, "largest wallpaper image accepted")
     wallpaper_timeout: float = option(20.0, _positive_float, "seconds to fetch a wallpaper image")
     wallpaper_fetch_urls: bool = option(

@@ -15,7 +15,9 @@ missing, refused or conflicting.
     │   ├── HostNotAllowed           HOST_NOT_ALLOWED        a Host or Origin the agent does not answer for
     │   └── FeatureDisabled          (abstract) switched off by an option: permanent, never retry
     │       ├── ExecDisabled, FilesDisabled, AccessibilityDisabled   EXEC_/FILES_/ACCESSIBILITY_DISABLED
-    │       └── UrlFetchDisabled     URL_FETCH_DISABLED      http(s) wallpaper URLs
+    │       ├── UrlFetchDisabled     URL_FETCH_DISABLED      http(s) wallpaper URLs
+    │       └── BrowserDisabled      BROWSER_DISABLED        the /browser routes (--browser false)
+    │   └── UrlSchemeNotAllowed      URL_SCHEME_NOT_ALLOWED  javascript:/file: in the browser (an option allows)
     ├── NotFound               404 (abstract)         what is missing is in the code:
     │   ├── RouteNotFound            ROUTE_NOT_FOUND         no such route (not "no such computer")
     │   ├── WindowNotFound           WINDOW_NOT_FOUND        (BadWindow, BadDrawable: it closed)
@@ -23,7 +25,8 @@ missing, refused or conflicting.
     │   ├── ElementNotFound          ELEMENT_NOT_FOUND       no accessible element (any more)
     │   ├── ProcessNotFound          PROCESS_NOT_FOUND       no managed process with that id
     │   ├── LaunchProgramNotFound    PROGRAM_NOT_FOUND       nothing to launch by that name
-    │   └── FileNotFound             FILE_NOT_FOUND
+    │   ├── FileNotFound             FILE_NOT_FOUND
+    │   └── TabNotFound              TAB_NOT_FOUND           no open browser tab with that id
     ├── MethodNotAllowed       405 METHOD_NOT_ALLOWED
     ├── Conflict               409 (abstract)         the request conflicts with current state:
     │   ├── WindowStateConflict      WINDOW_STATE_CONFLICT   not in the state the request needs (BadMatch)
@@ -33,7 +36,8 @@ missing, refused or conflicting.
     │   ├── ApplicationRefused       APPLICATION_REFUSED     an unexpected D-Bus error from the app
     │   ├── KeymapFull               KEYMAP_FULL             no keycode left to bind a character to
     │   ├── FileConflict             FILE_CONFLICT           exists, is a folder, not empty...
-    │   └── LaunchFailed             LAUNCH_FAILED           the app exited before showing a window
+    │   ├── LaunchFailed             LAUNCH_FAILED           the app exited before showing a window
+    │   └── LastTab                  LAST_TAB                closing it would close the browser
     ├── RequestTimeout         408 REQUEST_TIMEOUT    the client stopped sending its request body
     ├── PayloadTooLarge        413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType   415 UNSUPPORTED_MEDIA_TYPE  a body in a type a web page could send
@@ -41,7 +45,8 @@ missing, refused or conflicting.
     ├── Unavailable            503                    (Retry-After)
     │   ├── DisplayUnavailable        DISPLAY_UNAVAILABLE
     │   ├── WindowManagerUnavailable  WINDOW_MANAGER_UNAVAILABLE (no EWMH window manager runs)
-    │   └── AccessibilityUnavailable  ACCESSIBILITY_UNAVAILABLE
+    │   ├── AccessibilityUnavailable  ACCESSIBILITY_UNAVAILABLE
+    │   └── BrowserClosed             BROWSER_CLOSED (the browser exited; the next call starts a new one)
     ├── DeadlineExceeded       504 TIMEOUT
     └── XProtocolError         500 INTERNAL           any other X error: a request the agent got wrong
 
@@ -136,6 +141,14 @@ class UrlFetchDisabled(FeatureDisabled):
     code = "URL_FETCH_DISABLED"
 
 
+class BrowserDisabled(FeatureDisabled):
+    code = "BROWSER_DISABLED"
+
+
+class UrlSchemeNotAllowed(PermissionDenied):
+    code = "URL_SCHEME_NOT_ALLOWED"
+
+
 class NotFound(AgentError):
     status = 404
     code = "NOT_FOUND"
@@ -175,6 +188,10 @@ class FileNotFound(NotFound):
     code = "FILE_NOT_FOUND"
 
 
+class TabNotFound(NotFound):
+    code = "TAB_NOT_FOUND"
+
+
 class MethodNotAllowed(AgentError):
     status = 405
     code = "METHOD_NOT_ALLOWED"
@@ -204,6 +221,10 @@ class FileConflict(Conflict):
 
 class LaunchFailed(Conflict):
     code = "LAUNCH_FAILED"
+
+
+class LastTab(Conflict):
+    code = "LAST_TAB"
 
 
 class WindowStateConflict(Conflict):
@@ -258,6 +279,11 @@ class WindowManagerUnavailable(Unavailable):
 
 class AccessibilityUnavailable(Unavailable):
     code = "ACCESSIBILITY_UNAVAILABLE"
+
+
+class BrowserClosed(Unavailable):
+    code = "BROWSER_CLOSED"
+    default_retry_after = 1.0
 
 
 class DeadlineExceeded(AgentError):

@@ -17,6 +17,7 @@ from agent.supervision.readiness import Readiness
 
 if TYPE_CHECKING:
     from agent.a11y.service import Accessibility
+    from agent.browser.service import BrowserService
     from agent.desktop.backend import DesktopBackend
     from agent.exec.service import ExecService
     from agent.files.service import FileService
@@ -54,6 +55,8 @@ class Services:
     # Screen changes (X DAMAGE), shared by wait-for, screenshot_after and the screencast; started
     # by its first subscriber (None with a fake desktop: no settling, screen waits are a 503).
     damage: DamageMonitor | None = None
+    # Chromium on the desktop, driven over CDP (None when --browser is off or in tests without it).
+    browser: BrowserService | None = None
     readiness: Readiness = field(init=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -86,6 +89,8 @@ class Services:
             await asyncio.wait_for(self.desktop.release_all(), 2.0)
         except Exception as exc:  # the display may be gone; nothing is held on a dead server
             LOG.warning("releasing held keys and buttons failed: %s", exc)
+        if self.browser is not None:  # the browser is the agent's instrument: it goes with it
+            await self.browser.close()
         if self.exec is not None:  # ends every command's process group
             await self.exec.close()
         if self.files is not None:

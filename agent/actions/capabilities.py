@@ -3,7 +3,8 @@
 Each capability is governed by one configuration switch. ``--exec false`` turns off both
 ``exec`` (running programs: commands, background processes, app launches) and ``files``
 (reading or writing the disk as the desktop user: the files API and the wallpaper's file URLs);
-``--accessibility false`` turns off the AT-SPI routes. Handlers never check switches themselves:
+``--accessibility false`` turns off the AT-SPI routes; ``--browser false`` the ``/browser`` routes
+(a Chromium the agent starts and drives over CDP). Handlers never check switches themselves:
 the generated HTTP handlers call ``require`` from each operation's declaration.
 """
 
@@ -15,13 +16,20 @@ from enum import StrEnum
 from typing import Any
 
 from agent.config import Config
-from agent.errors import AccessibilityDisabled, ExecDisabled, FeatureDisabled, FilesDisabled
+from agent.errors import (
+    AccessibilityDisabled,
+    BrowserDisabled,
+    ExecDisabled,
+    FeatureDisabled,
+    FilesDisabled,
+)
 
 
 class Capability(StrEnum):
     EXEC = "exec"  # run programs as the desktop user
     FILES = "files"  # read or write files as the desktop user
     ACCESSIBILITY = "accessibility"  # the AT-SPI tree and element actions
+    BROWSER = "browser"  # start and drive Chromium over CDP
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,7 @@ SWITCHES: Mapping[Capability, Switch] = {
     Capability.EXEC: Switch("exec_enabled", "exec"),
     Capability.FILES: Switch("exec_enabled", "exec"),
     Capability.ACCESSIBILITY: Switch("accessibility", "accessibility"),
+    Capability.BROWSER: Switch("browser", "browser"),
 }
 
 
@@ -57,6 +66,7 @@ REFUSALS: Mapping[Capability, type[FeatureDisabled]] = {
     Capability.EXEC: ExecDisabled,
     Capability.FILES: FilesDisabled,
     Capability.ACCESSIBILITY: AccessibilityDisabled,
+    Capability.BROWSER: BrowserDisabled,
 }
 
 

@@ -12,8 +12,9 @@ coordinates), ``null`` for "not given", peers' bookkeeping fields and enum value
 - ``null`` means absent: an optional field given ``null`` takes its default, and an unknown
   field given ``null`` is dropped;
 - enum values match in any case ("LEFT" is "left");
-- the fields peers send that mean nothing here (``request_id``, ``include_context``,
-  ``tab_id``) are declared on every request model, accepted and ignored.
+- the fields seed 002's clients send on every action are declared on every request model:
+  ``request_id`` (accepted and ignored), ``include_context`` (adds the browser's ``page_context``,
+  ``agent.actions.context``) and ``tab_id`` (the browser tab; ignored by other operations).
 
 Strictness stays where it protects: any other unknown body field is a 400 naming it and the
 nearest valid name; booleans are not numbers; "5" is not 5 in a JSON body; NaN and infinities
@@ -170,8 +171,9 @@ POLICY = (
     "where an integer is expected (500.0); fractional screen coordinates and extents (fields marked "
     "`x-rounded`) are rounded to the nearest pixel, halves up, and a fraction elsewhere is a 400; "
     "`null` means absent (an optional field takes its default, an unknown field given null is "
-    "dropped); enum values match in any case; `request_id`, `include_context` and `tab_id` (sent by "
-    "peer products' clients) are accepted and ignored. Any other unknown body field is a 400 naming "
+    "dropped); enum values match in any case; `request_id` (sent by peer products' clients) is accepted and "
+    "ignored, `include_context: true` adds the browser's `page_context` to a JSON result and `tab_id` "
+    "names a browser tab (ignored by non-browser operations). Any other unknown body field is a 400 naming "
     "it and, when one is close, the valid name it misspells (`details.errors[].did_you_mean`)."
 )
 

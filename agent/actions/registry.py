@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from agent.actions.capabilities import Capability, Conditional, require
+from agent.actions.context import add_page_context, wants_context
 from agent.actions.leniency import nearest_name, normalize
 from agent.actions.outputs import ByteBody, Media, Output
 from agent.config import Config
@@ -63,6 +64,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.accessibility",
     "agent.actions.service",
     "agent.actions.waiting",
+    "agent.actions.browser",
     "agent.actions.peers",  # after the modules whose actions it names
 )
 
@@ -119,6 +121,14 @@ class Operation:
             require((self.capability,), config, self.type)
         if request is not None and self.conditional is not None and self.conditional.applies(request):
             require((self.conditional.capability,), config, f"{self.type} ({self.conditional.when})")
+
+    async def run(self, services: Services, request: BaseModel, body: ByteBody | None = None) -> Output:
+        """Run the handler; ``include_context: true`` adds the browser's ``page_context``."""
+        arguments: tuple[Any, ...] = (services, request) if body is None else (services, request, body)
+        output = await self.handler(*arguments)
+        if wants_context(request):
+            output = await add_page_context(services, request, output)
+        return output
 
     def prepare(self, config: Config, data: object, *, from_query: bool = False) -> BaseModel:
         """Check the capabilities, validate the request, check the ones the request needs."""

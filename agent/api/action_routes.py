@@ -60,14 +60,13 @@ async def execute(
 ) -> Output:
     """Run one checked and validated operation; input actions take the input lock unless the
     caller holds it. Counted by type and outcome (ok or the error code) for /metrics."""
-    arguments: tuple[Any, ...] = (services, request) if body is None else (services, request, body)
     result = "INTERNAL"
     try:
         if action.uses_input and not locked:
             async with services.input_lock:
-                output = await action.handler(*arguments)
+                output = await action.run(services, request, body)
         else:
-            output = await action.handler(*arguments)
+            output = await action.run(services, request, body)
         result = "ok"
         return output
     except AgentError as exc:

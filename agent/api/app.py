@@ -37,6 +37,7 @@ def build_services(config: Config) -> Services:
     _add_window_services(services, config)
     _add_exec_services(services, config)  # also with --exec false: its reaper collects launched apps' orphans
     _add_wallpaper(services, config)
+    _add_browser(services, config)
     services.heartbeat = heartbeat_from_config(
         config,
         services.readiness,
@@ -73,6 +74,22 @@ def _add_window_services(services: Services, config: Config) -> None:
         user, config.display, services.windows, log_dir=config.launch_log_dir, scope=ScopeMover.detect()
     )
     services.environment = EnvironmentService(user, config.display, services.windows)
+
+
+def _add_browser(services: Services, config: Config) -> None:
+    """Chromium, started on first use as the desktop user (not with --browser false)."""
+    if not config.browser:
+        return
+    from agent.browser.service import BrowserService
+    from agent.session.launch_scope import ScopeMover
+    from agent.session.user import resolve_user
+
+    services.browser = BrowserService(
+        resolve_user(config.desktop_user),
+        config.display,
+        allow_unsafe_urls=config.browser_allow_unsafe_urls,
+        scope=ScopeMover.detect(),
+    )
 
 
 def _add_wallpaper(services: Services, config: Config) -> None:

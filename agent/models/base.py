@@ -38,11 +38,16 @@ class Request(BaseModel):
     request_id: str | None = Field(
         default=None, description="Caller's correlation id (accepted and ignored; see X-Request-Id)."
     )
-    # Fields peer products' clients send on every action (seed 002) that mean nothing here.
+    # Fields seed 002's clients send on every action: see agent.actions.context and /browser.
     include_context: bool | None = Field(
-        default=None, description="A peer's browser page-context flag: accepted and ignored."
+        default=None,
+        description="true: the result gains `page_context` (the browser's tab: url, title, tab id, scroll, "
+        "viewport, device scale factor; null when no browser runs). Not on image answers.",
     )
-    tab_id: str | None = Field(default=None, description="A peer's browser tab id: accepted and ignored.")
+    tab_id: str | None = Field(
+        default=None,
+        description="The browser tab to act on or describe (GET /browser/tabs); ignored by non-browser operations.",
+    )
 
 
 class ScreenPixels:

@@ -55,7 +55,7 @@ def _route(operation: Operation) -> str:
 
 @pytest.fixture(scope="module")
 def switched_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
-    """An agent with --exec false and --accessibility false."""
+    """An agent with --exec false, --accessibility false and --browser false."""
     running = start_agent(
         agent_env(),
         tmp_path_factory.mktemp("off-agent"),
@@ -64,6 +64,8 @@ def switched_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAg
         "--exec",
         "false",
         "--accessibility",
+        "false",
+        "--browser",
         "false",
     )
     yield running
