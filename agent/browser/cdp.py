@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -124,8 +125,11 @@ class CdpConnection:
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            LOG.warning("chromium sent a message that is not JSON (%d bytes)", len(raw))
-            return
+            try:  # orjson refuses a lone surrogate, which a page's strings may hold
+                message = json.loads(raw)
+            except ValueError:
+                LOG.warning("chromium sent a message that is not JSON (%d bytes)", len(raw))
+                return
         message_id = message.get("id")
         if message_id is not None:
             method, future = self._pending.get(message_id, ("", None))

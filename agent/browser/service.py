@@ -14,10 +14,11 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 import signal
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from agent.browser.cdp import CdpConnection, CdpError, ConnectionClosed
@@ -40,6 +41,7 @@ T = TypeVar("T")
 START_TIMEOUT = 30.0
 SAFE_SCHEMES = frozenset({"http", "https", "about", "data"})
 UNSAFE_SCHEMES = frozenset({"javascript", "file", "chrome", "view-source", "devtools", "chrome-extension"})
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks5"})
 
 HTML_SCRIPT = """(() => {
@@ -67,6 +69,7 @@ class BrowserRefused(Conflict):
 class Ended:
     how: str = "exited"
     reported: bool = False
+    known: asyncio.Event = field(default_factory=asyncio.Event)  # set once its exit status is read
 
 
 def check_url(url: str, allow_unsafe: bool) -> str:
@@ -157,7 +160,9 @@ class BrowserService:
 
     @property
     def last_exit(self) -> str | None:
-        return None if self._ended is None else self._ended.how
+        """How the last browser ended unasked (None while its exit status is being read)."""
+        ended = self._ended
+        return ended.how if ended is not None and ended.known.is_set() else None
 
     async def launch(self) -> tuple[RunningBrowser, bool]:
         """The running browser, or a new one (True) if none runs."""
@@ -176,6 +181,8 @@ class BrowserService:
                 return browser
             if self._ended is not None and not self._ended.reported:
                 self._ended.reported = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ended.known.wait(), 5.0)
                 raise BrowserClosed(
                     f"the browser {self._ended.how}; its tabs are gone (the next call starts a new browser)",
                     details={"last_exit": self._ended.how},
@@ -215,6 +222,7 @@ class BrowserService:
         async def reap() -> None:
             code = await asyncio.get_running_loop().run_in_executor(None, _wait, browser)
             ended.how = describe_exit(code)
+            ended.known.set()
             LOG.warning("the browser (pid %d) %s", browser.process.pid, ended.how)
 
         task = asyncio.ensure_future(reap())
@@ -298,11 +306,18 @@ class BrowserService:
         text = str(page.get("html", ""))
         if as_sent:
             text = await self._as_sent(browser, session, str(page.get("encoding") or "utf-8")) or text
-        data = text.encode("utf-8", "surrogatepass")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a script can put one in the DOM)
+            text = LONE_SURROGATE.sub("\ufffd", text)
+            data = text.encode("utf-8")
         kept = data[:limit]
         if len(kept) < len(data) and not encode:
             kept = kept.decode("utf-8", "ignore").encode("utf-8")  # never cut a character in two
-        html = base64.b64encode(kept).decode("ascii") if encode else kept.decode("utf-8", "replace")
+        if encode:
+            html = base64.b64encode(kept).decode("ascii")
+        else:
+            html = text if len(kept) == len(data) else kept.decode("utf-8", "replace")
         return {
             "tab_id": tab.id,
             "url": str(page.get("url", tab.url)),

@@ -119,6 +119,10 @@ def test_html_options(http: httpx.Client, pages: PageServer) -> None:
     cut = ok(http.post("/browser/html", json={"max_bytes": 100}))
     assert cut["truncated"] is True and len(cut["html"].encode()) <= 100 and cut["size"] == len(live.encode())
 
+    lone = "data:text/html,<script>document.write('a' + String.fromCharCode(0xd800) + 'b')</script>"
+    ok(http.post("/browser/navigate", json={"url": lone}))
+    assert "a\ufffdb" in ok(http.post("/browser/html", json={}))["html"]  # a lone surrogate in the DOM
+
     ok(http.post("/browser/navigate", json={"url": f"{pages.url}/latin1"}))
     latin = ok(http.post("/browser/html", json={"auto_detect_encoding": True}))
     assert latin["encoding"] == "windows-1252" and "café" in latin["html"]
