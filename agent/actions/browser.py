@@ -7,12 +7,12 @@ Every operation needs the ``browser`` capability (``--browser false``: 403 BROWS
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from agent.actions.capabilities import Capability
 from agent.actions.registry import BULK_BODY, REGISTRY
-from agent.browser.service import BrowserService, check_url
+from agent.browser.policy import check_url
+from agent.browser.service import BrowserService
 from agent.browser.tabs import RunningBrowser
 from agent.errors import Unavailable
 from agent.models.base import Request
@@ -40,7 +40,6 @@ from agent.models.browser import (
 )
 from agent.services import Services
 
-T = TypeVar("T")
 BROWSER_ERRORS = (400, 401, 403, 404, 409, 503, 504)
 
 
@@ -77,9 +76,7 @@ async def launch_browser(services: Services, req: LaunchBrowserRequest) -> Brows
 async def go_to_url(services: Services, req: NavigateRequest) -> Navigated:
     service = _service(services)
     return Navigated(
-        **await service.run(
-            lambda browser: service.navigate(browser, browser.tab(req.tab_id), req.url, req.timeout)
-        )
+        **await service.run(lambda browser: service.navigate(browser, req.tab_id, req.url, req.timeout))
     )
 
 
@@ -89,7 +86,7 @@ async def get_html_content(services: Services, req: HtmlRequest) -> Html:
         **await service.run(
             lambda browser: service.html(
                 browser,
-                browser.tab(req.tab_id),
+                req.tab_id,
                 as_sent=req.auto_detect_encoding,
                 encode=req.base64,
                 limit=req.max_bytes,
@@ -102,16 +99,14 @@ async def set_viewport(services: Services, req: ViewportRequest) -> PageContext:
     service = _service(services)
     return PageContext(
         **await service.run(
-            lambda browser: service.set_viewport(
-                browser, browser.tab(req.tab_id), req.width, req.height, req.scale_factor
-            )
+            lambda browser: service.set_viewport(browser, req.tab_id, req.width, req.height, req.scale_factor)
         )
     )
 
 
 async def list_tabs(services: Services, req: ListTabsRequest) -> Tabs:
-    def listed(browser: RunningBrowser) -> Tabs:
-        current = browser.tab(None).id if browser.tabs else None  # settles a closed current tab
+    async def listed(browser: RunningBrowser) -> Tabs:
+        current = (await browser.resolve(None)).id if browser.tabs else None
         main = browser.main_tab
         ordered = sorted(browser.tabs.values(), key=lambda tab: tab.order)
         return Tabs(
@@ -122,7 +117,7 @@ async def list_tabs(services: Services, req: ListTabsRequest) -> Tabs:
             current_tab_id=current,
         )
 
-    return await _service(services).run(_now(listed))
+    return await _service(services).run(listed)
 
 
 async def new_tab(services: Services, req: NewTabRequest) -> NewTab:
@@ -134,7 +129,7 @@ async def new_tab(services: Services, req: NewTabRequest) -> NewTab:
         tab = await browser.open_tab()
         if req.url is None:
             return NewTab(tab_id=tab.id, url="about:blank", title="", status=None, loaded=True)
-        done = await service.navigate(browser, tab, req.url, req.timeout)
+        done = await service.navigate(browser, tab.id, req.url, req.timeout)
         return NewTab(
             tab_id=tab.id, url=done["url"], title=done["title"], status=done["status"], loaded=done["loaded"]
         )
@@ -159,13 +154,6 @@ async def close_tab(services: Services, req: CloseTabRequest) -> TabClosed:
         return TabClosed(tab_id=req.tab_id, current_tab_id=browser.tab(None).id if browser.tabs else None)
 
     return await _service(services).run(closed)
-
-
-def _now(function: Callable[[RunningBrowser], T]) -> Callable[[RunningBrowser], Awaitable[T]]:
-    async def run(browser: RunningBrowser) -> T:
-        return function(browser)
-
-    return run
 
 
 async def change_proxy(services: Services, req: ProxyRequest) -> ProxyChanged:

@@ -15,22 +15,19 @@ import base64
 import contextlib
 import logging
 import re
-import signal
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from agent.browser.cdp import CdpConnection, CdpError, ConnectionClosed
+from agent.browser.policy import check_proxy, check_url, describe_exit
 from agent.browser.process import profile_dir, spawn
-from agent.browser.tabs import RunningBrowser, TabState
+from agent.browser.tabs import RunningBrowser
 from agent.errors import (
     AgentError,
     BrowserClosed,
     Conflict,
-    InvalidArgument,
     TabNotFound,
-    UrlSchemeNotAllowed,
 )
 from agent.session.launch_scope import ScopeMover
 from agent.session.user import DesktopUser
@@ -39,10 +36,7 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
 START_TIMEOUT = 30.0
-SAFE_SCHEMES = frozenset({"http", "https", "about", "data"})
-UNSAFE_SCHEMES = frozenset({"javascript", "file", "chrome", "view-source", "devtools", "chrome-extension"})
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks5"})
 
 HTML_SCRIPT = """(() => {
   const doctype = document.doctype ? new XMLSerializer().serializeToString(document.doctype) + "\\n" : "";
@@ -70,61 +64,6 @@ class Ended:
     how: str = "exited"
     reported: bool = False
     known: asyncio.Event = field(default_factory=asyncio.Event)  # set once its exit status is read
-
-
-def check_url(url: str, allow_unsafe: bool) -> str:
-    """``url`` if the browser may open it: 400 for a relative or unknown-scheme URL, 403 for a
-    javascript:/file:/chrome: one unless --browser-allow-unsafe-urls."""
-    try:
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
-    except ValueError as exc:
-        raise InvalidArgument(f"url: not a URL ({exc})", details={"field": "url"}) from None
-    if scheme in SAFE_SCHEMES or (scheme in UNSAFE_SCHEMES and allow_unsafe):
-        return url
-    if scheme in UNSAFE_SCHEMES:
-        raise UrlSchemeNotAllowed(
-            f"url: {scheme}: URLs are not opened by this agent (--browser-allow-unsafe-urls true allows them)",
-            details={"field": "url", "scheme": scheme, "option": "browser_allow_unsafe_urls"},
-        )
-    raise InvalidArgument(
-        f"url: {'scheme ' + repr(scheme) if scheme else 'no scheme'}; give an absolute http(s), about: or data: URL",
-        details={"field": "url"},
-    )
-
-
-def check_proxy(proxy_url: str | None) -> str | None:
-    if proxy_url is None or proxy_url.strip() == "":
-        return None
-    try:
-        parts = urllib.parse.urlsplit(proxy_url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidArgument(f"proxy_url: {exc}", details={"field": "proxy_url"}) from None
-    if (
-        parts.scheme.lower() not in PROXY_SCHEMES
-        or not parts.hostname
-        or port is None
-        or parts.path not in ("", "/")
-    ):
-        raise InvalidArgument(
-            "proxy_url: give scheme://host:port with scheme http, https, socks4 or socks5",
-            details={"field": "proxy_url"},
-        )
-    if parts.username or parts.password:
-        raise InvalidArgument(
-            "proxy_url: Chromium takes no credentials in the proxy URL", details={"field": "proxy_url"}
-        )
-    return f"{parts.scheme.lower()}://{parts.netloc}"
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "exited"
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"was killed by signal {-code}"
-    return "was closed (exit code 0)" if code == 0 else f"exited with code {code}"
 
 
 class BrowserService:
@@ -266,17 +205,17 @@ class BrowserService:
         if browser is None or not browser.tabs:
             return None
         try:
-            tab = browser.tab(tab_id if tab_id in browser.tabs else None)
-            return await browser.context(tab)
+            return await browser.context(await browser.resolve(tab_id if tab_id in browser.tabs else None))
         except (ConnectionClosed, CdpError, AgentError) as exc:
             LOG.debug("no page context: %s", exc)
             return None
 
     # -- operations ------------------------------------------------------------------------------
     async def navigate(
-        self, browser: RunningBrowser, tab: TabState, url: str, timeout: float
+        self, browser: RunningBrowser, tab_id: str | None, url: str, timeout: float
     ) -> dict[str, Any]:
         check_url(url, self.allow_unsafe_urls)
+        tab = await browser.resolve(tab_id)
         session = await browser.session(tab)
         reply = await browser.cdp.send("Page.navigate", {"url": url}, session=session)
         error = reply.get("errorText") or None
@@ -299,8 +238,9 @@ class BrowserService:
         }
 
     async def html(
-        self, browser: RunningBrowser, tab: TabState, *, as_sent: bool, encode: bool, limit: int
+        self, browser: RunningBrowser, tab_id: str | None, *, as_sent: bool, encode: bool, limit: int
     ) -> dict[str, Any]:
+        tab = await browser.resolve(tab_id)
         session = await browser.session(tab)
         page = await browser.evaluate(session, HTML_SCRIPT) or {}
         text = str(page.get("html", ""))
@@ -347,8 +287,9 @@ class BrowserService:
             return base64.b64decode(content).decode("utf-8", "replace")
 
     async def set_viewport(
-        self, browser: RunningBrowser, tab: TabState, width: int, height: int, scale: float | None
+        self, browser: RunningBrowser, tab_id: str | None, width: int, height: int, scale: float | None
     ) -> dict[str, Any]:
+        tab = await browser.resolve(tab_id)
         session = await browser.session(tab)
         await browser.cdp.send(
             "Emulation.setDeviceMetricsOverride",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.browser.cdp import CdpConnection, ConnectionClosed
+from agent.browser.cdp import CdpConnection, CdpError, ConnectionClosed
 from agent.browser.process import BrowserProcess
 from agent.errors import DeadlineExceeded, LastTab, TabNotFound
 
@@ -87,6 +87,26 @@ class RunningBrowser:
                 details={"tab_id": tab_id},
             )
         return self.tabs[wanted]
+
+    async def resolve(self, tab_id: str | None) -> TabState:
+        """The tab named, else the current one: the tab the agent last opened or switched to,
+        unless it is in the background and another tab is on screen (the user switched by hand,
+        or a page opened one), which then becomes current."""
+        tab = self.tab(tab_id)
+        if tab_id is not None or len(self.tabs) < 2 or await self._visible(tab):
+            return tab
+        for other in sorted(self.tabs.values(), key=lambda t: t.order, reverse=True):
+            if other is not tab and await self._visible(other):
+                self.current = other.id
+                return other
+        return tab
+
+    async def _visible(self, tab: TabState) -> bool:
+        try:
+            state = await self.evaluate(await self.session(tab), "document.visibilityState")
+            return bool(state == "visible")
+        except (CdpError, DeadlineExceeded):  # closing, or stuck: not the one on screen
+            return False
 
     # -- events ---------------------------------------------------------------------------------
     def _event(self, method: str, params: dict[str, Any], session: str | None) -> None:

@@ -147,6 +147,14 @@ def test_tabs_open_switch_close(http: httpx.Client, pages: PageServer, desktop: 
     html = ok(http.post("/browser/html", json={"tab_id": second}))["html"]
     assert "page second marker" in html
 
+    # The user switches tabs by hand (ctrl+2 through X): actions follow the tab on screen.
+    ok(http.post("/desktop/key", json={"key": "ctrl+2"}))
+    wait_for_title(desktop, "second")
+    assert ok(http.post("/browser/html", json={}))["tab_id"] == second
+    assert ok(http.get("/browser/tabs"))["current_tab_id"] == second
+    ok(http.post(f"/browser/tabs/{first}/switch", json={}))
+    wait_for_title(desktop, "first")
+
     closed = ok(http.delete(f"/browser/tabs/{second}"))
     assert closed == {"tab_id": second, "current_tab_id": first}
     pages.wait_for("second", "pagehide")
