@@ -219,6 +219,8 @@ class BrowserService:
         session = await browser.session(tab)
         reply = await browser.cdp.send("Page.navigate", {"url": url}, session=session)
         error = reply.get("errorText") or None
+        if url.lower().startswith("javascript:") and error == "net::ERR_ABORTED":
+            error = None  # a script URL runs in the page: there is no navigation to abort
         loader = reply.get("loaderId")
         loaded = True
         if loader and not error:

@@ -212,6 +212,8 @@ class RunningBrowser:
     async def context(self, tab: TabState) -> dict[str, Any]:
         values = await self.evaluate(await self.session(tab), CONTEXT_SCRIPT)
         values = values if isinstance(values, dict) else {"url": tab.url, "title": tab.title}
+        if str(values.get("url", "")).startswith("chrome-error:"):
+            values["url"] = tab.url  # an error page: the URL that failed, as the address bar shows
         return {**values, "tab_id": tab.id, "is_main_tab": tab.id == self.main_tab}
 
     # -- tabs ------------------------------------------------------------------------------------

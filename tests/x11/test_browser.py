@@ -343,6 +343,10 @@ def test_runs_as_the_desktop_user_and_unsafe_urls_by_option(desktop: DevDesktop,
             ok(client.post("/browser/navigate", json={"url": "file:///etc/hostname"}))
             html = ok(client.post("/browser/html", json={}))["html"]
             assert Path("/etc/hostname").read_text().strip() in html
+            script = ok(
+                client.post("/browser/navigate", json={"url": "javascript:void(document.title='ran')"})
+            )
+            assert script["title"] == "ran" and script["error"] is None
     finally:
         running.stop()
 
