@@ -43,10 +43,14 @@ HTML_SCRIPT = """(() => {
   const root = document.documentElement;
   return {html: doctype + (root ? root.outerHTML : ""), url: location.href, encoding: document.characterSet};
 })()"""
-# Waits for the new page's second frame (when it is on screen), so a click that follows lands on it.
+# Waits for the new page's second frame (when it is on screen), so a click that follows lands on it;
+# at most a second (a window the compositor does not draw gets no frames).
 NAVIGATED_SCRIPT = """(async () => {
   if (document.visibilityState === "visible") {
-    await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+    await Promise.race([
+      new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve))),
+      new Promise(resolve => setTimeout(resolve, 1000)),
+    ]);
   }
   const entry = performance.getEntriesByType("navigation")[0];
   return {url: location.href, title: document.title, status: entry ? entry.responseStatus || null : null};
