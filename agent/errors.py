@@ -13,11 +13,11 @@ missing, refused or conflicting.
     │   ├── FilePermissionDenied     FILE_PERMISSION_DENIED  the desktop user may not
     │   ├── PathNotAllowed           PATH_NOT_ALLOWED        outside the allowed roots
     │   ├── HostNotAllowed           HOST_NOT_ALLOWED        a Host or Origin the agent does not answer for
+    │   ├── UrlSchemeNotAllowed      URL_SCHEME_NOT_ALLOWED  javascript:/file: in the browser (an option allows)
     │   └── FeatureDisabled          (abstract) switched off by an option: permanent, never retry
     │       ├── ExecDisabled, FilesDisabled, AccessibilityDisabled   EXEC_/FILES_/ACCESSIBILITY_DISABLED
     │       ├── UrlFetchDisabled     URL_FETCH_DISABLED      http(s) wallpaper URLs
     │       └── BrowserDisabled      BROWSER_DISABLED        the /browser routes (--browser false)
-    │   └── UrlSchemeNotAllowed      URL_SCHEME_NOT_ALLOWED  javascript:/file: in the browser (an option allows)
     ├── NotFound               404 (abstract)         what is missing is in the code:
     │   ├── RouteNotFound            ROUTE_NOT_FOUND         no such route (not "no such computer")
     │   ├── WindowNotFound           WINDOW_NOT_FOUND        (BadWindow, BadDrawable: it closed)
@@ -37,7 +37,8 @@ missing, refused or conflicting.
     │   ├── KeymapFull               KEYMAP_FULL             no keycode left to bind a character to
     │   ├── FileConflict             FILE_CONFLICT           exists, is a folder, not empty...
     │   ├── LaunchFailed             LAUNCH_FAILED           the app exited before showing a window
-    │   └── LastTab                  LAST_TAB                closing it would close the browser
+    │   ├── LastTab                  LAST_TAB                closing it would close the browser
+    │   └── BrowserRefused           BROWSER_REFUSED         Chromium refused a command (the page changed)
     ├── RequestTimeout         408 REQUEST_TIMEOUT    the client stopped sending its request body
     ├── PayloadTooLarge        413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType   415 UNSUPPORTED_MEDIA_TYPE  a body in a type a web page could send
@@ -225,6 +226,12 @@ class LaunchFailed(Conflict):
 
 class LastTab(Conflict):
     code = "LAST_TAB"
+
+
+class BrowserRefused(Conflict):
+    """Chromium refused a command the agent believed valid (the page changed under it)."""
+
+    code = "BROWSER_REFUSED"
 
 
 class WindowStateConflict(Conflict):

@@ -23,12 +23,7 @@ from agent.browser.cdp import CdpConnection, CdpError, ConnectionClosed
 from agent.browser.policy import check_proxy, check_url, describe_exit
 from agent.browser.process import profile_dir, spawn
 from agent.browser.tabs import RunningBrowser
-from agent.errors import (
-    AgentError,
-    BrowserClosed,
-    Conflict,
-    TabNotFound,
-)
+from agent.errors import AgentError, BrowserClosed, BrowserRefused, TabNotFound
 from agent.session.launch_scope import ScopeMover
 from agent.session.user import DesktopUser
 
@@ -55,12 +50,6 @@ NAVIGATED_SCRIPT = """(async () => {
   const entry = performance.getEntriesByType("navigation")[0];
   return {url: location.href, title: document.title, status: entry ? entry.responseStatus || null : null};
 })()"""
-
-
-class BrowserRefused(Conflict):
-    """Chromium refused a command the agent believed valid (the page changed under it)."""
-
-    code = "BROWSER_REFUSED"
 
 
 @dataclass
