@@ -3,9 +3,9 @@
 No operation may answer 5xx to any input, and every answer must match the document (status
 code, content type, headers, body schema). Requests the schema allows but the desktop refuses
 (an off-screen coordinate, an unknown key name) are 400 by design, so that one check is off.
-The agent runs with --exec false, so that no generated body can run a command or start an app
-on the test machine (those routes answer 403, which is fuzzed too); the agent's own counters then
-prove that no command ran. Wallpaper (fetches URLs), window close and wait are left out.
+The agent runs with --exec false and --browser false, so that no generated body can run a command,
+start an app or drive the browser to a generated URL on the test machine (those routes answer 403,
+which is fuzzed too); the agent's own counters then prove that no command ran. Wallpaper (fetches URLs), window close and wait are left out.
 
 Each phase gets its own time budget: with one ``--max-time`` for the whole run, fuzzing (which
 repeats until the budget is spent) left the stateful phase 3 s, and none of the document's links
@@ -60,6 +60,8 @@ def private_agent(
         "--display",
         private_desktop.display,
         "--exec",
+        "false",
+        "--browser",
         "false",
     )
     yield agent
