@@ -96,7 +96,7 @@ async def send_download(request: web.Request, opened: Download) -> web.StreamRes
         if span is not None:
             response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{opened.size}"
         await response.prepare(request)
-        if end > start:
+        if end > start and request.method != "HEAD":  # sendfile bypasses aiohttp's HEAD handling
             transport = request.transport
             if transport is None:
                 raise ConnectionResetError("the client went away")
@@ -122,6 +122,9 @@ async def _stream_to_end(request: web.Request, opened: Download) -> web.StreamRe
     response.headers["Accept-Ranges"] = "none"
     response.headers[REQUEST_ID_HEADER] = REQUEST_ID.get() or ""
     await response.prepare(request)
+    if request.method == "HEAD":
+        await response.write_eof()
+        return response
     try:
         while chunk := await opened.read_chunk(STREAM_CHUNK):
             await response.write(chunk)
