@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.client.cli import register as register_client_commands
 
     register_client_commands(commands)  # screenshot, click, type, key, windows, tree, find, exec, cp, ...
+    from agent.mcp.stdio import register as register_mcp
+
+    register_mcp(commands)
     return parser
 
 

@@ -129,7 +129,18 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app[SERVICES_KEY] = services if services is not None else build_services(config)
     action_routes.add_routes(app)
     app.cleanup_ctx.append(_service_lifecycle)
+    _add_mcp(app)
     return app
+
+
+def _add_mcp(app: web.Application) -> None:
+    """/mcp (the MCP tools over streamable HTTP), if the mcp package is installed."""
+    try:
+        from agent.mcp.http import add_routes
+    except ImportError:  # an install without the mcp SDK serves everything else
+        LOG.warning("the mcp package is not installed: /mcp is not served")
+        return
+    add_routes(app)
 
 
 async def _service_lifecycle(app: web.Application) -> AsyncIterator[None]:
