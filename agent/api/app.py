@@ -14,6 +14,7 @@ from agent.api import action_routes, guard, observe
 from agent.api.appkeys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import bearer_auth, envelope
 from agent.config import Config, read_token
+from agent.mcp import http as mcp_http
 from agent.services import Services
 
 if TYPE_CHECKING:
@@ -129,18 +130,8 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app[SERVICES_KEY] = services if services is not None else build_services(config)
     action_routes.add_routes(app)
     app.cleanup_ctx.append(_service_lifecycle)
-    _add_mcp(app)
+    mcp_http.add_routes(app)  # POST /mcp: the MCP tools (the mcp SDK is loaded on first use)
     return app
-
-
-def _add_mcp(app: web.Application) -> None:
-    """/mcp (the MCP tools over streamable HTTP), if the mcp package is installed."""
-    try:
-        from agent.mcp.http import add_routes
-    except ImportError:  # an install without the mcp SDK serves everything else
-        LOG.warning("the mcp package is not installed: /mcp is not served")
-        return
-    add_routes(app)
 
 
 async def _service_lifecycle(app: web.Application) -> AsyncIterator[None]:

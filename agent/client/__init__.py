@@ -5,18 +5,36 @@ operation of the agent, generated from the same registry and models the server u
     with Agent("http://127.0.0.1:8000", token="...") as agent:
         agent.click(100, 200)
         agent.screenshot().save("shot.png")
+
+The names are imported on first use, so ``computer-agent serve`` (whose parser registers the
+client commands) does not load the client.
 """
 
-from agent.actions.registry import load_all
+from __future__ import annotations
 
-# The SDK imports result models from operation modules, which register their operations as they
-# are imported; loading them all first keeps the registry (and so the OpenAPI document's order)
-# the same whichever module a process imports first.
-load_all()
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from agent.client.calls import Screenshot  # noqa: E402
-from agent.client.errors import AgentError, AgentUnreachable  # noqa: E402
-from agent.client.sdk import Agent, AsyncAgent  # noqa: E402
-from agent.client.transfers import AsyncDownload, Download  # noqa: E402
+if TYPE_CHECKING:
+    from agent.client.calls import Screenshot
+    from agent.client.errors import AgentError, AgentUnreachable
+    from agent.client.sdk import Agent, AsyncAgent
+    from agent.client.transfers import AsyncDownload, Download
 
 __all__ = ["Agent", "AgentError", "AgentUnreachable", "AsyncAgent", "AsyncDownload", "Download", "Screenshot"]
+_HOMES = {
+    "Agent": "agent.client.sdk",
+    "AsyncAgent": "agent.client.sdk",
+    "AgentError": "agent.client.errors",
+    "AgentUnreachable": "agent.client.errors",
+    "Screenshot": "agent.client.calls",
+    "AsyncDownload": "agent.client.transfers",
+    "Download": "agent.client.transfers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'agent.client' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

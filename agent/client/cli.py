@@ -16,17 +16,19 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from agent.client.errors import AgentError, AgentUnreachable
-from agent.client.sdk import Agent
+
+if TYPE_CHECKING:  # the SDK is loaded when a client command runs, not when the parser is built
+    from pydantic import BaseModel
+
+    from agent.client.sdk import Agent
 
 VM_PREFIX = "vm:"
 EXIT_AGENT_ERROR = 1
 EXIT_UNREACHABLE = 3
-Command = Callable[[Agent, argparse.Namespace], int]
+Command = Callable[["Agent", argparse.Namespace], int]
 
 
 def _client_flags(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +43,7 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_json(value: Any) -> None:
-    if isinstance(value, BaseModel):
+    if hasattr(value, "model_dump_json"):  # a result model
         print(value.model_dump_json(by_alias=True, exclude_none=True))
     else:
         print(json.dumps(value))
@@ -208,6 +210,8 @@ def _action(agent: Agent, args: argparse.Namespace) -> int:
 
 def _run(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from agent.client.sdk import Agent
+
         try:
             with Agent(args.url, token_file=args.token_file, timeout=args.timeout) as agent:
                 return command(agent, args)
@@ -271,31 +275,3 @@ def register(commands: Any) -> None:
     action.add_argument("type")
     action.add_argument("fields", nargs="*", help="name=value (values are JSON when they parse)")
     action.add_argument("-o", "--output", default=None, help="write an image answer to this file")
-    _register_optional(commands, add)
-
-
-def _register_optional(commands: Any, add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
-    """Commands for operations only some agents have (``wait-for`` once the operation exists)."""
-    from agent.actions.registry import load_all
-
-    registry = load_all()
-    wait_for = registry.find("wait_for")
-    if wait_for is None:
-        return
-    parser = add("wait-for", lambda agent, args: _generic(agent, args, "wait_for"), wait_for.summary)
-    for name in wait_for.model.model_fields:
-        if name not in ("type", "request_id", "include_context", "tab_id"):
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=f"field_{name}", default=None)
-
-
-def _generic(agent: Agent, args: argparse.Namespace, type: str) -> int:
-    fields: dict[str, Any] = {}
-    for key, value in vars(args).items():
-        if key.startswith("field_") and value is not None:
-            try:
-                fields[key.removeprefix("field_")] = json.loads(value)
-            except json.JSONDecodeError:
-                fields[key.removeprefix("field_")] = value
-    result = agent.action(type, **fields)
-    print(json.dumps(result, indent=None if args.json else 1))
-    return 0

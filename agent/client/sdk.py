@@ -9,10 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agent.client import calls
-from agent.client._operations import AsyncOperations, Operations
-from agent.client.base import DEFAULT_TIMEOUT, Target
-from agent.client.transfers import Progress
+from agent.actions.registry import load_all
+
+# The generated methods import result models from operation modules, which register their
+# operations as they are imported; loading them all first keeps the registry (and so the OpenAPI
+# document's order) the same whichever module a process imports first.
+load_all()
+
+from agent.client import calls  # noqa: E402
+from agent.client._operations import AsyncOperations, Operations  # noqa: E402
+from agent.client.base import DEFAULT_TIMEOUT, Target  # noqa: E402
+from agent.client.transfers import Progress  # noqa: E402
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -6,14 +6,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.client.errors import AgentError
-from agent.client.sdk import AsyncAgent
-from agent.mcp.tools import ToolFailed, build_server
+if TYPE_CHECKING:
+    from agent.client.sdk import AsyncAgent
 
 
 def proxy(agent: AsyncAgent) -> Any:
+    from agent.client.errors import AgentError
+    from agent.mcp.tools import ToolFailed
+
     async def invoke(type: str, arguments: dict[str, Any]) -> dict[str, Any]:
         try:
             return await agent.action(type, **arguments)
@@ -25,6 +27,9 @@ def proxy(agent: AsyncAgent) -> Any:
 
 async def serve_stdio(url: str | None, token_file: str | None) -> None:
     from mcp.server.stdio import stdio_server
+
+    from agent.client.sdk import AsyncAgent
+    from agent.mcp.tools import build_server
 
     async with AsyncAgent(url, token_file=token_file) as agent:
         server = build_server(proxy(agent))
