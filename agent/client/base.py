@@ -336,10 +336,18 @@ class AsyncCalls:
         async def events() -> AsyncIterator[Any]:
             response = await self._open(prepared)
             try:
-                async for line in response.content:
-                    if line.strip():
-                        event = calls.parse(model, line)
-                        yield getattr(event, "root", event)
+                # Split lines ourselves: aiohttp's line reader refuses lines over 128 KiB, and an
+                # output event of escaped or base64 data may be longer.
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            event = calls.parse(model, line)
+                            yield getattr(event, "root", event)
+                if pending.strip():
+                    event = calls.parse(model, pending)
+                    yield getattr(event, "root", event)
             finally:
                 response.release()
 

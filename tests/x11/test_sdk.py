@@ -146,6 +146,9 @@ async def test_async_client(
     assert (await async_sdk.accessibility_tree(app=str(logger.process.pid))).tree is not None
     events = [event async for event in async_sdk.exec_stream("echo streamed; exit 4")]
     assert isinstance(events[-1], CommandExitEvent) and events[-1].exit_code == 4
+    # Control characters are escaped six-fold in JSON: output lines far over aiohttp's line limit.
+    escaped = [e async for e in async_sdk.exec_stream("head -c 1000000 /dev/zero | tr '\\0' '\\1'")]
+    assert sum(len(e.data) for e in escaped if isinstance(e, OutputEvent)) == 1_000_000
     source = tmp_path / "a.bin"
     source.write_bytes(os.urandom(2 * 1024 * 1024))
     remote = str(tmp_path / "async-copy.bin")
