@@ -181,6 +181,9 @@ class SyncCalls:
     def _text(self, spec: Spec, fields: Mapping[str, Any]) -> str:
         return self._exchange(calls.prepare(spec, fields))[0].decode()
 
+    def _raw(self, spec: Spec, fields: Mapping[str, Any]) -> bytes:
+        return self._exchange(calls.prepare(spec, fields))[0]
+
     def _document(self, spec: Spec, fields: Mapping[str, Any]) -> dict[str, Any]:
         document: dict[str, Any] = orjson.loads(self._exchange(calls.prepare(spec, fields))[0])
         return document
@@ -193,7 +196,7 @@ class SyncCalls:
             calls.raise_for_status(response.status, data, CIMultiDict(response.getheaders()))
         return response, connection
 
-    def _events(self, spec: Spec, fields: Mapping[str, Any], model: type[BaseModel]) -> Iterator[Any]:
+    def _events(self, spec: Spec, fields: Mapping[str, Any], model: type[BaseModel] | None) -> Iterator[Any]:
         """The events of a stream (NDJSON), each parsed by ``model`` as it arrives."""
         response, connection = self._open_stream(calls.prepare(spec, fields))
 
@@ -201,8 +204,7 @@ class SyncCalls:
             try:
                 while line := response.readline():
                     if line.strip():
-                        event = calls.parse(model, line)
-                        yield getattr(event, "root", event)
+                        yield calls.event(model, line)
             finally:
                 response.close()
                 connection.close()
@@ -326,11 +328,16 @@ class AsyncCalls:
     async def _text(self, spec: Spec, fields: Mapping[str, Any]) -> str:
         return (await self._exchange(calls.prepare(spec, fields)))[0].decode()
 
+    async def _raw(self, spec: Spec, fields: Mapping[str, Any]) -> bytes:
+        return (await self._exchange(calls.prepare(spec, fields)))[0]
+
     async def _document(self, spec: Spec, fields: Mapping[str, Any]) -> dict[str, Any]:
         document: dict[str, Any] = orjson.loads((await self._exchange(calls.prepare(spec, fields)))[0])
         return document
 
-    def _events(self, spec: Spec, fields: Mapping[str, Any], model: type[BaseModel]) -> AsyncIterator[Any]:
+    def _events(
+        self, spec: Spec, fields: Mapping[str, Any], model: type[BaseModel] | None
+    ) -> AsyncIterator[Any]:
         prepared = calls.prepare(spec, fields)
 
         async def events() -> AsyncIterator[Any]:
@@ -343,11 +350,9 @@ class AsyncCalls:
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         if line.strip():
-                            event = calls.parse(model, line)
-                            yield getattr(event, "root", event)
+                            yield calls.event(model, line)
                 if pending.strip():
-                    event = calls.parse(model, pending)
-                    yield getattr(event, "root", event)
+                    yield calls.event(model, pending)
             finally:
                 response.release()
 

@@ -151,6 +151,14 @@ def parse(model: type[ResultT], body: bytes | str) -> ResultT:
     return model.model_validate_json(body, by_alias=True, by_name=True)
 
 
+def event(model: type[BaseModel] | None, line: bytes) -> Any:
+    """One NDJSON event: its model (a tagged union's member), or the JSON object without one."""
+    if model is None:
+        return orjson.loads(line)
+    parsed = parse(model, line)
+    return getattr(parsed, "root", parsed)
+
+
 def screenshot(prepared: Prepared, body: bytes, headers: Mapping[str, str]) -> Screenshot:
     """An image answer: raw bytes with X-Image-* headers, or base64 JSON (``base64=true``, /actions)."""
     content_type = headers.get("Content-Type", "")

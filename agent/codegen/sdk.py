@@ -10,6 +10,7 @@ server's own pydantic field annotations, and the server's result model as the re
 
 from __future__ import annotations
 
+import enum
 import importlib
 import inspect
 import keyword
@@ -82,7 +83,9 @@ def annotation(hint: Any, imports: Imports) -> str:
         return f"{imports.add(hint.__module__, hint.__name__)} | dict[str, Any]"
     if hint in (int, str, float, bool, bytes):
         return str(hint.__name__)
-    raise ValueError(f"no source text for the type {hint!r}")
+    if inspect.isclass(hint) and issubclass(hint, enum.Enum):
+        return imports.add(hint.__module__, hint.__name__)
+    return "Any"  # a type with no source form here (the server still validates the value)
 
 
 def _result_type(hint: Any, imports: Imports) -> str:
@@ -157,46 +160,51 @@ def _method(operation: Operation, imports: Imports, *, is_async: bool) -> str:
     wait = "await " if is_async else ""
     spec = f"_SPECS[{operation.type!r}]"
     if operation.body == "bytes":
-        source = "AsyncSource" if is_async else "Source"
-        imports.add("agent.client.transfers", source)
+        source = imports.add("agent.client.transfers", "AsyncSource" if is_async else "Source")
         params, sent = _signature(
             operation, imports, ("progress: Progress | None = None",), after_required=f"data: {source}"
         )
-        result = _result_type(operation.result, imports) if operation.result else "None"
-        body = f"return {wait}self._upload({spec}, {sent}, data, {result}, progress)"
-        returns = result
-    elif operation.media == "bytes":
-        download = "AsyncDownload" if is_async else "Download"
-        imports.add("agent.client.transfers", download)
-        params, sent = _signature(operation, imports)
-        body = f"return {wait}self._download({spec}, {sent})"
-        returns = download
-    elif operation.media == "events":
-        event = _result_type(operation.result, imports)
-        iterator = "AsyncIterator" if is_async else "Iterator"
-        params, sent = _signature(operation, imports)
-        assert operation.result is not None, operation.type
-        root = imports.add(operation.result.__module__, operation.result.__name__)
-        prefix = "def"
-        body = f"return self._events({spec}, {sent}, {root})"
-        returns = f"{iterator}[{event}]"
-    elif operation.media == "image":
-        params, sent = _signature(operation, imports)
-        body = f"return {wait}self._image({spec}, {sent})"
-        returns = "Screenshot"
-    elif operation.media in ("text", "document"):
-        params, sent = _signature(operation, imports)
-        kind = "_text" if operation.media == "text" else "_document"
-        body = f"return {wait}self.{kind}({spec}, {sent})"
-        returns = "str" if operation.media == "text" else "dict[str, Any]"
+        returns = _result_type(operation.result, imports) if operation.result else "None"
+        body = f"return {wait}self._upload({spec}, {sent}, data, {returns}, progress)"
     else:
-        assert operation.result is not None, operation.type
-        result = _result_type(operation.result, imports)
         params, sent = _signature(operation, imports)
-        body = f"return {wait}self._json({spec}, {sent}, {result})"
-        returns = result
+        call, returns = _answer(operation, imports, is_async=is_async)
+        if operation.media == "events":  # a plain method returning an (async) iterator
+            prefix, wait = "def", ""
+        body = f"return {wait}self.{call}({spec}, {sent}{call_extra(operation, imports)})"
     name = _parameter_name(operation.type)
     return f"    {prefix} {name}({params}) -> {returns}:\n        {_docstring(operation)}\n        {body}\n"
+
+
+def _answer(operation: Operation, imports: Imports, *, is_async: bool) -> tuple[str, str]:
+    """The transport call and the return type for how the operation answers."""
+    media, result = operation.media, operation.result
+    if media == "bytes":
+        return "_download", imports.add("agent.client.transfers", "AsyncDownload" if is_async else "Download")
+    if media == "events":
+        iterator = "AsyncIterator" if is_async else "Iterator"
+        event = _result_type(result, imports) if result is not None else "dict[str, Any]"
+        return "_events", f"{iterator}[{event}]"
+    if media == "image":
+        return "_image", "Screenshot"
+    if media == "text":
+        return "_text", "str"
+    if media == "document" or (media == "json" and result is None):
+        return "_document", "dict[str, Any]"
+    if media == "json" and result is not None:
+        return "_json", _result_type(result, imports)
+    return "_raw", "bytes"  # a media kind this generator does not know yet: the answer's bytes
+
+
+def call_extra(operation: Operation, imports: Imports) -> str:
+    """The model argument of calls that parse: the result model (or None for events)."""
+    if operation.media == "events":
+        if operation.result is None:
+            return ", None"
+        return ", " + imports.add(operation.result.__module__, operation.result.__name__)
+    if operation.media == "json" and operation.result is not None:
+        return ", " + _result_type(operation.result, imports)
+    return ""
 
 
 def operations_source() -> str:

@@ -141,3 +141,33 @@ async def test_sync_client_retries_too(flaky: Any) -> None:
     with Agent(str(server.make_url("")), token="t", max_retry_delay=0.01) as client:
         size = await asyncio.to_thread(client.screen_size)
     assert (size.width, size.height) == (10, 20) and len(calls) == 3
+
+
+def test_the_generator_copes_with_operations_still_to_come() -> None:
+    """Operations other work adds (new media kinds, models without a result, enums) still get a
+    method that compiles, so merging them never breaks the SDK until it is regenerated."""
+    import enum
+    from typing import Literal
+
+    from agent.actions.registry import Operation
+    from agent.models.base import Request
+
+    class Mode(enum.Enum):
+        FAST = "fast"
+
+    class FutureRequest(Request):
+        type: Literal["future"] = "future"
+        mode: Mode = Mode.FAST
+        when: complex | None = None  # no source form: typed Any
+
+    async def handler(services: Any, request: Any) -> Any:
+        return None
+
+    for media in ("events", "json", "websocket"):
+        declaration: dict[str, Any] = {"route": "/future", "media": media}
+        operation = Operation("future", FutureRequest, handler, "A future operation", **declaration)
+        for is_async in (False, True):
+            imports = generator.Imports()
+            text = generator._method(operation, imports, is_async=is_async)
+            compile("class C:\n" + text, "<generated>", "exec")
+            assert "mode: Mode | None = None" in text and "when: Any" in text
