@@ -47,11 +47,21 @@ def _scope(request: web.Request) -> dict[str, Any]:
     }
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body (it arrives in pieces), refused past MAX_MESSAGE_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(f"an MCP message is at most {MAX_MESSAGE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def serve_asgi(app: ASGIApp, request: web.Request) -> web.StreamResponse:
     """Run ``app`` for ``request``; the response it sends, streamed as it sends it."""
-    body = await request.content.read(MAX_MESSAGE_BYTES + 1)
-    if len(body) > MAX_MESSAGE_BYTES:
-        raise PayloadTooLarge(f"an MCP message is at most {MAX_MESSAGE_BYTES} bytes")
+    body = await _read_body(request)
     delivered = False
     finished = asyncio.Event()
     response: web.StreamResponse | None = None

@@ -91,6 +91,11 @@ async def _exercise(client: Client, desktop: DevDesktop) -> None:
     assert not again.is_error and pointer(desktop) == (321, 211)
     ran = await client.call_tool("exec", {"command": ["printf", "%s", "via mcp"]})
     assert ran.structured_content is not None and ran.structured_content["stdout"] == "via mcp"
+    # A message far larger than one read of the socket arrives whole.
+    counted = await client.call_tool("exec", {"command": ["wc", "-c"], "stdin": "x" * 1_000_000})
+    assert (
+        counted.structured_content is not None and counted.structured_content["stdout"].strip() == "1000000"
+    )
 
 
 async def test_mcp_over_stdio(agent: RunningAgent, desktop: DevDesktop, tmp_path: Path) -> None:
