@@ -152,3 +152,34 @@ def _same(a: Path, b: Path) -> bool:
                 return False
             if not x:
                 return True
+
+
+def test_cp_draws_progress_only_on_a_terminal(
+    cli_env: dict[str, str], big_file: Path, tmp_path: Path
+) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [str(AGENT_BIN), "cp", str(big_file), f"vm:{tmp_path}/on-a-tty.bin"],
+            env=cli_env,
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+        )
+        os.close(secondary)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other side closed
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(primary)
+    assert b"100%" in drawn and b"MiB/s" in drawn and b"\r" in drawn
+    piped = cli(cli_env, "cp", str(big_file), f"vm:{tmp_path}/piped.bin")
+    assert piped.returncode == 0 and piped.stderr == ""  # a pipe gets no progress
