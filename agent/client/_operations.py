@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from agent.actions.accessibility import AccessibilityTree, ElementClicked, FindResult
-from agent.client.base import AsyncCalls, SyncCalls
+from agent.client.aio import AsyncCalls
+from agent.client.base import SyncCalls
 from agent.client.calls import Screenshot, Spec
 from agent.client.transfers import AsyncDownload, AsyncSource, Download, Progress, Source
 from agent.models.base import Success

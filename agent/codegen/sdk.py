@@ -220,7 +220,8 @@ def operations_source() -> str:
         + "from __future__ import annotations\n\n"
         + "from collections.abc import AsyncIterator, Iterator\n"
         + "from typing import Any, Literal\n\n"
-        + "from agent.client.base import AsyncCalls, SyncCalls\n"
+        + "from agent.client.aio import AsyncCalls\n"
+        + "from agent.client.base import SyncCalls\n"
         + "from agent.client.calls import Screenshot, Spec\n"
         + "from agent.client.transfers import Progress\n"
         + imports.render()
