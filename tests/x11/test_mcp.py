@@ -122,3 +122,18 @@ async def test_mcp_http_is_behind_the_same_auth_and_origin_checks(agent: Running
         listed = await http.post("/mcp", json=message, headers=bearer)
         assert listed.status_code == 200, listed.text
         assert any(tool["name"] == "click" for tool in listed.json()["result"]["tools"])
+
+
+async def test_switched_off_capabilities_are_not_tools(desktop: DevDesktop, tmp_path: Path) -> None:
+    from tests.conftest import start_agent
+
+    env = dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display)
+    switched_off = start_agent(env, tmp_path, "--display", desktop.display, "--exec", "false")
+    try:
+        async with over_http(switched_off) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert "click" in names and not names & {"exec", "bash", "process_start", "files_list"}
+            refused = await client.call_tool("exec", {"command": "true"})
+            assert refused.is_error and "no tool 'exec'" in str(refused.content)
+    finally:
+        switched_off.stop()
