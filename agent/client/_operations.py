@@ -9,7 +9,7 @@ from typing import Any, Literal
 from agent.actions.accessibility import AccessibilityTree, ElementClicked, FindResult
 from agent.client.aio import AsyncCalls
 from agent.client.base import SyncCalls
-from agent.client.calls import Screenshot, Spec
+from agent.client.calls import Screenshot, Spec, server_model
 from agent.client.transfers import AsyncDownload, AsyncSource, Download, Progress, Source
 from agent.models.base import Success
 from agent.models.desktop import Position, ScreenSize, Waited
@@ -29,6 +29,7 @@ from agent.models.exec import (
     StartEvent,
 )
 from agent.models.files import FileEntry, FolderListing
+from agent.models.observe import ScreenRegion, ScreenshotAfter, WaitForResult
 from agent.models.peers import ComputerActionResult, PeerActionResult, ScreenPoint
 from agent.models.service import Health, ReadinessReport
 from agent.models.windows import (
@@ -134,6 +135,7 @@ _SPECS: dict[str, Spec] = {
     "triple_click": Spec("triple_click", "POST", "/desktop/triple-click"),
     "type": Spec("type", "POST", "/desktop/type"),
     "wait": Spec("wait", "POST", "/desktop/wait"),
+    "wait_for": Spec("wait_for", "POST", "/desktop/wait-for"),
     "window_position": Spec(
         "window_position", "GET", "/desktop/window/{window_id}/position", path_params=("window_id",)
     ),
@@ -151,10 +153,18 @@ class Operations(SyncCalls):
         )
 
     def accessibility_click(
-        self, id: str, *, button: Literal["left", "right", "middle"] | None = None
+        self,
+        id: str,
+        *,
+        button: Literal["left", "right", "middle"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> ElementClicked:
         """Click the centre of an element through the input backend, first raising its window if another covers it (POST /desktop/accessibility/click)."""
-        return self._json(_SPECS["accessibility_click"], {"id": id, "button": button}, ElementClicked)
+        return self._json(
+            _SPECS["accessibility_click"],
+            {"id": id, "button": button, "screenshot_after": screenshot_after},
+            server_model("accessibility_click", ElementClicked),
+        )
 
     def accessibility_find(
         self,
@@ -253,10 +263,13 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (POST /desktop/click)."""
         return self._json(
-            _SPECS["click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("click", Success),
         )
 
     def click_mouse(
@@ -267,12 +280,20 @@ class Operations(SyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         num_of_clicks: int | None = None,
         click_type: Literal["click", "down", "up"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Click, press or release a button (seed 000) (POST /actions type=click_mouse)."""
         return self._json(
             _SPECS["click_mouse"],
-            {"x": x, "y": y, "button": button, "num_of_clicks": num_of_clicks, "click_type": click_type},
-            Success,
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "num_of_clicks": num_of_clicks,
+                "click_type": click_type,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("click_mouse", Success),
         )
 
     def close_window(self, window_id: str) -> Success:
@@ -305,10 +326,13 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Double-click at (x, y) (POST /desktop/double-click)."""
         return self._json(
-            _SPECS["double_click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["double_click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("double_click", Success),
         )
 
     def drag(
@@ -319,12 +343,20 @@ class Operations(SyncCalls):
         end_y: int,
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Press, move through intermediate points, release (POST /desktop/drag)."""
         return self._json(
             _SPECS["drag"],
-            {"start_x": start_x, "start_y": start_y, "end_x": end_x, "end_y": end_y, "button": button},
-            Success,
+            {
+                "start_x": start_x,
+                "start_y": start_y,
+                "end_x": end_x,
+                "end_y": end_y,
+                "button": button,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("drag", Success),
         )
 
     def drag_mouse(
@@ -333,9 +365,14 @@ class Operations(SyncCalls):
         end: ScreenPoint | dict[str, Any],
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Drag from start {x, y} to end {x, y} (seed 000) (POST /actions type=drag_mouse)."""
-        return self._json(_SPECS["drag_mouse"], {"start": start, "end": end, "button": button}, Success)
+        return self._json(
+            _SPECS["drag_mouse"],
+            {"start": start, "end": end, "button": button, "screenshot_after": screenshot_after},
+            server_model("drag_mouse", Success),
+        )
 
     def environment(self) -> Environment:
         """Display, session, desktop/window manager, user, screen, DPI, keyboard, accessibility bus (GET /desktop/environment)."""
@@ -509,29 +546,77 @@ class Operations(SyncCalls):
         """Liveness (no auth) (GET /health)."""
         return self._json(_SPECS["health"], {}, Health)
 
-    def hotkey(self, keys: list[str]) -> Success:
+    def hotkey(
+        self, keys: list[str], *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Press keys together, release in reverse (POST /desktop/hotkey)."""
-        return self._json(_SPECS["hotkey"], {"keys": keys}, Success)
+        return self._json(
+            _SPECS["hotkey"],
+            {"keys": keys, "screenshot_after": screenshot_after},
+            server_model("hotkey", Success),
+        )
 
-    def key(self, key: str | None = None, *, keys: list[str] | None = None) -> Success:
+    def key(
+        self,
+        key: str | None = None,
+        *,
+        keys: list[str] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Press a key combination (xdotool syntax) (POST /desktop/key)."""
-        return self._json(_SPECS["key"], {"key": key, "keys": keys}, Success)
+        return self._json(
+            _SPECS["key"],
+            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            server_model("key", Success),
+        )
 
-    def key_down(self, key: str) -> Success:
+    def key_down(
+        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Press and hold a key (POST /desktop/key-down)."""
-        return self._json(_SPECS["key_down"], {"key": key}, Success)
+        return self._json(
+            _SPECS["key_down"],
+            {"key": key, "screenshot_after": screenshot_after},
+            server_model("key_down", Success),
+        )
 
-    def key_press(self, key: str | None = None, *, keys: list[str] | None = None) -> Success:
+    def key_press(
+        self,
+        key: str | None = None,
+        *,
+        keys: list[str] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=key_press)."""
-        return self._json(_SPECS["key_press"], {"key": key, "keys": keys}, Success)
+        return self._json(
+            _SPECS["key_press"],
+            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            server_model("key_press", Success),
+        )
 
-    def key_up(self, key: str) -> Success:
+    def key_up(
+        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Release a held key (POST /desktop/key-up)."""
-        return self._json(_SPECS["key_up"], {"key": key}, Success)
+        return self._json(
+            _SPECS["key_up"],
+            {"key": key, "screenshot_after": screenshot_after},
+            server_model("key_up", Success),
+        )
 
-    def keypress(self, key: str | None = None, *, keys: list[str] | None = None) -> Success:
+    def keypress(
+        self,
+        key: str | None = None,
+        *,
+        keys: list[str] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=keypress)."""
-        return self._json(_SPECS["keypress"], {"key": key, "keys": keys}, Success)
+        return self._json(
+            _SPECS["keypress"],
+            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            server_model("keypress", Success),
+        )
 
     def launch(
         self, app: str, *, wait_for_window: bool | None = None, timeout: float | None = None
@@ -548,10 +633,13 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (another name of `click`) (POST /actions type=left_click)."""
         return self._json(
-            _SPECS["left_click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["left_click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("left_click", Success),
         )
 
     def list_windows(self) -> WindowList:
@@ -579,13 +667,24 @@ class Operations(SyncCalls):
         y: int | None = None,
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Press and hold a mouse button (POST /desktop/mouse-down)."""
-        return self._json(_SPECS["mouse_down"], {"x": x, "y": y, "button": button}, Success)
+        return self._json(
+            _SPECS["mouse_down"],
+            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            server_model("mouse_down", Success),
+        )
 
-    def mouse_move(self, x: int, y: int) -> Success:
+    def mouse_move(
+        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Move the pointer to (x, y) (another name of `move`) (POST /actions type=mouse_move)."""
-        return self._json(_SPECS["mouse_move"], {"x": x, "y": y}, Success)
+        return self._json(
+            _SPECS["mouse_move"],
+            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            server_model("mouse_move", Success),
+        )
 
     def mouse_up(
         self,
@@ -593,17 +692,34 @@ class Operations(SyncCalls):
         y: int | None = None,
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Release a mouse button (POST /desktop/mouse-up)."""
-        return self._json(_SPECS["mouse_up"], {"x": x, "y": y, "button": button}, Success)
+        return self._json(
+            _SPECS["mouse_up"],
+            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            server_model("mouse_up", Success),
+        )
 
-    def move(self, x: int, y: int) -> Success:
+    def move(
+        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Move the pointer to (x, y) (POST /desktop/move)."""
-        return self._json(_SPECS["move"], {"x": x, "y": y}, Success)
+        return self._json(
+            _SPECS["move"],
+            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            server_model("move", Success),
+        )
 
-    def move_mouse(self, x: int, y: int) -> Success:
+    def move_mouse(
+        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Move the pointer to (x, y) (seed 000) (POST /actions type=move_mouse)."""
-        return self._json(_SPECS["move_mouse"], {"x": x, "y": y}, Success)
+        return self._json(
+            _SPECS["move_mouse"],
+            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            server_model("move_mouse", Success),
+        )
 
     def move_window(self, window_id: str, x: int, y: int) -> Success:
         """Move a window so its client area's top-left corner is at (x, y) (POST /desktop/window/{window_id}/move)."""
@@ -614,10 +730,18 @@ class Operations(SyncCalls):
         return self._document(_SPECS["openapi"], {})
 
     def press_keys(
-        self, keys: str | list[str], *, key_action_type: Literal["press", "down", "up"] | None = None
+        self,
+        keys: str | list[str],
+        *,
+        key_action_type: Literal["press", "down", "up"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Press, hold or release keys together (seed 000) (POST /actions type=press_keys)."""
-        return self._json(_SPECS["press_keys"], {"keys": keys, "key_action_type": key_action_type}, Success)
+        return self._json(
+            _SPECS["press_keys"],
+            {"keys": keys, "key_action_type": key_action_type, "screenshot_after": screenshot_after},
+            server_model("press_keys", Success),
+        )
 
     def process_get(self, id: str) -> ProcessDetail:
         """One background process: state, exit status, output tail (GET /processes/{id})."""
@@ -706,10 +830,19 @@ class Operations(SyncCalls):
         )
 
     def right_click(
-        self, x: int | None = None, y: int | None = None, *, modifiers: list[str] | str | None = None
+        self,
+        x: int | None = None,
+        y: int | None = None,
+        *,
+        modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Right-click at (x, y) (POST /desktop/right-click)."""
-        return self._json(_SPECS["right_click"], {"x": x, "y": y, "modifiers": modifiers}, Success)
+        return self._json(
+            _SPECS["right_click"],
+            {"x": x, "y": y, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("right_click", Success),
+        )
 
     def screen_size(self) -> ScreenSize:
         """The screen's size in pixels (GET /desktop/screen-size)."""
@@ -810,12 +943,21 @@ class Operations(SyncCalls):
         amount: int | None = None,
         dx: int | None = None,
         dy: int | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Turn the wheel at (x, y) (POST /desktop/scroll)."""
         return self._json(
             _SPECS["scroll"],
-            {"x": x, "y": y, "direction": direction, "amount": amount, "dx": dx, "dy": dy},
-            Success,
+            {
+                "x": x,
+                "y": y,
+                "direction": direction,
+                "amount": amount,
+                "dx": dx,
+                "dy": dy,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("scroll", Success),
         )
 
     def scroll_pixels(
@@ -827,12 +969,21 @@ class Operations(SyncCalls):
         amount: int | None = None,
         dx: int | None = None,
         dy: int | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Scroll by a distance in pixels (seeds 000, 002) (POST /actions type=scroll_pixels)."""
         return self._json(
             _SPECS["scroll_pixels"],
-            {"x": x, "y": y, "direction": direction, "amount": amount, "dx": dx, "dy": dy},
-            Success,
+            {
+                "x": x,
+                "y": y,
+                "direction": direction,
+                "amount": amount,
+                "dx": dx,
+                "dy": dy,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("scroll_pixels", Success),
         )
 
     def set_clipboard(
@@ -852,19 +1003,83 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Triple-click at (x, y) (POST /desktop/triple-click)."""
         return self._json(
-            _SPECS["triple_click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["triple_click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("triple_click", Success),
         )
 
-    def type(self, text: str, *, delay_ms: int | None = None) -> Success:
+    def type(
+        self,
+        text: str,
+        *,
+        delay_ms: int | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Type Unicode text exactly, whatever the layout (POST /desktop/type)."""
-        return self._json(_SPECS["type"], {"text": text, "delay_ms": delay_ms}, Success)
+        return self._json(
+            _SPECS["type"],
+            {"text": text, "delay_ms": delay_ms, "screenshot_after": screenshot_after},
+            server_model("type", Success),
+        )
 
     def wait(self, *, seconds: float | None = None, ms: int | None = None) -> Waited:
         """Pause server-side (at most 30 s) (POST /desktop/wait)."""
         return self._json(_SPECS["wait"], {"seconds": seconds, "ms": ms}, Waited)
+
+    def wait_for(
+        self,
+        condition: Literal["screen_stable", "screen_changed", "window", "element", "text"],
+        text: str | None = None,
+        *,
+        timeout: float | None = None,
+        quiet_ms: int | None = None,
+        region: ScreenRegion | dict[str, Any] | None = None,
+        title: str | None = None,
+        window_class: str | None = None,
+        state: Literal["appears", "disappears", "focused"] | None = None,
+        role: str | None = None,
+        name: str | None = None,
+        name_contains: str | None = None,
+        states: list[str] | None = None,
+        app: str | None = None,
+        visible_only: bool | None = None,
+    ) -> WaitForResult:
+        """Wait for a condition (screen stable or changed, a window, an accessibility element or text) (POST /desktop/wait-for).
+
+        `condition` selects what to wait for, and which other fields apply:
+
+        - `screen_stable`: no screen change (X DAMAGE, not screenshots) for `quiet_ms` (300), optionally only in `region`;
+        - `screen_changed`: any change (in `region`), answered with its bounding box;
+        - `window`: a window whose `title` and/or `class` (regexes) match `appears` (exists), `disappears` (none exists) or is `focused`;
+        - `element`: an accessibility query (`role`, `name`, `name_contains`, `states`, `app`, `visible_only`, as /desktop/accessibility/find) `appears` (matches) or `disappears`;
+        - `text`: an element whose name or text contains `text` (case-insensitive) `appears` or `disappears`.
+
+        Every condition takes `timeout` (seconds, default 10). A timeout is a 200 with `met: false`; `elapsed_ms` says how long the wait took and `window` / `element` / `changed` what matched.
+        """
+        return self._json(
+            _SPECS["wait_for"],
+            {
+                "condition": condition,
+                "text": text,
+                "timeout": timeout,
+                "quiet_ms": quiet_ms,
+                "region": region,
+                "title": title,
+                "window_class": window_class,
+                "state": state,
+                "role": role,
+                "name": name,
+                "name_contains": name_contains,
+                "states": states,
+                "app": app,
+                "visible_only": visible_only,
+            },
+            WaitForResult,
+        )
 
     def window_position(self, window_id: str) -> WindowPosition:
         """A window's client-area position on the screen (GET /desktop/window/{window_id}/position)."""
@@ -887,10 +1102,18 @@ class AsyncOperations(AsyncCalls):
         )
 
     async def accessibility_click(
-        self, id: str, *, button: Literal["left", "right", "middle"] | None = None
+        self,
+        id: str,
+        *,
+        button: Literal["left", "right", "middle"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> ElementClicked:
         """Click the centre of an element through the input backend, first raising its window if another covers it (POST /desktop/accessibility/click)."""
-        return await self._json(_SPECS["accessibility_click"], {"id": id, "button": button}, ElementClicked)
+        return await self._json(
+            _SPECS["accessibility_click"],
+            {"id": id, "button": button, "screenshot_after": screenshot_after},
+            server_model("accessibility_click", ElementClicked),
+        )
 
     async def accessibility_find(
         self,
@@ -989,10 +1212,13 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (POST /desktop/click)."""
         return await self._json(
-            _SPECS["click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("click", Success),
         )
 
     async def click_mouse(
@@ -1003,12 +1229,20 @@ class AsyncOperations(AsyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         num_of_clicks: int | None = None,
         click_type: Literal["click", "down", "up"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Click, press or release a button (seed 000) (POST /actions type=click_mouse)."""
         return await self._json(
             _SPECS["click_mouse"],
-            {"x": x, "y": y, "button": button, "num_of_clicks": num_of_clicks, "click_type": click_type},
-            Success,
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "num_of_clicks": num_of_clicks,
+                "click_type": click_type,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("click_mouse", Success),
         )
 
     async def close_window(self, window_id: str) -> Success:
@@ -1041,10 +1275,13 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Double-click at (x, y) (POST /desktop/double-click)."""
         return await self._json(
-            _SPECS["double_click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["double_click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("double_click", Success),
         )
 
     async def drag(
@@ -1055,12 +1292,20 @@ class AsyncOperations(AsyncCalls):
         end_y: int,
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Press, move through intermediate points, release (POST /desktop/drag)."""
         return await self._json(
             _SPECS["drag"],
-            {"start_x": start_x, "start_y": start_y, "end_x": end_x, "end_y": end_y, "button": button},
-            Success,
+            {
+                "start_x": start_x,
+                "start_y": start_y,
+                "end_x": end_x,
+                "end_y": end_y,
+                "button": button,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("drag", Success),
         )
 
     async def drag_mouse(
@@ -1069,9 +1314,14 @@ class AsyncOperations(AsyncCalls):
         end: ScreenPoint | dict[str, Any],
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Drag from start {x, y} to end {x, y} (seed 000) (POST /actions type=drag_mouse)."""
-        return await self._json(_SPECS["drag_mouse"], {"start": start, "end": end, "button": button}, Success)
+        return await self._json(
+            _SPECS["drag_mouse"],
+            {"start": start, "end": end, "button": button, "screenshot_after": screenshot_after},
+            server_model("drag_mouse", Success),
+        )
 
     async def environment(self) -> Environment:
         """Display, session, desktop/window manager, user, screen, DPI, keyboard, accessibility bus (GET /desktop/environment)."""
@@ -1251,29 +1501,77 @@ class AsyncOperations(AsyncCalls):
         """Liveness (no auth) (GET /health)."""
         return await self._json(_SPECS["health"], {}, Health)
 
-    async def hotkey(self, keys: list[str]) -> Success:
+    async def hotkey(
+        self, keys: list[str], *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Press keys together, release in reverse (POST /desktop/hotkey)."""
-        return await self._json(_SPECS["hotkey"], {"keys": keys}, Success)
+        return await self._json(
+            _SPECS["hotkey"],
+            {"keys": keys, "screenshot_after": screenshot_after},
+            server_model("hotkey", Success),
+        )
 
-    async def key(self, key: str | None = None, *, keys: list[str] | None = None) -> Success:
+    async def key(
+        self,
+        key: str | None = None,
+        *,
+        keys: list[str] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Press a key combination (xdotool syntax) (POST /desktop/key)."""
-        return await self._json(_SPECS["key"], {"key": key, "keys": keys}, Success)
+        return await self._json(
+            _SPECS["key"],
+            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            server_model("key", Success),
+        )
 
-    async def key_down(self, key: str) -> Success:
+    async def key_down(
+        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Press and hold a key (POST /desktop/key-down)."""
-        return await self._json(_SPECS["key_down"], {"key": key}, Success)
+        return await self._json(
+            _SPECS["key_down"],
+            {"key": key, "screenshot_after": screenshot_after},
+            server_model("key_down", Success),
+        )
 
-    async def key_press(self, key: str | None = None, *, keys: list[str] | None = None) -> Success:
+    async def key_press(
+        self,
+        key: str | None = None,
+        *,
+        keys: list[str] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=key_press)."""
-        return await self._json(_SPECS["key_press"], {"key": key, "keys": keys}, Success)
+        return await self._json(
+            _SPECS["key_press"],
+            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            server_model("key_press", Success),
+        )
 
-    async def key_up(self, key: str) -> Success:
+    async def key_up(
+        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Release a held key (POST /desktop/key-up)."""
-        return await self._json(_SPECS["key_up"], {"key": key}, Success)
+        return await self._json(
+            _SPECS["key_up"],
+            {"key": key, "screenshot_after": screenshot_after},
+            server_model("key_up", Success),
+        )
 
-    async def keypress(self, key: str | None = None, *, keys: list[str] | None = None) -> Success:
+    async def keypress(
+        self,
+        key: str | None = None,
+        *,
+        keys: list[str] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=keypress)."""
-        return await self._json(_SPECS["keypress"], {"key": key, "keys": keys}, Success)
+        return await self._json(
+            _SPECS["keypress"],
+            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            server_model("keypress", Success),
+        )
 
     async def launch(
         self, app: str, *, wait_for_window: bool | None = None, timeout: float | None = None
@@ -1290,10 +1588,13 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (another name of `click`) (POST /actions type=left_click)."""
         return await self._json(
-            _SPECS["left_click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["left_click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("left_click", Success),
         )
 
     async def list_windows(self) -> WindowList:
@@ -1321,13 +1622,24 @@ class AsyncOperations(AsyncCalls):
         y: int | None = None,
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Press and hold a mouse button (POST /desktop/mouse-down)."""
-        return await self._json(_SPECS["mouse_down"], {"x": x, "y": y, "button": button}, Success)
+        return await self._json(
+            _SPECS["mouse_down"],
+            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            server_model("mouse_down", Success),
+        )
 
-    async def mouse_move(self, x: int, y: int) -> Success:
+    async def mouse_move(
+        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Move the pointer to (x, y) (another name of `move`) (POST /actions type=mouse_move)."""
-        return await self._json(_SPECS["mouse_move"], {"x": x, "y": y}, Success)
+        return await self._json(
+            _SPECS["mouse_move"],
+            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            server_model("mouse_move", Success),
+        )
 
     async def mouse_up(
         self,
@@ -1335,17 +1647,34 @@ class AsyncOperations(AsyncCalls):
         y: int | None = None,
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Release a mouse button (POST /desktop/mouse-up)."""
-        return await self._json(_SPECS["mouse_up"], {"x": x, "y": y, "button": button}, Success)
+        return await self._json(
+            _SPECS["mouse_up"],
+            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            server_model("mouse_up", Success),
+        )
 
-    async def move(self, x: int, y: int) -> Success:
+    async def move(
+        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Move the pointer to (x, y) (POST /desktop/move)."""
-        return await self._json(_SPECS["move"], {"x": x, "y": y}, Success)
+        return await self._json(
+            _SPECS["move"],
+            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            server_model("move", Success),
+        )
 
-    async def move_mouse(self, x: int, y: int) -> Success:
+    async def move_mouse(
+        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+    ) -> Success:
         """Move the pointer to (x, y) (seed 000) (POST /actions type=move_mouse)."""
-        return await self._json(_SPECS["move_mouse"], {"x": x, "y": y}, Success)
+        return await self._json(
+            _SPECS["move_mouse"],
+            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            server_model("move_mouse", Success),
+        )
 
     async def move_window(self, window_id: str, x: int, y: int) -> Success:
         """Move a window so its client area's top-left corner is at (x, y) (POST /desktop/window/{window_id}/move)."""
@@ -1356,11 +1685,17 @@ class AsyncOperations(AsyncCalls):
         return await self._document(_SPECS["openapi"], {})
 
     async def press_keys(
-        self, keys: str | list[str], *, key_action_type: Literal["press", "down", "up"] | None = None
+        self,
+        keys: str | list[str],
+        *,
+        key_action_type: Literal["press", "down", "up"] | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Press, hold or release keys together (seed 000) (POST /actions type=press_keys)."""
         return await self._json(
-            _SPECS["press_keys"], {"keys": keys, "key_action_type": key_action_type}, Success
+            _SPECS["press_keys"],
+            {"keys": keys, "key_action_type": key_action_type, "screenshot_after": screenshot_after},
+            server_model("press_keys", Success),
         )
 
     async def process_get(self, id: str) -> ProcessDetail:
@@ -1452,10 +1787,19 @@ class AsyncOperations(AsyncCalls):
         )
 
     async def right_click(
-        self, x: int | None = None, y: int | None = None, *, modifiers: list[str] | str | None = None
+        self,
+        x: int | None = None,
+        y: int | None = None,
+        *,
+        modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Right-click at (x, y) (POST /desktop/right-click)."""
-        return await self._json(_SPECS["right_click"], {"x": x, "y": y, "modifiers": modifiers}, Success)
+        return await self._json(
+            _SPECS["right_click"],
+            {"x": x, "y": y, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("right_click", Success),
+        )
 
     async def screen_size(self) -> ScreenSize:
         """The screen's size in pixels (GET /desktop/screen-size)."""
@@ -1556,12 +1900,21 @@ class AsyncOperations(AsyncCalls):
         amount: int | None = None,
         dx: int | None = None,
         dy: int | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Turn the wheel at (x, y) (POST /desktop/scroll)."""
         return await self._json(
             _SPECS["scroll"],
-            {"x": x, "y": y, "direction": direction, "amount": amount, "dx": dx, "dy": dy},
-            Success,
+            {
+                "x": x,
+                "y": y,
+                "direction": direction,
+                "amount": amount,
+                "dx": dx,
+                "dy": dy,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("scroll", Success),
         )
 
     async def scroll_pixels(
@@ -1573,12 +1926,21 @@ class AsyncOperations(AsyncCalls):
         amount: int | None = None,
         dx: int | None = None,
         dy: int | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Scroll by a distance in pixels (seeds 000, 002) (POST /actions type=scroll_pixels)."""
         return await self._json(
             _SPECS["scroll_pixels"],
-            {"x": x, "y": y, "direction": direction, "amount": amount, "dx": dx, "dy": dy},
-            Success,
+            {
+                "x": x,
+                "y": y,
+                "direction": direction,
+                "amount": amount,
+                "dx": dx,
+                "dy": dy,
+                "screenshot_after": screenshot_after,
+            },
+            server_model("scroll_pixels", Success),
         )
 
     async def set_clipboard(
@@ -1598,19 +1960,83 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
     ) -> Success:
         """Triple-click at (x, y) (POST /desktop/triple-click)."""
         return await self._json(
-            _SPECS["triple_click"], {"x": x, "y": y, "button": button, "modifiers": modifiers}, Success
+            _SPECS["triple_click"],
+            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            server_model("triple_click", Success),
         )
 
-    async def type(self, text: str, *, delay_ms: int | None = None) -> Success:
+    async def type(
+        self,
+        text: str,
+        *,
+        delay_ms: int | None = None,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+    ) -> Success:
         """Type Unicode text exactly, whatever the layout (POST /desktop/type)."""
-        return await self._json(_SPECS["type"], {"text": text, "delay_ms": delay_ms}, Success)
+        return await self._json(
+            _SPECS["type"],
+            {"text": text, "delay_ms": delay_ms, "screenshot_after": screenshot_after},
+            server_model("type", Success),
+        )
 
     async def wait(self, *, seconds: float | None = None, ms: int | None = None) -> Waited:
         """Pause server-side (at most 30 s) (POST /desktop/wait)."""
         return await self._json(_SPECS["wait"], {"seconds": seconds, "ms": ms}, Waited)
+
+    async def wait_for(
+        self,
+        condition: Literal["screen_stable", "screen_changed", "window", "element", "text"],
+        text: str | None = None,
+        *,
+        timeout: float | None = None,
+        quiet_ms: int | None = None,
+        region: ScreenRegion | dict[str, Any] | None = None,
+        title: str | None = None,
+        window_class: str | None = None,
+        state: Literal["appears", "disappears", "focused"] | None = None,
+        role: str | None = None,
+        name: str | None = None,
+        name_contains: str | None = None,
+        states: list[str] | None = None,
+        app: str | None = None,
+        visible_only: bool | None = None,
+    ) -> WaitForResult:
+        """Wait for a condition (screen stable or changed, a window, an accessibility element or text) (POST /desktop/wait-for).
+
+        `condition` selects what to wait for, and which other fields apply:
+
+        - `screen_stable`: no screen change (X DAMAGE, not screenshots) for `quiet_ms` (300), optionally only in `region`;
+        - `screen_changed`: any change (in `region`), answered with its bounding box;
+        - `window`: a window whose `title` and/or `class` (regexes) match `appears` (exists), `disappears` (none exists) or is `focused`;
+        - `element`: an accessibility query (`role`, `name`, `name_contains`, `states`, `app`, `visible_only`, as /desktop/accessibility/find) `appears` (matches) or `disappears`;
+        - `text`: an element whose name or text contains `text` (case-insensitive) `appears` or `disappears`.
+
+        Every condition takes `timeout` (seconds, default 10). A timeout is a 200 with `met: false`; `elapsed_ms` says how long the wait took and `window` / `element` / `changed` what matched.
+        """
+        return await self._json(
+            _SPECS["wait_for"],
+            {
+                "condition": condition,
+                "text": text,
+                "timeout": timeout,
+                "quiet_ms": quiet_ms,
+                "region": region,
+                "title": title,
+                "window_class": window_class,
+                "state": state,
+                "role": role,
+                "name": name,
+                "name_contains": name_contains,
+                "states": states,
+                "app": app,
+                "visible_only": visible_only,
+            },
+            WaitForResult,
+        )
 
     async def window_position(self, window_id: str) -> WindowPosition:
         """A window's client-area position on the screen (GET /desktop/window/{window_id}/position)."""

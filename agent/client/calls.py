@@ -111,6 +111,23 @@ def prepare(spec: Spec, fields: Mapping[str, Any]) -> Prepared:
     return Prepared(spec.method, f"{path}?{urlencode(pairs)}" if pairs else path, headers)
 
 
+_SERVER_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def server_model(operation: str, base: type[ResultT]) -> type[ResultT]:
+    """The result model the registry declares for ``operation``, a subclass of ``base`` made at
+    run time (an answer with ``screenshot`` when ``screenshot_after`` is given)."""
+    model = _SERVER_MODELS.get(operation)
+    if model is None:
+        from agent.actions.registry import load_all
+
+        declared = load_all().get(operation).result
+        model = _SERVER_MODELS[operation] = declared if declared is not None else base
+    if not issubclass(model, base):
+        raise TypeError(f"{operation}: {model.__name__} is not a {base.__name__}")
+    return model
+
+
 def raise_for_status(status: int, body: bytes, headers: Mapping[str, str]) -> None:
     """Raise the typed exception of an error answer (the envelope's code picks the class)."""
     if status < 400:

@@ -1,10 +1,11 @@
-"""``computer-agent screenshot|click|type|key|windows|tree|find|exec|cp|action ...``: the SDK from
-a shell.
+"""``computer-agent screenshot|click|type|key|windows|tree|find|exec|cp|wait-for|action ...``: the
+SDK from a shell.
 
 The agent is ``--url``/``--token-file``, else COMPUTER_AGENT_URL and COMPUTER_AGENT_TOKEN_FILE
 (or COMPUTER_AGENT_TOKEN). Output is for people by default and JSON with ``--json``. Exit status:
 0 done, 1 the agent answered an error (its code and message on stderr), 2 a usage error, 3 the
-agent could not be reached; ``exec`` exits with the command's own status.
+agent could not be reached, 4 ``wait-for``'s condition did not hold in time; ``exec`` exits with
+the command's own status.
 """
 
 from __future__ import annotations
@@ -187,6 +188,38 @@ def _cp(agent: Agent, args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_NOT_MET = 4  # wait-for: the condition did not hold before the timeout
+
+
+def _wait_for(agent: Agent, args: argparse.Namespace) -> int:
+    region = None
+    if args.region:
+        x, y, width, height = (int(part) for part in args.region.split(","))
+        region = {"x": x, "y": y, "width": width, "height": height}
+    result = agent.wait_for(
+        args.condition,
+        args.text,
+        timeout=args.timeout_seconds,
+        quiet_ms=args.quiet_ms,
+        region=region,
+        title=args.title,
+        window_class=args.window_class,
+        state=args.state,
+        role=args.role,
+        name=args.name,
+        name_contains=args.name_contains,
+        app=args.app,
+    )
+    what = result.window or result.element or (result.changed.model_dump() if result.changed else None)
+    human = (
+        f"{args.condition}: met after {result.elapsed_ms:.0f} ms" + (f": {json.dumps(what)}" if what else "")
+        if result.met
+        else f"{args.condition}: not met within {result.elapsed_ms:.0f} ms"
+    )
+    _done(args, result, human)
+    return 0 if result.met else EXIT_NOT_MET
+
+
 def _action(agent: Agent, args: argparse.Namespace) -> int:
     fields: dict[str, Any] = {}
     for item in args.fields:
@@ -271,7 +304,24 @@ def register(commands: Any) -> None:
     copy = add("cp", _cp, "copy a file to (vm:/path) or from the VM, streamed")
     copy.add_argument("source")
     copy.add_argument("destination")
+    _add_wait_for(add)
     action = add("action", _action, "run any action by its type: action TYPE name=value ...")
     action.add_argument("type")
     action.add_argument("fields", nargs="*", help="name=value (values are JSON when they parse)")
     action.add_argument("-o", "--output", default=None, help="write an image answer to this file")
+
+
+def _add_wait_for(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
+    wait = add("wait-for", _wait_for, "wait until a condition holds; exits 4 when it did not in time")
+    wait.add_argument("condition", choices=("screen_stable", "screen_changed", "window", "element", "text"))
+    wait.add_argument("text", nargs="?", default=None, help="text: what an element's name or text contains")
+    wait.add_argument("--timeout-seconds", type=float, default=None, help="at most 30 (default 10)")
+    wait.add_argument("--quiet-ms", type=int, default=None, help="screen_stable: no change for this long")
+    wait.add_argument("--region", default=None, help="screen_*: only changes touching X,Y,W,H")
+    wait.add_argument("--title", default=None, help="window: a regex searched in the title")
+    wait.add_argument("--class", dest="window_class", default=None, help="window: a regex on WM_CLASS")
+    wait.add_argument("--state", default=None, choices=("appears", "disappears", "focused"))
+    wait.add_argument("--role", default=None)
+    wait.add_argument("--name", default=None)
+    wait.add_argument("--name-contains", default=None)
+    wait.add_argument("--app", default=None)

@@ -80,7 +80,8 @@ def annotation(hint: Any, imports: Imports) -> str:
     if inspect.isclass(hint) and issubclass(hint, RootModel):
         return annotation(hint.model_fields["root"].annotation, imports)
     if inspect.isclass(hint) and issubclass(hint, BaseModel):
-        return f"{imports.add(hint.__module__, hint.__name__)} | dict[str, Any]"
+        base = importable(hint)
+        return f"{imports.add(base.__module__, base.__name__)} | dict[str, Any]"
     if hint in (int, str, float, bool, bytes):
         return str(hint.__name__)
     if inspect.isclass(hint) and issubclass(hint, enum.Enum):
@@ -88,11 +89,23 @@ def annotation(hint: Any, imports: Imports) -> str:
     return "Any"  # a type with no source form here (the server still validates the value)
 
 
+def importable(cls: type[Any]) -> type[Any]:
+    """``cls``, or its nearest base a module defines by name: models derived at run time (the
+    ``screenshot_after`` answers, ObservedSuccess) cannot be imported, their bases can."""
+    for candidate in cls.__mro__:
+        module = importlib.import_module(candidate.__module__)
+        if getattr(module, candidate.__name__, None) is candidate:
+            found: type[Any] = candidate
+            return found
+    raise ValueError(f"{cls!r} has no importable base")
+
+
 def _result_type(hint: Any, imports: Imports) -> str:
-    """A result model's name (a RootModel: the union it wraps)."""
+    """A result model's name (a RootModel: the union it wraps; a derived model: its base)."""
     if issubclass(hint, RootModel):
         return annotation(hint.model_fields["root"].annotation, imports).replace(" | dict[str, Any]", "")
-    return imports.add(hint.__module__, hint.__name__)
+    base = importable(hint)
+    return imports.add(base.__module__, base.__name__)
 
 
 def _parameter_name(name: str) -> str:
@@ -203,7 +216,12 @@ def call_extra(operation: Operation, imports: Imports) -> str:
             return ", None"
         return ", " + imports.add(operation.result.__module__, operation.result.__name__)
     if operation.media == "json" and operation.result is not None:
-        return ", " + _result_type(operation.result, imports)
+        name = _result_type(operation.result, imports)
+        if importable(operation.result) is operation.result:
+            return ", " + name
+        # Derived at run time: the server's own model, from the registry (typed as its base).
+        imports.add("agent.client.calls", "server_model")
+        return f", server_model({operation.type!r}, {name})"
     return ""
 
 

@@ -95,6 +95,16 @@ def content(operation: Operation, result: dict[str, Any]) -> types.CallToolResul
                 types.TextContent(text=summary),
             ]
         )
+    shot = result.get("screenshot")
+    if isinstance(shot, dict) and "image" in shot:  # screenshot_after: the settled screen as an image
+        rest = {**result, "screenshot": {k: v for k, v in shot.items() if k != "image"}}
+        return types.CallToolResult(
+            content=[
+                types.TextContent(text=json.dumps(rest, ensure_ascii=False)),
+                types.ImageContent(data=shot["image"], mime_type=f"image/{shot['format']}"),
+            ],
+            structured_content=rest,
+        )
     return types.CallToolResult(
         content=[types.TextContent(text=json.dumps(result, ensure_ascii=False))], structured_content=result
     )

@@ -183,3 +183,11 @@ def test_cp_draws_progress_only_on_a_terminal(
     assert b"100%" in drawn and b"MiB/s" in drawn and b"\r" in drawn
     piped = cli(cli_env, "cp", str(big_file), f"vm:{tmp_path}/piped.bin")
     assert piped.returncode == 0 and piped.stderr == ""  # a pipe gets no progress
+
+
+def test_wait_for_exits_0_when_met_and_4_when_not(cli_env: dict[str, str], logger: EventLogger) -> None:
+    met = cli(cli_env, "wait-for", "window", "--title", "^event-logger$", "--timeout-seconds", "5", "--json")
+    assert met.returncode == 0, met.stderr
+    assert json.loads(met.stdout)["window"]["title"] == "event-logger"
+    missed = cli(cli_env, "wait-for", "window", "--title", "^nothing like it$", "--timeout-seconds", "0.3")
+    assert missed.returncode == 4 and "not met" in missed.stdout

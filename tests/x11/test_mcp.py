@@ -79,6 +79,12 @@ async def _exercise(client: Client, desktop: DevDesktop) -> None:
     assert not done.is_error, done.content
     assert pointer(desktop) == (234, 123)
 
+    observed = await client.call_tool("click", {"x": 240, "y": 130, "screenshot_after": {}})
+    assert not observed.is_error and pointer(desktop) == (240, 130)
+    settled = next(block for block in observed.content if isinstance(block, types.ImageContent))
+    with Image.open(io.BytesIO(base64.b64decode(settled.data))) as decoded:
+        assert decoded.size == (1280, 720)
+
     wrong = await client.call_tool("click", {"x": 10, "y": 10, "button": "thumb"})
     assert wrong.is_error
     text = next(block for block in wrong.content if isinstance(block, types.TextContent)).text

@@ -4,6 +4,7 @@ seen by xdotool, the GTK event logger, the X server's own size or the file syste
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -158,3 +159,18 @@ async def test_async_client(
     assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
     with pytest.raises(sdk_errors.WindowNotFound):
         await async_sdk.window_position("0x7fffffe")
+
+
+def test_wait_for_and_screenshot_after(sdk: Agent, logger: EventLogger, desktop: DevDesktop) -> None:
+    waited = sdk.wait_for("window", title="^event-logger$", timeout=5)
+    assert waited.met and waited.window is not None
+    assert int(waited.window["id"], 16) in {
+        int(w) for w in run_observer(desktop, "xdotool", "search", "--name", "^event-logger$").split()
+    }
+    assert not sdk.wait_for("window", title="^no such window$", timeout=0.3).met
+    x, y = logger.area_center
+    clicked = sdk.click(x, y, screenshot_after={"format": "png"})
+    assert pointer(desktop) == (x, y)
+    shot = clicked.screenshot  # type: ignore[attr-defined]  # typed Success; the answer model adds it
+    with Image.open(io.BytesIO(base64.b64decode(shot.image))) as image:
+        assert image.size == screen_size(desktop)
