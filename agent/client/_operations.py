@@ -12,6 +12,18 @@ from agent.client.base import SyncCalls
 from agent.client.calls import Screenshot, Spec, server_model
 from agent.client.transfers import AsyncDownload, AsyncSource, Download, Progress, Source
 from agent.models.base import Success
+from agent.models.browser import (
+    BrowserLaunched,
+    BrowserStatus,
+    Html,
+    Navigated,
+    NewTab,
+    PageContext,
+    ProxyChanged,
+    Tab,
+    TabClosed,
+    Tabs,
+)
 from agent.models.desktop import Position, ScreenSize, Waited
 from agent.models.exec import (
     CommandExitEvent,
@@ -53,8 +65,11 @@ _SPECS: dict[str, Spec] = {
     "accessibility_tree": Spec("accessibility_tree", "GET", "/desktop/accessibility-tree"),
     "bash": Spec("bash", "POST", "/bash"),
     "bash_action": Spec("bash_action", "POST", "/bash-action"),
+    "browser_status": Spec("browser_status", "GET", "/browser"),
+    "change_proxy": Spec("change_proxy", "POST", "/browser/proxy"),
     "click": Spec("click", "POST", "/desktop/click"),
     "click_mouse": Spec("click_mouse", "POST", None),
+    "close_tab": Spec("close_tab", "DELETE", "/browser/tabs/{tab_id}", path_params=("tab_id",)),
     "close_window": Spec(
         "close_window", "POST", "/desktop/window/{window_id}/close", path_params=("window_id",)
     ),
@@ -80,6 +95,8 @@ _SPECS: dict[str, Spec] = {
     "focus_window": Spec("focus_window", "POST", "/desktop/window/focus"),
     "get_clipboard": Spec("get_clipboard", "GET", "/desktop/clipboard"),
     "get_cursor_position": Spec("get_cursor_position", "POST", None),
+    "get_html_content": Spec("get_html_content", "POST", "/browser/html"),
+    "go_to_url": Spec("go_to_url", "POST", "/browser/navigate"),
     "health": Spec("health", "GET", "/health"),
     "hotkey": Spec("hotkey", "POST", "/desktop/hotkey"),
     "key": Spec("key", "POST", "/desktop/key"),
@@ -88,7 +105,9 @@ _SPECS: dict[str, Spec] = {
     "key_up": Spec("key_up", "POST", "/desktop/key-up"),
     "keypress": Spec("keypress", "POST", None),
     "launch": Spec("launch", "POST", "/desktop/launch"),
+    "launch_browser": Spec("launch_browser", "POST", "/browser/launch"),
     "left_click": Spec("left_click", "POST", None),
+    "list_tabs": Spec("list_tabs", "GET", "/browser/tabs"),
     "list_windows": Spec("list_windows", "GET", "/desktop/windows"),
     "maximize_window": Spec(
         "maximize_window", "POST", "/desktop/window/{window_id}/maximize", path_params=("window_id",)
@@ -105,6 +124,7 @@ _SPECS: dict[str, Spec] = {
     "move_window": Spec(
         "move_window", "POST", "/desktop/window/{window_id}/move", path_params=("window_id",)
     ),
+    "new_tab": Spec("new_tab", "POST", "/browser/tabs"),
     "openapi": Spec("openapi", "GET", "/openapi.json"),
     "press_keys": Spec("press_keys", "POST", None),
     "process_get": Spec("process_get", "GET", "/processes/{id}", path_params=("id",)),
@@ -131,7 +151,9 @@ _SPECS: dict[str, Spec] = {
     "scroll": Spec("scroll", "POST", "/desktop/scroll"),
     "scroll_pixels": Spec("scroll_pixels", "POST", None),
     "set_clipboard": Spec("set_clipboard", "POST", "/desktop/clipboard"),
+    "set_viewport": Spec("set_viewport", "POST", "/browser/viewport"),
     "set_wallpaper": Spec("set_wallpaper", "POST", "/desktop/wallpaper"),
+    "switch_tab": Spec("switch_tab", "POST", "/browser/tabs/{tab_id}/switch", path_params=("tab_id",)),
     "triple_click": Spec("triple_click", "POST", "/desktop/triple-click"),
     "type": Spec("type", "POST", "/desktop/type"),
     "wait": Spec("wait", "POST", "/desktop/wait"),
@@ -256,6 +278,14 @@ class Operations(SyncCalls):
         """Run a command line with bash; answer in seed 000's shape {output, error} (POST /bash-action)."""
         return self._json(_SPECS["bash_action"], {"command": command}, ComputerActionResult)
 
+    def browser_status(self) -> BrowserStatus:
+        """Whether a browser is attached: pid, version, tabs, proxy, how the last one ended (GET /browser)."""
+        return self._json(_SPECS["browser_status"], {}, BrowserStatus)
+
+    def change_proxy(self, *, proxy_url: str | None = None) -> ProxyChanged:
+        """Use a proxy for the browser's connections (null: none); restarts the browser when it runs (POST /browser/proxy)."""
+        return self._json(_SPECS["change_proxy"], {"proxy_url": proxy_url}, ProxyChanged)
+
     def click(
         self,
         x: int | None = None,
@@ -295,6 +325,10 @@ class Operations(SyncCalls):
             },
             server_model("click_mouse", Success),
         )
+
+    def close_tab(self) -> TabClosed:
+        """Close a tab (not the last one: that would close the browser) (DELETE /browser/tabs/{tab_id})."""
+        return self._json(_SPECS["close_tab"], {}, TabClosed)
 
     def close_window(self, window_id: str) -> Success:
         """Ask a window to close (politely: the app may ask to save first) (POST /desktop/window/{window_id}/close)."""
@@ -542,6 +576,24 @@ class Operations(SyncCalls):
         """Where the pointer is (another name of `cursor_position`) (POST /actions type=get_cursor_position)."""
         return self._json(_SPECS["get_cursor_position"], {}, Position)
 
+    def get_html_content(
+        self,
+        *,
+        auto_detect_encoding: bool | None = None,
+        base64: bool | None = None,
+        max_bytes: int | None = None,
+    ) -> Html:
+        """The current (or a given) tab's HTML: the live DOM, or as sent (auto_detect_encoding); base64; capped (POST /browser/html)."""
+        return self._json(
+            _SPECS["get_html_content"],
+            {"auto_detect_encoding": auto_detect_encoding, "base64": base64, "max_bytes": max_bytes},
+            Html,
+        )
+
+    def go_to_url(self, url: str, *, timeout: float | None = None) -> Navigated:
+        """Load a URL in the current (or a given) tab and wait for its load event; final URL, status, title (POST /browser/navigate)."""
+        return self._json(_SPECS["go_to_url"], {"url": url, "timeout": timeout}, Navigated)
+
     def health(self) -> Health:
         """Liveness (no auth) (GET /health)."""
         return self._json(_SPECS["health"], {}, Health)
@@ -626,6 +678,10 @@ class Operations(SyncCalls):
             _SPECS["launch"], {"app": app, "wait_for_window": wait_for_window, "timeout": timeout}, Launched
         )
 
+    def launch_browser(self) -> BrowserLaunched:
+        """Start Chromium on the desktop (as the desktop user, debugging over a pipe), or reuse the running one (POST /browser/launch)."""
+        return self._json(_SPECS["launch_browser"], {}, BrowserLaunched)
+
     def left_click(
         self,
         x: int | None = None,
@@ -641,6 +697,10 @@ class Operations(SyncCalls):
             {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
             server_model("left_click", Success),
         )
+
+    def list_tabs(self) -> Tabs:
+        """The browser's open tabs (ids, URLs, titles) and the current one (GET /browser/tabs)."""
+        return self._json(_SPECS["list_tabs"], {}, Tabs)
 
     def list_windows(self) -> WindowList:
         """List the managed top-level windows (client-area geometry in screen pixels) (GET /desktop/windows)."""
@@ -724,6 +784,10 @@ class Operations(SyncCalls):
     def move_window(self, window_id: str, x: int, y: int) -> Success:
         """Move a window so its client area's top-left corner is at (x, y) (POST /desktop/window/{window_id}/move)."""
         return self._json(_SPECS["move_window"], {"window_id": window_id, "x": x, "y": y}, Success)
+
+    def new_tab(self, *, url: str | None = None, timeout: float | None = None) -> NewTab:
+        """Open a tab (optionally loading a URL) and make it current (POST /browser/tabs)."""
+        return self._json(_SPECS["new_tab"], {"url": url, "timeout": timeout}, NewTab)
 
     def openapi(self) -> dict[str, Any]:
         """This document (GET /openapi.json)."""
@@ -992,9 +1056,21 @@ class Operations(SyncCalls):
         """Own the clipboard with this text; every app pastes it (POST /desktop/clipboard)."""
         return self._json(_SPECS["set_clipboard"], {"text": text, "selection": selection}, Success)
 
+    def set_viewport(self, width: int, height: int, *, scale_factor: float | None = None) -> PageContext:
+        """Emulate a viewport (width, height, scale_factor) in the current (or a given) tab; its page context after (POST /browser/viewport)."""
+        return self._json(
+            _SPECS["set_viewport"],
+            {"width": width, "height": height, "scale_factor": scale_factor},
+            PageContext,
+        )
+
     def set_wallpaper(self, url: str) -> WallpaperSet:
         """Set the desktop wallpaper from an http(s), file or data URL (POST /desktop/wallpaper)."""
         return self._json(_SPECS["set_wallpaper"], {"url": url}, WallpaperSet)
+
+    def switch_tab(self) -> Tab:
+        """Bring a tab to the front and make it current (POST /browser/tabs/{tab_id}/switch)."""
+        return self._json(_SPECS["switch_tab"], {}, Tab)
 
     def triple_click(
         self,
@@ -1205,6 +1281,14 @@ class AsyncOperations(AsyncCalls):
         """Run a command line with bash; answer in seed 000's shape {output, error} (POST /bash-action)."""
         return await self._json(_SPECS["bash_action"], {"command": command}, ComputerActionResult)
 
+    async def browser_status(self) -> BrowserStatus:
+        """Whether a browser is attached: pid, version, tabs, proxy, how the last one ended (GET /browser)."""
+        return await self._json(_SPECS["browser_status"], {}, BrowserStatus)
+
+    async def change_proxy(self, *, proxy_url: str | None = None) -> ProxyChanged:
+        """Use a proxy for the browser's connections (null: none); restarts the browser when it runs (POST /browser/proxy)."""
+        return await self._json(_SPECS["change_proxy"], {"proxy_url": proxy_url}, ProxyChanged)
+
     async def click(
         self,
         x: int | None = None,
@@ -1244,6 +1328,10 @@ class AsyncOperations(AsyncCalls):
             },
             server_model("click_mouse", Success),
         )
+
+    async def close_tab(self) -> TabClosed:
+        """Close a tab (not the last one: that would close the browser) (DELETE /browser/tabs/{tab_id})."""
+        return await self._json(_SPECS["close_tab"], {}, TabClosed)
 
     async def close_window(self, window_id: str) -> Success:
         """Ask a window to close (politely: the app may ask to save first) (POST /desktop/window/{window_id}/close)."""
@@ -1497,6 +1585,24 @@ class AsyncOperations(AsyncCalls):
         """Where the pointer is (another name of `cursor_position`) (POST /actions type=get_cursor_position)."""
         return await self._json(_SPECS["get_cursor_position"], {}, Position)
 
+    async def get_html_content(
+        self,
+        *,
+        auto_detect_encoding: bool | None = None,
+        base64: bool | None = None,
+        max_bytes: int | None = None,
+    ) -> Html:
+        """The current (or a given) tab's HTML: the live DOM, or as sent (auto_detect_encoding); base64; capped (POST /browser/html)."""
+        return await self._json(
+            _SPECS["get_html_content"],
+            {"auto_detect_encoding": auto_detect_encoding, "base64": base64, "max_bytes": max_bytes},
+            Html,
+        )
+
+    async def go_to_url(self, url: str, *, timeout: float | None = None) -> Navigated:
+        """Load a URL in the current (or a given) tab and wait for its load event; final URL, status, title (POST /browser/navigate)."""
+        return await self._json(_SPECS["go_to_url"], {"url": url, "timeout": timeout}, Navigated)
+
     async def health(self) -> Health:
         """Liveness (no auth) (GET /health)."""
         return await self._json(_SPECS["health"], {}, Health)
@@ -1581,6 +1687,10 @@ class AsyncOperations(AsyncCalls):
             _SPECS["launch"], {"app": app, "wait_for_window": wait_for_window, "timeout": timeout}, Launched
         )
 
+    async def launch_browser(self) -> BrowserLaunched:
+        """Start Chromium on the desktop (as the desktop user, debugging over a pipe), or reuse the running one (POST /browser/launch)."""
+        return await self._json(_SPECS["launch_browser"], {}, BrowserLaunched)
+
     async def left_click(
         self,
         x: int | None = None,
@@ -1596,6 +1706,10 @@ class AsyncOperations(AsyncCalls):
             {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
             server_model("left_click", Success),
         )
+
+    async def list_tabs(self) -> Tabs:
+        """The browser's open tabs (ids, URLs, titles) and the current one (GET /browser/tabs)."""
+        return await self._json(_SPECS["list_tabs"], {}, Tabs)
 
     async def list_windows(self) -> WindowList:
         """List the managed top-level windows (client-area geometry in screen pixels) (GET /desktop/windows)."""
@@ -1679,6 +1793,10 @@ class AsyncOperations(AsyncCalls):
     async def move_window(self, window_id: str, x: int, y: int) -> Success:
         """Move a window so its client area's top-left corner is at (x, y) (POST /desktop/window/{window_id}/move)."""
         return await self._json(_SPECS["move_window"], {"window_id": window_id, "x": x, "y": y}, Success)
+
+    async def new_tab(self, *, url: str | None = None, timeout: float | None = None) -> NewTab:
+        """Open a tab (optionally loading a URL) and make it current (POST /browser/tabs)."""
+        return await self._json(_SPECS["new_tab"], {"url": url, "timeout": timeout}, NewTab)
 
     async def openapi(self) -> dict[str, Any]:
         """This document (GET /openapi.json)."""
@@ -1949,9 +2067,23 @@ class AsyncOperations(AsyncCalls):
         """Own the clipboard with this text; every app pastes it (POST /desktop/clipboard)."""
         return await self._json(_SPECS["set_clipboard"], {"text": text, "selection": selection}, Success)
 
+    async def set_viewport(
+        self, width: int, height: int, *, scale_factor: float | None = None
+    ) -> PageContext:
+        """Emulate a viewport (width, height, scale_factor) in the current (or a given) tab; its page context after (POST /browser/viewport)."""
+        return await self._json(
+            _SPECS["set_viewport"],
+            {"width": width, "height": height, "scale_factor": scale_factor},
+            PageContext,
+        )
+
     async def set_wallpaper(self, url: str) -> WallpaperSet:
         """Set the desktop wallpaper from an http(s), file or data URL (POST /desktop/wallpaper)."""
         return await self._json(_SPECS["set_wallpaper"], {"url": url}, WallpaperSet)
+
+    async def switch_tab(self) -> Tab:
+        """Bring a tab to the front and make it current (POST /browser/tabs/{tab_id}/switch)."""
+        return await self._json(_SPECS["switch_tab"], {}, Tab)
 
     async def triple_click(
         self,

@@ -62,6 +62,13 @@ class AccessibilityError(Conflict):
     error_code = "APPLICATION_REFUSED"
 
 
+class BrowserRefused(Conflict):
+    """Chromium refused a command the agent believed valid (the page changed under it)."""
+
+    status_code = 409
+    error_code = "BROWSER_REFUSED"
+
+
 class ElementCovered(Conflict):
     """ELEMENT_COVERED (409)"""
 
@@ -81,6 +88,13 @@ class FileConflict(Conflict):
 
     status_code = 409
     error_code = "FILE_CONFLICT"
+
+
+class LastTab(Conflict):
+    """LAST_TAB (409)"""
+
+    status_code = 409
+    error_code = "LAST_TAB"
 
 
 class LaunchFailed(Conflict):
@@ -181,6 +195,13 @@ class RouteNotFound(NotFound):
     error_code = "ROUTE_NOT_FOUND"
 
 
+class TabNotFound(NotFound):
+    """TAB_NOT_FOUND (404)"""
+
+    status_code = 404
+    error_code = "TAB_NOT_FOUND"
+
+
 class WindowNotFound(NotFound):
     """A window that does not exist (any more), named by its id ("0x2200003")."""
 
@@ -214,6 +235,13 @@ class AccessibilityDisabled(FeatureDisabled):
 
     status_code = 403
     error_code = "ACCESSIBILITY_DISABLED"
+
+
+class BrowserDisabled(FeatureDisabled):
+    """BROWSER_DISABLED (403)"""
+
+    status_code = 403
+    error_code = "BROWSER_DISABLED"
 
 
 class ExecDisabled(FeatureDisabled):
@@ -258,6 +286,13 @@ class PathNotAllowed(PermissionDenied):
     error_code = "PATH_NOT_ALLOWED"
 
 
+class UrlSchemeNotAllowed(PermissionDenied):
+    """URL_SCHEME_NOT_ALLOWED (403)"""
+
+    status_code = 403
+    error_code = "URL_SCHEME_NOT_ALLOWED"
+
+
 class RequestTimeout(AgentError):
     """REQUEST_TIMEOUT (408)"""
 
@@ -293,6 +328,13 @@ class AccessibilityUnavailable(Unavailable):
     error_code = "ACCESSIBILITY_UNAVAILABLE"
 
 
+class BrowserClosed(Unavailable):
+    """BROWSER_CLOSED (503)"""
+
+    status_code = 503
+    error_code = "BROWSER_CLOSED"
+
+
 class DisplayUnavailable(Unavailable):
     """DISPLAY_UNAVAILABLE (503)"""
 
@@ -324,9 +366,11 @@ class XProtocolError(AgentError):
 BY_CODE: dict[str, type[AgentError]] = {
     "CONFLICT": Conflict,
     "APPLICATION_REFUSED": AccessibilityError,
+    "BROWSER_REFUSED": BrowserRefused,
     "ELEMENT_COVERED": ElementCovered,
     "ELEMENT_STATE_CONFLICT": ElementStateConflict,
     "FILE_CONFLICT": FileConflict,
+    "LAST_TAB": LastTab,
     "LAUNCH_FAILED": LaunchFailed,
     "KEYMAP_FULL": NoKeycodeLeft,
     "PROCESS_STATE_CONFLICT": ProcessStateConflict,
@@ -341,22 +385,26 @@ BY_CODE: dict[str, type[AgentError]] = {
     "PROGRAM_NOT_FOUND": LaunchProgramNotFound,
     "PROCESS_NOT_FOUND": ProcessNotFound,
     "ROUTE_NOT_FOUND": RouteNotFound,
+    "TAB_NOT_FOUND": TabNotFound,
     "WINDOW_NOT_FOUND": WindowNotFound,
     "PAYLOAD_TOO_LARGE": PayloadTooLarge,
     "PERMISSION_DENIED": PermissionDenied,
     "FEATURE_DISABLED": FeatureDisabled,
     "ACCESSIBILITY_DISABLED": AccessibilityDisabled,
+    "BROWSER_DISABLED": BrowserDisabled,
     "EXEC_DISABLED": ExecDisabled,
     "FILES_DISABLED": FilesDisabled,
     "URL_FETCH_DISABLED": UrlFetchDisabled,
     "FILE_PERMISSION_DENIED": FilePermissionDenied,
     "HOST_NOT_ALLOWED": HostNotAllowed,
     "PATH_NOT_ALLOWED": PathNotAllowed,
+    "URL_SCHEME_NOT_ALLOWED": UrlSchemeNotAllowed,
     "REQUEST_TIMEOUT": RequestTimeout,
     "TOO_MANY_REQUESTS": TooManyRequests,
     "UNAUTHENTICATED": Unauthenticated,
     "UNAVAILABLE": Unavailable,
     "ACCESSIBILITY_UNAVAILABLE": AccessibilityUnavailable,
+    "BROWSER_CLOSED": BrowserClosed,
     "DISPLAY_UNAVAILABLE": DisplayUnavailable,
     "WINDOW_MANAGER_UNAVAILABLE": WindowManagerUnavailable,
     "UNSUPPORTED_MEDIA_TYPE": UnsupportedMediaType,
