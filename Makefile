@@ -22,7 +22,7 @@ APT_PACKAGES := \
 # What `make test-system` needs on top: a Debian root, a container to boot it in, the linter.
 SYSTEM_APT_PACKAGES := debootstrap systemd-container lintian util-linux procps
 
-.PHONY: all deps venv run test test-system lint complexity typecheck unit bench bench-episode openapi clean deb lock test-image
+.PHONY: all deps venv run test test-system lint complexity typecheck unit bench bench-episode openapi sdk docs clean deb lock test-image
 
 all: test
 
@@ -81,6 +81,14 @@ bench-episode: deps  # one agent episode: fixed 2 s sleeps vs act-then-observe (
 
 openapi: venv
 	$(VENV)/bin/computer-agent openapi > tests/snapshots/openapi.json
+
+# The SDK's typed methods and exceptions, from the registry (tests/unit/test_client_generated.py).
+sdk: venv
+	$(PY) -m agent.codegen.sdk
+
+# docs/api.md, the HTTP contract, from the OpenAPI document (tests/unit/test_api_docs.py).
+docs: venv
+	$(PY) -m agent.codegen.docs
 
 # dist/computer-agent_<version>_<arch>.deb: a venv with the agent inside /usr/lib/computer-agent,
 # exactly the versions and hashes of packaging/*.lock (`make lock` re-resolves them).

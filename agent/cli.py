@@ -1,4 +1,5 @@
-"""``computer-agent``: serve, dev (a private desktop plus the agent) and openapi."""
+"""``computer-agent``: serve, dev (a private desktop plus the agent), openapi, and the client
+commands (agent.client.cli: screenshot, click, type, key, windows, tree, find, exec, cp, mcp...)."""
 
 from __future__ import annotations
 
@@ -230,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev_parser.set_defaults(func=_cmd_dev)
     openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi_parser.set_defaults(func=_cmd_openapi)
+    from agent.client.cli import register as register_client_commands
+
+    register_client_commands(commands)  # screenshot, click, type, key, windows, tree, find, exec, cp, ...
+    from agent.mcp.stdio import register as register_mcp
+
+    register_mcp(commands)
     return parser
 
 

@@ -14,6 +14,7 @@ from agent.api import action_routes, guard, observe
 from agent.api.appkeys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import bearer_auth, envelope
 from agent.config import Config, read_token
+from agent.mcp import http as mcp_http
 from agent.services import Services
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app[SERVICES_KEY] = services if services is not None else build_services(config)
     action_routes.add_routes(app)
     app.cleanup_ctx.append(_service_lifecycle)
+    mcp_http.add_routes(app)  # POST /mcp: the MCP tools (the mcp SDK is loaded on first use)
     return app
 
 

@@ -16,6 +16,7 @@ from agent.api.action_routes import ActionAnswer, BatchAnswer, BatchRequest
 from agent.api.middleware import ERROR_HEADER
 from agent.api.replies import NDJSON, SSE
 from agent.errors import AgentError
+from agent.mcp import document as mcp_document
 from agent.models.base import ImageJSON
 from agent.x11 import keyboard  # noqa: F401  (defines KeymapFull: the code list names every error class)
 
@@ -279,6 +280,7 @@ def build_document() -> dict[str, Any]:
             },
         }
     }
+    paths[mcp_document.ROUTE] = mcp_document.path_item(ERROR)
 
     return {
         "openapi": "3.1.0",

@@ -29,7 +29,9 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(330)
 
-EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$"
+# /mcp speaks JSON-RPC (its errors are JSON-RPC's, not the envelope): tests/x11/test_mcp.py drives
+# it with the official MCP client instead.
+EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$|^/mcp$"
 # Seconds per run: examples, coverage and fuzzing, then the stateful phase (links between calls).
 BUDGETS = {"fuzzing": 65, "stateful": 40}
 # With --exec false /processes only ever answers 403 or an empty list: the stateful phase would
