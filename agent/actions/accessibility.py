@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
@@ -21,7 +21,7 @@ from agent.actions.registry import REGISTRY, MiB
 from agent.actions.uncover import uncover
 from agent.desktop.backend import Button
 from agent.errors import AccessibilityDisabled, InvalidArgument
-from agent.models.base import Request, Result, Success
+from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Request, Result, Success
 from agent.services import Services
 from agent.x11.window_list import WindowInfo, parse_window_id
 
@@ -85,10 +85,10 @@ class AccessibleNode(BaseModel):
     name: str
     description: str = ""
     states: list[str] = Field(description="AT-SPI state names, e.g. 'focused', 'checked', 'showing'")
-    x: int | None = _omitted(description=BOUNDS_HELP)
-    y: int | None = _omitted()
-    width: int | None = _omitted()
-    height: int | None = _omitted()
+    x: Annotated[int | None, AT_X] = _omitted(description=BOUNDS_HELP)
+    y: Annotated[int | None, AT_Y] = _omitted()
+    width: Annotated[int | None, ALONG_X] = _omitted()
+    height: Annotated[int | None, ALONG_Y] = _omitted()
     value: float | None = Field(default=None, description="Current value (sliders, spin buttons, progress)")
     text: str | None = Field(default=None, description="Text content of text fields, bounded")
     text_truncated: bool | None = None
@@ -156,8 +156,8 @@ class FindRequest(Request):
 
 
 class Center(BaseModel):
-    x: int
-    y: int
+    x: Annotated[int, AT_X]
+    y: Annotated[int, AT_Y]
 
     @model_validator(mode="before")
     @classmethod
@@ -179,10 +179,12 @@ class FoundNode(BaseModel):
     aria_role: str | None = _omitted(enum=list(roles.NODE_ARIA_NAMES))
     name: str
     states: list[str]
-    x: int | None = _omitted(validation_alias=AliasPath("extents", "x"), description=BOUNDS_HELP)
-    y: int | None = _omitted(validation_alias=AliasPath("extents", "y"))
-    width: int | None = _omitted(validation_alias=AliasPath("extents", "width"))
-    height: int | None = _omitted(validation_alias=AliasPath("extents", "height"))
+    x: Annotated[int | None, AT_X] = _omitted(
+        validation_alias=AliasPath("extents", "x"), description=BOUNDS_HELP
+    )
+    y: Annotated[int | None, AT_Y] = _omitted(validation_alias=AliasPath("extents", "y"))
+    width: Annotated[int | None, ALONG_X] = _omitted(validation_alias=AliasPath("extents", "width"))
+    height: Annotated[int | None, ALONG_Y] = _omitted(validation_alias=AliasPath("extents", "height"))
     center: Center | None = _omitted(
         validation_alias=AliasPath("extents", "center"),
         description="Where /desktop/click should aim; omitted (with x, y, width, height) if off screen",
@@ -212,8 +214,8 @@ class ElementClickRequest(Request):
 
 class ElementClicked(Result):
     success: Literal[True] = True
-    x: int
-    y: int
+    x: Annotated[int, AT_X]
+    y: Annotated[int, AT_Y]
     raised: str | None = Field(
         default=None,
         description="The element's window, brought to the front first because another window covered the element",

@@ -66,6 +66,8 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.waiting",
     "agent.actions.browser",
     "agent.actions.peers",  # after the modules whose actions it names
+    "agent.actions.compat_anthropic",  # the vendors' vocabularies, over the operations above
+    "agent.actions.compat_openai",
 )
 
 
@@ -94,6 +96,9 @@ class Operation:
     public: bool = False  # served without the bearer token (/health)
     headers: Mapping[str, str] = field(default_factory=dict)  # request header -> model field
     max_body: int = DEFAULT_BODY_LIMIT  # JSON body bytes before 413; BULK_BODY: max_body_bytes
+    # Also reads the coordinate space from Anthropic's display_width_px/display_height_px query
+    # parameters (the compat routes); every operation reads the X-Coordinate-Space header.
+    space_query: bool = False
 
     @property
     def path_params(self) -> list[str]:

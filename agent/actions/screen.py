@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from agent.actions.registry import REGISTRY
+from agent.actions.space import current_fit
 from agent.desktop.backend import CaptureOptions, Region
 from agent.errors import InvalidArgument
 from agent.models.base import ImageResult
 from agent.models.desktop import (
+    MAX_ZOOM_SIDE,
     CursorRequest,
     Position,
     RegionScreenshotRequest,
     ScreenshotRequest,
     ScreenSize,
     ScreenSizeRequest,
+    ZoomRequest,
 )
 from agent.services import Services
 
+ImageRequest = ScreenshotRequest | RegionScreenshotRequest | ZoomRequest
 
-def capture_options(req: ScreenshotRequest | RegionScreenshotRequest) -> CaptureOptions:
+
+def capture_options(req: ImageRequest, **sizing: object) -> CaptureOptions:
+    """The request's encoding options; ``sizing`` (size, canvas) comes from a coordinate space or a zoom."""
+    fit = current_fit()
+    if fit is not None and not isinstance(req, ZoomRequest):
+        sized_by = [name for name in ("scale", "max_width", "max_height") if getattr(req, name) is not None]
+        if sized_by:
+            raise InvalidArgument(
+                f"{', '.join(sized_by)}: the image size is the coordinate space's ({fit.space}); "
+                "leave these out when X-Coordinate-Space is given",
+                details={"fields": sized_by, "coordinate_space": str(fit.space)},
+            )
     return CaptureOptions(
         format="jpeg" if req.format == "jpg" else req.format,
         quality=req.quality,
@@ -25,26 +40,69 @@ def capture_options(req: ScreenshotRequest | RegionScreenshotRequest) -> Capture
         max_width=req.max_width,
         max_height=req.max_height,
         cursor=req.cursor,
+        **sizing,  # type: ignore[arg-type]
     )
 
 
 async def screenshot(services: Services, req: ScreenshotRequest) -> ImageResult:
-    image = await services.desktop.capture(None, capture_options(req))
+    """The screen; under a coordinate space, the space's size with the screen letterboxed in it."""
+    fit = current_fit()
+    sizing = {}
+    if fit is not None:
+        sizing = {
+            "size": (fit.picture_width, fit.picture_height),
+            "canvas": (fit.space.width, fit.space.height, fit.left, fit.top),
+        }
+    image = await services.desktop.capture(None, capture_options(req, **sizing))
     return _as_requested(image, req.base64)
 
 
-async def screenshot_region(services: Services, req: RegionScreenshotRequest) -> ImageResult:
-    """Capture a region, clipped to the screen; a region wholly outside it is a 400."""
+async def _clipped(services: Services, x: int, y: int, width: int, height: int) -> Region:
+    """The region clipped to the screen; a region wholly outside it is a 400."""
     size = await services.desktop.screen_size()
-    left, top = max(0, req.x), max(0, req.y)
-    right, bottom = min(size.width, req.x + req.width), min(size.height, req.y + req.height)
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(size.width, x + width), min(size.height, y + height)
     if right <= left or bottom <= top:
         raise InvalidArgument(
-            f"region {req.width}x{req.height} at ({req.x},{req.y}) is outside the {size.width}x{size.height} screen",
+            f"region {width}x{height} at ({x},{y}) is outside the {size.width}x{size.height} screen",
             details={"screen": {"width": size.width, "height": size.height}},
         )
-    region = Region(left, top, right - left, bottom - top)
-    image = await services.desktop.capture(region, capture_options(req))
+    return Region(left, top, right - left, bottom - top)
+
+
+async def screenshot_region(services: Services, req: RegionScreenshotRequest) -> ImageResult:
+    """Capture a region, clipped to the screen; under a coordinate space at the space's scale."""
+    region = await _clipped(services, req.x, req.y, req.width, req.height)
+    fit = current_fit()
+    sizing = {}
+    if fit is not None:
+        factor_x, factor_y = fit.factors
+        sizing = {"size": (max(1, round(region.width * factor_x)), max(1, round(region.height * factor_y)))}
+    image = await services.desktop.capture(region, capture_options(req, **sizing))
+    return _as_requested(image, req.base64)
+
+
+async def zoom(services: Services, req: ZoomRequest) -> ImageResult:
+    """A region enlarged: by ``scale``, else fitted (aspect kept) into the output box, which is
+    ``max_width`` x ``max_height``, else the coordinate space's size, else the screen's."""
+    region = await _clipped(services, req.x, req.y, req.width, req.height)
+    if req.scale is not None:
+        size = (round(region.width * req.scale), round(region.height * req.scale))
+    else:
+        fit = current_fit()
+        screen = await services.desktop.screen_size()
+        box_width, box_height = (
+            (fit.space.width, fit.space.height) if fit is not None else (screen.width, screen.height)
+        )
+        box_width, box_height = req.max_width or box_width, req.max_height or box_height
+        factor = min(box_width / region.width, box_height / region.height)
+        size = (max(1, round(region.width * factor)), max(1, round(region.height * factor)))
+    if max(size) > MAX_ZOOM_SIDE:
+        raise InvalidArgument(
+            f"the zoomed image would be {size[0]}x{size[1]}; at most {MAX_ZOOM_SIDE} pixels a side",
+            details={"width": size[0], "height": size[1]},
+        )
+    image = await services.desktop.capture(region, capture_options(req, size=size))
     return _as_requested(image, req.base64)
 
 
@@ -93,6 +151,20 @@ REGISTRY.add(
     screenshot_region,
     summary="Capture a region of the screen",
     route="/desktop/screenshot/region",
+    media="image",
+    tag="screen",
+)
+REGISTRY.add(
+    "zoom",
+    ZoomRequest,
+    zoom,
+    summary="A region of the screen enlarged, to read small text",
+    description="The region (`x`, `y`, `width`, `height`, in the caller's coordinates like every "
+    "position) is captured at the screen's full resolution and scaled up: by `scale` if given, "
+    "else to fit (aspect kept) a box of `max_width` x `max_height`, which default to the caller's "
+    "coordinate space (X-Coordinate-Space) or else to the screen. The zoomed image is not a "
+    "coordinate space: positions stay those of the whole screen.",
+    route="/desktop/zoom",
     media="image",
     tag="screen",
 )

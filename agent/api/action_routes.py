@@ -15,10 +15,12 @@ from typing import Any
 from aiohttp import ClientPayloadError, web
 from pydantic import BaseModel, Field
 
+from agent.actions import space
 from agent.actions.outputs import ByteBody, Output
 from agent.actions.registry import REGISTRY, Operation, validate
 from agent.api.appkeys import SERVICES_KEY
 from agent.api.body import read_json
+from agent.api.coordinate_space import declared_space
 from agent.api.query import query_data
 from agent.api.replies import image_json, render
 from agent.api.streaming import cancel_on_disconnect
@@ -59,14 +61,15 @@ async def execute(
     services: Services, action: Operation, request: BaseModel, *, locked: bool, body: ByteBody | None = None
 ) -> Output:
     """Run one checked and validated operation; input actions take the input lock unless the
-    caller holds it. Counted by type and outcome (ok or the error code) for /metrics."""
+    caller holds it. Counted by type and outcome (ok or the error code) for /metrics. Its
+    coordinates pass through the caller's coordinate space, if the request declared one."""
     result = "INTERNAL"
     try:
         if action.uses_input and not locked:
             async with services.input_lock:
-                output = await action.run(services, request, body)
+                output = await space.run(services, action, request, body)
         else:
-            output = await action.run(services, request, body)
+            output = await space.run(services, action, request, body)
         result = "ok"
         return output
     except AgentError as exc:
@@ -108,7 +111,7 @@ async def _request_data(request: web.Request, operation: Operation) -> dict[str,
                 )
     data.update(request.match_info)
     type_field = operation.model.model_fields.get("type")
-    if type_field is not None:
+    if type_field is not None and operation.actions:  # a REST-only body's "type" is its own field
         expected = type_field.default
         if data.setdefault("type", expected) != expected:
             raise InvalidArgument(f"type: this route runs {expected!r}; for other types use POST /actions")
@@ -122,6 +125,7 @@ def rest_handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.
         services = request.app[SERVICES_KEY]
         try:
             operation.authorize(services.config)  # before reading anything the caller sent
+            coordinate_space = declared_space(request, query_names=operation.space_query)
             data = await _request_data(request, operation)
             model = operation.prepare(services.config, data, from_query=operation.from_query)
         except AgentError as exc:
@@ -130,9 +134,10 @@ def rest_handler(operation: Operation) -> Callable[[web.Request], Awaitable[web.
         extra = (
             {"body": ByteBody(_chunks(request), request.content_length)} if operation.body == "bytes" else {}
         )
-        async with _watch_client(request, operation):
-            output = await execute(services, operation, model, locked=False, **extra)
-            return await render(request, output)
+        with space.use(coordinate_space):
+            async with _watch_client(request, operation):
+                output = await execute(services, operation, model, locked=False, **extra)
+                return await render(request, output)
 
     handle.__name__ = f"rest_{operation.type}"
     return handle
@@ -149,14 +154,16 @@ async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
 
 async def post_action(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
+    coordinate_space = declared_space(request)
     payload = await read_json(request)
     try:
         action, model = REGISTRY.parse(payload, services.config)
     except AgentError as exc:
         _count_refusal(services, payload, exc)
         raise
-    async with _watch_client(request, action):
-        output = await execute(services, action, model, locked=False)
+    with space.use(coordinate_space):
+        async with _watch_client(request, action):
+            output = await execute(services, action, model, locked=False)
     return web.Response(
         text=ActionAnswer(result=result_json(output)).model_dump_json(), content_type="application/json"
     )
@@ -164,6 +171,7 @@ async def post_action(request: web.Request) -> web.StreamResponse:
 
 async def post_batch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
+    coordinate_space = declared_space(request)
     batch = validate(BatchRequest, await read_json(request))
     parsed = []
     for index, payload in enumerate(batch.actions):
@@ -174,6 +182,13 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
             # Nothing runs when any step is refused: a switched-off capability keeps its status.
             error = type(exc) if isinstance(exc, PermissionDenied | Unavailable) else InvalidArgument
             raise error(f"actions[{index}]: {exc.message}", details={"index": index, **exc.details}) from None
+    with space.use(coordinate_space):
+        return await _run_batch(request, services, batch, parsed)
+
+
+async def _run_batch(
+    request: web.Request, services: Services, batch: BatchRequest, parsed: list[tuple[Operation, BaseModel]]
+) -> web.StreamResponse:
     steps: list[BatchStep] = []
     # A client that goes away cancels the batch: its waits must not hold the input lock for it.
     async with cancel_on_disconnect(request), services.input_lock:

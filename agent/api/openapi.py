@@ -13,6 +13,7 @@ from agent.actions import leniency
 from agent.actions.capabilities import REFUSALS, SWITCHES
 from agent.actions.registry import Operation, Registry, load_all
 from agent.api.action_routes import ActionAnswer, BatchAnswer, BatchRequest
+from agent.api.coordinate_space import SPACE_RULES, openapi_parameters
 from agent.api.middleware import ERROR_HEADER
 from agent.api.replies import NDJSON, SSE
 from agent.errors import AgentError
@@ -191,7 +192,9 @@ def path_item(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
     ]
     if capabilities:
         item["x-capabilities"] = [str(c) for c in capabilities]
-    item["parameters"] = _parameters(operation, schema)
+    item["parameters"] = _parameters(operation, schema) + openapi_parameters(
+        query_names=operation.space_query
+    )
     if operation.body == "bytes":
         # No body is a body of no bytes (an empty file).
         item["requestBody"] = {"required": False, "content": {"application/octet-stream": BINARY}}
@@ -245,6 +248,7 @@ def build_document() -> dict[str, Any]:
             "summary": "Run one action given as a tagged union",
             "description": "Capabilities are checked as on the action's own route (403 when switched off).",
             "tags": ["actions"],
+            "parameters": openapi_parameters(),
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": REF.format(model="Action")}}},
@@ -266,6 +270,7 @@ def build_document() -> dict[str, Any]:
             "description": "Every action is checked and validated before the first runs: a switched-off "
             "capability refuses the whole batch (403), an invalid action too (400).",
             "tags": ["actions"],
+            "parameters": openapi_parameters(),
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _ref(BatchRequest)}},
@@ -292,7 +297,7 @@ def build_document() -> dict[str, Any]:
             + leniency.POLICY
             + f" Every error the agent answers carries `{ERROR_HEADER}: <code>`; the codes name what "
             "is missing or refused (WINDOW_NOT_FOUND, ROUTE_NOT_FOUND, EXEC_DISABLED, ...). GET routes "
-            "also answer HEAD.",
+            "also answer HEAD. Every route takes the header X-Coordinate-Space: " + SPACE_RULES,
             "x-leniency": leniency.POLICY,
         },
         "servers": [{"url": "/"}],

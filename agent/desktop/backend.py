@@ -60,6 +60,10 @@ class CaptureOptions:
     max_width: int | None = None
     max_height: int | None = None
     cursor: bool = False
+    # An exact output size (up or down, aspect as given): a coordinate space's picture, a zoom.
+    size: tuple[int, int] | None = None
+    # The image drawn at (left, top) onto a black canvas (width, height, left, top): letterboxing.
+    canvas: tuple[int, int, int, int] | None = None
 
 
 class DesktopBackend(Protocol):

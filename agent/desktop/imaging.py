@@ -72,13 +72,20 @@ class Encoder:
         format: str,
         quality: int,
         size: tuple[int, int],
+        canvas: tuple[int, int, int, int] | None = None,
     ) -> Encoded:
+        """``canvas`` (width, height, left, top): the image pasted there onto black (letterbox)."""
         pixels = np.frombuffer(bgrx, dtype=np.uint8, count=width * height * 4).reshape(height, width, 4)
-        if size != (width, height):
+        if size != (width, height) or canvas is not None:
             image = Image.frombuffer("RGB", (width, height), bgrx, "raw", "BGRX", 0, 1)
-            # reduce() by the whole factor first (a fast box filter), then a bilinear step: 3-5x faster
-            # than a bilinear resize of the full frame, and sharp enough for screenshots.
-            image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
+            if size != (width, height):
+                # reduce() by the whole factor first (a fast box filter), then a bilinear step: 3-5x
+                # faster than a bilinear resize of the full frame, and sharp enough for screenshots.
+                image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
+            if canvas is not None:
+                board = Image.new("RGB", canvas[:2], (0, 0, 0))
+                board.paste(image, canvas[2:])
+                image, size = board, canvas[:2]
             return Encoded(self._encode_rgb(image, format, quality), *size)
         if format == "jpeg":
             data = simplejpeg.encode_jpeg(

@@ -72,6 +72,24 @@ class ScreenPixels:
 Coordinate = Annotated[int, ScreenPixels()]
 
 
+@dataclass(frozen=True, slots=True)
+class ScreenAxis:
+    """Marks a field as a position (or, with ``extent``, a length) along the screen's x or y axis.
+
+    A request under a caller's coordinate space (X-Coordinate-Space) has such fields mapped from
+    the space to the screen before its handler runs, and its answer's back (``agent.actions.space``).
+    """
+
+    axis: Literal["x", "y"]
+    extent: bool = False
+
+
+AT_X = ScreenAxis("x")
+AT_Y = ScreenAxis("y")
+ALONG_X = ScreenAxis("x", extent=True)
+ALONG_Y = ScreenAxis("y", extent=True)
+
+
 def is_coordinate(metadata: list[Any]) -> bool:
     return any(isinstance(item, ScreenPixels) for item in metadata)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from agent.models.base import Coordinate, Request, Result, Success
+from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Coordinate, Request, Result, Success
 
 ButtonName = Literal["left", "right", "middle", "back", "forward"]
 Modifiers = list[str] | str
@@ -20,8 +20,8 @@ _MODIFIERS: Any = Field(
 
 
 class _AtPoint(Request):
-    x: Coordinate | None = _X
-    y: Coordinate | None = _Y
+    x: Annotated[Coordinate | None, AT_X] = _X
+    y: Annotated[Coordinate | None, AT_Y] = _Y
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> _AtPoint:
@@ -55,16 +55,16 @@ class RightClickRequest(_AtPoint):
 
 class MoveRequest(Request):
     type: Literal["move"] = "move"
-    x: Coordinate
-    y: Coordinate
+    x: Annotated[Coordinate, AT_X]
+    y: Annotated[Coordinate, AT_Y]
 
 
 class DragRequest(Request):
     type: Literal["drag"] = "drag"
-    start_x: Coordinate = Field(validation_alias=AliasChoices("start_x", "x1"))
-    start_y: Coordinate = Field(validation_alias=AliasChoices("start_y", "y1"))
-    end_x: Coordinate = Field(validation_alias=AliasChoices("end_x", "x2"))
-    end_y: Coordinate = Field(validation_alias=AliasChoices("end_y", "y2"))
+    start_x: Annotated[Coordinate, AT_X] = Field(validation_alias=AliasChoices("start_x", "x1"))
+    start_y: Annotated[Coordinate, AT_Y] = Field(validation_alias=AliasChoices("start_y", "y1"))
+    end_x: Annotated[Coordinate, AT_X] = Field(validation_alias=AliasChoices("end_x", "x2"))
+    end_y: Annotated[Coordinate, AT_Y] = Field(validation_alias=AliasChoices("end_y", "y2"))
     button: ButtonName = "left"
 
 
@@ -198,20 +198,36 @@ class ScreenshotRequest(_ImageOptions):
 
 class RegionScreenshotRequest(_ImageOptions):
     type: Literal["screenshot_region"] = "screenshot_region"
-    x: Coordinate
-    y: Coordinate
-    width: Coordinate = Field(ge=1)
-    height: Coordinate = Field(ge=1)
+    x: Annotated[Coordinate, AT_X]
+    y: Annotated[Coordinate, AT_Y]
+    width: Annotated[Coordinate, ALONG_X] = Field(ge=1)
+    height: Annotated[Coordinate, ALONG_Y] = Field(ge=1)
+
+
+MAX_ZOOM_SIDE = 16384
+
+
+class ZoomRequest(_ImageOptions):
+    """A region captured at full resolution and enlarged (Anthropic's ``zoom``)."""
+
+    type: Literal["zoom"] = "zoom"
+    x: Annotated[Coordinate, AT_X]
+    y: Annotated[Coordinate, AT_Y]
+    width: Annotated[Coordinate, ALONG_X] = Field(ge=1)
+    height: Annotated[Coordinate, ALONG_Y] = Field(ge=1)
+    scale: float | None = Field(
+        default=None, ge=1, le=32, description="Magnification; omitted: fit the output box"
+    )
 
 
 class Position(Result):
-    x: int
-    y: int
+    x: Annotated[int, AT_X]
+    y: Annotated[int, AT_Y]
 
 
 class ScreenSize(Result):
-    width: int
-    height: int
+    width: Annotated[int, ALONG_X]
+    height: Annotated[int, ALONG_Y]
 
 
 class Waited(Success):

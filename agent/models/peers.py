@@ -7,11 +7,11 @@ model (``tagged``); a peer action with other fields or units has its own model h
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from agent.models.base import Coordinate, Request, Result
+from agent.models.base import AT_X, AT_Y, Coordinate, Request, Result
 from agent.models.desktop import ButtonName, _AtPoint
 
 # Scrolling in pixels (seed 000's `amount`, seed 002's `dx`/`dy`) turns the wheel one notch per
@@ -40,8 +40,8 @@ class ScreenPoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    x: Coordinate
-    y: Coordinate
+    x: Annotated[Coordinate, AT_X]
+    y: Annotated[Coordinate, AT_Y]
 
 
 class ClickMouseRequest(_AtPoint):
@@ -57,8 +57,8 @@ class ClickMouseRequest(_AtPoint):
 
 class MoveMouseRequest(Request):
     type: Literal["move_mouse"] = "move_mouse"
-    x: Coordinate
-    y: Coordinate
+    x: Annotated[Coordinate, AT_X]
+    y: Annotated[Coordinate, AT_Y]
 
 
 class DragMouseRequest(Request):

@@ -5,11 +5,11 @@ Field names follow seed 003 (``window_id``, ``app``, ``url``, ``text``; a window
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field
 
-from agent.models.base import Coordinate, Request, Result, Success
+from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Coordinate, Request, Result, Success
 
 _WINDOW_ID = Field(
     min_length=1,
@@ -48,10 +48,12 @@ class Window(Result):
     title: str = Field(description="_NET_WM_NAME (UTF-8), else WM_NAME")
     wm_class: str = Field(alias="class", description="WM_CLASS class, e.g. 'XTerm', 'Firefox'")
     instance: str = Field(description="WM_CLASS instance, e.g. 'xterm', 'Navigator'")
-    x: int = Field(description="Client area's left edge in screen pixels (inside the frame)")
-    y: int = Field(description="Client area's top edge in screen pixels (below the title bar)")
-    width: int
-    height: int
+    x: Annotated[int, AT_X] = Field(description="Client area's left edge in screen pixels (inside the frame)")
+    y: Annotated[int, AT_Y] = Field(
+        description="Client area's top edge in screen pixels (below the title bar)"
+    )
+    width: Annotated[int, ALONG_X]
+    height: Annotated[int, ALONG_Y]
     frame: FrameExtents
     pid: int | None = Field(
         description="_NET_WM_PID, else the PID the X server knows for the window's client "
@@ -85,16 +87,20 @@ class WindowPositionRequest(_WindowRef):
 
 class ResizeWindowRequest(_WindowRef):
     type: Literal["resize_window"] = "resize_window"
-    width: Coordinate = Field(ge=1, le=32767, description="New client-area width in pixels")
-    height: Coordinate = Field(ge=1, le=32767, description="New client-area height in pixels")
+    width: Annotated[Coordinate, ALONG_X] = Field(
+        ge=1, le=32767, description="New client-area width in pixels"
+    )
+    height: Annotated[Coordinate, ALONG_Y] = Field(
+        ge=1, le=32767, description="New client-area height in pixels"
+    )
 
 
 class MoveWindowRequest(_WindowRef):
     type: Literal["move_window"] = "move_window"
-    x: Coordinate = Field(
+    x: Annotated[Coordinate, AT_X] = Field(
         ge=-32768, le=32767, description="New client-area left edge (as read from /position)"
     )
-    y: Coordinate = Field(
+    y: Annotated[Coordinate, AT_Y] = Field(
         ge=-32768, le=32767, description="New client-area top edge (as read from /position)"
     )
 
@@ -112,13 +118,13 @@ class CloseWindowRequest(_WindowRef):
 
 
 class WindowSize(Result):
-    width: int
-    height: int
+    width: Annotated[int, ALONG_X]
+    height: Annotated[int, ALONG_Y]
 
 
 class WindowPosition(Result):
-    x: int
-    y: int
+    x: Annotated[int, AT_X]
+    y: Annotated[int, AT_Y]
 
 
 # -- clipboard -------------------------------------------------------------------------------

@@ -114,9 +114,17 @@ class ScreenCapture:
     ) -> ImageResult:
         box = {"left": region.x, "top": region.y, "width": region.width, "height": region.height}
         shot = self._grab(box, options.cursor)
-        size = target_size(shot.width, shot.height, options.scale, options.max_width, options.max_height)
+        size = options.size or target_size(
+            shot.width, shot.height, options.scale, options.max_width, options.max_height
+        )
         encoded = self._encoder.encode(
-            shot.raw, shot.width, shot.height, format=options.format, quality=options.quality, size=size
+            shot.raw,
+            shot.width,
+            shot.height,
+            format=options.format,
+            quality=options.quality,
+            size=size,
+            canvas=options.canvas,
         )
         return ImageResult(
             data=encoded.data,
