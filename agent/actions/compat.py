@@ -38,7 +38,7 @@ async def perform(services: Services, type: str, fields: dict[str, Any], blame: 
     except InvalidArgument as exc:
         if blame is None:
             raise
-        raise InvalidArgument(f"{blame}: {exc.message}", details={"field": blame, **exc.details}) from None
+        raise InvalidArgument(f"{blame}: {exc.message}", details={**exc.details, "field": blame}) from None
 
 
 async def capture(services: Services) -> ImageResult:
@@ -65,7 +65,7 @@ def check_keys(spec: str, blame: str) -> None:
     try:
         parse_chord(spec)
     except InvalidArgument as exc:
-        raise InvalidArgument(f"{blame}: {exc.message}", details={"field": blame, **exc.details}) from None
+        raise InvalidArgument(f"{blame}: {exc.message}", details={**exc.details, "field": blame}) from None
 
 
 async def holding(services: Services, modifiers: str | None, act: Any, blame: str = "text") -> None:
