@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from agent.actions.accessibility import AccessibleNode, Center, FindResult, FoundNode
-from agent.actions.compat_anthropic import check_fields
-from agent.actions.compat_openai import OPENAI_KEYS, key_names
 from agent.actions.registry import load_all
 from agent.actions.space import to_screen, to_space
 from agent.desktop.keys import parse_keys, resolve
@@ -16,6 +13,7 @@ from agent.models.compat import AnthropicComputerInput
 from agent.models.desktop import ClickRequest, DragRequest, Position, RegionScreenshotRequest
 from agent.models.windows import FrameExtents, Window, WindowList
 
+# The operation modules in their declared order (importing one first would reorder the document).
 load_all()
 XGA_ON_720P = CoordinateSpace(1024, 768).fit(1280, 720)
 
@@ -75,6 +73,8 @@ def test_requests_map_to_the_screen_and_name_the_bad_field() -> None:
 
 
 def test_answers_map_back_however_nested() -> None:
+    from agent.actions.accessibility import AccessibleNode, Center, FindResult, FoundNode
+
     assert to_space(Position(x=640, y=360), XGA_ON_720P) == Position(x=512, y=384)
     frame = FrameExtents(left=0, right=0, top=20, bottom=0)
     window = Window.model_validate(
@@ -119,6 +119,8 @@ def test_answers_map_back_however_nested() -> None:
 
 
 def test_every_openai_key_name_resolves_to_an_x_key() -> None:
+    from agent.actions.compat_openai import OPENAI_KEYS, key_names
+
     for name, keysym_name in OPENAI_KEYS.items():
         assert resolve(keysym_name).keysym, name
         assert key_names([name]) == [keysym_name]
@@ -143,5 +145,7 @@ def test_every_openai_key_name_resolves_to_an_x_key() -> None:
     ],
 )
 def test_anthropic_input_checks_name_the_field(payload: dict[str, object], named: str) -> None:
+    from agent.actions.compat_anthropic import check_fields
+
     with pytest.raises(InvalidArgument, match=named):
         check_fields(AnthropicComputerInput.model_validate(payload))
