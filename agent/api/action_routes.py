@@ -111,7 +111,8 @@ async def _request_data(request: web.Request, operation: Operation) -> dict[str,
                 )
     data.update(request.match_info)
     type_field = operation.model.model_fields.get("type")
-    if type_field is not None and operation.actions:  # a REST-only body's "type" is its own field
+    # A tagged model (its type has a default) runs that type only; a vendor's body has a "type" of its own.
+    if type_field is not None and not type_field.is_required():
         expected = type_field.default
         if data.setdefault("type", expected) != expected:
             raise InvalidArgument(f"type: this route runs {expected!r}; for other types use POST /actions")
