@@ -8,11 +8,13 @@ caller's space), so the compat routes add a vocabulary, not a second implementat
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from agent.actions import space
+from agent.actions.observe import settle_then_capture
 from agent.actions.outputs import Output
 from agent.actions.registry import REGISTRY
 from agent.desktop.keys import parse_chord
@@ -21,11 +23,6 @@ from agent.models.base import ImageResult
 
 if TYPE_CHECKING:
     from agent.services import Services
-
-# How long the screen is left to repaint before the screenshot that follows an action. A
-# placeholder for settling on X DAMAGE (issue 15's act-then-observe): ``capture_after`` is the
-# one place that decides when the after-action screenshot is taken.
-SETTLE_SECONDS = 0.3
 
 
 async def perform(services: Services, type: str, fields: dict[str, Any], blame: str | None = None) -> Output:
@@ -50,10 +47,19 @@ async def capture(services: Services) -> ImageResult:
 
 
 async def capture_after(services: Services) -> ImageResult:
-    """The screenshot a vendor's loop takes after an action, once the screen has had time to
-    repaint (see ``SETTLE_SECONDS``)."""
-    await asyncio.sleep(SETTLE_SECONDS)
-    return await capture(services)
+    """The screenshot a vendor's loop takes after an action, taken once the screen has settled
+    (no X DAMAGE for quiet_ms: ``agent.actions.observe``) instead of after the loops' fixed
+    1-2 s sleep; PNG, at the caller's coordinate space."""
+    image, _ = await settle_then_capture(services)
+    return image
+
+
+@contextlib.asynccontextmanager
+async def input_held(services: Services) -> AsyncIterator[None]:
+    """The input lock for the whole vendor action and its screenshot (the compat operations are
+    not declared ``uses_input``: their vendor's body takes no ``screenshot_after``)."""
+    async with services.input_lock:
+        yield
 
 
 def base64_png(image: ImageResult) -> str:

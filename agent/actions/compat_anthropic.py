@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from agent.actions.compat import base64_png, capture, capture_after, check_keys, holding, perform
+from agent.actions.compat import base64_png, capture, capture_after, check_keys, holding, input_held, perform
 from agent.actions.registry import REGISTRY
 from agent.errors import InvalidArgument
 from agent.models.base import ImageResult
@@ -213,7 +213,8 @@ _RUN: dict[str, Callable[[Services, AnthropicComputerInput], Awaitable[Blocks]]]
 
 async def anthropic_computer(services: Services, req: AnthropicComputerInput) -> AnthropicToolResultContent:
     check_fields(req)
-    return AnthropicToolResultContent(await _RUN[req.action](services, req))
+    async with input_held(services):
+        return AnthropicToolResultContent(await _RUN[req.action](services, req))
 
 
 REGISTRY.add(
@@ -233,7 +234,6 @@ REGISTRY.add(
     "space) is a 400 naming the field; the loop reports it to the model as an error tool_result.",
     route="/compat/anthropic/computer",
     result=AnthropicToolResultContent,
-    uses_input=True,
     tag="compat",
     actions=False,
     space_query=True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from agent.actions.compat import base64_png, capture, capture_after, holding, perform
+from agent.actions.compat import base64_png, capture, capture_after, holding, input_held, perform
 from agent.actions.registry import REGISTRY
 from agent.errors import AgentError, InvalidArgument
 from agent.models.compat import OPENAI_ACTIONS, ComputerScreenshot, OpenAIComputerAction
@@ -218,14 +218,15 @@ _RUN: dict[str, Callable[[Services, OpenAIComputerAction], Awaitable[None]]] = {
 
 async def openai_computer(services: Services, action: OpenAIComputerAction) -> ComputerScreenshot:
     check_fields(action)
-    await _RUN[action.type](services, action)
-    if action.type == "screenshot":
-        image = await capture(services)
-    elif action.type == "wait":
-        await asyncio.sleep(WAIT_SECONDS)
-        image = await capture(services)
-    else:
-        image = await capture_after(services)
+    async with input_held(services):
+        await _RUN[action.type](services, action)
+        if action.type == "screenshot":
+            image = await capture(services)
+        elif action.type == "wait":
+            await asyncio.sleep(WAIT_SECONDS)
+            image = await capture(services)
+        else:
+            image = await capture_after(services)
     return ComputerScreenshot(image_url=f"data:image/png;base64,{base64_png(image)}")
 
 
@@ -246,7 +247,6 @@ REGISTRY.add(
     "coordinate off the space: a 400 naming it.",
     route="/compat/openai/computer",
     result=ComputerScreenshot,
-    uses_input=True,
     tag="compat",
     actions=False,
     space_query=True,

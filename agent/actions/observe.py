@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, create_model
 
+from agent.actions.space import capture_sizing
 from agent.desktop.backend import CaptureOptions
 from agent.models.base import ImageResult, Success
 from agent.models.observe import ScreenshotAfter, SettledScreenshot
@@ -45,6 +46,8 @@ class Settled:
 
 
 def capture_options(options: ScreenshotAfter) -> CaptureOptions:
+    """Under a caller's coordinate space (X-Coordinate-Space) the image is the space's size,
+    the screen letterboxed in it, like every screenshot: scale and max_* then do not apply."""
     return CaptureOptions(
         format="jpeg" if options.format == "jpg" else options.format,
         quality=options.quality,
@@ -52,6 +55,7 @@ def capture_options(options: ScreenshotAfter) -> CaptureOptions:
         max_width=options.max_width,
         max_height=options.max_height,
         cursor=options.cursor,
+        **capture_sizing(),  # type: ignore[arg-type]
     )
 
 

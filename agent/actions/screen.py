@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.actions.registry import REGISTRY
-from agent.actions.space import current_fit
+from agent.actions.space import capture_sizing, current_fit
 from agent.desktop.backend import CaptureOptions, Region
 from agent.errors import InvalidArgument
 from agent.models.base import ImageResult
@@ -46,14 +46,7 @@ def capture_options(req: ImageRequest, **sizing: object) -> CaptureOptions:
 
 async def screenshot(services: Services, req: ScreenshotRequest) -> ImageResult:
     """The screen; under a coordinate space, the space's size with the screen letterboxed in it."""
-    fit = current_fit()
-    sizing = {}
-    if fit is not None:
-        sizing = {
-            "size": (fit.picture_width, fit.picture_height),
-            "canvas": (fit.space.width, fit.space.height, fit.left, fit.top),
-        }
-    image = await services.desktop.capture(None, capture_options(req, **sizing))
+    image = await services.desktop.capture(None, capture_options(req, **capture_sizing()))
     return _as_requested(image, req.base64)
 
 

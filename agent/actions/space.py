@@ -80,6 +80,18 @@ async def run(
     return to_space(output, fit) if isinstance(output, BaseModel) else output
 
 
+def capture_sizing() -> dict[str, tuple[int, ...]]:
+    """The CaptureOptions fields (size, canvas) that draw the whole screen in the caller's space:
+    the picture scaled to fit, centred on black; nothing without a space."""
+    fit = _FIT.get()
+    if fit is None:
+        return {}
+    return {
+        "size": (fit.picture_width, fit.picture_height),
+        "canvas": (fit.space.width, fit.space.height, fit.left, fit.top),
+    }
+
+
 def _axis(info: FieldInfo) -> ScreenAxis | None:
     return next((item for item in info.metadata if isinstance(item, ScreenAxis)), None)
 
