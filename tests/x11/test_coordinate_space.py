@@ -4,6 +4,7 @@ xdotool and xwininfo, screenshots by their pixels."""
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Iterator
 
@@ -159,3 +160,13 @@ def test_the_document_declares_the_header_on_every_operation(client: httpx.Clien
             assert "X-Coordinate-Space" in names, (method, path)
             if path.startswith("/compat/"):
                 assert {"display_width_px", "display_height_px"} <= names, path
+
+
+def test_screenshot_after_comes_in_the_space(client: httpx.Client, logger: EventLogger) -> None:
+    body = {"x": 512, "y": 384, "screenshot_after": {}}
+    answer = client.post("/desktop/click", json=body, headers=SPACE).json()
+    assert buttons(logger.collect()) == [("press", 1, 640, 360), ("release", 1, 640, 360)]
+    shot = answer["screenshot"]
+    assert (shot["width"], shot["height"]) == (1024, 768)
+    image = png(base64.b64decode(shot["image"]))
+    assert image.size == (1024, 768) and is_black(image, (0, 0, 1024, 96))
