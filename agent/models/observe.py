@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from agent.models.base import Coordinate, ImageJSON, Request, Result
+from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Coordinate, ImageJSON, Request, Result
 
 # Settle defaults: long enough for a local app to answer a keystroke or a click and repaint
 # (tens of ms), short next to the 1-2 s fixed sleeps agent loops use; a blinking caret (GTK:
@@ -73,10 +73,10 @@ _COMMON = frozenset({"type", "condition", "timeout", "request_id", "include_cont
 class ScreenRegion(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    x: Coordinate
-    y: Coordinate
-    width: Coordinate = Field(ge=1)
-    height: Coordinate = Field(ge=1)
+    x: Annotated[Coordinate, AT_X]
+    y: Annotated[Coordinate, AT_Y]
+    width: Annotated[Coordinate, ALONG_X] = Field(ge=1)
+    height: Annotated[Coordinate, ALONG_Y] = Field(ge=1)
 
 
 class WaitForRequest(Request):
@@ -185,10 +185,10 @@ def _omit_null(schema: dict[str, Any]) -> None:
 
 
 class ChangedRegion(Result):
-    x: int
-    y: int
-    width: int
-    height: int
+    x: Annotated[int, AT_X]
+    y: Annotated[int, AT_Y]
+    width: Annotated[int, ALONG_X]
+    height: Annotated[int, ALONG_Y]
 
 
 class WaitForResult(Result):

@@ -170,3 +170,17 @@ def test_screenshot_after_comes_in_the_space(client: httpx.Client, logger: Event
     assert (shot["width"], shot["height"]) == (1024, 768)
     image = png(base64.b64decode(shot["image"]))
     assert image.size == (1024, 768) and is_black(image, (0, 0, 1024, 96))
+
+
+def test_wait_for_regions_are_in_the_space(client: httpx.Client) -> None:
+    body = {
+        "condition": "screen_changed",
+        "region": {"x": 10, "y": 10, "width": 50, "height": 50},
+        "timeout": 0.2,
+    }
+    assert "region.y: 10 is in the letterbox padding" in refused(
+        client, "/desktop/wait-for", body, headers=SPACE
+    )
+    body["region"] = {"x": 10, "y": 200, "width": 50, "height": 50}
+    answer = client.post("/desktop/wait-for", json=body, headers=SPACE)
+    assert answer.status_code == 200, answer.text
