@@ -24,6 +24,7 @@ from agent.models.browser import (
     TabClosed,
     Tabs,
 )
+from agent.models.compat import AnthropicToolResultContent, ComputerScreenshot, OpenAIPoint
 from agent.models.desktop import Position, ScreenSize, Waited
 from agent.models.exec import (
     CommandExitEvent,
@@ -63,6 +64,7 @@ _SPECS: dict[str, Spec] = {
     "accessibility_click": Spec("accessibility_click", "POST", "/desktop/accessibility/click"),
     "accessibility_find": Spec("accessibility_find", "GET", "/desktop/accessibility/find"),
     "accessibility_tree": Spec("accessibility_tree", "GET", "/desktop/accessibility-tree"),
+    "anthropic_computer": Spec("anthropic_computer", "POST", "/compat/anthropic/computer"),
     "bash": Spec("bash", "POST", "/bash"),
     "bash_action": Spec("bash_action", "POST", "/bash-action"),
     "browser_status": Spec("browser_status", "GET", "/browser"),
@@ -125,6 +127,7 @@ _SPECS: dict[str, Spec] = {
         "move_window", "POST", "/desktop/window/{window_id}/move", path_params=("window_id",)
     ),
     "new_tab": Spec("new_tab", "POST", "/browser/tabs"),
+    "openai_computer": Spec("openai_computer", "POST", "/compat/openai/computer"),
     "openapi": Spec("openapi", "GET", "/openapi.json"),
     "press_keys": Spec("press_keys", "POST", None),
     "process_get": Spec("process_get", "GET", "/processes/{id}", path_params=("id",)),
@@ -162,6 +165,7 @@ _SPECS: dict[str, Spec] = {
         "window_position", "GET", "/desktop/window/{window_id}/position", path_params=("window_id",)
     ),
     "window_size": Spec("window_size", "GET", "/desktop/window/{window_id}/size", path_params=("window_id",)),
+    "zoom": Spec("zoom", "POST", "/desktop/zoom"),
 }
 
 
@@ -244,6 +248,39 @@ class Operations(SyncCalls):
                 "details": details,
             },
             AccessibilityTree,
+        )
+
+    def anthropic_computer(
+        self,
+        action: str,
+        text: str | None = None,
+        key: str | None = None,
+        *,
+        coordinate: list[int] | None = None,
+        start_coordinate: list[int] | None = None,
+        scroll_direction: Literal["up", "down", "left", "right"] | None = None,
+        scroll_amount: int | None = None,
+        duration: float | None = None,
+        region: list[int] | None = None,
+    ) -> AnthropicToolResultContent:
+        """Run the input of Anthropic's computer tool_use as is; answer its tool_result content (POST /compat/anthropic/computer).
+
+        The body is exactly the `input` object of a `computer` tool_use block (computer_20250124, computer_20251124: key, hold_key, type, cursor_position, mouse_move, left_mouse_down, left_mouse_up, left_click, left_click_drag, right_click, middle_click, double_click, triple_click, scroll, wait, screenshot, zoom); the answer is the `content` list of the matching `tool_result`, to send back unchanged: a PNG screenshot taken after the action (every action but cursor_position), `X=..,Y=..` text for cursor_position, the enlarged region for zoom. Coordinates are in the model's space: `display_width_px` and `display_height_px` (as in the tool definition) or X-Coordinate-Space; without either, screen pixels. A bad input (unknown action, missing or extra field, a coordinate off the space) is a 400 naming the field; the loop reports it to the model as an error tool_result.
+        """
+        return self._json(
+            _SPECS["anthropic_computer"],
+            {
+                "action": action,
+                "text": text,
+                "key": key,
+                "coordinate": coordinate,
+                "start_coordinate": start_coordinate,
+                "scroll_direction": scroll_direction,
+                "scroll_amount": scroll_amount,
+                "duration": duration,
+                "region": region,
+            },
+            AnthropicToolResultContent,
         )
 
     def bash(
@@ -789,6 +826,37 @@ class Operations(SyncCalls):
         """Open a tab (optionally loading a URL) and make it current (POST /browser/tabs)."""
         return self._json(_SPECS["new_tab"], {"url": url, "timeout": timeout}, NewTab)
 
+    def openai_computer(
+        self,
+        x: int | None = None,
+        y: int | None = None,
+        path: list[OpenAIPoint | dict[str, Any]] | None = None,
+        text: str | None = None,
+        *,
+        button: Literal["left", "right", "wheel", "back", "forward"] | None = None,
+        keys: list[str] | None = None,
+        scroll_x: int | None = None,
+        scroll_y: int | None = None,
+    ) -> ComputerScreenshot:
+        """Run the action of an OpenAI computer_call as is; answer its computer_call_output output (POST /compat/openai/computer).
+
+        The body is exactly the `action` of a `computer_call` (click with button left/right/wheel/back/forward, double_click, drag with a `path` of points, keypress with `keys` such as ["CTRL", "SHIFT", "T"], move, screenshot, scroll with `scroll_x`/`scroll_y` in pixels at `x`,`y` (one wheel notch per 100 px), type, wait (2 s)); `keys` on a pointer action are held during it. The answer is the `output` of the `computer_call_output` to send back unchanged: `{"type": "computer_screenshot", "image_url": "data:image/png;base64,..."}`, taken after the action. Coordinates are in the model's space (X-Coordinate-Space, or `display_width_px`/`display_height_px` like the Anthropic route: the tool's display_width and display_height); without either, screen pixels. Unknown key names, a missing field, a coordinate off the space: a 400 naming it.
+        """
+        return self._json(
+            _SPECS["openai_computer"],
+            {
+                "x": x,
+                "y": y,
+                "path": path,
+                "text": text,
+                "button": button,
+                "keys": keys,
+                "scroll_x": scroll_x,
+                "scroll_y": scroll_y,
+            },
+            ComputerScreenshot,
+        )
+
     def openapi(self) -> dict[str, Any]:
         """This document (GET /openapi.json)."""
         return self._document(_SPECS["openapi"], {})
@@ -1165,6 +1233,42 @@ class Operations(SyncCalls):
         """A window's client-area size (GET /desktop/window/{window_id}/size)."""
         return self._json(_SPECS["window_size"], {"window_id": window_id}, WindowSize)
 
+    def zoom(
+        self,
+        x: int,
+        y: int,
+        width: int,
+        height: int,
+        *,
+        format: Literal["png", "jpeg", "jpg", "webp"] | None = None,
+        quality: int | None = None,
+        scale: float | None = None,
+        max_width: int | None = None,
+        max_height: int | None = None,
+        cursor: bool | None = None,
+        base64: bool | None = None,
+    ) -> Screenshot:
+        """A region of the screen enlarged, to read small text (POST /desktop/zoom).
+
+        The region (`x`, `y`, `width`, `height`, in the caller's coordinates like every position) is captured at the screen's full resolution and scaled up: by `scale` if given, else to fit (aspect kept) a box of `max_width` x `max_height`, which default to the caller's coordinate space (X-Coordinate-Space) or else to the screen. The zoomed image is not a coordinate space: positions stay those of the whole screen.
+        """
+        return self._image(
+            _SPECS["zoom"],
+            {
+                "x": x,
+                "y": y,
+                "width": width,
+                "height": height,
+                "format": format,
+                "quality": quality,
+                "scale": scale,
+                "max_width": max_width,
+                "max_height": max_height,
+                "cursor": cursor,
+                "base64": base64,
+            },
+        )
+
 
 class AsyncOperations(AsyncCalls):
     """Every operation of the agent, one coroutine each (generated; streams are async iterators)."""
@@ -1247,6 +1351,39 @@ class AsyncOperations(AsyncCalls):
                 "details": details,
             },
             AccessibilityTree,
+        )
+
+    async def anthropic_computer(
+        self,
+        action: str,
+        text: str | None = None,
+        key: str | None = None,
+        *,
+        coordinate: list[int] | None = None,
+        start_coordinate: list[int] | None = None,
+        scroll_direction: Literal["up", "down", "left", "right"] | None = None,
+        scroll_amount: int | None = None,
+        duration: float | None = None,
+        region: list[int] | None = None,
+    ) -> AnthropicToolResultContent:
+        """Run the input of Anthropic's computer tool_use as is; answer its tool_result content (POST /compat/anthropic/computer).
+
+        The body is exactly the `input` object of a `computer` tool_use block (computer_20250124, computer_20251124: key, hold_key, type, cursor_position, mouse_move, left_mouse_down, left_mouse_up, left_click, left_click_drag, right_click, middle_click, double_click, triple_click, scroll, wait, screenshot, zoom); the answer is the `content` list of the matching `tool_result`, to send back unchanged: a PNG screenshot taken after the action (every action but cursor_position), `X=..,Y=..` text for cursor_position, the enlarged region for zoom. Coordinates are in the model's space: `display_width_px` and `display_height_px` (as in the tool definition) or X-Coordinate-Space; without either, screen pixels. A bad input (unknown action, missing or extra field, a coordinate off the space) is a 400 naming the field; the loop reports it to the model as an error tool_result.
+        """
+        return await self._json(
+            _SPECS["anthropic_computer"],
+            {
+                "action": action,
+                "text": text,
+                "key": key,
+                "coordinate": coordinate,
+                "start_coordinate": start_coordinate,
+                "scroll_direction": scroll_direction,
+                "scroll_amount": scroll_amount,
+                "duration": duration,
+                "region": region,
+            },
+            AnthropicToolResultContent,
         )
 
     async def bash(
@@ -1798,6 +1935,37 @@ class AsyncOperations(AsyncCalls):
         """Open a tab (optionally loading a URL) and make it current (POST /browser/tabs)."""
         return await self._json(_SPECS["new_tab"], {"url": url, "timeout": timeout}, NewTab)
 
+    async def openai_computer(
+        self,
+        x: int | None = None,
+        y: int | None = None,
+        path: list[OpenAIPoint | dict[str, Any]] | None = None,
+        text: str | None = None,
+        *,
+        button: Literal["left", "right", "wheel", "back", "forward"] | None = None,
+        keys: list[str] | None = None,
+        scroll_x: int | None = None,
+        scroll_y: int | None = None,
+    ) -> ComputerScreenshot:
+        """Run the action of an OpenAI computer_call as is; answer its computer_call_output output (POST /compat/openai/computer).
+
+        The body is exactly the `action` of a `computer_call` (click with button left/right/wheel/back/forward, double_click, drag with a `path` of points, keypress with `keys` such as ["CTRL", "SHIFT", "T"], move, screenshot, scroll with `scroll_x`/`scroll_y` in pixels at `x`,`y` (one wheel notch per 100 px), type, wait (2 s)); `keys` on a pointer action are held during it. The answer is the `output` of the `computer_call_output` to send back unchanged: `{"type": "computer_screenshot", "image_url": "data:image/png;base64,..."}`, taken after the action. Coordinates are in the model's space (X-Coordinate-Space, or `display_width_px`/`display_height_px` like the Anthropic route: the tool's display_width and display_height); without either, screen pixels. Unknown key names, a missing field, a coordinate off the space: a 400 naming it.
+        """
+        return await self._json(
+            _SPECS["openai_computer"],
+            {
+                "x": x,
+                "y": y,
+                "path": path,
+                "text": text,
+                "button": button,
+                "keys": keys,
+                "scroll_x": scroll_x,
+                "scroll_y": scroll_y,
+            },
+            ComputerScreenshot,
+        )
+
     async def openapi(self) -> dict[str, Any]:
         """This document (GET /openapi.json)."""
         return await self._document(_SPECS["openapi"], {})
@@ -2177,3 +2345,39 @@ class AsyncOperations(AsyncCalls):
     async def window_size(self, window_id: str) -> WindowSize:
         """A window's client-area size (GET /desktop/window/{window_id}/size)."""
         return await self._json(_SPECS["window_size"], {"window_id": window_id}, WindowSize)
+
+    async def zoom(
+        self,
+        x: int,
+        y: int,
+        width: int,
+        height: int,
+        *,
+        format: Literal["png", "jpeg", "jpg", "webp"] | None = None,
+        quality: int | None = None,
+        scale: float | None = None,
+        max_width: int | None = None,
+        max_height: int | None = None,
+        cursor: bool | None = None,
+        base64: bool | None = None,
+    ) -> Screenshot:
+        """A region of the screen enlarged, to read small text (POST /desktop/zoom).
+
+        The region (`x`, `y`, `width`, `height`, in the caller's coordinates like every position) is captured at the screen's full resolution and scaled up: by `scale` if given, else to fit (aspect kept) a box of `max_width` x `max_height`, which default to the caller's coordinate space (X-Coordinate-Space) or else to the screen. The zoomed image is not a coordinate space: positions stay those of the whole screen.
+        """
+        return await self._image(
+            _SPECS["zoom"],
+            {
+                "x": x,
+                "y": y,
+                "width": width,
+                "height": height,
+                "format": format,
+                "quality": quality,
+                "scale": scale,
+                "max_width": max_width,
+                "max_height": max_height,
+                "cursor": cursor,
+                "base64": base64,
+            },
+        )

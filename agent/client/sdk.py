@@ -70,12 +70,15 @@ class Agent(Operations):
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
         max_retry_delay: float = 10.0,
+        coordinate_space: str | None = None,
     ) -> None:
         super().__init__(
             resolve_target(
                 url, token, token_file, timeout=timeout, retries=retries, max_retry_delay=max_retry_delay
             )
         )
+        if coordinate_space is not None:  # "1024x768": every call's coordinates and screenshots in it
+            self._target.headers["X-Coordinate-Space"] = coordinate_space
 
     @property
     def url(self) -> str:
@@ -135,12 +138,15 @@ class AsyncAgent(AsyncOperations):
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
         max_retry_delay: float = 10.0,
+        coordinate_space: str | None = None,
     ) -> None:
         super().__init__(
             resolve_target(
                 url, token, token_file, timeout=timeout, retries=retries, max_retry_delay=max_retry_delay
             )
         )
+        if coordinate_space is not None:  # "1024x768": every call's coordinates and screenshots in it
+            self._target.headers["X-Coordinate-Space"] = coordinate_space
 
     @property
     def url(self) -> str:

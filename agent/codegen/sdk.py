@@ -102,9 +102,9 @@ def importable(cls: type[Any]) -> type[Any]:
 
 def _result_type(hint: Any, imports: Imports) -> str:
     """A result model's name (a RootModel: the union it wraps; a derived model: its base)."""
-    if issubclass(hint, RootModel):
+    if issubclass(hint, RootModel) and get_origin(hint.model_fields["root"].annotation) is not list:
         return annotation(hint.model_fields["root"].annotation, imports).replace(" | dict[str, Any]", "")
-    base = importable(hint)
+    base = importable(hint)  # a list answer (Anthropic's tool_result content) keeps its model
     return imports.add(base.__module__, base.__name__)
 
 

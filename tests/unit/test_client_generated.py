@@ -21,7 +21,9 @@ from tests.unit.conftest import Api
 HAND_WRITTEN = {("POST", "/actions"): "action", ("POST", "/batch"): "batch"}
 NOT_SDK = {("POST", "/mcp")}  # MCP hosts use MCP clients; the SDK calls the actions themselves
 ALIASES = {"Range": "range", "Last-Event-ID": "last_event_id"}  # header parameters -> their field
-IGNORED = generator.COMMON_FIELDS
+# The coordinate space is the client's (Agent(coordinate_space="1024x768")), not a method's.
+CLIENT_LEVEL = frozenset({"X-Coordinate-Space", "display_width_px", "display_height_px"})
+IGNORED = generator.COMMON_FIELDS | CLIENT_LEVEL
 
 
 def test_generated_files_are_current() -> None:
