@@ -203,6 +203,22 @@ class Config:
         "fetch http(s) wallpaper URLs (never from loopback, link-local or unspecified addresses); off: 403",
     )
 
+    events_ring_size: int = option(
+        1024,
+        _positive_int,
+        "desktop events kept for readers that resume (Last-Event-ID); older ones: a gap event",
+    )
+    ws_send_buffer_bytes: int = option(
+        32 * 1024 * 1024,
+        _size,
+        "bytes of answers and events a /ws connection may have waiting for its reader; past it the reader is too slow: closed",
+    )
+    ws_heartbeat: float = option(
+        20.0,
+        _positive_float,
+        "seconds between /ws pings; a connection that misses a pong for as long is closed",
+    )
+
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from agent.exec.service import ExecService
     from agent.files.service import FileService
     from agent.heartbeat import Heartbeat
+    from agent.live.sources import LiveService
     from agent.session.environment import EnvironmentService
     from agent.session.launcher import Launcher
     from agent.x11.clipboard import ClipboardService
@@ -57,6 +58,8 @@ class Services:
     damage: DamageMonitor | None = None
     # Chromium on the desktop, driven over CDP (None when --browser is off or in tests without it).
     browser: BrowserService | None = None
+    # The desktop event hub, its X monitor and the /ws tickets (None where a test does not need them).
+    live: LiveService | None = None
     readiness: Readiness = field(init=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -76,12 +79,16 @@ class Services:
             await self.exec.start()
         if self.heartbeat is not None:
             await self.heartbeat.start()
+        if self.live is not None:
+            await self.live.start(self)
 
     async def close(self) -> None:
         """Release held input and every resource, in reverse order of start."""
         if self._warm_up is not None:
             self._warm_up.cancel()
         self.readiness.begin_shutdown()
+        if self.live is not None:
+            await self.live.close()
         if self.heartbeat is not None:
             await self.heartbeat.close()  # the last beat says "stopping"
         await self.readiness.close()

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from agent.models.base import ImageResult, Result
 
 # How an operation's successful answer is carried, as declared in the registry.
-Media = Literal["json", "image", "bytes", "events", "text", "document"]
+Media = Literal["json", "image", "bytes", "events", "text", "document", "websocket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,4 +77,14 @@ class ByteBody:
     length: int | None
 
 
-Output = Result | ImageResult | Answer | RawBody | EventStream | Download
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """A WebSocket session to run on this request (``media="websocket"``): the HTTP layer
+    upgrades the connection and runs the session named ``protocol`` with the validated
+    ``request``, which carries its options."""
+
+    protocol: str
+    request: BaseModel
+
+
+Output = Result | ImageResult | Answer | RawBody | EventStream | Download | Upgrade

@@ -68,6 +68,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.peers",  # after the modules whose actions it names
     "agent.actions.compat_anthropic",  # the vendors' vocabularies, over the operations above
     "agent.actions.compat_openai",
+    "agent.actions.live",
 )
 
 
@@ -99,6 +100,9 @@ class Operation:
     # Also reads the coordinate space from Anthropic's display_width_px/display_height_px query
     # parameters (the compat routes); every operation reads the X-Coordinate-Space header.
     space_query: bool = False
+    # GET routes a browser opens without headers (WebSocket, EventSource): a single-use ticket
+    # from POST /ws/ticket in ?ticket= stands in for the bearer token (agent.live.tickets).
+    ticket: bool = False
 
     @property
     def path_params(self) -> list[str]:
@@ -273,6 +277,7 @@ def _rest_only_reason(operation: Operation) -> str:
         "bytes": "it answers with raw bytes",
         "text": "it answers with plain text",
         "document": "it answers with the OpenAPI document",
+        "websocket": "it is a WebSocket",
     }.get(operation.media, f"it answers with {operation.media}")
 
 

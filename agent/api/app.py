@@ -12,13 +12,14 @@ from aiohttp import web
 from agent.actions.registry import load_all
 from agent.api import action_routes, guard, observe
 from agent.api.appkeys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
-from agent.api.middleware import bearer_auth, envelope
+from agent.api.middleware import TICKETS_KEY, bearer_auth, envelope
 from agent.config import Config, read_token
 from agent.mcp import http as mcp_http
 from agent.services import Services
 
 if TYPE_CHECKING:
     from agent.a11y.service import Accessibility
+    from agent.live.sources import LiveService
 
 LOG = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def build_services(config: Config) -> Services:
     _add_exec_services(services, config)  # also with --exec false: its reaper collects launched apps' orphans
     _add_wallpaper(services, config)
     _add_browser(services, config)
+    services.live = _live(config)
     services.heartbeat = heartbeat_from_config(
         config,
         services.readiness,
@@ -93,6 +95,13 @@ def _add_browser(services: Services, config: Config) -> None:
     )
 
 
+def _live(config: Config) -> LiveService:
+    """The event hub and the X monitor that feeds it, and the /ws tickets."""
+    from agent.live.sources import LiveService
+
+    return LiveService(config.display, config.events_ring_size)
+
+
 def _add_wallpaper(services: Services, config: Config) -> None:
     """The wallpaper reads file URLs through the files service, under its rules (none when off)."""
     from agent.session.user import resolve_user
@@ -128,6 +137,9 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     guard.install(app, config)
     app[TOKEN_KEY] = b"" if config.token_file is None else read_token(config.token_file).encode()
     app[SERVICES_KEY] = services if services is not None else build_services(config)
+    live = app[SERVICES_KEY].live
+    if live is not None:
+        app[TICKETS_KEY] = live.tickets
     action_routes.add_routes(app)
     app.cleanup_ctx.append(_service_lifecycle)
     mcp_http.add_routes(app)  # POST /mcp: the MCP tools (the mcp SDK is loaded on first use)

@@ -23,6 +23,7 @@ from agent.errors import (
     RouteNotFound,
     Unauthenticated,
 )
+from agent.live.tickets import TicketBook
 from agent.supervision.logs import REQUEST_ID
 
 LOG = logging.getLogger(__name__)
@@ -127,10 +128,24 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
         REQUEST_ID.reset(token)
 
 
+TICKETS_KEY = web.AppKey("tickets", TicketBook)
+
+
+def _ticket_admits(request: web.Request) -> bool:
+    """Whether a single-use ticket (POST /ws/ticket) opens this request: only on routes declared
+    to take one, and only once (it is spent here, whatever happens next)."""
+    ticket = request.query.get("ticket")
+    operation = REGISTRY.find(request.match_info.route.name or "")
+    if ticket is None or operation is None or not operation.ticket or request.method != "GET":
+        return False
+    tickets = request.app.get(TICKETS_KEY)
+    return tickets is not None and tickets.redeem(ticket)
+
+
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     expected = request.app[TOKEN_KEY]
-    if expected and not REGISTRY.is_public(request.match_info.route.name):
+    if expected and not REGISTRY.is_public(request.match_info.route.name) and not _ticket_admits(request):
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         # Header bytes that are not UTF-8 arrive as lone surrogates: encoded back as the bytes sent.

@@ -100,6 +100,8 @@ def _content(operation: Operation) -> dict[str, Any]:
 
 
 def _responses(operation: Operation) -> dict[str, Any]:
+    if operation.media == "websocket":  # no 200: the answer is the upgrade, then messages
+        return {"101": {"description": operation.ok}, **{str(s): ERROR for s in operation.error_statuses}}
     ok: dict[str, Any] = {"description": operation.ok, "content": _content(operation)}
     if operation.media == "image":
         ok["description"] = "The image (or JSON with base64=true)"
@@ -205,6 +207,8 @@ def path_item(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": REF.format(model=body_name)}}},
         }
     item["responses"] = {**_responses(operation), "default": ERROR}
+    if operation.ticket:
+        item["security"] = [{"bearer": []}, {"ticket": []}]
     return item
 
 
@@ -305,7 +309,15 @@ def build_document() -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "ticket": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "ticket",
+                    "description": "A single-use ticket from POST /ws/ticket (routes that list it only)",
+                },
+            },
             "responses": {
                 "Error": {
                     "description": "An error of the agent's own: its code names what is missing, "

@@ -14,7 +14,7 @@ import logging
 
 from aiohttp import web
 
-from agent.actions.outputs import Answer, Download, EventStream, Output, RawBody
+from agent.actions.outputs import Answer, Download, EventStream, Output, RawBody, Upgrade
 from agent.api.download import send_download
 from agent.api.middleware import REQUEST_ID_HEADER
 from agent.models.base import ImageJSON, ImageResult
@@ -73,6 +73,10 @@ async def render(request: web.Request, output: Output) -> web.StreamResponse:
         return await send_events(request, output)
     if isinstance(output, Download):
         return await send_download(request, output)
+    if isinstance(output, Upgrade):
+        from agent.api.websocket import serve  # it runs actions: imported late (no cycle)
+
+        return await serve(request, output)
     return web.Response(text=output.model_dump_json(), content_type="application/json")
 
 

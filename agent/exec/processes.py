@@ -256,6 +256,8 @@ class ProcessManager:
         self._procs: dict[str, ManagedProcess] = {}
         self._housekeeping: asyncio.Task[None] | None = None
         self.budget = OutputBudget(service.config.processes_output_max_bytes, self._shed)
+        # Called (on the event loop) with each process that has exited: the event stream's source.
+        self.exit_listeners: list[Callable[[ManagedProcess], None]] = []
 
     def _shed(self, excess: int) -> None:
         """Free ``excess`` bytes of output: finished processes' (oldest first), then running ones'
@@ -339,6 +341,7 @@ class ProcessManager:
             proc.log.close()
             proc.exit = Exit(exc.exit_code, None, False, 0.0)
             proc.ended_at = time.time()
+            self._exited(proc)
         except BaseException:
             service.slots.release()
             raise
@@ -387,6 +390,14 @@ class ProcessManager:
                 proc.exit = Exit(-1, None, False, round((time.perf_counter() - started) * 1000, 3))
             log.close()
             LOG.info("background process %s (pid %d) ended", proc.id, child.pid)
+            self._exited(proc)
+
+    def _exited(self, proc: ManagedProcess) -> None:
+        for listener in list(self.exit_listeners):
+            try:
+                listener(proc)
+            except Exception:  # a listener's bug must not break process supervision
+                LOG.exception("process exit listener failed")
 
 
 async def follow(log: OutputLog, offset: int, *, wait: bool) -> AsyncIterator[Piece]:

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,8 @@ class Launcher:
         self._scope = scope  # under systemd: moves each app out of the agent's unit
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._pruner: asyncio.Task[None] | None = None
+        # Called with (pid, program, exit code) when a launched app has exited; from any thread.
+        self.exit_listeners: list[Callable[[int, str, int], None]] = []
 
     async def launch(self, app: str, *, wait_for_window: bool = False, timeout: float = 10.0) -> Launched:
         argv = parse_command(app)
@@ -230,8 +233,19 @@ class Launcher:
     def _prune(self) -> None:
         """Forget (and reap, if the Reaper has not yet) children that have exited."""
         for pid, proc in list(self._children.items()):
-            if proc.poll() is not None:
+            code = proc.poll()
+            if code is not None:
                 del self._children[pid]
+                self._exited(pid, proc, code)
+
+    def _exited(self, pid: int, proc: subprocess.Popen[bytes], code: int) -> None:
+        args = proc.args
+        program = os.path.basename(str(args[0] if isinstance(args, list | tuple) else args))
+        for listener in list(self.exit_listeners):
+            try:
+                listener(pid, program, code)
+            except Exception:  # a listener's bug must not break the launcher
+                LOG.exception("app exit listener failed")
 
     def exit_code(self, pid: int) -> int | None:
         """The exit code of a launched child that has exited, else None."""

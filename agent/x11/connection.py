@@ -147,6 +147,10 @@ class XConnection:
     def connected(self) -> bool:
         return self._display is not None
 
+    def fileno(self) -> int | None:
+        """The socket of the open connection (None when down), for a thread that waits on it."""
+        return None if self._display is None else self._display.fileno()
+
     @property
     def generation(self) -> int:
         """Incremented on every new connection; caches keyed on it are dropped on reconnect."""

@@ -1,0 +1,1 @@
+"""The live channels: the desktop event stream, the WebSocket command channel and its tickets."""
