@@ -107,9 +107,12 @@ class EventHub:
             }
         )
 
-    async def follow(self, after: int | None, accept: Accept) -> AsyncGenerator[Event, None]:
-        """Events from after id ``after`` (None: from now on), as they come, forever."""
-        cursor = self.last_id if after is None or after > self.last_id else after
+    def follow(self, after: int | None, accept: Accept) -> AsyncGenerator[Event, None]:
+        """Events from after id ``after`` (None: from now, the time of this call), as they come,
+        forever."""
+        return self._follow(self.last_id if after is None or after > self.last_id else after, accept)
+
+    async def _follow(self, cursor: int, accept: Accept) -> AsyncGenerator[Event, None]:
         while True:
             gap = self._gap(cursor)
             if gap is not None:

@@ -30,8 +30,9 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.timeout(330)
 
 # /mcp speaks JSON-RPC (its errors are JSON-RPC's, not the envelope): tests/x11/test_mcp.py drives
-# it with the official MCP client instead.
-EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$|^/mcp$"
+# it with the official MCP client instead. GET /events never ends and GET /ws speaks WebSocket
+# (tests/x11/test_live_*.py test both).
+EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$|^/mcp$|^/events$|^/ws$"
 # Seconds per run: examples, coverage and fuzzing, then the stateful phase (links between calls).
 BUDGETS = {"fuzzing": 65, "stateful": 40}
 # With --exec false /processes only ever answers 403 or an empty list: the stateful phase would
