@@ -155,6 +155,7 @@ class Session:
     async def run(self) -> None:
         writer = asyncio.create_task(self._write(), name="ws-writer")
         lane = asyncio.create_task(self._input_lane(), name="ws-input")
+        stopping = asyncio.create_task(self._close_when_stopping(), name="ws-stopping")
         try:
             if self.options.events is not None:
                 self._subscribe(None, self.options.events, self.options.last_event_id, answer=False)
@@ -168,7 +169,13 @@ class Session:
                 if self.closing is not None:
                     break
         finally:
-            running = [writer, lane, *self.tasks, *([self.subscription] if self.subscription else [])]
+            running = [
+                writer,
+                lane,
+                stopping,
+                *self.tasks,
+                *([self.subscription] if self.subscription else []),
+            ]
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -180,6 +187,20 @@ class Session:
                     await asyncio.wait_for(
                         self.ws.close(code=code, message=(self.closing or "").encode()[:120]), 1.0
                     )
+
+    async def _close_when_stopping(self) -> None:
+        """The agent is stopping: say so (1001) once the events before it are sent, and end."""
+        live = self.services.live
+        if live is None:
+            return
+        await live.hub.closed.wait()
+        if self.subscription is not None:
+            await asyncio.wait({self.subscription}, timeout=1.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                while self.outbox.size:
+                    await asyncio.sleep(0.01)
+        await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"the agent is stopping")
 
     # -- reading -------------------------------------------------------------------------
     async def _dispatch(self, text: str) -> None:

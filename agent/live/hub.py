@@ -58,6 +58,7 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._changed = asyncio.Event()
+        self.closed = asyncio.Event()  # the agent is stopping: readers end once caught up
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop readers wait on; ``publish`` from other threads is handed to it."""
@@ -82,6 +83,12 @@ class EventHub:
         event = DesktopEvent.model_validate({**fields, "id": self._next_id, "time": when})
         self._next_id += 1
         self._ring.append(event)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def close(self) -> None:
+        """End every reader after the events already published (the agent is stopping)."""
+        self.closed.set()
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -124,4 +131,6 @@ class EventHub:
                 if accept(event.root.type):
                     yield Event(event.root, cursor)
             if cursor == self.last_id:
+                if self.closed.is_set():
+                    return
                 await changed.wait()

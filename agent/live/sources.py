@@ -64,6 +64,8 @@ class LiveService:
                 "checks": {check.name: check.ok for check in state.checks},
             }
         )
+        if state.status == "stopping":  # the last event: streams end now, not at the stop's deadline
+            self.hub.close()
 
     def _process_exited(self, proc: ManagedProcess) -> None:
         exit_ = proc.exit

@@ -110,6 +110,10 @@ class SseReader:
         except TimeoutError:
             raise AssertionError(f"{what} did not come within {timeout} s; got {self.events[-8:]}") from None
 
+    async def ended(self) -> None:
+        """Until the agent ends the stream."""
+        await asyncio.gather(self._task, return_exceptions=True)
+
     async def close(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)

@@ -3,7 +3,10 @@ resume on the new server without the reader reconnecting."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from agent.session.devdesktop import DevDesktop
 from tests.conftest import start_agent, stop_process
 from tests.displays import free_display_number
+from tests.live_client import bearer, ws_url
 from tests.waiting import wait_until
 from tests.x11.test_live_events import sse
 from tests.x11.test_recovery import start_xvfb
@@ -61,3 +66,26 @@ async def test_events_follow_the_display_through_a_restart(
     finally:
         agent.stop()
         stop_process(xvfb)
+
+
+async def test_streams_end_when_the_agent_stops(
+    desktop: DevDesktop, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A stopping agent tells its readers (readiness: stopping), ends SSE streams and closes /ws
+    with 1001 at once, rather than keeping them until the stop's deadline cancels them."""
+    agent = start_agent(dict(desktop.env), tmp_path, "--display", desktop.display)
+    try:
+        async with sse(session, agent) as events:
+            ws = await session.ws_connect(ws_url(agent, "events=readiness"), headers=bearer(agent))
+            agent.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(events.ended(), 10)
+            assert events.failure is None
+            assert events.events[-1]["type"] == "readiness.changed"
+            assert events.events[-1]["status"] == "stopping"
+            frames = [message async for message in ws]
+            assert json.loads(frames[-1].data)["status"] == "stopping"
+            assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+        assert agent.process.wait(timeout=10) == 0
+        assert "cancelled" not in agent.log_path.read_text()
+    finally:
+        agent.stop()
