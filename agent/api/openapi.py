@@ -19,6 +19,7 @@ from agent.api.replies import NDJSON, SSE
 from agent.errors import AgentError
 from agent.mcp import document as mcp_document
 from agent.models.base import ImageJSON
+from agent.models.live import DesktopEvent, SubscribeMessage, UnsubscribeMessage, WsAnswer, WsErrorAnswer
 from agent.x11 import keyboard  # noqa: F401  (defines KeymapFull: the code list names every error class)
 
 REF = "#/components/schemas/{model}"
@@ -41,6 +42,27 @@ ERROR_SCHEMA: dict[str, Any] = {
             },
         },
         "request_id": {"type": "string"},
+    },
+}
+
+# The messages of a WebSocket route (OpenAPI has no words for them): what each side sends.
+WEBSOCKET_MESSAGES: dict[str, Any] = {
+    "client": {
+        "description": "Text frames: an action of POST /actions with a request_id, or a control message",
+        "oneOf": [
+            {"$ref": REF.format(model="Action")},
+            {"$ref": REF.format(model=SubscribeMessage.__name__)},
+            {"$ref": REF.format(model=UnsubscribeMessage.__name__)},
+        ],
+    },
+    "server": {
+        "description": "Text frames: answers (with request_id) and subscribed events (without); a binary "
+        "frame only ever follows an answer whose `binary` field announces it",
+        "oneOf": [
+            {"$ref": REF.format(model=WsAnswer.__name__)},
+            {"$ref": REF.format(model=WsErrorAnswer.__name__)},
+            {"$ref": REF.format(model=DesktopEvent.__name__)},
+        ],
     },
 }
 
@@ -209,6 +231,8 @@ def path_item(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
     item["responses"] = {**_responses(operation), "default": ERROR}
     if operation.ticket:
         item["security"] = [{"bearer": []}, {"ticket": []}]
+    if operation.media == "websocket":
+        item["x-websocket"] = WEBSOCKET_MESSAGES
     return item
 
 
@@ -220,6 +244,8 @@ def _schemas(registry: Registry) -> dict[str, Any]:
         if operation.result is not None:
             models.setdefault(operation.result, "serialization")
     models.update({BatchRequest: "validation", BatchAnswer: "serialization", ActionAnswer: "serialization"})
+    models.update({SubscribeMessage: "validation", UnsubscribeMessage: "validation"})
+    models.update({WsAnswer: "serialization", WsErrorAnswer: "serialization", DesktopEvent: "serialization"})
     models[ImageJSON] = "serialization"
     _, definitions = models_json_schema(list(models.items()), ref_template=REF)
     schemas: dict[str, Any] = definitions.get("$defs", {})

@@ -165,3 +165,29 @@ class SubscribeMessage(Request):
 
 class UnsubscribeMessage(Request):
     type: Literal["unsubscribe"] = "unsubscribe"
+
+
+class BinaryFrame(Result):
+    bytes: int = Field(description="The size of the binary frame that follows this text frame")
+    content_type: str = Field(description="What it holds, e.g. image/png")
+
+
+class WsAnswer(Result):
+    """A /ws answer: /actions' ``success`` and ``result``, with the message's ``request_id``."""
+
+    request_id: str | int | None
+    success: Literal[True] = True
+    result: dict[str, object]
+    binary: BinaryFrame | None = Field(
+        default=None, description="Present on image answers: the image is the next (binary) frame"
+    )
+
+
+class WsErrorAnswer(Result):
+    """A /ws error: the HTTP error envelope's ``error``, the status HTTP would have answered."""
+
+    request_id: str | int | None
+    success: Literal[False] = False
+    status: int
+    error: dict[str, object] = Field(description="code, message, details: as in the Error envelope")
+    retry_after: float | None = Field(default=None, description="As the Retry-After header would say")
