@@ -145,11 +145,14 @@ def _ticket_admits(request: web.Request) -> bool:
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     expected = request.app[TOKEN_KEY]
-    if expected and not REGISTRY.is_public(request.match_info.route.name) and not _ticket_admits(request):
+    if expected and not REGISTRY.is_public(request.match_info.route.name):
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         # Header bytes that are not UTF-8 arrive as lone surrogates: encoded back as the bytes sent.
         presented_bytes = presented.strip().encode("utf-8", "surrogateescape")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented_bytes, expected):
+        bearer = scheme.lower() == "bearer" and hmac.compare_digest(presented_bytes, expected)
+        if not bearer and not _ticket_admits(request):  # a ticket is spent only when it is needed
+            if "ticket" in request.query:
+                raise Unauthenticated("the ticket is unknown, spent or expired (tickets open one connection)")
             raise Unauthenticated("missing or wrong bearer token")
     return await handler(request)
