@@ -153,6 +153,9 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
         bearer = scheme.lower() == "bearer" and hmac.compare_digest(presented_bytes, expected)
         if not bearer and not _ticket_admits(request):  # a ticket is spent only when it is needed
             if "ticket" in request.query:
-                raise Unauthenticated("the ticket is unknown, spent or expired (tickets open one connection)")
+                raise Unauthenticated(
+                    "no bearer token, and the ticket is unknown, spent or expired, or this route takes "
+                    "none (a ticket opens one GET /ws or /events)"
+                )
             raise Unauthenticated("missing or wrong bearer token")
     return await handler(request)
