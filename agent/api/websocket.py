@@ -151,6 +151,7 @@ class Session:
         self.subscription: asyncio.Task[None] | None = None
         self.sent_input = False
         self.closing: str | None = None
+        self._stopping_started = False
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._write(), name="ws-writer")
@@ -169,6 +170,8 @@ class Session:
                 if self.closing is not None:
                     break
         finally:
+            if self._stopping_started:  # its closing handshake finishes: cut, the client sees 1006
+                await asyncio.wait({stopping}, timeout=3.0)
             running = [
                 writer,
                 lane,
@@ -194,6 +197,7 @@ class Session:
         if live is None:
             return
         await live.hub.closed.wait()
+        self._stopping_started = True
         if self.subscription is not None:
             await asyncio.wait({self.subscription}, timeout=1.0)
         with contextlib.suppress(TimeoutError):
