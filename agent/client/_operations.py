@@ -42,6 +42,18 @@ from agent.models.exec import (
     StartEvent,
 )
 from agent.models.files import FileEntry, FolderListing
+from agent.models.live import (
+    AppExitedEvent,
+    ClipboardEvent,
+    DesktopEvent,
+    GapEvent,
+    ProcessExitedEvent,
+    ReadinessEvent,
+    ScreenEvent,
+    Ticket,
+    WindowEvent,
+    WindowRenamedEvent,
+)
 from agent.models.observe import ScreenRegion, ScreenshotAfter, WaitForResult
 from agent.models.peers import ComputerActionResult, PeerActionResult, ScreenPoint
 from agent.models.service import Health, ReadinessReport
@@ -83,6 +95,7 @@ _SPECS: dict[str, Spec] = {
     "drag": Spec("drag", "POST", "/desktop/drag"),
     "drag_mouse": Spec("drag_mouse", "POST", None),
     "environment": Spec("environment", "GET", "/desktop/environment"),
+    "events": Spec("events", "GET", "/events", headers=(("Last-Event-ID", "last_event_id"),)),
     "exec": Spec("exec", "POST", "/exec"),
     "exec_stream": Spec("exec_stream", "POST", "/exec/stream"),
     "exec_sync": Spec("exec_sync", "POST", "/exec/sync"),
@@ -165,6 +178,7 @@ _SPECS: dict[str, Spec] = {
         "window_position", "GET", "/desktop/window/{window_id}/position", path_params=("window_id",)
     ),
     "window_size": Spec("window_size", "GET", "/desktop/window/{window_id}/size", path_params=("window_id",)),
+    "ws_ticket": Spec("ws_ticket", "POST", "/ws/ticket"),
     "zoom": Spec("zoom", "POST", "/desktop/zoom"),
 }
 
@@ -448,6 +462,28 @@ class Operations(SyncCalls):
     def environment(self) -> Environment:
         """Display, session, desktop/window manager, user, screen, DPI, keyboard, accessibility bus (GET /desktop/environment)."""
         return self._json(_SPECS["environment"], {}, Environment)
+
+    def events(
+        self, *, events: list[str] | None = None, last_event_id: int | None = None, ticket: str | None = None
+    ) -> Iterator[
+        WindowEvent
+        | WindowRenamedEvent
+        | ClipboardEvent
+        | ScreenEvent
+        | ReadinessEvent
+        | ProcessExitedEvent
+        | AppExitedEvent
+        | GapEvent
+    ]:
+        """Desktop events as they happen (Server-Sent Events, or NDJSON) (GET /events).
+
+        Types: window.created, window.destroyed, window.focused, window.renamed, window.moved, window.resized, clipboard.changed, screen.resized, readiness.changed, process.exited, app.exited, and gap. Each event has an increasing id (the SSE id); resume with Last-Event-ID (or ?last_event_id=) to get what was missed from a bounded ring (events_ring_size), or a gap event naming the ids lost when the ring no longer holds them. Without it the stream starts now.
+        """
+        return self._events(
+            _SPECS["events"],
+            {"events": events, "last_event_id": last_event_id, "ticket": ticket},
+            DesktopEvent,
+        )
 
     def exec(
         self,
@@ -1233,6 +1269,13 @@ class Operations(SyncCalls):
         """A window's client-area size (GET /desktop/window/{window_id}/size)."""
         return self._json(_SPECS["window_size"], {"window_id": window_id}, WindowSize)
 
+    def ws_ticket(self, *, ttl_seconds: float | None = None) -> Ticket:
+        """A single-use ticket that opens GET /ws (or /events) from a browser (POST /ws/ticket).
+
+        Browsers cannot send Authorization on a WebSocket: put the ticket in the URL (`/ws?ticket=...`) instead of the token. It opens one connection, within ttl_seconds.
+        """
+        return self._json(_SPECS["ws_ticket"], {"ttl_seconds": ttl_seconds}, Ticket)
+
     def zoom(
         self,
         x: int,
@@ -1551,6 +1594,28 @@ class AsyncOperations(AsyncCalls):
     async def environment(self) -> Environment:
         """Display, session, desktop/window manager, user, screen, DPI, keyboard, accessibility bus (GET /desktop/environment)."""
         return await self._json(_SPECS["environment"], {}, Environment)
+
+    def events(
+        self, *, events: list[str] | None = None, last_event_id: int | None = None, ticket: str | None = None
+    ) -> AsyncIterator[
+        WindowEvent
+        | WindowRenamedEvent
+        | ClipboardEvent
+        | ScreenEvent
+        | ReadinessEvent
+        | ProcessExitedEvent
+        | AppExitedEvent
+        | GapEvent
+    ]:
+        """Desktop events as they happen (Server-Sent Events, or NDJSON) (GET /events).
+
+        Types: window.created, window.destroyed, window.focused, window.renamed, window.moved, window.resized, clipboard.changed, screen.resized, readiness.changed, process.exited, app.exited, and gap. Each event has an increasing id (the SSE id); resume with Last-Event-ID (or ?last_event_id=) to get what was missed from a bounded ring (events_ring_size), or a gap event naming the ids lost when the ring no longer holds them. Without it the stream starts now.
+        """
+        return self._events(
+            _SPECS["events"],
+            {"events": events, "last_event_id": last_event_id, "ticket": ticket},
+            DesktopEvent,
+        )
 
     async def exec(
         self,
@@ -2345,6 +2410,13 @@ class AsyncOperations(AsyncCalls):
     async def window_size(self, window_id: str) -> WindowSize:
         """A window's client-area size (GET /desktop/window/{window_id}/size)."""
         return await self._json(_SPECS["window_size"], {"window_id": window_id}, WindowSize)
+
+    async def ws_ticket(self, *, ttl_seconds: float | None = None) -> Ticket:
+        """A single-use ticket that opens GET /ws (or /events) from a browser (POST /ws/ticket).
+
+        Browsers cannot send Authorization on a WebSocket: put the ticket in the URL (`/ws?ticket=...`) instead of the token. It opens one connection, within ttl_seconds.
+        """
+        return await self._json(_SPECS["ws_ticket"], {"ttl_seconds": ttl_seconds}, Ticket)
 
     async def zoom(
         self,

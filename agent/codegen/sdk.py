@@ -227,7 +227,9 @@ def call_extra(operation: Operation, imports: Imports) -> str:
 
 def operations_source() -> str:
     """The text of agent/client/_operations.py for the registry as it is now."""
-    registry = sorted(load_all(), key=lambda op: op.type)  # import order varies; names do not
+    # A WebSocket (GET /ws) is no request/response method: the SDK would GET it and get a 400.
+    operations = (op for op in load_all() if op.media != "websocket")
+    registry = sorted(operations, key=lambda op: op.type)  # import order varies; names do not
     imports = Imports()
     sync_methods = [_method(op, imports, is_async=False) for op in registry]
     async_methods = [_method(op, imports, is_async=True) for op in registry]
