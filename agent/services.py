@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from agent.a11y.service import Accessibility
     from agent.browser.service import BrowserService
     from agent.desktop.backend import DesktopBackend
+    from agent.desktop.screencast import Screencasts
     from agent.exec.service import ExecService
     from agent.files.service import FileService
     from agent.heartbeat import Heartbeat
@@ -60,6 +61,8 @@ class Services:
     browser: BrowserService | None = None
     # The desktop event hub, its X monitor and the /ws tickets (None where a test does not need them).
     live: LiveService | None = None
+    # Live JPEG frames on screen changes, one broadcaster per set of options (None without DAMAGE).
+    screencasts: Screencasts | None = None
     readiness: Readiness = field(init=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -110,6 +113,8 @@ class Services:
             await self.clipboard.close()
         if self.windows is not None:
             await self.windows.close()
+        if self.screencasts is not None:  # before the damage monitor that drives it
+            await self.screencasts.close()
         if self.damage is not None:
             await self.damage.close()
         if self.accessibility is not None:

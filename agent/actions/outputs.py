@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from agent.models.base import ImageResult, Result
 
 # How an operation's successful answer is carried, as declared in the registry.
-Media = Literal["json", "image", "bytes", "events", "text", "document", "websocket"]
+Media = Literal["json", "image", "bytes", "events", "text", "document", "websocket", "frames"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,24 @@ class ByteBody:
 
 
 @dataclass(frozen=True, slots=True)
+class Frame:
+    """One picture of a live stream (the screencast), numbered from 1 by its source."""
+
+    image: ImageResult
+    seq: int
+    captured_at: float  # time.time() when its capture started
+
+
+@dataclass(frozen=True, slots=True)
+class FrameStream:
+    """Pictures as they come (``media="frames"``): MJPEG, or binary WebSocket messages on an
+    upgrade; closed (the viewer leaves its source) when the reader goes away."""
+
+    frames: AsyncIterator[Frame]
+    close: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
 class Upgrade:
     """A WebSocket session to run on this request (``media="websocket"``): the HTTP layer
     upgrades the connection and runs the session named ``protocol`` with the validated
@@ -87,4 +105,4 @@ class Upgrade:
     request: BaseModel
 
 
-Output = Result | ImageResult | Answer | RawBody | EventStream | Download | Upgrade
+Output = Result | ImageResult | Answer | RawBody | EventStream | Download | FrameStream | Upgrade

@@ -65,6 +65,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.service",
     "agent.actions.waiting",
     "agent.actions.browser",
+    "agent.actions.screencast",
     "agent.actions.peers",  # after the modules whose actions it names
     "agent.actions.compat_anthropic",  # the vendors' vocabularies, over the operations above
     "agent.actions.compat_openai",
@@ -277,6 +278,7 @@ def _rest_only_reason(operation: Operation) -> str:
         "bytes": "it answers with raw bytes",
         "text": "it answers with plain text",
         "document": "it answers with the OpenAPI document",
+        "frames": "it answers with a stream of frames",
         "websocket": "it is a WebSocket",
     }.get(operation.media, f"it answers with {operation.media}")
 

@@ -41,6 +41,7 @@ def build_services(config: Config) -> Services:
     _add_wallpaper(services, config)
     _add_browser(services, config)
     services.live = _live(config)
+    _add_screencasts(services)
     services.heartbeat = heartbeat_from_config(
         config,
         services.readiness,
@@ -116,6 +117,14 @@ def _add_wallpaper(services: Services, config: Config) -> None:
         read_file=files.read_file if files is not None else None,
         fetch_urls=config.wallpaper_fetch_urls,
     )
+
+
+def _add_screencasts(services: Services) -> None:
+    """The screencast, driven by the damage monitor, capturing through the desktop."""
+    from agent.desktop.screencast import Screencasts
+
+    if services.damage is not None:
+        services.screencasts = Screencasts(services.desktop, services.damage, services.metrics.registry)
 
 
 def _add_exec_services(services: Services, config: Config) -> None:

@@ -115,6 +115,8 @@ def _content(operation: Operation) -> dict[str, Any]:
         return {"text/plain": {"schema": {"type": "string"}}}
     if operation.media == "document":
         return {"application/json": {"schema": {"type": "object"}}}
+    if operation.media == "frames":
+        return {"multipart/x-mixed-replace": BINARY}
     assert result is not None, f"{operation.type}: a JSON or event answer needs its model"
     if operation.media == "events":
         return {NDJSON: {"schema": _ref(result)}, SSE: {"schema": {"type": "string"}}}
@@ -132,6 +134,11 @@ def _responses(operation: Operation) -> dict[str, Any]:
             "X-Screen-Height": {"schema": {"type": "integer"}},
         }
     responses: dict[str, Any] = {"200": ok}
+    if operation.media == "frames" and operation.result is not None:  # the WebSocket form of the stream
+        responses["101"] = {
+            "description": "Switching Protocols (on a WebSocket upgrade): this text message, then binary JPEG frames",
+            "content": {"application/json": {"schema": _ref(operation.result)}},
+        }
     for status, description in operation.replies.items():
         responses[str(status)] = {**ok, "description": description}
     for status in operation.error_statuses:

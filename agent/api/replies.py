@@ -14,9 +14,10 @@ import logging
 
 from aiohttp import web
 
-from agent.actions.outputs import Answer, Download, EventStream, Output, RawBody, Upgrade
+from agent.actions.outputs import Answer, Download, EventStream, FrameStream, Output, RawBody, Upgrade
 from agent.api.download import send_download
 from agent.api.middleware import REQUEST_ID_HEADER
+from agent.api.screencast import send_frames
 from agent.models.base import ImageJSON, ImageResult
 from agent.supervision.logs import REQUEST_ID
 
@@ -77,6 +78,8 @@ async def render(request: web.Request, output: Output) -> web.StreamResponse:
         from agent.api.websocket import serve  # it runs actions: imported late (no cycle)
 
         return await serve(request, output)
+    if isinstance(output, FrameStream):
+        return await send_frames(request, output)
     return web.Response(text=output.model_dump_json(), content_type="application/json")
 
 

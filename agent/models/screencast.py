@@ -1,0 +1,39 @@
+"""The screencast's request (GET /screencast) and the description of its frames."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+
+from agent.models.base import Request, Result
+
+
+class ScreencastRequest(Request):
+    type: Literal["screencast"] = "screencast"
+    fps: float = Field(
+        default=30, gt=0, le=60, description="At most this many frames a second (frames come only on change)"
+    )
+    quality: int = Field(default=70, ge=1, le=100, description="JPEG quality")
+    scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices("scale", "scale_factor"),
+        description="Downscale factor, 0 < scale <= 1",
+    )
+    max_width: int | None = Field(default=None, ge=1, le=16384)
+    max_height: int | None = Field(default=None, ge=1, le=16384)
+    cursor: bool = Field(default=False, description="Draw the pointer into the frames")
+
+
+class ScreencastFrame(Result):
+    """The text message a WebSocket viewer gets before the first frame and whenever the frames'
+    size changes: the JPEG frames that follow are ``width`` x ``height`` pictures of a
+    ``screen_width`` x ``screen_height`` screen (map a point by the ratio)."""
+
+    type: Literal["screen"] = "screen"
+    width: int
+    height: int
+    screen_width: int
+    screen_height: int
