@@ -81,6 +81,11 @@ class CastMetrics:
         self.sent = Counter(
             "computer_agent_screencast_frames_sent", "Screencast frames handed to viewers.", registry=registry
         )
+        self.unchanged = Counter(
+            "computer_agent_screencast_frames_unchanged",
+            "Screencast captures not sent: the screen was drawn again but looked the same.",
+            registry=registry,
+        )
         self.dropped = Counter(
             "computer_agent_screencast_frames_dropped",
             "Screencast frames a viewer skipped: a newer one came before it took it (a slow reader).",
@@ -216,6 +221,9 @@ class Broadcaster:
                 image = await self._desktop.capture(None, options)
                 self.captures += 1
                 self.metrics.captured.inc()
+                if self.latest is not None and image.data == self.latest.image.data:
+                    self.metrics.unchanged.inc()
+                    continue  # drawn again the same (a redraw, the damage of the first grab): no news
                 self._seq += 1
                 frame = Frame(image, self._seq, wall)
                 self.latest = frame
