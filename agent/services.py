@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.config import Config
+from agent.live.viewer_tickets import ViewerTickets
 from agent.supervision.metrics import Metrics
 from agent.supervision.readiness import Readiness
 
@@ -63,6 +64,8 @@ class Services:
     live: LiveService | None = None
     # Live JPEG frames on screen changes, one broadcaster per set of options (None without DAMAGE).
     screencasts: Screencasts | None = None
+    # Single-use links to the live viewer page, each with its rights (view only, or control).
+    viewer_tickets: ViewerTickets = field(default_factory=ViewerTickets)
     readiness: Readiness = field(init=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 

@@ -6,7 +6,7 @@ take only JSON results and images.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from agent.models.base import ImageResult, Result
 
 # How an operation's successful answer is carried, as declared in the registry.
-Media = Literal["json", "image", "bytes", "events", "text", "document", "websocket", "frames"]
+Media = Literal["json", "image", "bytes", "events", "text", "document", "websocket", "frames", "html"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class RawBody:
 
     data: bytes
     content_type: str
+    headers: Mapping[str, str] | None = None  # more response headers (the viewer page's CSP)
 
 
 @dataclass(frozen=True, slots=True)

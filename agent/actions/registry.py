@@ -66,6 +66,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "agent.actions.waiting",
     "agent.actions.browser",
     "agent.actions.screencast",
+    "agent.actions.viewer",
     "agent.actions.peers",  # after the modules whose actions it names
     "agent.actions.compat_anthropic",  # the vendors' vocabularies, over the operations above
     "agent.actions.compat_openai",
@@ -280,6 +281,7 @@ def _rest_only_reason(operation: Operation) -> str:
         "document": "it answers with the OpenAPI document",
         "frames": "it answers with a stream of frames",
         "websocket": "it is a WebSocket",
+        "html": "it answers with a web page",
     }.get(operation.media, f"it answers with {operation.media}")
 
 

@@ -19,7 +19,8 @@ SCREENCAST_PROTOCOL = (
     "the next ones come only when the X server reports a change (DAMAGE), at most `fps` a second. "
     "Viewers with the same options share one capture and encode. A slow reader skips frames (it "
     "gets the newest), it never queues them. Browsers, which cannot set Authorization on an `<img>` "
-    "or a WebSocket, authenticate with a single-use `?ticket=` (see docs/screencast.md)."
+    "or a WebSocket, authenticate with a single-use `?ticket=` from POST /ws/ticket; a WebSocket "
+    "from a web page is accepted only from the agent's own origin (see docs/screencast.md)."
 )
 
 
@@ -51,5 +52,6 @@ REGISTRY.add(
     ok="MJPEG (multipart/x-mixed-replace), or 101 Switching Protocols on a WebSocket upgrade",
     cancel_on_disconnect=True,
     actions=False,
+    ticket=True,
     tag="live",
 )

@@ -117,6 +117,8 @@ def _content(operation: Operation) -> dict[str, Any]:
         return {"application/json": {"schema": {"type": "object"}}}
     if operation.media == "frames":
         return {"multipart/x-mixed-replace": BINARY}
+    if operation.media == "html":
+        return {"text/html": {"schema": {"type": "string"}}}
     assert result is not None, f"{operation.type}: a JSON or event answer needs its model"
     if operation.media == "events":
         return {NDJSON: {"schema": _ref(result)}, SSE: {"schema": {"type": "string"}}}

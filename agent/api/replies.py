@@ -64,7 +64,9 @@ async def render(request: web.Request, output: Output) -> web.StreamResponse:
         )
     if isinstance(output, RawBody):
         # A raw header: a content type with parameters (Prometheus's version) is sent as is.
-        return web.Response(body=output.data, headers={"Content-Type": output.content_type})
+        return web.Response(
+            body=output.data, headers={"Content-Type": output.content_type, **(output.headers or {})}
+        )
     if isinstance(output, EventStream):
         if request.method == "HEAD":  # the headers of the stream, none of its events
             await output.close()

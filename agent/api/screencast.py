@@ -14,6 +14,7 @@ import logging
 from aiohttp import WSMsgType, hdrs, web
 
 from agent.actions.outputs import Frame, FrameStream
+from agent.api.appkeys import CONFIG_KEY
 from agent.models.screencast import ScreencastFrame
 
 LOG = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ async def _send_mjpeg(request: web.Request, stream: FrameStream) -> web.StreamRe
 
 
 async def _send_websocket(request: web.Request, stream: FrameStream) -> web.WebSocketResponse:
+    from agent.api.websocket import check_origin  # it runs actions: imported late (no cycle)
+
+    check_origin(request, request.app[CONFIG_KEY])  # no CORS on a WebSocket: only our own pages
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=64 * 1024)
     await ws.prepare(request)
     sender = asyncio.create_task(_send_ws_frames(ws, stream), name="screencast-ws-sender")

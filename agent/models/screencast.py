@@ -37,3 +37,34 @@ class ScreencastFrame(Result):
     height: int
     screen_width: int
     screen_height: int
+
+
+MAX_VIEWER_TTL = 600.0
+
+
+class ViewerTicketRequest(Request):
+    type: Literal["viewer_ticket"] = "viewer_ticket"
+    control: bool = Field(
+        default=False, description="The page may forward mouse and keyboard (through /ws); default: view only"
+    )
+    ttl_seconds: float = Field(
+        default=60.0, gt=0, le=MAX_VIEWER_TTL, description="How long the link may wait to be opened"
+    )
+    fps: float = Field(default=30, gt=0, le=60, description="The page's screencast fps cap")
+    quality: int = Field(default=70, ge=1, le=100, description="The page's JPEG quality")
+    max_width: int | None = Field(default=None, ge=1, le=16384, description="The page's frame width cap")
+
+
+class ViewerTicket(Result):
+    url: str = Field(description="The viewer page's path with its single-use ticket: open it in a browser")
+    ticket: str = Field(description="The ticket alone (GET /viewer?ticket=...)")
+    control: bool
+    expires_in: float = Field(description="Seconds left to open it")
+
+
+class ViewerRequest(Request):
+    type: Literal["viewer"] = "viewer"
+    ticket: str = Field(max_length=200, description="A single-use link ticket from POST /viewer/ticket")
+    fps: float = Field(default=30, gt=0, le=60, description="The page's screencast fps cap")
+    quality: int = Field(default=70, ge=1, le=100, description="The page's JPEG quality")
+    max_width: int | None = Field(default=None, ge=1, le=16384, description="The page's frame width cap")
