@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(330)
 # /mcp speaks JSON-RPC (its errors are JSON-RPC's, not the envelope): tests/x11/test_mcp.py drives
 # it with the official MCP client instead. GET /events and GET /screencast never end and GET /ws
 # speaks WebSocket (tests/x11/test_live_*.py, test_screencast.py and test_viewer.py test them).
-EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$|^/mcp$|^/events$|^/ws$"
+EXCLUDED = r"^/desktop/(wallpaper|wait)|/close$|^/mcp$|^/events$|^/ws$|^/screencast$"
 # Seconds per run: examples, coverage and fuzzing, then the stateful phase (links between calls).
 BUDGETS = {"fuzzing": 65, "stateful": 40}
 # With --exec false /processes only ever answers 403 or an empty list: the stateful phase would
