@@ -102,10 +102,23 @@ async def _drive(
         )
         left, top, width, height = box
         await browser.click(left + target.x * width / 1280, top + target.y * height / 720)
-        await asyncio.to_thread(
-            wait_until, lambda: focused(desktop) == target.window, what="the click to focus the target"
-        )
+        try:
+            await asyncio.to_thread(
+                wait_until, lambda: focused(desktop) == target.window, what="the click to focus the target"
+            )
+        except AssertionError as exc:
+            status = await browser.evaluate("document.getElementById('status').textContent")
+            pointer = run_observer(desktop, "xdotool", "getmouselocation")
+            raise AssertionError(
+                f"{exc}; page status: {status!r}; canvas at {box}; pointer: {pointer}; "
+                f"target at {target.x},{target.y}; focus {focused(desktop)}, target {target.window}"
+            ) from None
         await browser.type("hello viewer\n")
+        await asyncio.to_thread(  # with the page still open: its last messages may be in flight
+            wait_until,
+            lambda: target.path.read_text() == "hello viewer\n",
+            what="the typed line in the target's file",
+        )
 
 
 def test_view_only_link_sends_no_input_and_links_work_once(
