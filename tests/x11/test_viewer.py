@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import subprocess
+import time
 from pathlib import Path
 
 import aiohttp
@@ -47,10 +48,30 @@ class Terminal:
             env=desktop.env,
         )
         self.window = int(run_observer(desktop, "xdotool", "search", "--sync", "--name", title).split()[0])
-        info = run_observer(desktop, "xwininfo", "-id", str(self.window))
-        fields = dict(line.strip().split(":", 1) for line in info.splitlines() if ":" in line)
-        self.x = int(fields["Absolute upper-left X"]) + int(fields["Width"]) // 2
-        self.y = int(fields["Absolute upper-left Y"]) + int(fields["Height"]) // 2
+        self.desktop = desktop
+        self.x, self.y = wait_until(
+            self._placed, what=f"{title} to be mapped where the window manager put it"
+        )
+
+    def _placed(self) -> tuple[int, int] | None:
+        """The window's centre once it is viewable and two readings agree (the WM has moved it)."""
+        readings = []
+        for _ in range(2):
+            info = run_observer(self.desktop, "xwininfo", "-id", str(self.window))
+            fields = {
+                k.strip(): v.strip()
+                for k, v in (line.split(":", 1) for line in info.splitlines() if ":" in line)
+            }
+            if fields.get("Map State") != "IsViewable":
+                return None
+            readings.append(
+                (
+                    int(fields["Absolute upper-left X"]) + int(fields["Width"]) // 2,
+                    int(fields["Absolute upper-left Y"]) + int(fields["Height"]) // 2,
+                )
+            )
+            time.sleep(0.1)
+        return readings[0] if readings[0] == readings[1] else None
 
     def close(self) -> None:
         self.process.kill()
@@ -71,9 +92,7 @@ def test_viewer_shows_the_desktop_and_forwards_a_click_and_typing(
         wait_until(lambda: focused(desktop) == other.window, what="the other terminal to have the focus")
         link = viewer_link(client, control=True)
         asyncio.run(_drive(agent, client=client, desktop=desktop, link=link, target=target, tmp=tmp_path))
-        wait_until(
-            lambda: target.path.read_text() == "hello viewer\n", what="the typed line in the target's file"
-        )
+        assert target.path.read_text() == "hello viewer\n"
         assert other.path.read_text() == ""
     finally:
         target.close()
