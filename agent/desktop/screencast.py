@@ -195,9 +195,10 @@ class Broadcaster:
         self._dirty.set()
 
     def _lost(self, reason: str) -> None:
-        self._end(f"lost the X display: {reason}")
+        self.end(f"lost the X display: {reason}")
 
-    def _end(self, reason: str) -> None:
+    def end(self, reason: str) -> None:
+        """End every viewer's stream (they leave, which stops this broadcaster)."""
         for viewer in list(self._viewers):
             viewer.end(reason)
         self._on_idle(self)
@@ -231,7 +232,10 @@ class Broadcaster:
                     viewer.offer(frame)
         except AgentError as exc:  # the display went away mid-capture
             LOG.warning("screencast capture failed: %s", exc.message)
-            self._end(exc.message)
+            self.end(exc.message)
+        except Exception as exc:  # a bug: the viewers are told (their streams end), not left waiting
+            LOG.exception("screencast capture failed")
+            self.end(f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         if self._subscription is not None:
@@ -292,6 +296,6 @@ class Screencasts:
 
     async def close(self) -> None:
         for broadcaster in list(self._broadcasters.values()):
-            broadcaster._end("the agent is stopping")
+            broadcaster.end("the agent is stopping")
             await broadcaster.stop()
         self._broadcasters.clear()
