@@ -20,7 +20,7 @@ SCREENCAST_PROTOCOL = (
     "Viewers with the same options share one capture and encode. A slow reader skips frames (it "
     "gets the newest), it never queues them. Browsers, which cannot set Authorization on an `<img>` "
     "or a WebSocket, authenticate with a single-use `?ticket=` from POST /ws/ticket; a WebSocket "
-    "from a web page is accepted only from the agent's own origin (see docs/screencast.md)."
+    "from a web page is accepted only from the agent's own origin (see docs/live.md)."
 )
 
 

@@ -5,7 +5,7 @@ must never be in a URL. The link is good for one page load within ``ttl_seconds`
 loads carries its own single-use tickets for GET /screencast and, with ``control``, GET /ws
 (which accepts only the agent's own origin). The page is sent with a CSP that allows only its own
 inline script (by nonce) and connections to the agent, and may not be framed. See
-docs/screencast.md.
+docs/live.md.
 """
 
 from __future__ import annotations
