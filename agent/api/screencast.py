@@ -20,7 +20,6 @@ from agent.models.screencast import ScreencastFrame
 LOG = logging.getLogger(__name__)
 BOUNDARY = "frame"
 MJPEG = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
-WS_HEARTBEAT = 20.0  # seconds between pings; a viewer that misses a pong for as long is closed
 
 
 def wants_websocket(request: web.Request) -> bool:
@@ -74,8 +73,10 @@ async def _send_mjpeg(request: web.Request, stream: FrameStream) -> web.StreamRe
 async def _send_websocket(request: web.Request, stream: FrameStream) -> web.WebSocketResponse:
     from agent.api.websocket import check_origin  # it runs actions: imported late (no cycle)
 
-    check_origin(request, request.app[CONFIG_KEY])  # no CORS on a WebSocket: only our own pages
-    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=64 * 1024)
+    config = request.app[CONFIG_KEY]
+    check_origin(request, config)  # no CORS on a WebSocket: only our own pages
+    # Pings as on /ws (ws_heartbeat): a viewer that misses a pong for as long is closed.
+    ws = web.WebSocketResponse(heartbeat=config.ws_heartbeat, max_msg_size=64 * 1024, compress=False)
     await ws.prepare(request)
     sender = asyncio.create_task(_send_ws_frames(ws, stream), name="screencast-ws-sender")
     try:

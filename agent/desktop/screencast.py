@@ -217,7 +217,9 @@ class Broadcaster:
                     await asyncio.sleep(delay)
                 self._dirty.clear()  # changes from now on need another capture
                 started = time.monotonic()
-                next_at = started + interval
+                # The cap holds on average: slots follow a fixed cadence, so a change that came late
+                # in its slot does not push every later one back; never closer than half a slot.
+                next_at = max(next_at + interval, started + interval / 2)
                 wall = time.time()
                 image = await self._desktop.capture(None, options)
                 self.captures += 1

@@ -118,7 +118,7 @@ def test_the_fps_cap_folds_changes_into_one_capture() -> None:
         frame = await anext(frames)
         await asyncio.sleep(0.25)
         assert desktop.captures <= 3, desktop.captures  # not one per change
-        assert time.monotonic() - started >= 0.15  # the second capture waited for its slot
+        assert time.monotonic() - started >= 0.08  # the second capture waited (half a 0.2 s slot at least)
         assert frame.image.data.startswith(b"p")
         await viewer.leave()
 
