@@ -41,7 +41,7 @@ async def viewer_ticket(services: Services, req: ViewerTicketRequest) -> ViewerT
 
 
 async def viewer(services: Services, req: ViewerRequest) -> RawBody:
-    control = services.viewer_tickets.redeem(req.ticket)
+    control = None if req.ticket is None else services.viewer_tickets.redeem(req.ticket)
     if control is None or services.live is None:
         raise Unauthenticated(
             "this viewer link is not valid (unknown, already used or expired): mint a new one"

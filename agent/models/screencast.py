@@ -64,7 +64,9 @@ class ViewerTicket(Result):
 
 class ViewerRequest(Request):
     type: Literal["viewer"] = "viewer"
-    ticket: str = Field(max_length=200, description="A single-use link ticket from POST /viewer/ticket")
+    ticket: str | None = Field(
+        default=None, max_length=200, description="The single-use link ticket from POST /viewer/ticket"
+    )
     fps: float = Field(default=30, gt=0, le=60, description="The page's screencast fps cap")
     quality: int = Field(default=70, ge=1, le=100, description="The page's JPEG quality")
     max_width: int | None = Field(default=None, ge=1, le=16384, description="The page's frame width cap")
