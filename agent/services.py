@@ -116,10 +116,14 @@ class Services:
             await self.clipboard.close()
         if self.windows is not None:
             await self.windows.close()
-        if self.screencasts is not None:  # before the damage monitor that drives it
-            await self.screencasts.close()
-        if self.damage is not None:
-            await self.damage.close()
+        await self._close_screen_watch()
         if self.accessibility is not None:
             await self.accessibility.close()
         await self.desktop.close()
+
+    async def _close_screen_watch(self) -> None:
+        """The screencast, then the damage monitor that drives it."""
+        if self.screencasts is not None:
+            await self.screencasts.close()
+        if self.damage is not None:
+            await self.damage.close()
