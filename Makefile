@@ -12,7 +12,7 @@ APT_PACKAGES := \
 	python3 python3-venv python3-dev python3-gi python3-pyatspi gir1.2-atspi-2.0 gir1.2-gtk-3.0 \
 	xvfb xauth x11-utils x11-apps x11-xserver-utils x11-xkb-utils xkbset xdotool xterm xclip \
 	xfwm4 openbox wmctrl xfconf dbus dbus-x11 at-spi2-core \
-	zenity gtk-3-examples scrot imagemagick chromium x11vnc \
+	zenity gtk-3-examples scrot imagemagick x11vnc \
 	xfonts-base fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji \
 	gcc make git curl ca-certificates \
 	systemd shellcheck openssl \
