@@ -56,6 +56,7 @@ from agent.models.live import (
 )
 from agent.models.observe import ScreenRegion, ScreenshotAfter, WaitForResult
 from agent.models.peers import ComputerActionResult, PeerActionResult, ScreenPoint
+from agent.models.screencast import ViewerTicket
 from agent.models.service import Health, ReadinessReport
 from agent.models.windows import (
     ClipboardText,
@@ -172,6 +173,8 @@ _SPECS: dict[str, Spec] = {
     "switch_tab": Spec("switch_tab", "POST", "/browser/tabs/{tab_id}/switch", path_params=("tab_id",)),
     "triple_click": Spec("triple_click", "POST", "/desktop/triple-click"),
     "type": Spec("type", "POST", "/desktop/type"),
+    "viewer": Spec("viewer", "GET", "/viewer"),
+    "viewer_ticket": Spec("viewer_ticket", "POST", "/viewer/ticket"),
     "wait": Spec("wait", "POST", "/desktop/wait"),
     "wait_for": Spec("wait_for", "POST", "/desktop/wait-for"),
     "window_position": Spec(
@@ -1204,6 +1207,47 @@ class Operations(SyncCalls):
             _SPECS["type"],
             {"text": text, "delay_ms": delay_ms, "screenshot_after": screenshot_after},
             server_model("type", Success),
+        )
+
+    def viewer(
+        self,
+        *,
+        ticket: str | None = None,
+        fps: float | None = None,
+        quality: int | None = None,
+        max_width: int | None = None,
+    ) -> bytes:
+        """The live viewer page: the screencast, and with a control link mouse and keyboard (GET /viewer).
+
+        Needs no Authorization header: the single-use link ticket from POST /viewer/ticket is its credential (a 401 when unknown, used or expired). A small HTML/JS page, no build step.
+        """
+        return self._raw(
+            _SPECS["viewer"], {"ticket": ticket, "fps": fps, "quality": quality, "max_width": max_width}
+        )
+
+    def viewer_ticket(
+        self,
+        *,
+        control: bool | None = None,
+        ttl_seconds: float | None = None,
+        fps: float | None = None,
+        quality: int | None = None,
+        max_width: int | None = None,
+    ) -> ViewerTicket:
+        """A single-use link to the live viewer page (view only, or with control) (POST /viewer/ticket).
+
+        Open `url` (relative to the agent) in a browser within ttl_seconds; it works once. With control=true the page forwards mouse and keyboard to the desktop through GET /ws.
+        """
+        return self._json(
+            _SPECS["viewer_ticket"],
+            {
+                "control": control,
+                "ttl_seconds": ttl_seconds,
+                "fps": fps,
+                "quality": quality,
+                "max_width": max_width,
+            },
+            ViewerTicket,
         )
 
     def wait(self, *, seconds: float | None = None, ms: int | None = None) -> Waited:
@@ -2346,6 +2390,47 @@ class AsyncOperations(AsyncCalls):
             _SPECS["type"],
             {"text": text, "delay_ms": delay_ms, "screenshot_after": screenshot_after},
             server_model("type", Success),
+        )
+
+    async def viewer(
+        self,
+        *,
+        ticket: str | None = None,
+        fps: float | None = None,
+        quality: int | None = None,
+        max_width: int | None = None,
+    ) -> bytes:
+        """The live viewer page: the screencast, and with a control link mouse and keyboard (GET /viewer).
+
+        Needs no Authorization header: the single-use link ticket from POST /viewer/ticket is its credential (a 401 when unknown, used or expired). A small HTML/JS page, no build step.
+        """
+        return await self._raw(
+            _SPECS["viewer"], {"ticket": ticket, "fps": fps, "quality": quality, "max_width": max_width}
+        )
+
+    async def viewer_ticket(
+        self,
+        *,
+        control: bool | None = None,
+        ttl_seconds: float | None = None,
+        fps: float | None = None,
+        quality: int | None = None,
+        max_width: int | None = None,
+    ) -> ViewerTicket:
+        """A single-use link to the live viewer page (view only, or with control) (POST /viewer/ticket).
+
+        Open `url` (relative to the agent) in a browser within ttl_seconds; it works once. With control=true the page forwards mouse and keyboard to the desktop through GET /ws.
+        """
+        return await self._json(
+            _SPECS["viewer_ticket"],
+            {
+                "control": control,
+                "ttl_seconds": ttl_seconds,
+                "fps": fps,
+                "quality": quality,
+                "max_width": max_width,
+            },
+            ViewerTicket,
         )
 
     async def wait(self, *, seconds: float | None = None, ms: int | None = None) -> Waited:

@@ -184,7 +184,7 @@ def _curl(method: str, path: str, path_values: dict[str, Any], query: dict[str, 
 def _answers(operation: dict[str, Any], examples: Examples) -> list[str]:
     lines: list[str] = []
     for status, answer in operation.get("responses", {}).items():
-        if not status.startswith("2") and status != "101":  # 101: a WebSocket's upgrade (GET /ws)
+        if not status.startswith("2") and status != "101":  # 101: a WebSocket's answer (GET /ws, /screencast)
             continue
         content = answer.get("content", {})
         lines += ["", f"Answer `{status}` ({answer.get('description', '')}):"]

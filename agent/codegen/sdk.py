@@ -225,11 +225,15 @@ def call_extra(operation: Operation, imports: Imports) -> str:
     return ""
 
 
+NOT_CALLS = frozenset({"frames", "websocket"})
+
+
 def operations_source() -> str:
     """The text of agent/client/_operations.py for the registry as it is now."""
-    # A WebSocket (GET /ws) is no request/response method: the SDK would GET it and get a 400.
-    operations = (op for op in load_all() if op.media != "websocket")
-    registry = sorted(operations, key=lambda op: op.type)  # import order varies; names do not
+    registry = sorted(load_all(), key=lambda op: op.type)  # import order varies; names do not
+    # A WebSocket (GET /ws) is no request/response method, and an endless stream of JPEG frames
+    # has no call shape (it would never return): clients open those themselves (docs/live.md).
+    registry = [op for op in registry if op.media not in NOT_CALLS]
     imports = Imports()
     sync_methods = [_method(op, imports, is_async=False) for op in registry]
     async_methods = [_method(op, imports, is_async=True) for op in registry]

@@ -19,8 +19,11 @@ from agent.errors import AgentError as ServerError
 from tests.unit.conftest import Api
 
 HAND_WRITTEN = {("POST", "/actions"): "action", ("POST", "/batch"): "batch"}
-# MCP hosts use MCP clients; the SDK calls the actions themselves. /ws is a WebSocket (docs/live.md).
-NOT_SDK = {("POST", "/mcp"), ("GET", "/ws")}
+NOT_SDK = {
+    ("POST", "/mcp"),  # MCP hosts use MCP clients; the SDK calls the actions themselves
+    ("GET", "/screencast"),  # an endless stream of JPEG frames (MJPEG or WebSocket): no call shape
+    ("GET", "/ws"),  # a WebSocket (docs/live.md)
+}
 ALIASES = {"Range": "range", "Last-Event-ID": "last_event_id"}  # header parameters -> their field
 # The coordinate space is the client's (Agent(coordinate_space="1024x768")), not a method's.
 CLIENT_LEVEL = frozenset({"X-Coordinate-Space", "display_width_px", "display_height_px"})
@@ -97,7 +100,7 @@ def test_every_action_type_has_a_method() -> None:
     from agent.actions.registry import load_all
 
     for operation in load_all():
-        if operation.media == "websocket":  # not a request/response method (NOT_SDK)
+        if operation.media in generator.NOT_CALLS:  # a WebSocket, endless frames: no call shape
             continue
         assert callable(getattr(Agent, operation.type)) and callable(getattr(AsyncAgent, operation.type))
 
