@@ -65,7 +65,9 @@ class EventLogger:
         y = self.ready["area_y"] + self.ready["area_height"] - 4
         deadline = time.monotonic() + 10
         while True:
-            subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "2"], env=desktop.env, check=True)
+            subprocess.run(
+                ["xdotool", "mousemove", str(x), str(y), "click", "2"], env=desktop.env, check=True
+            )
             if any(e["event"] == "button" and e["button"] == 2 for e in self.collect()):
                 self.collect()  # the replay of a grabbed press, if one came late
                 return
