@@ -189,10 +189,28 @@ _SPECS: dict[str, Spec] = {
 class Operations(SyncCalls):
     """Every operation of the agent, one method each (generated)."""
 
-    def accessibility_action(self, id: str, action: str, *, value: str | float | None = None) -> Success:
+    def accessibility_action(
+        self,
+        id: str,
+        action: str,
+        *,
+        value: str | float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Perform an element's AT-SPI action, focus it, or set its value or text (POST /desktop/accessibility/action)."""
         return self._json(
-            _SPECS["accessibility_action"], {"id": id, "action": action, "value": value}, Success
+            _SPECS["accessibility_action"],
+            {
+                "id": id,
+                "action": action,
+                "value": value,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
         )
 
     def accessibility_click(
@@ -201,11 +219,21 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ElementClicked:
         """Click the centre of an element through the input backend, first raising its window if another covers it (POST /desktop/accessibility/click)."""
         return self._json(
             _SPECS["accessibility_click"],
-            {"id": id, "button": button, "screenshot_after": screenshot_after},
+            {
+                "id": id,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("accessibility_click", ElementClicked),
         )
 
@@ -220,6 +248,9 @@ class Operations(SyncCalls):
         visible_only: bool | None = None,
         max_results: int | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> FindResult:
         """Elements by role, name, part of the name, states and application, with their centres (GET /desktop/accessibility/find)."""
         return self._json(
@@ -233,6 +264,9 @@ class Operations(SyncCalls):
                 "visible_only": visible_only,
                 "max_results": max_results,
                 "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             FindResult,
         )
@@ -249,6 +283,9 @@ class Operations(SyncCalls):
         timeout: float | None = None,
         format: Literal["json", "text"] | None = None,
         details: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> AccessibilityTree:
         """The AT-SPI tree: desktop, applications, their elements with ids, roles, states and bounds (GET /desktop/accessibility-tree)."""
         return self._json(
@@ -263,6 +300,9 @@ class Operations(SyncCalls):
                 "timeout": timeout,
                 "format": format,
                 "details": details,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             AccessibilityTree,
         )
@@ -311,6 +351,9 @@ class Operations(SyncCalls):
         stdin_encoding: Literal["utf-8", "base64"] | None = None,
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ExecResult:
         """Run a multi-line bash script and return its output and exit status (POST /bash)."""
         return self._json(
@@ -324,21 +367,62 @@ class Operations(SyncCalls):
                 "stdin_encoding": stdin_encoding,
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecResult,
         )
 
-    def bash_action(self, command: str) -> ComputerActionResult:
+    def bash_action(
+        self,
+        command: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ComputerActionResult:
         """Run a command line with bash; answer in seed 000's shape {output, error} (POST /bash-action)."""
-        return self._json(_SPECS["bash_action"], {"command": command}, ComputerActionResult)
+        return self._json(
+            _SPECS["bash_action"],
+            {
+                "command": command,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            ComputerActionResult,
+        )
 
-    def browser_status(self) -> BrowserStatus:
+    def browser_status(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> BrowserStatus:
         """Whether a browser is attached: pid, version, tabs, proxy, how the last one ended (GET /browser)."""
-        return self._json(_SPECS["browser_status"], {}, BrowserStatus)
+        return self._json(
+            _SPECS["browser_status"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            BrowserStatus,
+        )
 
-    def change_proxy(self, *, proxy_url: str | None = None) -> ProxyChanged:
+    def change_proxy(
+        self,
+        *,
+        proxy_url: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ProxyChanged:
         """Use a proxy for the browser's connections (null: none); restarts the browser when it runs (POST /browser/proxy)."""
-        return self._json(_SPECS["change_proxy"], {"proxy_url": proxy_url}, ProxyChanged)
+        return self._json(
+            _SPECS["change_proxy"],
+            {
+                "proxy_url": proxy_url,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            ProxyChanged,
+        )
 
     def click(
         self,
@@ -348,11 +432,23 @@ class Operations(SyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (POST /desktop/click)."""
         return self._json(
             _SPECS["click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("click", Success),
         )
 
@@ -365,6 +461,9 @@ class Operations(SyncCalls):
         num_of_clicks: int | None = None,
         click_type: Literal["click", "down", "up"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Click, press or release a button (seed 000) (POST /actions type=click_mouse)."""
         return self._json(
@@ -376,17 +475,42 @@ class Operations(SyncCalls):
                 "num_of_clicks": num_of_clicks,
                 "click_type": click_type,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("click_mouse", Success),
         )
 
-    def close_tab(self) -> TabClosed:
+    def close_tab(
+        self, tab_id: str, *, request_id: str | None = None, include_context: bool | None = None
+    ) -> TabClosed:
         """Close a tab (not the last one: that would close the browser) (DELETE /browser/tabs/{tab_id})."""
-        return self._json(_SPECS["close_tab"], {}, TabClosed)
+        return self._json(
+            _SPECS["close_tab"],
+            {"tab_id": tab_id, "request_id": request_id, "include_context": include_context},
+            TabClosed,
+        )
 
-    def close_window(self, window_id: str) -> Success:
+    def close_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Ask a window to close (politely: the app may ask to save first) (POST /desktop/window/{window_id}/close)."""
-        return self._json(_SPECS["close_window"], {"window_id": window_id}, Success)
+        return self._json(
+            _SPECS["close_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     def computer_action(self, action: dict[str, Any]) -> ComputerActionResult:
         """Run one action in seed 000's vocabulary; answer in its shape (POST /computer-action).
@@ -395,17 +519,40 @@ class Operations(SyncCalls):
         """
         return self._json(_SPECS["computer_action"], action, ComputerActionResult)
 
-    def cursor(self) -> Position:
+    def cursor(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Position:
         """Where the pointer is (another name of `cursor_position`) (POST /actions type=cursor)."""
-        return self._json(_SPECS["cursor"], {}, Position)
+        return self._json(
+            _SPECS["cursor"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Position,
+        )
 
-    def cursor_position(self) -> Position:
+    def cursor_position(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Position:
         """Where the pointer is (GET /desktop/cursor)."""
-        return self._json(_SPECS["cursor_position"], {}, Position)
+        return self._json(
+            _SPECS["cursor_position"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Position,
+        )
 
-    def debug(self, debug: DebugOptions | dict[str, Any]) -> ExecResult:
+    def debug(
+        self,
+        debug: DebugOptions | dict[str, Any],
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ExecResult:
         """Run a command given as {debug: {command, cwd, env, timeout_seconds, ...}} (seed 002's shape) (POST /actions type=debug)."""
-        return self._json(_SPECS["debug"], {"debug": debug}, ExecResult)
+        return self._json(
+            _SPECS["debug"],
+            {"debug": debug, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ExecResult,
+        )
 
     def double_click(
         self,
@@ -415,11 +562,23 @@ class Operations(SyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Double-click at (x, y) (POST /desktop/double-click)."""
         return self._json(
             _SPECS["double_click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("double_click", Success),
         )
 
@@ -432,6 +591,9 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press, move through intermediate points, release (POST /desktop/drag)."""
         return self._json(
@@ -443,6 +605,9 @@ class Operations(SyncCalls):
                 "end_y": end_y,
                 "button": button,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("drag", Success),
         )
@@ -454,20 +619,44 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Drag from start {x, y} to end {x, y} (seed 000) (POST /actions type=drag_mouse)."""
         return self._json(
             _SPECS["drag_mouse"],
-            {"start": start, "end": end, "button": button, "screenshot_after": screenshot_after},
+            {
+                "start": start,
+                "end": end,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("drag_mouse", Success),
         )
 
-    def environment(self) -> Environment:
+    def environment(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Environment:
         """Display, session, desktop/window manager, user, screen, DPI, keyboard, accessibility bus (GET /desktop/environment)."""
-        return self._json(_SPECS["environment"], {}, Environment)
+        return self._json(
+            _SPECS["environment"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Environment,
+        )
 
     def events(
-        self, *, events: list[str] | None = None, last_event_id: int | None = None, ticket: str | None = None
+        self,
+        *,
+        events: list[str] | None = None,
+        last_event_id: int | None = None,
+        ticket: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Iterator[
         WindowEvent
         | WindowRenamedEvent
@@ -484,7 +673,14 @@ class Operations(SyncCalls):
         """
         return self._events(
             _SPECS["events"],
-            {"events": events, "last_event_id": last_event_id, "ticket": ticket},
+            {
+                "events": events,
+                "last_event_id": last_event_id,
+                "ticket": ticket,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             DesktopEvent,
         )
 
@@ -499,6 +695,9 @@ class Operations(SyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         stream: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ExecResult:
         """Run a command (bash command line or argv list) and return its output and exit status (POST /exec)."""
         return self._json(
@@ -512,6 +711,9 @@ class Operations(SyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "stream": stream,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecResult,
         )
@@ -527,6 +729,9 @@ class Operations(SyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         stream: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Iterator[StartEvent | OutputEvent | CommandExitEvent]:
         """Run a command and stream its output as it comes; disconnecting kills it (POST /exec/stream).
 
@@ -543,6 +748,9 @@ class Operations(SyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "stream": stream,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecEvent,
         )
@@ -558,6 +766,9 @@ class Operations(SyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         stream: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ExecResult:
         """The same as POST /exec (seed 002's path for it) (POST /exec/sync)."""
         return self._json(
@@ -571,6 +782,9 @@ class Operations(SyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "stream": stream,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecResult,
         )
@@ -582,21 +796,94 @@ class Operations(SyncCalls):
         """
         return self._json(_SPECS["execute"], action, PeerActionResult)
 
-    def files_delete(self, path: str, *, recursive: bool | None = None) -> Success:
+    def files_delete(
+        self,
+        path: str,
+        *,
+        recursive: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Delete a file, link or folder (DELETE /files)."""
-        return self._json(_SPECS["files_delete"], {"path": path, "recursive": recursive}, Success)
+        return self._json(
+            _SPECS["files_delete"],
+            {
+                "path": path,
+                "recursive": recursive,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
-    def files_get(self, path: str, *, range: str | None = None) -> Download:
+    def files_get(
+        self,
+        path: str,
+        *,
+        range: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Download:
         """Download a file (Range answers 206) (GET /files)."""
-        return self._download(_SPECS["files_get"], {"path": path, "range": range})
+        return self._download(
+            _SPECS["files_get"],
+            {
+                "path": path,
+                "range": range,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+        )
 
-    def files_list(self, path: str, *, limit: int | None = None) -> FolderListing:
+    def files_list(
+        self,
+        path: str,
+        *,
+        limit: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> FolderListing:
         """A folder's entries, sorted by name (GET /files/list)."""
-        return self._json(_SPECS["files_list"], {"path": path, "limit": limit}, FolderListing)
+        return self._json(
+            _SPECS["files_list"],
+            {
+                "path": path,
+                "limit": limit,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            FolderListing,
+        )
 
-    def files_mkdir(self, path: str, *, parents: bool | None = None, mode: str | None = None) -> FileEntry:
+    def files_mkdir(
+        self,
+        path: str,
+        *,
+        parents: bool | None = None,
+        mode: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> FileEntry:
         """Create a folder (POST /files/mkdir)."""
-        return self._json(_SPECS["files_mkdir"], {"path": path, "parents": parents, "mode": mode}, FileEntry)
+        return self._json(
+            _SPECS["files_mkdir"],
+            {
+                "path": path,
+                "parents": parents,
+                "mode": mode,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            FileEntry,
+        )
 
     def files_move(
         self,
@@ -605,6 +892,9 @@ class Operations(SyncCalls):
         *,
         overwrite: bool | None = None,
         create_parents: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> FileEntry:
         """Move or rename a file or folder (POST /files/move)."""
         return self._json(
@@ -614,6 +904,9 @@ class Operations(SyncCalls):
                 "destination": destination,
                 "overwrite": overwrite,
                 "create_parents": create_parents,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             FileEntry,
         )
@@ -625,32 +918,91 @@ class Operations(SyncCalls):
         *,
         mode: str | None = None,
         create_parents: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
         progress: Progress | None = None,
     ) -> FileEntry:
         """Upload a file atomically (temp file, fsync, rename): readers never see half a file (PUT /files)."""
         return self._upload(
             _SPECS["files_put"],
-            {"path": path, "mode": mode, "create_parents": create_parents},
+            {
+                "path": path,
+                "mode": mode,
+                "create_parents": create_parents,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             data,
             FileEntry,
             progress,
         )
 
-    def files_stat(self, path: str) -> FileEntry:
+    def files_stat(
+        self,
+        path: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> FileEntry:
         """One entry (a symlink is described, not followed) (GET /files/stat)."""
-        return self._json(_SPECS["files_stat"], {"path": path}, FileEntry)
+        return self._json(
+            _SPECS["files_stat"],
+            {"path": path, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            FileEntry,
+        )
 
-    def focus_window(self, window_id: str) -> Success:
+    def focus_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Activate and raise a window (de-minimizing it); answers once it has focus (POST /desktop/window/focus)."""
-        return self._json(_SPECS["focus_window"], {"window_id": window_id}, Success)
+        return self._json(
+            _SPECS["focus_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
-    def get_clipboard(self, *, selection: Literal["clipboard", "primary"] | None = None) -> ClipboardText:
+    def get_clipboard(
+        self,
+        *,
+        selection: Literal["clipboard", "primary"] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ClipboardText:
         """The clipboard's text (converted from its owner) (GET /desktop/clipboard)."""
-        return self._json(_SPECS["get_clipboard"], {"selection": selection}, ClipboardText)
+        return self._json(
+            _SPECS["get_clipboard"],
+            {
+                "selection": selection,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            ClipboardText,
+        )
 
-    def get_cursor_position(self) -> Position:
+    def get_cursor_position(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Position:
         """Where the pointer is (another name of `cursor_position`) (POST /actions type=get_cursor_position)."""
-        return self._json(_SPECS["get_cursor_position"], {}, Position)
+        return self._json(
+            _SPECS["get_cursor_position"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Position,
+        )
 
     def get_html_content(
         self,
@@ -658,29 +1010,69 @@ class Operations(SyncCalls):
         auto_detect_encoding: bool | None = None,
         base64: bool | None = None,
         max_bytes: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Html:
         """The current (or a given) tab's HTML: the live DOM, or as sent (auto_detect_encoding); base64; capped (POST /browser/html)."""
         return self._json(
             _SPECS["get_html_content"],
-            {"auto_detect_encoding": auto_detect_encoding, "base64": base64, "max_bytes": max_bytes},
+            {
+                "auto_detect_encoding": auto_detect_encoding,
+                "base64": base64,
+                "max_bytes": max_bytes,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             Html,
         )
 
-    def go_to_url(self, url: str, *, timeout: float | None = None) -> Navigated:
+    def go_to_url(
+        self,
+        url: str,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Navigated:
         """Load a URL in the current (or a given) tab and wait for its load event; final URL, status, title (POST /browser/navigate)."""
-        return self._json(_SPECS["go_to_url"], {"url": url, "timeout": timeout}, Navigated)
+        return self._json(
+            _SPECS["go_to_url"],
+            {
+                "url": url,
+                "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Navigated,
+        )
 
     def health(self) -> Health:
         """Liveness (no auth) (GET /health)."""
         return self._json(_SPECS["health"], {}, Health)
 
     def hotkey(
-        self, keys: list[str], *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        keys: list[str],
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press keys together, release in reverse (POST /desktop/hotkey)."""
         return self._json(
             _SPECS["hotkey"],
-            {"keys": keys, "screenshot_after": screenshot_after},
+            {
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("hotkey", Success),
         )
 
@@ -690,21 +1082,43 @@ class Operations(SyncCalls):
         *,
         keys: list[str] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press a key combination (xdotool syntax) (POST /desktop/key)."""
         return self._json(
             _SPECS["key"],
-            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key", Success),
         )
 
     def key_down(
-        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        key: str,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press and hold a key (POST /desktop/key-down)."""
         return self._json(
             _SPECS["key_down"],
-            {"key": key, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key_down", Success),
         )
 
@@ -714,21 +1128,43 @@ class Operations(SyncCalls):
         *,
         keys: list[str] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=key_press)."""
         return self._json(
             _SPECS["key_press"],
-            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key_press", Success),
         )
 
     def key_up(
-        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        key: str,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Release a held key (POST /desktop/key-up)."""
         return self._json(
             _SPECS["key_up"],
-            {"key": key, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key_up", Success),
         )
 
@@ -738,25 +1174,57 @@ class Operations(SyncCalls):
         *,
         keys: list[str] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=keypress)."""
         return self._json(
             _SPECS["keypress"],
-            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("keypress", Success),
         )
 
     def launch(
-        self, app: str, *, wait_for_window: bool | None = None, timeout: float | None = None
+        self,
+        app: str,
+        *,
+        wait_for_window: bool | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Launched:
         """Start an app detached in the desktop session (no shell); optionally wait for its window (POST /desktop/launch)."""
         return self._json(
-            _SPECS["launch"], {"app": app, "wait_for_window": wait_for_window, "timeout": timeout}, Launched
+            _SPECS["launch"],
+            {
+                "app": app,
+                "wait_for_window": wait_for_window,
+                "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Launched,
         )
 
-    def launch_browser(self) -> BrowserLaunched:
+    def launch_browser(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> BrowserLaunched:
         """Start Chromium on the desktop (as the desktop user, debugging over a pipe), or reuse the running one (POST /browser/launch)."""
-        return self._json(_SPECS["launch_browser"], {}, BrowserLaunched)
+        return self._json(
+            _SPECS["launch_browser"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            BrowserLaunched,
+        )
 
     def left_click(
         self,
@@ -766,25 +1234,65 @@ class Operations(SyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (another name of `click`) (POST /actions type=left_click)."""
         return self._json(
             _SPECS["left_click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("left_click", Success),
         )
 
-    def list_tabs(self) -> Tabs:
+    def list_tabs(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Tabs:
         """The browser's open tabs (ids, URLs, titles) and the current one (GET /browser/tabs)."""
-        return self._json(_SPECS["list_tabs"], {}, Tabs)
+        return self._json(
+            _SPECS["list_tabs"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Tabs,
+        )
 
-    def list_windows(self) -> WindowList:
+    def list_windows(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> WindowList:
         """List the managed top-level windows (client-area geometry in screen pixels) (GET /desktop/windows)."""
-        return self._json(_SPECS["list_windows"], {}, WindowList)
+        return self._json(
+            _SPECS["list_windows"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            WindowList,
+        )
 
-    def maximize_window(self, window_id: str) -> Success:
+    def maximize_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Maximize a window (POST /desktop/window/{window_id}/maximize)."""
-        return self._json(_SPECS["maximize_window"], {"window_id": window_id}, Success)
+        return self._json(
+            _SPECS["maximize_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     def metrics(self) -> str:
         """Prometheus metrics (text exposition format) (GET /metrics).
@@ -793,9 +1301,25 @@ class Operations(SyncCalls):
         """
         return self._text(_SPECS["metrics"], {})
 
-    def minimize_window(self, window_id: str) -> Success:
+    def minimize_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Minimize (iconify) a window (POST /desktop/window/{window_id}/minimize)."""
-        return self._json(_SPECS["minimize_window"], {"window_id": window_id}, Success)
+        return self._json(
+            _SPECS["minimize_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     def mouse_down(
         self,
@@ -804,21 +1328,46 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press and hold a mouse button (POST /desktop/mouse-down)."""
         return self._json(
             _SPECS["mouse_down"],
-            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("mouse_down", Success),
         )
 
     def mouse_move(
-        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        x: int,
+        y: int,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Move the pointer to (x, y) (another name of `move`) (POST /actions type=mouse_move)."""
         return self._json(
             _SPECS["mouse_move"],
-            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("mouse_move", Success),
         )
 
@@ -829,41 +1378,118 @@ class Operations(SyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Release a mouse button (POST /desktop/mouse-up)."""
         return self._json(
             _SPECS["mouse_up"],
-            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("mouse_up", Success),
         )
 
     def move(
-        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        x: int,
+        y: int,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Move the pointer to (x, y) (POST /desktop/move)."""
         return self._json(
             _SPECS["move"],
-            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("move", Success),
         )
 
     def move_mouse(
-        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        x: int,
+        y: int,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Move the pointer to (x, y) (seed 000) (POST /actions type=move_mouse)."""
         return self._json(
             _SPECS["move_mouse"],
-            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("move_mouse", Success),
         )
 
-    def move_window(self, window_id: str, x: int, y: int) -> Success:
+    def move_window(
+        self,
+        window_id: str,
+        x: int,
+        y: int,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Move a window so its client area's top-left corner is at (x, y) (POST /desktop/window/{window_id}/move)."""
-        return self._json(_SPECS["move_window"], {"window_id": window_id, "x": x, "y": y}, Success)
+        return self._json(
+            _SPECS["move_window"],
+            {
+                "window_id": window_id,
+                "x": x,
+                "y": y,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
-    def new_tab(self, *, url: str | None = None, timeout: float | None = None) -> NewTab:
+    def new_tab(
+        self,
+        *,
+        url: str | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> NewTab:
         """Open a tab (optionally loading a URL) and make it current (POST /browser/tabs)."""
-        return self._json(_SPECS["new_tab"], {"url": url, "timeout": timeout}, NewTab)
+        return self._json(
+            _SPECS["new_tab"],
+            {
+                "url": url,
+                "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            NewTab,
+        )
 
     def openai_computer(
         self,
@@ -906,21 +1532,48 @@ class Operations(SyncCalls):
         *,
         key_action_type: Literal["press", "down", "up"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press, hold or release keys together (seed 000) (POST /actions type=press_keys)."""
         return self._json(
             _SPECS["press_keys"],
-            {"keys": keys, "key_action_type": key_action_type, "screenshot_after": screenshot_after},
+            {
+                "keys": keys,
+                "key_action_type": key_action_type,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("press_keys", Success),
         )
 
-    def process_get(self, id: str) -> ProcessDetail:
+    def process_get(
+        self,
+        id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ProcessDetail:
         """One background process: state, exit status, output tail (GET /processes/{id})."""
-        return self._json(_SPECS["process_get"], {"id": id}, ProcessDetail)
+        return self._json(
+            _SPECS["process_get"],
+            {"id": id, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ProcessDetail,
+        )
 
-    def process_list(self) -> ProcessList:
+    def process_list(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> ProcessList:
         """Running and recently finished background processes (GET /processes)."""
-        return self._json(_SPECS["process_list"], {}, ProcessList)
+        return self._json(
+            _SPECS["process_list"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ProcessList,
+        )
 
     def process_output(
         self,
@@ -929,19 +1582,48 @@ class Operations(SyncCalls):
         offset: int | None = None,
         follow: bool | None = None,
         last_event_id: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Iterator[OffsetOutputEvent | DroppedEvent | ProcessExitEvent]:
         """A background process's output from an offset, following it until it exits (GET /processes/{id}/output)."""
         return self._events(
             _SPECS["process_output"],
-            {"id": id, "offset": offset, "follow": follow, "last_event_id": last_event_id},
+            {
+                "id": id,
+                "offset": offset,
+                "follow": follow,
+                "last_event_id": last_event_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             ProcessEvent,
         )
 
     def process_signal(
-        self, id: str, *, signal: str | int | None = None, group: bool | None = None
+        self,
+        id: str,
+        *,
+        signal: str | int | None = None,
+        group: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Send a signal to a background process's group (or only its leader) (POST /processes/{id}/signal)."""
-        return self._json(_SPECS["process_signal"], {"id": id, "signal": signal, "group": group}, Success)
+        return self._json(
+            _SPECS["process_signal"],
+            {
+                "id": id,
+                "signal": signal,
+                "group": group,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     def process_start(
         self,
@@ -954,6 +1636,9 @@ class Operations(SyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         keep_stdin_open: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ProcessInfo:
         """Start a background process (POST /processes)."""
         return self._json(
@@ -967,6 +1652,9 @@ class Operations(SyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "keep_stdin_open": keep_stdin_open,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ProcessInfo,
         )
@@ -978,13 +1666,26 @@ class Operations(SyncCalls):
         data: str | None = None,
         encoding: Literal["utf-8", "base64"] | None = None,
         eof: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Write to a background process's stdin (and optionally close it) (POST /processes/{id}/stdin).
 
         The data is queued whole and reaches the process in order as it reads, or is refused whole: 413 when it is bigger than the stdin buffer (processes_stdin_max_bytes), 409 when the process has not read enough of what was queued before for it to fit.
         """
         return self._json(
-            _SPECS["process_stdin"], {"id": id, "data": data, "encoding": encoding, "eof": eof}, Success
+            _SPECS["process_stdin"],
+            {
+                "id": id,
+                "data": data,
+                "encoding": encoding,
+                "eof": eof,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
         )
 
     def ready(self) -> ReadinessReport:
@@ -994,10 +1695,28 @@ class Operations(SyncCalls):
         """
         return self._json(_SPECS["ready"], {}, ReadinessReport)
 
-    def resize_window(self, window_id: str, width: int, height: int) -> Success:
+    def resize_window(
+        self,
+        window_id: str,
+        width: int,
+        height: int,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Resize a window's client area (the app may round to its size increments) (POST /desktop/window/{window_id}/resize)."""
         return self._json(
-            _SPECS["resize_window"], {"window_id": window_id, "width": width, "height": height}, Success
+            _SPECS["resize_window"],
+            {
+                "window_id": window_id,
+                "width": width,
+                "height": height,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
         )
 
     def right_click(
@@ -1007,17 +1726,34 @@ class Operations(SyncCalls):
         *,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Right-click at (x, y) (POST /desktop/right-click)."""
         return self._json(
             _SPECS["right_click"],
-            {"x": x, "y": y, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("right_click", Success),
         )
 
-    def screen_size(self) -> ScreenSize:
+    def screen_size(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> ScreenSize:
         """The screen's size in pixels (GET /desktop/screen-size)."""
-        return self._json(_SPECS["screen_size"], {}, ScreenSize)
+        return self._json(
+            _SPECS["screen_size"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ScreenSize,
+        )
 
     def screenshot(
         self,
@@ -1029,6 +1765,9 @@ class Operations(SyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """Capture the whole screen (GET /desktop/screenshot)."""
         return self._image(
@@ -1041,6 +1780,9 @@ class Operations(SyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )
 
@@ -1054,6 +1796,9 @@ class Operations(SyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """Capture the whole screen, the options in a JSON body (seed 002's POST) (POST /desktop/screenshot).
 
@@ -1069,6 +1814,9 @@ class Operations(SyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )
 
@@ -1086,6 +1834,9 @@ class Operations(SyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """Capture a region of the screen (POST /desktop/screenshot/region)."""
         return self._image(
@@ -1102,6 +1853,9 @@ class Operations(SyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )
 
@@ -1115,6 +1869,9 @@ class Operations(SyncCalls):
         dx: int | None = None,
         dy: int | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Turn the wheel at (x, y) (POST /desktop/scroll)."""
         return self._json(
@@ -1127,6 +1884,9 @@ class Operations(SyncCalls):
                 "dx": dx,
                 "dy": dy,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("scroll", Success),
         )
@@ -1141,6 +1901,9 @@ class Operations(SyncCalls):
         dx: int | None = None,
         dy: int | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Scroll by a distance in pixels (seeds 000, 002) (POST /actions type=scroll_pixels)."""
         return self._json(
@@ -1153,31 +1916,83 @@ class Operations(SyncCalls):
                 "dx": dx,
                 "dy": dy,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("scroll_pixels", Success),
         )
 
     def set_clipboard(
-        self, text: str, *, selection: Literal["clipboard", "primary"] | None = None
+        self,
+        text: str,
+        *,
+        selection: Literal["clipboard", "primary"] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Own the clipboard with this text; every app pastes it (POST /desktop/clipboard)."""
-        return self._json(_SPECS["set_clipboard"], {"text": text, "selection": selection}, Success)
+        return self._json(
+            _SPECS["set_clipboard"],
+            {
+                "text": text,
+                "selection": selection,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
-    def set_viewport(self, width: int, height: int, *, scale_factor: float | None = None) -> PageContext:
+    def set_viewport(
+        self,
+        width: int,
+        height: int,
+        *,
+        scale_factor: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> PageContext:
         """Emulate a viewport (width, height, scale_factor) in the current (or a given) tab; its page context after (POST /browser/viewport)."""
         return self._json(
             _SPECS["set_viewport"],
-            {"width": width, "height": height, "scale_factor": scale_factor},
+            {
+                "width": width,
+                "height": height,
+                "scale_factor": scale_factor,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             PageContext,
         )
 
-    def set_wallpaper(self, url: str) -> WallpaperSet:
+    def set_wallpaper(
+        self,
+        url: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> WallpaperSet:
         """Set the desktop wallpaper from an http(s), file or data URL (POST /desktop/wallpaper)."""
-        return self._json(_SPECS["set_wallpaper"], {"url": url}, WallpaperSet)
+        return self._json(
+            _SPECS["set_wallpaper"],
+            {"url": url, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            WallpaperSet,
+        )
 
-    def switch_tab(self) -> Tab:
+    def switch_tab(
+        self, tab_id: str, *, request_id: str | None = None, include_context: bool | None = None
+    ) -> Tab:
         """Bring a tab to the front and make it current (POST /browser/tabs/{tab_id}/switch)."""
-        return self._json(_SPECS["switch_tab"], {}, Tab)
+        return self._json(
+            _SPECS["switch_tab"],
+            {"tab_id": tab_id, "request_id": request_id, "include_context": include_context},
+            Tab,
+        )
 
     def triple_click(
         self,
@@ -1187,11 +2002,23 @@ class Operations(SyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Triple-click at (x, y) (POST /desktop/triple-click)."""
         return self._json(
             _SPECS["triple_click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("triple_click", Success),
         )
 
@@ -1201,11 +2028,21 @@ class Operations(SyncCalls):
         *,
         delay_ms: int | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Type Unicode text exactly, whatever the layout (POST /desktop/type)."""
         return self._json(
             _SPECS["type"],
-            {"text": text, "delay_ms": delay_ms, "screenshot_after": screenshot_after},
+            {
+                "text": text,
+                "delay_ms": delay_ms,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("type", Success),
         )
 
@@ -1216,13 +2053,25 @@ class Operations(SyncCalls):
         fps: float | None = None,
         quality: int | None = None,
         max_width: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> bytes:
         """The live viewer page: the screencast, and with a control link mouse and keyboard (GET /viewer).
 
         Needs no Authorization header: the single-use link ticket from POST /viewer/ticket is its credential (a 401 when unknown, used or expired). A small HTML/JS page, no build step.
         """
         return self._raw(
-            _SPECS["viewer"], {"ticket": ticket, "fps": fps, "quality": quality, "max_width": max_width}
+            _SPECS["viewer"],
+            {
+                "ticket": ticket,
+                "fps": fps,
+                "quality": quality,
+                "max_width": max_width,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
         )
 
     def viewer_ticket(
@@ -1233,6 +2082,9 @@ class Operations(SyncCalls):
         fps: float | None = None,
         quality: int | None = None,
         max_width: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ViewerTicket:
         """A single-use link to the live viewer page (view only, or with control) (POST /viewer/ticket).
 
@@ -1246,13 +2098,34 @@ class Operations(SyncCalls):
                 "fps": fps,
                 "quality": quality,
                 "max_width": max_width,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ViewerTicket,
         )
 
-    def wait(self, *, seconds: float | None = None, ms: int | None = None) -> Waited:
+    def wait(
+        self,
+        *,
+        seconds: float | None = None,
+        ms: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Waited:
         """Pause server-side (at most 30 s) (POST /desktop/wait)."""
-        return self._json(_SPECS["wait"], {"seconds": seconds, "ms": ms}, Waited)
+        return self._json(
+            _SPECS["wait"],
+            {
+                "seconds": seconds,
+                "ms": ms,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Waited,
+        )
 
     def wait_for(
         self,
@@ -1271,6 +2144,9 @@ class Operations(SyncCalls):
         states: list[str] | None = None,
         app: str | None = None,
         visible_only: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> WaitForResult:
         """Wait for a condition (screen stable or changed, a window, an accessibility element or text) (POST /desktop/wait-for).
 
@@ -1301,24 +2177,75 @@ class Operations(SyncCalls):
                 "states": states,
                 "app": app,
                 "visible_only": visible_only,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             WaitForResult,
         )
 
-    def window_position(self, window_id: str) -> WindowPosition:
+    def window_position(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> WindowPosition:
         """A window's client-area position on the screen (GET /desktop/window/{window_id}/position)."""
-        return self._json(_SPECS["window_position"], {"window_id": window_id}, WindowPosition)
+        return self._json(
+            _SPECS["window_position"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            WindowPosition,
+        )
 
-    def window_size(self, window_id: str) -> WindowSize:
+    def window_size(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> WindowSize:
         """A window's client-area size (GET /desktop/window/{window_id}/size)."""
-        return self._json(_SPECS["window_size"], {"window_id": window_id}, WindowSize)
+        return self._json(
+            _SPECS["window_size"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            WindowSize,
+        )
 
-    def ws_ticket(self, *, ttl_seconds: float | None = None) -> Ticket:
+    def ws_ticket(
+        self,
+        *,
+        ttl_seconds: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Ticket:
         """A single-use ticket that opens GET /ws (or /events) from a browser (POST /ws/ticket).
 
         Browsers cannot send Authorization on a WebSocket: put the ticket in the URL (`/ws?ticket=...`) instead of the token. It opens one connection, within ttl_seconds.
         """
-        return self._json(_SPECS["ws_ticket"], {"ttl_seconds": ttl_seconds}, Ticket)
+        return self._json(
+            _SPECS["ws_ticket"],
+            {
+                "ttl_seconds": ttl_seconds,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Ticket,
+        )
 
     def zoom(
         self,
@@ -1334,6 +2261,9 @@ class Operations(SyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """A region of the screen enlarged, to read small text (POST /desktop/zoom).
 
@@ -1353,6 +2283,9 @@ class Operations(SyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )
 
@@ -1361,11 +2294,27 @@ class AsyncOperations(AsyncCalls):
     """Every operation of the agent, one coroutine each (generated; streams are async iterators)."""
 
     async def accessibility_action(
-        self, id: str, action: str, *, value: str | float | None = None
+        self,
+        id: str,
+        action: str,
+        *,
+        value: str | float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Perform an element's AT-SPI action, focus it, or set its value or text (POST /desktop/accessibility/action)."""
         return await self._json(
-            _SPECS["accessibility_action"], {"id": id, "action": action, "value": value}, Success
+            _SPECS["accessibility_action"],
+            {
+                "id": id,
+                "action": action,
+                "value": value,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
         )
 
     async def accessibility_click(
@@ -1374,11 +2323,21 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ElementClicked:
         """Click the centre of an element through the input backend, first raising its window if another covers it (POST /desktop/accessibility/click)."""
         return await self._json(
             _SPECS["accessibility_click"],
-            {"id": id, "button": button, "screenshot_after": screenshot_after},
+            {
+                "id": id,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("accessibility_click", ElementClicked),
         )
 
@@ -1393,6 +2352,9 @@ class AsyncOperations(AsyncCalls):
         visible_only: bool | None = None,
         max_results: int | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> FindResult:
         """Elements by role, name, part of the name, states and application, with their centres (GET /desktop/accessibility/find)."""
         return await self._json(
@@ -1406,6 +2368,9 @@ class AsyncOperations(AsyncCalls):
                 "visible_only": visible_only,
                 "max_results": max_results,
                 "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             FindResult,
         )
@@ -1422,6 +2387,9 @@ class AsyncOperations(AsyncCalls):
         timeout: float | None = None,
         format: Literal["json", "text"] | None = None,
         details: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> AccessibilityTree:
         """The AT-SPI tree: desktop, applications, their elements with ids, roles, states and bounds (GET /desktop/accessibility-tree)."""
         return await self._json(
@@ -1436,6 +2404,9 @@ class AsyncOperations(AsyncCalls):
                 "timeout": timeout,
                 "format": format,
                 "details": details,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             AccessibilityTree,
         )
@@ -1484,6 +2455,9 @@ class AsyncOperations(AsyncCalls):
         stdin_encoding: Literal["utf-8", "base64"] | None = None,
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ExecResult:
         """Run a multi-line bash script and return its output and exit status (POST /bash)."""
         return await self._json(
@@ -1497,21 +2471,62 @@ class AsyncOperations(AsyncCalls):
                 "stdin_encoding": stdin_encoding,
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecResult,
         )
 
-    async def bash_action(self, command: str) -> ComputerActionResult:
+    async def bash_action(
+        self,
+        command: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ComputerActionResult:
         """Run a command line with bash; answer in seed 000's shape {output, error} (POST /bash-action)."""
-        return await self._json(_SPECS["bash_action"], {"command": command}, ComputerActionResult)
+        return await self._json(
+            _SPECS["bash_action"],
+            {
+                "command": command,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            ComputerActionResult,
+        )
 
-    async def browser_status(self) -> BrowserStatus:
+    async def browser_status(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> BrowserStatus:
         """Whether a browser is attached: pid, version, tabs, proxy, how the last one ended (GET /browser)."""
-        return await self._json(_SPECS["browser_status"], {}, BrowserStatus)
+        return await self._json(
+            _SPECS["browser_status"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            BrowserStatus,
+        )
 
-    async def change_proxy(self, *, proxy_url: str | None = None) -> ProxyChanged:
+    async def change_proxy(
+        self,
+        *,
+        proxy_url: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ProxyChanged:
         """Use a proxy for the browser's connections (null: none); restarts the browser when it runs (POST /browser/proxy)."""
-        return await self._json(_SPECS["change_proxy"], {"proxy_url": proxy_url}, ProxyChanged)
+        return await self._json(
+            _SPECS["change_proxy"],
+            {
+                "proxy_url": proxy_url,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            ProxyChanged,
+        )
 
     async def click(
         self,
@@ -1521,11 +2536,23 @@ class AsyncOperations(AsyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (POST /desktop/click)."""
         return await self._json(
             _SPECS["click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("click", Success),
         )
 
@@ -1538,6 +2565,9 @@ class AsyncOperations(AsyncCalls):
         num_of_clicks: int | None = None,
         click_type: Literal["click", "down", "up"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Click, press or release a button (seed 000) (POST /actions type=click_mouse)."""
         return await self._json(
@@ -1549,17 +2579,42 @@ class AsyncOperations(AsyncCalls):
                 "num_of_clicks": num_of_clicks,
                 "click_type": click_type,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("click_mouse", Success),
         )
 
-    async def close_tab(self) -> TabClosed:
+    async def close_tab(
+        self, tab_id: str, *, request_id: str | None = None, include_context: bool | None = None
+    ) -> TabClosed:
         """Close a tab (not the last one: that would close the browser) (DELETE /browser/tabs/{tab_id})."""
-        return await self._json(_SPECS["close_tab"], {}, TabClosed)
+        return await self._json(
+            _SPECS["close_tab"],
+            {"tab_id": tab_id, "request_id": request_id, "include_context": include_context},
+            TabClosed,
+        )
 
-    async def close_window(self, window_id: str) -> Success:
+    async def close_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Ask a window to close (politely: the app may ask to save first) (POST /desktop/window/{window_id}/close)."""
-        return await self._json(_SPECS["close_window"], {"window_id": window_id}, Success)
+        return await self._json(
+            _SPECS["close_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     async def computer_action(self, action: dict[str, Any]) -> ComputerActionResult:
         """Run one action in seed 000's vocabulary; answer in its shape (POST /computer-action).
@@ -1568,17 +2623,40 @@ class AsyncOperations(AsyncCalls):
         """
         return await self._json(_SPECS["computer_action"], action, ComputerActionResult)
 
-    async def cursor(self) -> Position:
+    async def cursor(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Position:
         """Where the pointer is (another name of `cursor_position`) (POST /actions type=cursor)."""
-        return await self._json(_SPECS["cursor"], {}, Position)
+        return await self._json(
+            _SPECS["cursor"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Position,
+        )
 
-    async def cursor_position(self) -> Position:
+    async def cursor_position(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Position:
         """Where the pointer is (GET /desktop/cursor)."""
-        return await self._json(_SPECS["cursor_position"], {}, Position)
+        return await self._json(
+            _SPECS["cursor_position"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Position,
+        )
 
-    async def debug(self, debug: DebugOptions | dict[str, Any]) -> ExecResult:
+    async def debug(
+        self,
+        debug: DebugOptions | dict[str, Any],
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ExecResult:
         """Run a command given as {debug: {command, cwd, env, timeout_seconds, ...}} (seed 002's shape) (POST /actions type=debug)."""
-        return await self._json(_SPECS["debug"], {"debug": debug}, ExecResult)
+        return await self._json(
+            _SPECS["debug"],
+            {"debug": debug, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ExecResult,
+        )
 
     async def double_click(
         self,
@@ -1588,11 +2666,23 @@ class AsyncOperations(AsyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Double-click at (x, y) (POST /desktop/double-click)."""
         return await self._json(
             _SPECS["double_click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("double_click", Success),
         )
 
@@ -1605,6 +2695,9 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press, move through intermediate points, release (POST /desktop/drag)."""
         return await self._json(
@@ -1616,6 +2709,9 @@ class AsyncOperations(AsyncCalls):
                 "end_y": end_y,
                 "button": button,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("drag", Success),
         )
@@ -1627,20 +2723,44 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Drag from start {x, y} to end {x, y} (seed 000) (POST /actions type=drag_mouse)."""
         return await self._json(
             _SPECS["drag_mouse"],
-            {"start": start, "end": end, "button": button, "screenshot_after": screenshot_after},
+            {
+                "start": start,
+                "end": end,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("drag_mouse", Success),
         )
 
-    async def environment(self) -> Environment:
+    async def environment(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Environment:
         """Display, session, desktop/window manager, user, screen, DPI, keyboard, accessibility bus (GET /desktop/environment)."""
-        return await self._json(_SPECS["environment"], {}, Environment)
+        return await self._json(
+            _SPECS["environment"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Environment,
+        )
 
     def events(
-        self, *, events: list[str] | None = None, last_event_id: int | None = None, ticket: str | None = None
+        self,
+        *,
+        events: list[str] | None = None,
+        last_event_id: int | None = None,
+        ticket: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> AsyncIterator[
         WindowEvent
         | WindowRenamedEvent
@@ -1657,7 +2777,14 @@ class AsyncOperations(AsyncCalls):
         """
         return self._events(
             _SPECS["events"],
-            {"events": events, "last_event_id": last_event_id, "ticket": ticket},
+            {
+                "events": events,
+                "last_event_id": last_event_id,
+                "ticket": ticket,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             DesktopEvent,
         )
 
@@ -1672,6 +2799,9 @@ class AsyncOperations(AsyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         stream: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ExecResult:
         """Run a command (bash command line or argv list) and return its output and exit status (POST /exec)."""
         return await self._json(
@@ -1685,6 +2815,9 @@ class AsyncOperations(AsyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "stream": stream,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecResult,
         )
@@ -1700,6 +2833,9 @@ class AsyncOperations(AsyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         stream: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> AsyncIterator[StartEvent | OutputEvent | CommandExitEvent]:
         """Run a command and stream its output as it comes; disconnecting kills it (POST /exec/stream).
 
@@ -1716,6 +2852,9 @@ class AsyncOperations(AsyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "stream": stream,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecEvent,
         )
@@ -1731,6 +2870,9 @@ class AsyncOperations(AsyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         stream: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ExecResult:
         """The same as POST /exec (seed 002's path for it) (POST /exec/sync)."""
         return await self._json(
@@ -1744,6 +2886,9 @@ class AsyncOperations(AsyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "stream": stream,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ExecResult,
         )
@@ -1755,24 +2900,93 @@ class AsyncOperations(AsyncCalls):
         """
         return await self._json(_SPECS["execute"], action, PeerActionResult)
 
-    async def files_delete(self, path: str, *, recursive: bool | None = None) -> Success:
+    async def files_delete(
+        self,
+        path: str,
+        *,
+        recursive: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Delete a file, link or folder (DELETE /files)."""
-        return await self._json(_SPECS["files_delete"], {"path": path, "recursive": recursive}, Success)
+        return await self._json(
+            _SPECS["files_delete"],
+            {
+                "path": path,
+                "recursive": recursive,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
-    async def files_get(self, path: str, *, range: str | None = None) -> AsyncDownload:
+    async def files_get(
+        self,
+        path: str,
+        *,
+        range: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> AsyncDownload:
         """Download a file (Range answers 206) (GET /files)."""
-        return await self._download(_SPECS["files_get"], {"path": path, "range": range})
+        return await self._download(
+            _SPECS["files_get"],
+            {
+                "path": path,
+                "range": range,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+        )
 
-    async def files_list(self, path: str, *, limit: int | None = None) -> FolderListing:
+    async def files_list(
+        self,
+        path: str,
+        *,
+        limit: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> FolderListing:
         """A folder's entries, sorted by name (GET /files/list)."""
-        return await self._json(_SPECS["files_list"], {"path": path, "limit": limit}, FolderListing)
+        return await self._json(
+            _SPECS["files_list"],
+            {
+                "path": path,
+                "limit": limit,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            FolderListing,
+        )
 
     async def files_mkdir(
-        self, path: str, *, parents: bool | None = None, mode: str | None = None
+        self,
+        path: str,
+        *,
+        parents: bool | None = None,
+        mode: str | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> FileEntry:
         """Create a folder (POST /files/mkdir)."""
         return await self._json(
-            _SPECS["files_mkdir"], {"path": path, "parents": parents, "mode": mode}, FileEntry
+            _SPECS["files_mkdir"],
+            {
+                "path": path,
+                "parents": parents,
+                "mode": mode,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            FileEntry,
         )
 
     async def files_move(
@@ -1782,6 +2996,9 @@ class AsyncOperations(AsyncCalls):
         *,
         overwrite: bool | None = None,
         create_parents: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> FileEntry:
         """Move or rename a file or folder (POST /files/move)."""
         return await self._json(
@@ -1791,6 +3008,9 @@ class AsyncOperations(AsyncCalls):
                 "destination": destination,
                 "overwrite": overwrite,
                 "create_parents": create_parents,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             FileEntry,
         )
@@ -1802,34 +3022,91 @@ class AsyncOperations(AsyncCalls):
         *,
         mode: str | None = None,
         create_parents: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
         progress: Progress | None = None,
     ) -> FileEntry:
         """Upload a file atomically (temp file, fsync, rename): readers never see half a file (PUT /files)."""
         return await self._upload(
             _SPECS["files_put"],
-            {"path": path, "mode": mode, "create_parents": create_parents},
+            {
+                "path": path,
+                "mode": mode,
+                "create_parents": create_parents,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             data,
             FileEntry,
             progress,
         )
 
-    async def files_stat(self, path: str) -> FileEntry:
+    async def files_stat(
+        self,
+        path: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> FileEntry:
         """One entry (a symlink is described, not followed) (GET /files/stat)."""
-        return await self._json(_SPECS["files_stat"], {"path": path}, FileEntry)
+        return await self._json(
+            _SPECS["files_stat"],
+            {"path": path, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            FileEntry,
+        )
 
-    async def focus_window(self, window_id: str) -> Success:
+    async def focus_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Activate and raise a window (de-minimizing it); answers once it has focus (POST /desktop/window/focus)."""
-        return await self._json(_SPECS["focus_window"], {"window_id": window_id}, Success)
+        return await self._json(
+            _SPECS["focus_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     async def get_clipboard(
-        self, *, selection: Literal["clipboard", "primary"] | None = None
+        self,
+        *,
+        selection: Literal["clipboard", "primary"] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ClipboardText:
         """The clipboard's text (converted from its owner) (GET /desktop/clipboard)."""
-        return await self._json(_SPECS["get_clipboard"], {"selection": selection}, ClipboardText)
+        return await self._json(
+            _SPECS["get_clipboard"],
+            {
+                "selection": selection,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            ClipboardText,
+        )
 
-    async def get_cursor_position(self) -> Position:
+    async def get_cursor_position(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Position:
         """Where the pointer is (another name of `cursor_position`) (POST /actions type=get_cursor_position)."""
-        return await self._json(_SPECS["get_cursor_position"], {}, Position)
+        return await self._json(
+            _SPECS["get_cursor_position"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Position,
+        )
 
     async def get_html_content(
         self,
@@ -1837,29 +3114,69 @@ class AsyncOperations(AsyncCalls):
         auto_detect_encoding: bool | None = None,
         base64: bool | None = None,
         max_bytes: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Html:
         """The current (or a given) tab's HTML: the live DOM, or as sent (auto_detect_encoding); base64; capped (POST /browser/html)."""
         return await self._json(
             _SPECS["get_html_content"],
-            {"auto_detect_encoding": auto_detect_encoding, "base64": base64, "max_bytes": max_bytes},
+            {
+                "auto_detect_encoding": auto_detect_encoding,
+                "base64": base64,
+                "max_bytes": max_bytes,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             Html,
         )
 
-    async def go_to_url(self, url: str, *, timeout: float | None = None) -> Navigated:
+    async def go_to_url(
+        self,
+        url: str,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Navigated:
         """Load a URL in the current (or a given) tab and wait for its load event; final URL, status, title (POST /browser/navigate)."""
-        return await self._json(_SPECS["go_to_url"], {"url": url, "timeout": timeout}, Navigated)
+        return await self._json(
+            _SPECS["go_to_url"],
+            {
+                "url": url,
+                "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Navigated,
+        )
 
     async def health(self) -> Health:
         """Liveness (no auth) (GET /health)."""
         return await self._json(_SPECS["health"], {}, Health)
 
     async def hotkey(
-        self, keys: list[str], *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        keys: list[str],
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press keys together, release in reverse (POST /desktop/hotkey)."""
         return await self._json(
             _SPECS["hotkey"],
-            {"keys": keys, "screenshot_after": screenshot_after},
+            {
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("hotkey", Success),
         )
 
@@ -1869,21 +3186,43 @@ class AsyncOperations(AsyncCalls):
         *,
         keys: list[str] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press a key combination (xdotool syntax) (POST /desktop/key)."""
         return await self._json(
             _SPECS["key"],
-            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key", Success),
         )
 
     async def key_down(
-        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        key: str,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press and hold a key (POST /desktop/key-down)."""
         return await self._json(
             _SPECS["key_down"],
-            {"key": key, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key_down", Success),
         )
 
@@ -1893,21 +3232,43 @@ class AsyncOperations(AsyncCalls):
         *,
         keys: list[str] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=key_press)."""
         return await self._json(
             _SPECS["key_press"],
-            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key_press", Success),
         )
 
     async def key_up(
-        self, key: str, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        key: str,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Release a held key (POST /desktop/key-up)."""
         return await self._json(
             _SPECS["key_up"],
-            {"key": key, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("key_up", Success),
         )
 
@@ -1917,25 +3278,57 @@ class AsyncOperations(AsyncCalls):
         *,
         keys: list[str] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press a key combination (xdotool syntax) (another name of `key`) (POST /actions type=keypress)."""
         return await self._json(
             _SPECS["keypress"],
-            {"key": key, "keys": keys, "screenshot_after": screenshot_after},
+            {
+                "key": key,
+                "keys": keys,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("keypress", Success),
         )
 
     async def launch(
-        self, app: str, *, wait_for_window: bool | None = None, timeout: float | None = None
+        self,
+        app: str,
+        *,
+        wait_for_window: bool | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Launched:
         """Start an app detached in the desktop session (no shell); optionally wait for its window (POST /desktop/launch)."""
         return await self._json(
-            _SPECS["launch"], {"app": app, "wait_for_window": wait_for_window, "timeout": timeout}, Launched
+            _SPECS["launch"],
+            {
+                "app": app,
+                "wait_for_window": wait_for_window,
+                "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Launched,
         )
 
-    async def launch_browser(self) -> BrowserLaunched:
+    async def launch_browser(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> BrowserLaunched:
         """Start Chromium on the desktop (as the desktop user, debugging over a pipe), or reuse the running one (POST /browser/launch)."""
-        return await self._json(_SPECS["launch_browser"], {}, BrowserLaunched)
+        return await self._json(
+            _SPECS["launch_browser"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            BrowserLaunched,
+        )
 
     async def left_click(
         self,
@@ -1945,25 +3338,65 @@ class AsyncOperations(AsyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Click a mouse button at (x, y) (another name of `click`) (POST /actions type=left_click)."""
         return await self._json(
             _SPECS["left_click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("left_click", Success),
         )
 
-    async def list_tabs(self) -> Tabs:
+    async def list_tabs(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> Tabs:
         """The browser's open tabs (ids, URLs, titles) and the current one (GET /browser/tabs)."""
-        return await self._json(_SPECS["list_tabs"], {}, Tabs)
+        return await self._json(
+            _SPECS["list_tabs"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            Tabs,
+        )
 
-    async def list_windows(self) -> WindowList:
+    async def list_windows(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> WindowList:
         """List the managed top-level windows (client-area geometry in screen pixels) (GET /desktop/windows)."""
-        return await self._json(_SPECS["list_windows"], {}, WindowList)
+        return await self._json(
+            _SPECS["list_windows"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            WindowList,
+        )
 
-    async def maximize_window(self, window_id: str) -> Success:
+    async def maximize_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Maximize a window (POST /desktop/window/{window_id}/maximize)."""
-        return await self._json(_SPECS["maximize_window"], {"window_id": window_id}, Success)
+        return await self._json(
+            _SPECS["maximize_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     async def metrics(self) -> str:
         """Prometheus metrics (text exposition format) (GET /metrics).
@@ -1972,9 +3405,25 @@ class AsyncOperations(AsyncCalls):
         """
         return await self._text(_SPECS["metrics"], {})
 
-    async def minimize_window(self, window_id: str) -> Success:
+    async def minimize_window(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Minimize (iconify) a window (POST /desktop/window/{window_id}/minimize)."""
-        return await self._json(_SPECS["minimize_window"], {"window_id": window_id}, Success)
+        return await self._json(
+            _SPECS["minimize_window"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     async def mouse_down(
         self,
@@ -1983,21 +3432,46 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press and hold a mouse button (POST /desktop/mouse-down)."""
         return await self._json(
             _SPECS["mouse_down"],
-            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("mouse_down", Success),
         )
 
     async def mouse_move(
-        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        x: int,
+        y: int,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Move the pointer to (x, y) (another name of `move`) (POST /actions type=mouse_move)."""
         return await self._json(
             _SPECS["mouse_move"],
-            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("mouse_move", Success),
         )
 
@@ -2008,41 +3482,118 @@ class AsyncOperations(AsyncCalls):
         *,
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Release a mouse button (POST /desktop/mouse-up)."""
         return await self._json(
             _SPECS["mouse_up"],
-            {"x": x, "y": y, "button": button, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("mouse_up", Success),
         )
 
     async def move(
-        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        x: int,
+        y: int,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Move the pointer to (x, y) (POST /desktop/move)."""
         return await self._json(
             _SPECS["move"],
-            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("move", Success),
         )
 
     async def move_mouse(
-        self, x: int, y: int, *, screenshot_after: ScreenshotAfter | dict[str, Any] | None = None
+        self,
+        x: int,
+        y: int,
+        *,
+        screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Move the pointer to (x, y) (seed 000) (POST /actions type=move_mouse)."""
         return await self._json(
             _SPECS["move_mouse"],
-            {"x": x, "y": y, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("move_mouse", Success),
         )
 
-    async def move_window(self, window_id: str, x: int, y: int) -> Success:
+    async def move_window(
+        self,
+        window_id: str,
+        x: int,
+        y: int,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Move a window so its client area's top-left corner is at (x, y) (POST /desktop/window/{window_id}/move)."""
-        return await self._json(_SPECS["move_window"], {"window_id": window_id, "x": x, "y": y}, Success)
+        return await self._json(
+            _SPECS["move_window"],
+            {
+                "window_id": window_id,
+                "x": x,
+                "y": y,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
-    async def new_tab(self, *, url: str | None = None, timeout: float | None = None) -> NewTab:
+    async def new_tab(
+        self,
+        *,
+        url: str | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> NewTab:
         """Open a tab (optionally loading a URL) and make it current (POST /browser/tabs)."""
-        return await self._json(_SPECS["new_tab"], {"url": url, "timeout": timeout}, NewTab)
+        return await self._json(
+            _SPECS["new_tab"],
+            {
+                "url": url,
+                "timeout": timeout,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            NewTab,
+        )
 
     async def openai_computer(
         self,
@@ -2085,21 +3636,48 @@ class AsyncOperations(AsyncCalls):
         *,
         key_action_type: Literal["press", "down", "up"] | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Press, hold or release keys together (seed 000) (POST /actions type=press_keys)."""
         return await self._json(
             _SPECS["press_keys"],
-            {"keys": keys, "key_action_type": key_action_type, "screenshot_after": screenshot_after},
+            {
+                "keys": keys,
+                "key_action_type": key_action_type,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("press_keys", Success),
         )
 
-    async def process_get(self, id: str) -> ProcessDetail:
+    async def process_get(
+        self,
+        id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> ProcessDetail:
         """One background process: state, exit status, output tail (GET /processes/{id})."""
-        return await self._json(_SPECS["process_get"], {"id": id}, ProcessDetail)
+        return await self._json(
+            _SPECS["process_get"],
+            {"id": id, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ProcessDetail,
+        )
 
-    async def process_list(self) -> ProcessList:
+    async def process_list(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> ProcessList:
         """Running and recently finished background processes (GET /processes)."""
-        return await self._json(_SPECS["process_list"], {}, ProcessList)
+        return await self._json(
+            _SPECS["process_list"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ProcessList,
+        )
 
     def process_output(
         self,
@@ -2108,20 +3686,47 @@ class AsyncOperations(AsyncCalls):
         offset: int | None = None,
         follow: bool | None = None,
         last_event_id: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> AsyncIterator[OffsetOutputEvent | DroppedEvent | ProcessExitEvent]:
         """A background process's output from an offset, following it until it exits (GET /processes/{id}/output)."""
         return self._events(
             _SPECS["process_output"],
-            {"id": id, "offset": offset, "follow": follow, "last_event_id": last_event_id},
+            {
+                "id": id,
+                "offset": offset,
+                "follow": follow,
+                "last_event_id": last_event_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             ProcessEvent,
         )
 
     async def process_signal(
-        self, id: str, *, signal: str | int | None = None, group: bool | None = None
+        self,
+        id: str,
+        *,
+        signal: str | int | None = None,
+        group: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Send a signal to a background process's group (or only its leader) (POST /processes/{id}/signal)."""
         return await self._json(
-            _SPECS["process_signal"], {"id": id, "signal": signal, "group": group}, Success
+            _SPECS["process_signal"],
+            {
+                "id": id,
+                "signal": signal,
+                "group": group,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
         )
 
     async def process_start(
@@ -2135,6 +3740,9 @@ class AsyncOperations(AsyncCalls):
         timeout_seconds: float | None = None,
         max_output_length: int | None = None,
         keep_stdin_open: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ProcessInfo:
         """Start a background process (POST /processes)."""
         return await self._json(
@@ -2148,6 +3756,9 @@ class AsyncOperations(AsyncCalls):
                 "timeout_seconds": timeout_seconds,
                 "max_output_length": max_output_length,
                 "keep_stdin_open": keep_stdin_open,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ProcessInfo,
         )
@@ -2159,13 +3770,26 @@ class AsyncOperations(AsyncCalls):
         data: str | None = None,
         encoding: Literal["utf-8", "base64"] | None = None,
         eof: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Write to a background process's stdin (and optionally close it) (POST /processes/{id}/stdin).
 
         The data is queued whole and reaches the process in order as it reads, or is refused whole: 413 when it is bigger than the stdin buffer (processes_stdin_max_bytes), 409 when the process has not read enough of what was queued before for it to fit.
         """
         return await self._json(
-            _SPECS["process_stdin"], {"id": id, "data": data, "encoding": encoding, "eof": eof}, Success
+            _SPECS["process_stdin"],
+            {
+                "id": id,
+                "data": data,
+                "encoding": encoding,
+                "eof": eof,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
         )
 
     async def ready(self) -> ReadinessReport:
@@ -2175,10 +3799,28 @@ class AsyncOperations(AsyncCalls):
         """
         return await self._json(_SPECS["ready"], {}, ReadinessReport)
 
-    async def resize_window(self, window_id: str, width: int, height: int) -> Success:
+    async def resize_window(
+        self,
+        window_id: str,
+        width: int,
+        height: int,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Success:
         """Resize a window's client area (the app may round to its size increments) (POST /desktop/window/{window_id}/resize)."""
         return await self._json(
-            _SPECS["resize_window"], {"window_id": window_id, "width": width, "height": height}, Success
+            _SPECS["resize_window"],
+            {
+                "window_id": window_id,
+                "width": width,
+                "height": height,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
         )
 
     async def right_click(
@@ -2188,17 +3830,34 @@ class AsyncOperations(AsyncCalls):
         *,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Right-click at (x, y) (POST /desktop/right-click)."""
         return await self._json(
             _SPECS["right_click"],
-            {"x": x, "y": y, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("right_click", Success),
         )
 
-    async def screen_size(self) -> ScreenSize:
+    async def screen_size(
+        self, *, request_id: str | None = None, include_context: bool | None = None, tab_id: str | None = None
+    ) -> ScreenSize:
         """The screen's size in pixels (GET /desktop/screen-size)."""
-        return await self._json(_SPECS["screen_size"], {}, ScreenSize)
+        return await self._json(
+            _SPECS["screen_size"],
+            {"request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            ScreenSize,
+        )
 
     async def screenshot(
         self,
@@ -2210,6 +3869,9 @@ class AsyncOperations(AsyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """Capture the whole screen (GET /desktop/screenshot)."""
         return await self._image(
@@ -2222,6 +3884,9 @@ class AsyncOperations(AsyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )
 
@@ -2235,6 +3900,9 @@ class AsyncOperations(AsyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """Capture the whole screen, the options in a JSON body (seed 002's POST) (POST /desktop/screenshot).
 
@@ -2250,6 +3918,9 @@ class AsyncOperations(AsyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )
 
@@ -2267,6 +3938,9 @@ class AsyncOperations(AsyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """Capture a region of the screen (POST /desktop/screenshot/region)."""
         return await self._image(
@@ -2283,6 +3957,9 @@ class AsyncOperations(AsyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )
 
@@ -2296,6 +3973,9 @@ class AsyncOperations(AsyncCalls):
         dx: int | None = None,
         dy: int | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Turn the wheel at (x, y) (POST /desktop/scroll)."""
         return await self._json(
@@ -2308,6 +3988,9 @@ class AsyncOperations(AsyncCalls):
                 "dx": dx,
                 "dy": dy,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("scroll", Success),
         )
@@ -2322,6 +4005,9 @@ class AsyncOperations(AsyncCalls):
         dx: int | None = None,
         dy: int | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Scroll by a distance in pixels (seeds 000, 002) (POST /actions type=scroll_pixels)."""
         return await self._json(
@@ -2334,33 +4020,83 @@ class AsyncOperations(AsyncCalls):
                 "dx": dx,
                 "dy": dy,
                 "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             server_model("scroll_pixels", Success),
         )
 
     async def set_clipboard(
-        self, text: str, *, selection: Literal["clipboard", "primary"] | None = None
+        self,
+        text: str,
+        *,
+        selection: Literal["clipboard", "primary"] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Own the clipboard with this text; every app pastes it (POST /desktop/clipboard)."""
-        return await self._json(_SPECS["set_clipboard"], {"text": text, "selection": selection}, Success)
+        return await self._json(
+            _SPECS["set_clipboard"],
+            {
+                "text": text,
+                "selection": selection,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Success,
+        )
 
     async def set_viewport(
-        self, width: int, height: int, *, scale_factor: float | None = None
+        self,
+        width: int,
+        height: int,
+        *,
+        scale_factor: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> PageContext:
         """Emulate a viewport (width, height, scale_factor) in the current (or a given) tab; its page context after (POST /browser/viewport)."""
         return await self._json(
             _SPECS["set_viewport"],
-            {"width": width, "height": height, "scale_factor": scale_factor},
+            {
+                "width": width,
+                "height": height,
+                "scale_factor": scale_factor,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             PageContext,
         )
 
-    async def set_wallpaper(self, url: str) -> WallpaperSet:
+    async def set_wallpaper(
+        self,
+        url: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> WallpaperSet:
         """Set the desktop wallpaper from an http(s), file or data URL (POST /desktop/wallpaper)."""
-        return await self._json(_SPECS["set_wallpaper"], {"url": url}, WallpaperSet)
+        return await self._json(
+            _SPECS["set_wallpaper"],
+            {"url": url, "request_id": request_id, "include_context": include_context, "tab_id": tab_id},
+            WallpaperSet,
+        )
 
-    async def switch_tab(self) -> Tab:
+    async def switch_tab(
+        self, tab_id: str, *, request_id: str | None = None, include_context: bool | None = None
+    ) -> Tab:
         """Bring a tab to the front and make it current (POST /browser/tabs/{tab_id}/switch)."""
-        return await self._json(_SPECS["switch_tab"], {}, Tab)
+        return await self._json(
+            _SPECS["switch_tab"],
+            {"tab_id": tab_id, "request_id": request_id, "include_context": include_context},
+            Tab,
+        )
 
     async def triple_click(
         self,
@@ -2370,11 +4106,23 @@ class AsyncOperations(AsyncCalls):
         button: Literal["left", "right", "middle", "back", "forward"] | None = None,
         modifiers: list[str] | str | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Triple-click at (x, y) (POST /desktop/triple-click)."""
         return await self._json(
             _SPECS["triple_click"],
-            {"x": x, "y": y, "button": button, "modifiers": modifiers, "screenshot_after": screenshot_after},
+            {
+                "x": x,
+                "y": y,
+                "button": button,
+                "modifiers": modifiers,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("triple_click", Success),
         )
 
@@ -2384,11 +4132,21 @@ class AsyncOperations(AsyncCalls):
         *,
         delay_ms: int | None = None,
         screenshot_after: ScreenshotAfter | dict[str, Any] | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Success:
         """Type Unicode text exactly, whatever the layout (POST /desktop/type)."""
         return await self._json(
             _SPECS["type"],
-            {"text": text, "delay_ms": delay_ms, "screenshot_after": screenshot_after},
+            {
+                "text": text,
+                "delay_ms": delay_ms,
+                "screenshot_after": screenshot_after,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
             server_model("type", Success),
         )
 
@@ -2399,13 +4157,25 @@ class AsyncOperations(AsyncCalls):
         fps: float | None = None,
         quality: int | None = None,
         max_width: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> bytes:
         """The live viewer page: the screencast, and with a control link mouse and keyboard (GET /viewer).
 
         Needs no Authorization header: the single-use link ticket from POST /viewer/ticket is its credential (a 401 when unknown, used or expired). A small HTML/JS page, no build step.
         """
         return await self._raw(
-            _SPECS["viewer"], {"ticket": ticket, "fps": fps, "quality": quality, "max_width": max_width}
+            _SPECS["viewer"],
+            {
+                "ticket": ticket,
+                "fps": fps,
+                "quality": quality,
+                "max_width": max_width,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
         )
 
     async def viewer_ticket(
@@ -2416,6 +4186,9 @@ class AsyncOperations(AsyncCalls):
         fps: float | None = None,
         quality: int | None = None,
         max_width: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> ViewerTicket:
         """A single-use link to the live viewer page (view only, or with control) (POST /viewer/ticket).
 
@@ -2429,13 +4202,34 @@ class AsyncOperations(AsyncCalls):
                 "fps": fps,
                 "quality": quality,
                 "max_width": max_width,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             ViewerTicket,
         )
 
-    async def wait(self, *, seconds: float | None = None, ms: int | None = None) -> Waited:
+    async def wait(
+        self,
+        *,
+        seconds: float | None = None,
+        ms: int | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Waited:
         """Pause server-side (at most 30 s) (POST /desktop/wait)."""
-        return await self._json(_SPECS["wait"], {"seconds": seconds, "ms": ms}, Waited)
+        return await self._json(
+            _SPECS["wait"],
+            {
+                "seconds": seconds,
+                "ms": ms,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Waited,
+        )
 
     async def wait_for(
         self,
@@ -2454,6 +4248,9 @@ class AsyncOperations(AsyncCalls):
         states: list[str] | None = None,
         app: str | None = None,
         visible_only: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> WaitForResult:
         """Wait for a condition (screen stable or changed, a window, an accessibility element or text) (POST /desktop/wait-for).
 
@@ -2484,24 +4281,75 @@ class AsyncOperations(AsyncCalls):
                 "states": states,
                 "app": app,
                 "visible_only": visible_only,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
             WaitForResult,
         )
 
-    async def window_position(self, window_id: str) -> WindowPosition:
+    async def window_position(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> WindowPosition:
         """A window's client-area position on the screen (GET /desktop/window/{window_id}/position)."""
-        return await self._json(_SPECS["window_position"], {"window_id": window_id}, WindowPosition)
+        return await self._json(
+            _SPECS["window_position"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            WindowPosition,
+        )
 
-    async def window_size(self, window_id: str) -> WindowSize:
+    async def window_size(
+        self,
+        window_id: str,
+        *,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> WindowSize:
         """A window's client-area size (GET /desktop/window/{window_id}/size)."""
-        return await self._json(_SPECS["window_size"], {"window_id": window_id}, WindowSize)
+        return await self._json(
+            _SPECS["window_size"],
+            {
+                "window_id": window_id,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            WindowSize,
+        )
 
-    async def ws_ticket(self, *, ttl_seconds: float | None = None) -> Ticket:
+    async def ws_ticket(
+        self,
+        *,
+        ttl_seconds: float | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
+    ) -> Ticket:
         """A single-use ticket that opens GET /ws (or /events) from a browser (POST /ws/ticket).
 
         Browsers cannot send Authorization on a WebSocket: put the ticket in the URL (`/ws?ticket=...`) instead of the token. It opens one connection, within ttl_seconds.
         """
-        return await self._json(_SPECS["ws_ticket"], {"ttl_seconds": ttl_seconds}, Ticket)
+        return await self._json(
+            _SPECS["ws_ticket"],
+            {
+                "ttl_seconds": ttl_seconds,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
+            },
+            Ticket,
+        )
 
     async def zoom(
         self,
@@ -2517,6 +4365,9 @@ class AsyncOperations(AsyncCalls):
         max_height: int | None = None,
         cursor: bool | None = None,
         base64: bool | None = None,
+        request_id: str | None = None,
+        include_context: bool | None = None,
+        tab_id: str | None = None,
     ) -> Screenshot:
         """A region of the screen enlarged, to read small text (POST /desktop/zoom).
 
@@ -2536,5 +4387,8 @@ class AsyncOperations(AsyncCalls):
                 "max_height": max_height,
                 "cursor": cursor,
                 "base64": base64,
+                "request_id": request_id,
+                "include_context": include_context,
+                "tab_id": tab_id,
             },
         )

@@ -156,9 +156,19 @@ def raise_for_status(status: int, body: bytes, headers: Mapping[str, str]) -> No
 
 def json_result(prepared: Prepared, body: bytes, model: type[ResultT]) -> ResultT:
     """The answer as its result model (from /actions: its ``result`` object)."""
-    if prepared.via_actions:
-        return model.model_validate(orjson.loads(body)["result"], by_alias=True, by_name=True)
-    return parse(model, body)
+    data = orjson.loads(body)
+    answer = data["result"] if prepared.via_actions else data
+    if isinstance(answer, dict) and "page_context" in answer and "page_context" not in model.model_fields:
+        model = with_page_context(model)  # include_context=True: the model gains the field
+    return model.model_validate(answer, by_alias=True, by_name=True)
+
+
+def with_page_context(model: type[ResultT]) -> type[ResultT]:
+    """``model`` with the ``page_context`` field (``include_context``), as the server makes it."""
+    from agent.actions.context import _with_context
+
+    extended: type[ResultT] = _with_context(model)  # type: ignore[assignment]
+    return extended
 
 
 def parse(model: type[ResultT], body: bytes | str) -> ResultT:

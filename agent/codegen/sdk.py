@@ -30,8 +30,12 @@ from agent.actions.registry import Operation, load_all
 HERE = Path(__file__).resolve().parent.parent / "client"
 OPERATIONS_FILE = HERE / "_operations.py"
 ERRORS_FILE = HERE / "errors.py"
-# Fields every request model has that a caller of a typed method never needs.
-COMMON_FIELDS = frozenset({"type", "request_id", "include_context", "tab_id"})
+# Fields every request model has that a caller of a typed method never needs (the action type
+# is the method's name).
+COMMON_FIELDS = frozenset({"type"})
+# Fields every request model has (agent.models.base.Request): keyword parameters of every method,
+# after the operation's own (an operation that requires one, like close_tab's tab_id, has it first).
+PER_REQUEST = ("tab_id", "include_context", "request_id")
 # Optional fields a caller writes positionally: click(100, 200), key("ctrl+c").
 POSITIONAL = ("x", "y", "key", "text", "command", "script", "path")
 # Modules that declare error classes of their own (a test checks every server code is mapped).
@@ -116,8 +120,9 @@ def _fields(operation: Operation) -> list[tuple[str, FieldInfo]]:
     fields = [(n, f) for n, f in operation.model.model_fields.items() if n not in COMMON_FIELDS]
     required = [(n, f) for n, f in fields if f.is_required()]
     positional = [(n, f) for n, f in fields if not f.is_required() and n in POSITIONAL]
-    rest = [(n, f) for n, f in fields if not f.is_required() and n not in POSITIONAL]
-    return required + positional + rest
+    rest = [(n, f) for n, f in fields if not f.is_required() and n not in POSITIONAL + PER_REQUEST]
+    common = [(n, f) for n, f in fields if not f.is_required() and n in PER_REQUEST]
+    return required + positional + rest + common
 
 
 def _signature(

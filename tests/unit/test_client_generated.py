@@ -27,7 +27,12 @@ NOT_SDK = {
 ALIASES = {"Range": "range", "Last-Event-ID": "last_event_id"}  # header parameters -> their field
 # The coordinate space is the client's (Agent(coordinate_space="1024x768")), not a method's.
 CLIENT_LEVEL = frozenset({"X-Coordinate-Space", "display_width_px", "display_height_px"})
-IGNORED = generator.COMMON_FIELDS | CLIENT_LEVEL
+# Every other served field, the per-request ones (tab_id, include_context, request_id) too, must
+# be a parameter; only the action's own type tag (the method's name) is not.
+IGNORED = CLIENT_LEVEL
+# OpenAI's action `type` (the model's own data) is F2's SDK fix (branch fix-compat); drop this
+# entry when that merges.
+KNOWN_GAPS = {("POST", "/compat/openai/computer", "type")}
 
 
 def test_generated_files_are_current() -> None:
@@ -66,15 +71,26 @@ async def test_every_served_route_and_field_is_in_the_sdk(api: Api) -> None:
             fields = {ALIASES.get(p["name"], p["name"]) for p in operation.get("parameters", [])}
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body is not None and "oneOf" not in body["schema"]:
-                fields |= _schema_fields(document, body["schema"])
+                fields |= _schema_fields(document, body["schema"]) - _type_tag(document, body["schema"])
             for client in (Operations, AsyncOperations):
                 parameters = set(inspect.signature(getattr(client, name)).parameters)
                 if "action" in parameters:  # a tagged union (peers' endpoints): the whole action
                     continue
                 for field in fields - IGNORED - parameters:
+                    if (method.upper(), path, field) in KNOWN_GAPS:
+                        continue
                     if not (_another_name_of(document, field) or _other_names(document, field) & parameters):
                         missing.append(f"{method.upper()} {path}: {client.__name__}.{name} has no {field!r}")
     assert not missing, "\n".join(missing)
+
+
+def _type_tag(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """{"type"} when the body's ``type`` is the action's tag (one constant value), else nothing:
+    a ``type`` that is the caller's own data must be a parameter like any other field."""
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    tag = schema.get("properties", {}).get("type", {})
+    return {"type"} if "const" in tag or len(tag.get("enum", [])) == 1 else set()
 
 
 def _another_name_of(document: dict[str, Any], field: str) -> bool:
@@ -189,3 +205,4 @@ def test_the_generator_copes_with_operations_still_to_come() -> None:
             text = generator._method(operation, imports, is_async=is_async)
             compile("class C:\n" + text, "<generated>", "exec")
             assert "mode: Mode | None = None" in text and "when: Any" in text
+
