@@ -77,7 +77,7 @@ class AsyncCalls:
             try:
                 response = await self._open(prepared)
             except AgentError as error:
-                delay = self._target.should_retry(error, attempt)
+                delay = self._target.should_retry(error, attempt, prepared.method)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)

@@ -4,8 +4,9 @@
 The sync client uses the standard library's ``http.client``, one keep-alive connection per
 thread: no new dependency, and the least work per call (a click's added cost is measured in
 bench/bench_clients.py against raw HTTP on the same kind of connection). A connection the server
-closed while idle is reopened and the request sent once more. Answers 503 with Retry-After are
-retried (``retries`` times, waiting what the server asks, at most ``max_retry_delay``).
+closed while idle is reopened and the request sent once more. A read (GET) answered 503 is
+retried (``retries`` times, waiting the Retry-After the server asks, at most ``max_retry_delay``);
+an action is not (it may have run in part), nor is BROWSER_CLOSED (a new browser is another page).
 Streams and downloads get a connection of their own, closed when they end.
 """
 
@@ -60,9 +61,10 @@ class Target:
         self.retries = retries
         self.max_retry_delay = max_retry_delay
 
-    def should_retry(self, error: AgentError, attempt: int) -> float | None:
-        """Seconds to wait before retrying after ``error``, or None: raise it."""
-        if error.status != 503 or attempt > self.retries:
+    def should_retry(self, error: AgentError, attempt: int, method: str) -> float | None:
+        """Seconds to wait before retrying a ``method`` request after ``error``, or None: raise
+        it. Only a 503 to a read is retried, never BROWSER_CLOSED (``calls.retryable``)."""
+        if error.status != 503 or attempt > self.retries or not calls.retryable(method, error.code):
             return None
         return calls.retry_delay(attempt, error.retry_after, self.max_retry_delay)
 
@@ -154,7 +156,7 @@ class SyncCalls:
             try:
                 calls.raise_for_status(response.status, data, headers)
             except AgentError as error:
-                delay = self._target.should_retry(error, attempt)
+                delay = self._target.should_retry(error, attempt, prepared.method)
                 if delay is None:
                     raise
                 time.sleep(delay)

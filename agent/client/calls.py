@@ -210,6 +210,21 @@ def screenshot(prepared: Prepared, body: bytes, headers: Mapping[str, str]) -> S
     )
 
 
+# 503s that retrying would change the meaning of, whatever the operation: the browser was gone
+# and comes back empty (its tab ids mean nothing any more), so a repeat would answer about another
+# page. Reported once, as the server's docs promise.
+NEVER_RETRIED = frozenset({"BROWSER_CLOSED"})
+# Requests safe to send twice: reads. An action (POST, PUT, DELETE) that met a 503 may have run
+# in part (a display lost in the middle of typing), and the agent does not say that nothing ran.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def retryable(method: str, code: str) -> bool:
+    """Whether a 503 of ``code`` to a ``method`` request may be sent again: only a read, and
+    never one whose code says the state it read is gone (BROWSER_CLOSED)."""
+    return method in SAFE_METHODS and code not in NEVER_RETRIED
+
+
 def retry_delay(attempt: int, retry_after: float | None, max_delay: float) -> float:
     """How long to wait before retry ``attempt`` (1-based) of a 503: the server's Retry-After,
     else exponential backoff from 0.25 s, never more than ``max_delay``."""

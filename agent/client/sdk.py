@@ -58,7 +58,8 @@ class Agent(Operations):
     """A blocking client of one agent: ``Agent(url, token=...)``; every operation is a method.
 
     Errors are ``agent.client.errors`` exceptions (``code``, ``message``, ``details``,
-    ``request_id``); 503 answers are retried after their Retry-After, ``retries`` times.
+    ``request_id``); a read (GET) answered 503 is retried after its Retry-After, ``retries`` times
+    (never BROWSER_CLOSED; never an action, which may have run in part).
     """
 
     def __init__(

@@ -4,6 +4,7 @@ has its SDK method and parameter."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -206,3 +207,53 @@ def test_the_generator_copes_with_operations_still_to_come() -> None:
             compile("class C:\n" + text, "<generated>", "exec")
             assert "mode: Mode | None = None" in text and "when: Any" in text
 
+
+@pytest.fixture()
+async def unavailable() -> Any:
+    """A real HTTP server answering every request 503 with the code the test asks for."""
+    seen: list[str] = []
+    code = {"value": "DISPLAY_UNAVAILABLE"}
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
+        body = {"error": {"code": code["value"], "message": "no", "details": {}}, "request_id": "r"}
+        return web.json_response(body, status=503, headers={"Retry-After": "1"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")), seen, code
+
+
+async def test_503s_that_retrying_would_change_are_not_retried(unavailable: Any) -> None:
+    """BROWSER_CLOSED is reported at once even on a read (a relaunched browser is another page);
+    an action answered 503 is not sent again (it may have run in part); a read is retried."""
+    url, seen, code = unavailable
+    async with AsyncAgent(url, retries=2, max_retry_delay=0.01) as client:
+        code["value"] = "BROWSER_CLOSED"
+        with pytest.raises(sdk_errors.BrowserClosed):
+            await client.list_tabs()
+        assert seen == ["GET /browser/tabs"]
+        seen.clear()
+        with pytest.raises(sdk_errors.BrowserClosed):
+            await client.get_html_content()
+        assert seen == ["POST /browser/html"]
+        seen.clear()
+        code["value"] = "DISPLAY_UNAVAILABLE"
+        with pytest.raises(sdk_errors.DisplayUnavailable):
+            await client.click(1, 2)
+        assert seen == ["POST /desktop/click"]
+        seen.clear()
+        with pytest.raises(sdk_errors.DisplayUnavailable):
+            await client.screen_size()
+        assert seen == ["GET /desktop/screen-size"] * 3
+    seen.clear()
+    with Agent(url, retries=2, max_retry_delay=0.01) as sync_client:
+        with pytest.raises(sdk_errors.DisplayUnavailable):
+            await asyncio.to_thread(sync_client.type, "x")
+        assert seen == ["POST /desktop/type"]
+        code["value"] = "BROWSER_CLOSED"
+        seen.clear()
+        with pytest.raises(sdk_errors.BrowserClosed):
+            await asyncio.to_thread(sync_client.list_tabs)
+        assert seen == ["GET /browser/tabs"]

@@ -4,6 +4,8 @@ retried into a fresh browser. Effects are seen by the pages' own reports and the
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +14,7 @@ from agent.client import Agent
 from agent.client import errors as sdk_errors
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import RunningAgent, start_agent
+from tests.waiting import wait_until
 from tests.x11.pages import PageServer
 from tests.x11.test_browser import wait_for_title
 
@@ -62,3 +65,14 @@ def test_tabs_by_id_and_per_request_fields(sdk: Agent, pages: PageServer, deskto
         sdk.switch_tab(second)
     assert gone.value.code == "TAB_NOT_FOUND"
 
+
+def test_a_closed_browser_is_reported_not_retried(sdk: Agent, pages: PageServer) -> None:
+    sdk.go_to_url(f"{pages.url}/page/sdkbefore")
+    pid = sdk.browser_status().pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: sdk.browser_status().last_exit, timeout=15, what="the exit to be noticed")
+    with pytest.raises(sdk_errors.BrowserClosed) as closed:
+        sdk.get_html_content()  # a retry would read a fresh about:blank instead
+    assert "SIGKILL" in closed.value.message
+    assert sdk.browser_status().attached is False  # nothing relaunched it behind the caller's back
