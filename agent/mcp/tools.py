@@ -2,7 +2,7 @@
 
 Every action of the registry (JSON in, JSON or image out) is a tool: its name is the action type,
 its description the operation's summary and description, its input schema the request model's
-JSON schema (less the fields a tool caller never needs). Aliases (another name of an action) and
+JSON schema (less the action's type tag: the tool's name). Aliases (another name of an action) and
 the peers' vocabularies (seed 000/002 shapes) are left out: an MCP host gets one name per thing.
 
 A tool call runs through an ``Invoke`` callable: in the daemon the operation itself, in
@@ -25,8 +25,9 @@ from mcp.server.context import ServerRequestContext
 from agent import __version__
 from agent.actions.registry import Operation, load_all
 
-# Fields every request model has that a tool caller never needs.
-HIDDEN_FIELDS = ("type", "request_id", "include_context", "tab_id")
+# The action's type tag: the tool's name says it. Every other field the operation accepts is in
+# the tool's schema, the per-request ones (tab_id, include_context) too, required when required.
+HIDDEN_FIELDS = ("type",)
 PEERS_MODULE = "agent.actions.peers"
 INSTRUCTIONS = (
     "Tools that drive a Linux desktop (X11): screenshot to see the screen, click/type/key to act, "
@@ -61,7 +62,7 @@ def tool_operations(operations: Iterable[Operation] | None = None) -> list[Opera
 
 
 def input_schema(operation: Operation) -> dict[str, Any]:
-    """The request model's JSON schema as a tool's input schema (the hidden fields removed)."""
+    """The request model's JSON schema as a tool's input schema (the type tag removed)."""
     schema = copy.deepcopy(operation.model.model_json_schema())
     properties = schema.setdefault("properties", {})
     for name in HIDDEN_FIELDS:

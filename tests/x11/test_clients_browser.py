@@ -1,14 +1,19 @@
-"""The SDK's browser calls against a real agent and Debian's Chromium: tabs switched and closed
-by id, the per-request fields (tab_id, include_context) sent, and BROWSER_CLOSED reported, not
-retried into a fresh browser. Effects are seen by the pages' own reports and the window titles."""
+"""The SDK's and the MCP server's browser calls against a real agent and Debian's Chromium: tabs
+switched and closed by id, the per-request fields (tab_id, include_context) sent, and
+BROWSER_CLOSED reported by the SDK, not retried into a fresh browser. Effects are seen by the
+pages' own reports and the window titles."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import mcp_types as types
 import pytest
+from mcp import Client
 
 from agent.client import Agent
 from agent.client import errors as sdk_errors
@@ -17,6 +22,7 @@ from tests.conftest import RunningAgent, start_agent
 from tests.waiting import wait_until
 from tests.x11.pages import PageServer
 from tests.x11.test_browser import wait_for_title
+from tests.x11.test_mcp import over_http, over_stdio
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +82,49 @@ def test_a_closed_browser_is_reported_not_retried(sdk: Agent, pages: PageServer)
         sdk.get_html_content()  # a retry would read a fresh about:blank instead
     assert "SIGKILL" in closed.value.message
     assert sdk.browser_status().attached is False  # nothing relaunched it behind the caller's back
+
+
+async def _tabs_over_mcp(client: Client, pages: PageServer, desktop: DevDesktop, name: str) -> None:
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for tab_tool in ("switch_tab", "close_tab"):
+        schema = tools[tab_tool].input_schema
+        assert "tab_id" in schema["properties"] and schema["required"] == ["tab_id"], schema
+    for tool in ("go_to_url", "click", "get_html_content"):
+        assert {"tab_id", "include_context"} <= tools[tool].input_schema["properties"].keys()
+
+    async def call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        answer = await client.call_tool(tool, arguments)
+        assert not answer.is_error and answer.structured_content is not None, answer.content
+        result: dict[str, Any] = answer.structured_content
+        return result
+
+    first = (await call("go_to_url", {"url": f"{pages.url}/page/{name}one"}))["tab_id"]
+    second = (await call("new_tab", {"url": f"{pages.url}/page/{name}two"}))["tab_id"]
+    wait_for_title(desktop, f"{name}two")
+    assert (await call("switch_tab", {"tab_id": first}))["tab_id"] == first
+    wait_for_title(desktop, f"{name}one")
+    pages.wait_for(f"{name}two", "hidden")
+    html = await call("get_html_content", {"tab_id": second})
+    assert f"page {name}two marker" in html["html"]
+    moved = await call("move", {"x": 5, "y": 5, "include_context": True})
+    assert moved["page_context"]["tab_id"] == first and moved["page_context"]["title"] == f"{name}one"
+    assert (await call("close_tab", {"tab_id": second}))["current_tab_id"] == first
+    pages.wait_for(f"{name}two", "pagehide")
+    refused = await client.call_tool("switch_tab", {})
+    assert refused.is_error
+    text = next(block for block in refused.content if isinstance(block, types.TextContent)).text
+    assert text.startswith("INVALID_ARGUMENT") and "tab_id" in text
+
+
+async def test_mcp_tabs_over_stdio(
+    browser_agent: RunningAgent, pages: PageServer, desktop: DevDesktop, tmp_path: Path
+) -> None:
+    async with over_stdio(browser_agent, tmp_path) as client:
+        await _tabs_over_mcp(client, pages, desktop, "stdio")
+
+
+async def test_mcp_tabs_over_streamable_http(
+    browser_agent: RunningAgent, pages: PageServer, desktop: DevDesktop
+) -> None:
+    async with over_http(browser_agent) as client:
+        await _tabs_over_mcp(client, pages, desktop, "http")
