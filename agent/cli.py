@@ -231,8 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev_parser.set_defaults(func=_cmd_dev)
     openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi_parser.set_defaults(func=_cmd_openapi)
+    from agent.client.cli import add_global_flags
     from agent.client.cli import register as register_client_commands
 
+    add_global_flags(parser)  # computer-agent --url U --json click 1 1
     register_client_commands(commands)  # screenshot, click, type, key, windows, tree, find, exec, cp, ...
     from agent.mcp.stdio import register as register_mcp
 

@@ -2,10 +2,12 @@
 SDK from a shell.
 
 The agent is ``--url``/``--token-file``, else COMPUTER_AGENT_URL and COMPUTER_AGENT_TOKEN_FILE
-(or COMPUTER_AGENT_TOKEN). Output is for people by default and JSON with ``--json``. Exit status:
-0 done, 1 the agent answered an error (its code and message on stderr), 2 a usage error, 3 the
-agent could not be reached, 4 ``wait-for``'s condition did not hold in time; ``exec`` exits with
-the command's own status.
+(or COMPUTER_AGENT_TOKEN); these options go before or after the subcommand. Output is for people
+by default and JSON with ``--json`` (an error, ours or the agent's, is then the JSON envelope on
+stderr). Exit status: 0 done, 1 the agent answered an error (its code and message on stderr), 2 a
+usage error (bad arguments, a local file or token file that cannot be read or written), 3 the
+agent could not be reached, 4 a negative answer (``wait-for``'s condition did not hold in time,
+``find`` matched nothing); ``exec`` exits with the command's own status.
 """
 
 from __future__ import annotations
@@ -28,19 +30,45 @@ if TYPE_CHECKING:  # the SDK is loaded when a client command runs, not when the 
 
 VM_PREFIX = "vm:"
 EXIT_AGENT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_NOT_MET = 4  # a negative answer: wait-for's condition did not hold in time, find found nothing
 Command = Callable[["Agent", argparse.Namespace], int]
 
 
-def _client_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="the agent's URL (default: $COMPUTER_AGENT_URL)")
+def _client_flags(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
+    """The target and output options. On ``computer-agent`` itself they carry the defaults; on a
+    subcommand they default to nothing (SUPPRESS), so ``computer-agent --url U click 1 1`` keeps
+    the value given before the subcommand and one given after it wins."""
+
+    def default(value: Any) -> Any:
+        return value if top_level else argparse.SUPPRESS
+
+    parser.add_argument("--url", default=default(None), help="the agent's URL (default: $COMPUTER_AGENT_URL)")
     parser.add_argument(
         "--token-file",
-        default=None,
+        default=default(None),
         help="file holding the bearer token (default: $COMPUTER_AGENT_TOKEN_FILE)",
     )
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON (for scripts)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for an answer")
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the answer as JSON (for scripts)"
+    )
+    parser.add_argument("--timeout", type=float, default=default(120.0), help="seconds to wait for an answer")
+
+
+def add_global_flags(parser: argparse.ArgumentParser) -> None:
+    """``--url``, ``--token-file``, ``--json``, ``--timeout`` before the subcommand."""
+    _client_flags(parser, top_level=True)
+
+
+def _fail(args: argparse.Namespace, code: str, message: str, status: int, **details: Any) -> int:
+    """Report an error on stderr (the JSON envelope with --json, as the agent's) and exit ``status``."""
+    if getattr(args, "json", False):
+        envelope = {"error": {"code": code, "message": message, "details": details}, "request_id": None}
+        print(json.dumps(envelope), file=sys.stderr)
+    else:
+        print(f"computer-agent: {message}", file=sys.stderr)
+    return status
 
 
 def _print_json(value: Any) -> None:
@@ -112,14 +140,22 @@ def _find(agent: Agent, args: argparse.Namespace) -> int:
     for node in found.nodes:
         where = f" at {node.center.x},{node.center.y}" if node.center is not None else " (off screen)"
         rows.append(f"{node.id}  {node.role}  {node.name!r}{where}")
+    if not found.nodes:
+        wanted = ", ".join(
+            f"{k}={v!r}" for k, v in (("role", args.role), ("name", args.name), ("app", args.app)) if v
+        )
+        if args.json:
+            _print_json(found)
+        else:
+            print(f"computer-agent find: no element matches {wanted or 'these options'}", file=sys.stderr)
+        return EXIT_NOT_MET
     return _done(args, found, "\n".join(rows))
 
 
 def _exec(agent: Agent, args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        print("computer-agent exec: give a command after --", file=sys.stderr)
-        return 2
+        return _fail(args, "USAGE", "exec: give a command after --", EXIT_USAGE)
     exit_code = 0
     for event in agent.exec_stream(command, cwd=args.cwd, timeout_seconds=args.timeout_seconds):
         if args.json:
@@ -165,8 +201,7 @@ class ProgressBar:
 def _cp(agent: Agent, args: argparse.Namespace) -> int:
     source, destination = args.source, args.destination
     if source.startswith(VM_PREFIX) == destination.startswith(VM_PREFIX):
-        print("computer-agent cp: exactly one side names the VM (vm:/path)", file=sys.stderr)
-        return 2
+        return _fail(args, "USAGE", "cp: exactly one side names the VM (vm:/path)", EXIT_USAGE)
     progress = ProgressBar(f"{source} -> {destination}")
     try:
         if destination.startswith(VM_PREFIX):
@@ -186,9 +221,6 @@ def _cp(agent: Agent, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     return 0
-
-
-EXIT_NOT_MET = 4  # wait-for: the condition did not hold before the timeout
 
 
 def _wait_for(agent: Agent, args: argparse.Namespace) -> int:
@@ -225,8 +257,7 @@ def _action(agent: Agent, args: argparse.Namespace) -> int:
     for item in args.fields:
         name, sep, value = item.partition("=")
         if not sep:
-            print(f"computer-agent action: {item!r} is not name=value", file=sys.stderr)
-            return 2
+            return _fail(args, "USAGE", f"action: {item!r} is not name=value", EXIT_USAGE)
         try:
             fields[name] = json.loads(value)
         except json.JSONDecodeError:
@@ -249,8 +280,7 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
             with Agent(args.url, token_file=args.token_file, timeout=args.timeout) as agent:
                 return command(agent, args)
         except AgentUnreachable as exc:
-            print(f"computer-agent: cannot reach the agent: {exc.message}", file=sys.stderr)
-            return EXIT_UNREACHABLE
+            return _fail(args, exc.code, f"cannot reach the agent: {exc.message}", EXIT_UNREACHABLE)
         except AgentError as exc:
             if getattr(args, "json", False):
                 error = {"code": exc.code, "message": exc.message, "details": exc.details}
@@ -258,9 +288,11 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
             else:
                 print(f"computer-agent: {exc}", file=sys.stderr)
             return EXIT_AGENT_ERROR
-        except (OSError, ValueError) as exc:
-            print(f"computer-agent: {exc}", file=sys.stderr)
-            return EXIT_AGENT_ERROR
+        except OSError as exc:  # a local file (cp's, the token file) that cannot be read or written
+            where = {"path": exc.filename} if exc.filename else {}
+            return _fail(args, "LOCAL_FILE", str(exc), EXIT_USAGE, **where)
+        except ValueError as exc:  # a bad --url, --region...
+            return _fail(args, "USAGE", str(exc), EXIT_USAGE)
 
     return run
 

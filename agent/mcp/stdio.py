@@ -52,10 +52,12 @@ def register(commands: Any) -> None:
         help="serve the agent's tools to an MCP host over stdio",
         description="An MCP server on stdin/stdout whose tools call the agent at --url.",
     )
-    parser.add_argument("--url", default=None, help="the agent's URL (default: $COMPUTER_AGENT_URL)")
+    parser.add_argument(
+        "--url", default=argparse.SUPPRESS, help="the agent's URL (default: $COMPUTER_AGENT_URL)"
+    )
     parser.add_argument(
         "--token-file",
-        default=None,
+        default=argparse.SUPPRESS,  # or before the subcommand: computer-agent --url U mcp
         help="file holding the bearer token (default: $COMPUTER_AGENT_TOKEN_FILE)",
     )
     parser.set_defaults(func=_cmd_mcp)

@@ -90,6 +90,11 @@ def test_windows_tree_find(cli_env: dict[str, str], logger: EventLogger, desktop
     assert outline.returncode == 0 and "event-logger" in outline.stdout, outline.stderr
     found = json.loads(cli(cli_env, "find", "--role", "text", "--app", pid, "--json").stdout)
     assert found["nodes"] and all(n["role"] == "text" for n in found["nodes"])
+    # No match is said so, and is a negative answer (exit 4) a script can test.
+    nothing = cli(cli_env, "find", "--role", "text", "--name", "no such element here", "--app", pid)
+    assert nothing.returncode == 4 and nothing.stdout == "" and "no element matches" in nothing.stderr
+    as_json = cli(cli_env, "find", "--role", "text", "--name", "no such element here", "--app", pid, "--json")
+    assert as_json.returncode == 4 and json.loads(as_json.stdout)["nodes"] == []
 
 
 def test_exec_streams_and_exits_with_the_commands_status(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -113,6 +118,47 @@ def test_exit_codes_and_errors(cli_env: dict[str, str], agent: RunningAgent) -> 
     wrong.write_text("nope")
     denied = cli(cli_env, "windows", "--token-file", str(wrong))
     assert denied.returncode == 1 and "UNAUTHENTICATED" in denied.stderr
+
+
+def test_options_before_the_subcommand_and_client_side_errors(
+    cli_env: dict[str, str], agent: RunningAgent, desktop: DevDesktop, tmp_path: Path
+) -> None:
+    bare = {k: v for k, v in cli_env.items() if not k.startswith("COMPUTER_AGENT")}
+    token_file = cli_env["COMPUTER_AGENT_TOKEN_FILE"]
+    before = cli(bare, "--url", agent.url, "--token-file", token_file, "click", "77", "88")
+    assert before.returncode == 0, before.stderr
+    assert pointer(desktop) == (77, 88)
+    listed = cli(bare, "--json", "--url", agent.url, "--token-file", token_file, "windows")
+    assert listed.returncode == 0 and "windows" in json.loads(listed.stdout)
+    # A value after the subcommand wins over one before it.
+    later = cli(
+        bare,
+        "--url",
+        "http://127.0.0.1:9",
+        "--token-file",
+        token_file,
+        "click",
+        "66",
+        "77",
+        "--url",
+        agent.url,
+    )
+    assert later.returncode == 0, later.stderr
+    assert pointer(desktop) == (66, 77)
+
+    # Local problems are usage errors (2); with --json every error is the JSON envelope on stderr.
+    no_token = cli(bare, "--url", agent.url, "--token-file", str(tmp_path / "absent"), "windows", "--json")
+    assert no_token.returncode == 2
+    error = json.loads(no_token.stderr)["error"]
+    assert error["code"] == "LOCAL_FILE" and error["details"] == {"path": str(tmp_path / "absent")}
+    no_source = cli(cli_env, "cp", str(tmp_path / "absent.bin"), "vm:/tmp/never.bin")
+    assert no_source.returncode == 2 and "absent.bin" in no_source.stderr
+    no_source_json = cli(cli_env, "--json", "cp", str(tmp_path / "absent.bin"), "vm:/tmp/never.bin")
+    assert no_source_json.returncode == 2
+    assert json.loads(no_source_json.stderr)["error"]["code"] == "LOCAL_FILE"
+    unreachable = cli({**cli_env, "COMPUTER_AGENT_URL": "http://127.0.0.1:9"}, "windows", "--json")
+    assert unreachable.returncode == 3
+    assert json.loads(unreachable.stderr)["error"]["code"] == "UNREACHABLE"
 
 
 @pytest.fixture()
