@@ -160,18 +160,29 @@ def _route(path: str, method: str, operation: dict[str, Any], examples: Examples
         body = examples.value(body_schema)
     if rows:
         lines += ["", *_fields_table(rows, examples)]
-    lines += ["", "```sh", _curl(method, path, path_values, query, body), "```"]
+    headers = operation.get("x-request-headers", {})
+    lines += ["", "```sh", _curl(method, path, path_values, query, body, headers=headers), "```"]
     lines += _answers(operation, examples)
     return lines
 
 
-def _curl(method: str, path: str, path_values: dict[str, Any], query: dict[str, Any], body: Any) -> str:
+def _curl(
+    method: str,
+    path: str,
+    path_values: dict[str, Any],
+    query: dict[str, Any],
+    body: Any,
+    *,
+    headers: dict[str, str] | None = None,
+) -> str:
     url = path
     for name, value in path_values.items():
         url = url.replace("{" + name + "}", str(value))
     if query:
         url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
     curl = 'curl -H "Authorization: Bearer $TOKEN"'
+    for name, value in (headers or {}).items():  # a route's own (POST /mcp: Accept)
+        curl += f' -H "{name}: {value}"'
     if method == "post":
         curl += f" --json '{json.dumps(body if body is not None else {})}'"
     elif method == "put":

@@ -6,17 +6,38 @@ from typing import Any
 
 ROUTE = "/mcp"
 
+# A request the stateless transport answers by itself (no initialize first): the docs' example.
+EXAMPLE_CALL = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "screen_size", "arguments": {}},
+}
+EXAMPLE_ANSWER = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "result": {
+        "content": [{"type": "text", "text": '{"width": 1280, "height": 720}'}],
+        "structuredContent": {"width": 1280, "height": 720},
+        "isError": False,
+    },
+}
+# What MCP clients send, and what the transport requires (else 406): docs/api.md's curl sends it.
+ACCEPT = "application/json, text/event-stream"
+
 JSONRPC_MESSAGE = {
     "type": "object",
     "description": "One JSON-RPC 2.0 message of the Model Context Protocol (initialize, tools/list, "
-    "tools/call, notifications...)",
+    "tools/call, notifications...). A request has an `id` and gets a 200 answer; a message "
+    "without one is a notification (202, no body).",
     "properties": {
-        "jsonrpc": {"const": "2.0"},
-        "id": {"type": ["string", "integer"]},
+        "jsonrpc": {"type": "string", "const": "2.0"},
+        "id": {"anyOf": [{"type": "string"}, {"type": "integer"}], "description": "A request's id"},
         "method": {"type": "string", "examples": ["tools/call"]},
         "params": {"type": "object"},
     },
     "required": ["jsonrpc"],
+    "examples": [EXAMPLE_CALL],
 }
 
 
@@ -32,11 +53,14 @@ def path_item(error: dict[str, Any]) -> dict[str, Any]:
             "Send `Accept: application/json, text/event-stream` as MCP clients do. GET (a server "
             "stream) is not offered (405).",
             "tags": ["mcp"],
+            "x-request-headers": {"Accept": ACCEPT},  # shown in docs/api.md's curl example
             "requestBody": {"required": True, "content": {"application/json": {"schema": JSONRPC_MESSAGE}}},
             "responses": {
                 "200": {
                     "description": "The JSON-RPC answer",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "examples": [EXAMPLE_ANSWER]}}
+                    },
                 },
                 "202": {"description": "A notification or response accepted (no body)"},
                 "400": error,
