@@ -174,3 +174,20 @@ def test_wait_for_and_screenshot_after(sdk: Agent, logger: EventLogger, desktop:
     shot = clicked.screenshot  # type: ignore[attr-defined]  # typed Success; the answer model adds it
     with Image.open(io.BytesIO(base64.b64decode(shot.image))) as image:
         assert image.size == screen_size(desktop)
+
+
+def test_the_docs_snippet_runs_as_pasted(
+    agent: RunningAgent, desktop: DevDesktop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/clients.md's SDK example, with only the URL and token file put in, runs to the end."""
+    text = (Path(__file__).parents[2] / "docs" / "clients.md").read_text()
+    snippet = text.split("## Python SDK", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
+    token_file = tmp_path / "token"
+    token_file.write_text(agent.token)
+    snippet = snippet.replace("http://127.0.0.1:8000", agent.url).replace("/path/to/token", str(token_file))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "docs/clients.md", "exec"), {"__name__": "snippet"})
+    with Image.open(tmp_path / "after-click.png") as settled:
+        assert settled.size == screen_size(desktop)
+    assert (tmp_path / "notes-copy.txt").read_text() == "some notes\n"
+    assert (tmp_path / "shot.png").stat().st_size > 0
