@@ -95,12 +95,15 @@ def _query_value(value: object) -> str:
 def prepare(spec: Spec, fields: Mapping[str, Any]) -> Prepared:
     """The request of ``spec`` with ``fields`` (None values are left out: the server's default)."""
     data = {name: value for name, value in fields.items() if value is not None}
+    # request_id is also the X-Request-Id the agent logs and puts in its answers (and errors).
+    correlation = {"X-Request-Id": str(data["request_id"])} if "request_id" in data else {}
     if spec.route is None:
-        return Prepared("POST", "/actions", {"Content-Type": JSON}, dumps({"type": spec.type, **data}), True)
+        headers = {"Content-Type": JSON, **correlation}
+        return Prepared("POST", "/actions", headers, dumps({"type": spec.type, **data}), True)
     path = spec.route
     for name in spec.path_params:
         path = path.replace("{" + name + "}", quote(str(data.pop(name)), safe=""))
-    headers = {header: str(data.pop(name)) for header, name in spec.headers if name in data}
+    headers = {header: str(data.pop(name)) for header, name in spec.headers if name in data} | correlation
     if spec.method == "POST":
         headers["Content-Type"] = JSON
         return Prepared("POST", path, headers, dumps(data))

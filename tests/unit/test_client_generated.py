@@ -216,7 +216,8 @@ async def unavailable() -> Any:
 
     async def handle(request: web.Request) -> web.Response:
         seen.append(f"{request.method} {request.path}")
-        body = {"error": {"code": code["value"], "message": "no", "details": {}}, "request_id": "r"}
+        request_id = request.headers.get("X-Request-Id", "r")  # as the agent: the caller's id
+        body = {"error": {"code": code["value"], "message": "no", "details": {}}, "request_id": request_id}
         return web.json_response(body, status=503, headers={"Retry-After": "1"})
 
     app = web.Application()
@@ -240,9 +241,9 @@ async def test_503s_that_retrying_would_change_are_not_retried(unavailable: Any)
         assert seen == ["POST /browser/html"]
         seen.clear()
         code["value"] = "DISPLAY_UNAVAILABLE"
-        with pytest.raises(sdk_errors.DisplayUnavailable):
-            await client.click(1, 2)
-        assert seen == ["POST /desktop/click"]
+        with pytest.raises(sdk_errors.DisplayUnavailable) as refused:
+            await client.click(1, 2, request_id="mine-1")
+        assert seen == ["POST /desktop/click"] and refused.value.request_id == "mine-1"
         seen.clear()
         with pytest.raises(sdk_errors.DisplayUnavailable):
             await client.screen_size()
