@@ -35,6 +35,9 @@ BODY_TYPES = {"POST": JSON, "PUT": OCTET_STREAM}
 # (``curl -T file`` sends none). A typeless POST is a simple request (fetch with a Blob body).
 TYPELESS_ALLOWED = frozenset({"PUT"})
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # listening on every address names no host
+# Fetch Metadata: a request a page of another origin made the browser send ("none" is the user's
+# own navigation, "same-origin" the agent's own pages, such as the viewer).
+CROSS_ORIGIN_FETCHES = frozenset({"cross-site", "same-site"})
 
 
 class AllowedHosts:
@@ -101,6 +104,15 @@ async def host_and_origin(request: web.Request, handler: Handler) -> web.StreamR
                 details={"header": "Host"},  # the allowed names are not told to a rebinding page
             )
     origin = request.headers.get(hdrs.ORIGIN)
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+    if origin is None and fetch_site in CROSS_ORIGIN_FETCHES and not allowed.any:
+        # An <img>, <iframe> or no-cors GET from another page carries no Origin, but the browser
+        # says where it comes from: a ticket leaked to a page must not stream the desktop to it.
+        raise HostNotAllowed(
+            "requests from other web pages are refused (Sec-Fetch-Site: "
+            f"{fetch_site}); open the agent's own pages, or list the page's host in allowed_hosts",
+            details={"header": "Sec-Fetch-Site"},
+        )
     if origin is not None:
         origin_host = _hostname(origin)  # "null" (a file: page, a sandbox) has none: refused
         web_page = origin.lower().startswith(("http://", "https://"))  # not an extension's page

@@ -152,3 +152,20 @@ def test_allowed_hosts_and_origins_still_work(open_agent: RunningAgent) -> None:
     ):
         answer = exchange(open_agent, request(open_agent, "GET", "/health", Origin=origin))
         assert answer.status == 403, origin
+
+
+def test_a_page_of_another_origin_gets_nothing_without_an_origin_header(open_agent: RunningAgent) -> None:
+    """<img>, <iframe> and no-cors GETs carry no Origin; Fetch Metadata says they are cross-origin."""
+    for site in ("cross-site", "same-site", "CROSS-SITE"):
+        for path in ("/screencast", "/events", "/viewer", "/desktop/screenshot"):
+            answer = exchange(open_agent, request(open_agent, "GET", path, Sec_Fetch_Site=site))
+            assert answer.status == 403, (site, path, answer.body)
+            assert answer.envelope()["details"] == {"header": "Sec-Fetch-Site"}
+    for site in ("same-origin", "none"):  # the agent's own pages; a link the user opened
+        assert exchange(open_agent, request(open_agent, "GET", "/health", Sec_Fetch_Site=site)).status == 200
+    # A page whose Origin is allowed is judged by its Origin.
+    answer = exchange(
+        open_agent,
+        request(open_agent, "GET", "/health", Sec_Fetch_Site="cross-site", Origin="https://agent.internal"),
+    )
+    assert answer.status == 200
