@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 from agent.a11y import elements
 from agent.a11y.node import DESKTOP_ID, Node, WalkOptions
 from agent.a11y.service import Accessibility
-from agent.actions.accessibility import FoundNode, _service
+from agent.actions.accessibility import _service
 from agent.actions.capabilities import Capability, Conditional
 from agent.actions.registry import REGISTRY
 from agent.errors import DisplayUnavailable, InvalidArgument
+from agent.models.accessibility import FoundNode
 from agent.models.observe import ChangedRegion, WaitForRequest, WaitForResult
 from agent.models.windows import Window
 from agent.services import Services
@@ -125,41 +126,41 @@ async def _window(services: Services, req: WaitForRequest, deadline: float) -> d
         raise InvalidArgument("condition 'window' needs the window service, which this agent lacks")
     matches = _window_matcher(req)
 
-    async def check(_: float) -> dict[str, Any] | None:
+    async def check(_: float) -> Window | bool | None:
         found = [window for window in await windows.list_windows() if matches(window)]
         if req.state == "disappears":
-            return {} if not found else None
+            return True if not found else None
         if req.state == "focused":
             found = [window for window in found if window.focused]
         if not found:
             return None
-        return Window.model_validate(found[0]).model_dump(mode="json", by_alias=True)
+        return Window.model_validate(found[0])
 
     result = await _poll(services, "window", deadline, check)
     if result is None:
         return {"met": False}
-    return {"met": True, "window": result or None}
+    return {"met": True, "window": result if isinstance(result, Window) else None}
 
 
 # -- accessibility ---------------------------------------------------------------------------
 async def _element(services: Services, req: WaitForRequest, deadline: float) -> dict[str, Any]:
     service = _service(services)
 
-    async def check(until: float) -> dict[str, Any] | None:
+    async def check(until: float) -> FoundNode | bool | None:
         timeout = max(0.05, min(A11Y_CHECK_TIMEOUT, until - time.monotonic()))
         node = await (
             _find_text(service, req, timeout) if req.condition == "text" else _find(service, req, timeout)
         )
         if req.state == "disappears":
-            return {} if node is None else None
+            return True if node is None else None
         if node is None:
             return None
-        return FoundNode.model_validate(node).model_dump(mode="json")
+        return FoundNode.model_validate(node)
 
     result = await _poll(services, req.condition, deadline, check)
     if result is None:
         return {"met": False}
-    return {"met": True, "element": result or None}
+    return {"met": True, "element": result if isinstance(result, FoundNode) else None}
 
 
 async def _find(service: Accessibility, req: WaitForRequest, timeout: float) -> Node | None:

@@ -115,3 +115,26 @@ def test_element_and_text_timeouts_are_honest(client: httpx.Client) -> None:
         assert answer.status_code == 200, answer.text
         assert answer.json()["met"] is False and "element" not in answer.json()
         assert 1 <= took < 6
+
+
+def test_an_element_comes_back_in_the_callers_coordinate_space(
+    desktop: DevDesktop, client: httpx.Client, launch: Launch
+) -> None:
+    space = {"X-Coordinate-Space": "1024x768"}  # on 1280x720: scale 0.8, 96 px of letterbox on top
+    label = f"Here-{secrets.token_hex(3)}"
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--ok-label", label)
+    body = {"condition": "element", "role": "button", "name": label, "visible_only": True, "timeout": 30}
+    screen = client.post("/desktop/wait-for", json=body).json()["element"]
+    answer = client.post("/desktop/wait-for", json=body, headers=space)
+    assert answer.status_code == 200, answer.text
+    element = answer.json()["element"]
+    [found] = client.get(
+        "/desktop/accessibility/find", params={"role": "button", "name": label}, headers=space
+    ).json()["nodes"]
+    assert element["center"] == found["center"] and element["x"] == found["x"]
+    assert element["center"] != screen["center"]
+    centre = element["center"]  # mapped back to the screen, it is the button
+    x, y = int((centre["x"] + 0.5) / 0.8), int((centre["y"] - 96 + 0.5) / 0.8)
+    assert abs(x - screen["center"]["x"]) <= 1 and abs(y - screen["center"]["y"]) <= 1
+    run_observer(desktop, "xdotool", "mousemove", str(x), str(y), "click", "1")
+    assert zenity.wait(timeout=10) == 0

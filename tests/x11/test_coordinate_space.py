@@ -186,3 +186,23 @@ def test_wait_for_regions_are_in_the_space(client: httpx.Client) -> None:
     body["region"] = {"x": 10, "y": 200, "width": 50, "height": 50}
     answer = client.post("/desktop/wait-for", json=body, headers=SPACE)
     assert answer.status_code == 200, answer.text
+
+
+def test_wait_for_answers_windows_in_the_space(
+    client: httpx.Client, desktop: DevDesktop, zenity: int
+) -> None:
+    seen = observed(desktop, zenity)
+    body = {"condition": "window", "title": "^space$", "timeout": 5}
+    plain = client.post("/desktop/wait-for", json=body).json()["window"]
+    assert (plain["x"], plain["y"]) == (seen.abs_x, seen.abs_y)
+    waited = client.post("/desktop/wait-for", json=body, headers=SPACE).json()["window"]
+    [listed] = [
+        w for w in client.get("/desktop/windows", headers=SPACE).json()["windows"] if w["id"] == hex(zenity)
+    ]
+    assert (waited["x"], waited["y"]) == to_model(seen.abs_x, seen.abs_y)
+    assert {k: waited[k] for k in ("x", "y", "width", "height")} == {
+        k: listed[k] for k in ("x", "y", "width", "height")
+    }
+    batch = {"actions": [{"type": "wait_for", **body}]}
+    [step] = client.post("/batch", json=batch, headers=SPACE).json()["results"]
+    assert (step["result"]["window"]["x"], step["result"]["window"]["y"]) == to_model(seen.abs_x, seen.abs_y)
