@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from agent.a11y import elements
+from agent.a11y.details import holds_text
 from agent.a11y.node import DESKTOP_ID, Node, WalkOptions
 from agent.a11y.service import Accessibility
 from agent.actions.accessibility import _service
@@ -188,8 +189,14 @@ async def _find_text(service: Accessibility, req: WaitForRequest, timeout: float
             needle in node.name.casefold() or (node.text is not None and needle in node.text.casefold())
         )
 
+    def may_match(node: Node) -> bool:
+        """Before the walk read its text: the nodes whose details (position, text) it must read."""
+        return (wanted_roles is None or node.role in wanted_roles) and (
+            needle in node.name.casefold() or holds_text(node)
+        )
+
     options = WalkOptions(
-        visible_only=bool(req.visible_only), timeout=timeout, details=True, positions_for=matches
+        visible_only=bool(req.visible_only), timeout=timeout, details=True, positions_for=may_match
     )
     result = await service.tree(options, app=req.app)
     for node in result.root.iter():

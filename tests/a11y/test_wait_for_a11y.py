@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,3 +139,21 @@ def test_an_element_comes_back_in_the_callers_coordinate_space(
     assert abs(x - screen["center"]["x"]) <= 1 and abs(y - screen["center"]["y"]) <= 1
     run_observer(desktop, "xdotool", "mousemove", str(x), str(y), "click", "1")
     assert zenity.wait(timeout=10) == 0
+
+
+def test_text_matches_the_text_content_of_entries_and_text_views(
+    client: httpx.Client, launch: Launch, tmp_path: Path
+) -> None:
+    typed = f"unique-typed-{secrets.token_hex(3)}"
+    pending = waiting(client, {"condition": "text", "text": typed[:-2].upper(), "timeout": 10})
+    launch("zenity", "--entry", "--title", "entry", "--entry-text", typed)
+    answer = pending()
+    assert answer["met"] is True, answer
+    assert answer["element"]["role"] == "text" and typed not in answer["element"]["name"]
+    needle = f"needle-{secrets.token_hex(3)}"
+    shown = tmp_path / "shown.txt"
+    shown.write_text(f"hay\nmore hay with a {needle} inside\nhay\n")
+    launch("zenity", "--text-info", "--title", "viewer", "--filename", str(shown))
+    body = {"condition": "text", "text": needle, "role": "text", "app": "zenity", "timeout": 10}
+    found = client.post("/desktop/wait-for", json=body)
+    assert found.status_code == 200 and found.json()["met"] is True, found.text
