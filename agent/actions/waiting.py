@@ -23,7 +23,7 @@ from agent.a11y.service import Accessibility
 from agent.actions.accessibility import _service
 from agent.actions.capabilities import Capability, Conditional
 from agent.actions.registry import REGISTRY
-from agent.errors import DisplayUnavailable, InvalidArgument
+from agent.errors import ApplicationNotFound, DisplayUnavailable, InvalidArgument
 from agent.models.accessibility import FoundNode
 from agent.models.observe import ChangedRegion, WaitForRequest, WaitForResult
 from agent.models.windows import Window
@@ -149,9 +149,12 @@ async def _element(services: Services, req: WaitForRequest, deadline: float) -> 
 
     async def check(until: float) -> FoundNode | bool | None:
         timeout = max(0.05, min(A11Y_CHECK_TIMEOUT, until - time.monotonic()))
-        node = await (
-            _find_text(service, req, timeout) if req.condition == "text" else _find(service, req, timeout)
-        )
+        try:
+            node = await (
+                _find_text(service, req, timeout) if req.condition == "text" else _find(service, req, timeout)
+            )
+        except ApplicationNotFound:  # `app` not running (yet, or any more): nothing of it matches
+            node = None
         if req.state == "disappears":
             return True if node is None else None
         if node is None:

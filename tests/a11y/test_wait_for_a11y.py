@@ -157,3 +157,23 @@ def test_text_matches_the_text_content_of_entries_and_text_views(
     body = {"condition": "text", "text": needle, "role": "text", "app": "zenity", "timeout": 10}
     found = client.post("/desktop/wait-for", json=body)
     assert found.status_code == 200 and found.json()["met"] is True, found.text
+
+
+def test_an_app_not_running_yet_is_waited_for_and_one_gone_has_disappeared(
+    client: httpx.Client, launch: Launch
+) -> None:
+    label = f"Later-{secrets.token_hex(3)}"
+    body = {"condition": "element", "app": "zenity", "role": "push button", "name": label, "timeout": 20}
+    pending = waiting(client, body)  # zenity is not running: no 404, the wait goes on
+    time.sleep(1)
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--ok-label", label)
+    appeared = pending()
+    assert appeared["met"] is True and appeared["element"]["name"] == label
+    text = waiting(
+        client, {"condition": "text", "app": "zenity", "text": label, "state": "disappears", "timeout": 20}
+    )
+    zenity.kill()
+    assert zenity.wait(timeout=10) != 0
+    assert text()["met"] is True
+    gone = client.post("/desktop/wait-for", json={**body, "state": "disappears", "timeout": 5})
+    assert gone.status_code == 200 and gone.json()["met"] is True, gone.text
