@@ -50,6 +50,11 @@ async def fetch_details(batch: Batch, nodes: list[Node], options: WalkOptions) -
         await _fetch_texts(batch, texts, options.text_limit)
 
 
+def holds_text(node: Node) -> bool:
+    """Whether the walk reads the node's text content (with details): text fields and views."""
+    return TEXT in node.interfaces and node.role in TEXT_ROLES
+
+
 def _detail_calls(nodes: list[Node], details: bool) -> tuple[list[Call], list[tuple[Node, str]]]:
     """The calls for each node's position (and details), with what each answer fills in."""
     calls: list[Call] = []
@@ -67,7 +72,7 @@ def _detail_calls(nodes: list[Node], details: bool) -> tuple[list[Call], list[tu
         if VALUE in node.interfaces:
             calls.append(Call(path, PROPERTIES, "Get", "ss", (VALUE, "CurrentValue")))
             slots.append((node, "value"))
-        if TEXT in node.interfaces and node.role in TEXT_ROLES:
+        if holds_text(node):
             calls.append(Call(path, PROPERTIES, "Get", "ss", (TEXT, "CharacterCount")))
             slots.append((node, "length"))
     return calls, slots

@@ -7,11 +7,9 @@ thousand nodes again would cost more than walking them).
 
 from __future__ import annotations
 
-import functools
-import operator
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.a11y import elements, outline, roles
 from agent.a11y.node import Node, ScreenRect, WalkOptions, keep_roles
@@ -21,35 +19,11 @@ from agent.actions.registry import REGISTRY, MiB
 from agent.actions.uncover import uncover
 from agent.desktop.backend import Button
 from agent.errors import AccessibilityDisabled, InvalidArgument
+from agent.models.accessibility import BOUNDS_HELP, FoundNode
+from agent.models.accessibility import omitted as _omitted
 from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Request, Result, Success
 from agent.services import Services
 from agent.x11.window_list import WindowInfo, parse_window_id
-
-# Whether a field's value is unknown (None), to leave it out: a C callable, since serialising a
-# tree of ten thousand nodes asks it five times a node.
-_unknown = functools.partial(operator.is_, None)
-
-
-def _never_null(schema: dict[str, Any]) -> None:
-    """A field left out when unknown, never null: its schema says what it holds when present."""
-    schema.pop("default", None)
-    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
-    if len(options) == 1:
-        schema.update(options[0])
-    elif options:
-        schema["anyOf"] = options
-
-
-def _omitted(**kwargs: Any) -> Any:
-    """A field that is omitted from the answer, not null, when its value is unknown."""
-    extra = kwargs.pop("enum", None)
-
-    def schema(out: dict[str, Any]) -> None:
-        _never_null(out)
-        if extra is not None:
-            out["enum"] = extra
-
-    return Field(default=None, exclude_if=_unknown, json_schema_extra=schema, **kwargs)
 
 
 def _role_vocabulary(schema: dict[str, Any]) -> None:
@@ -61,11 +35,6 @@ ROLE_FILTER_HELP = (
     "An ARIA / Playwright role name (button, checkbox, textbox, link, menuitem, combobox, tab, ...; "
     "matches every AT-SPI role mapped to it, see aria_role) or an AT-SPI role name ('push button' "
     "or push_button); any case. Known names: " + ", ".join(roles.ARIA_NAMES)
-)
-BOUNDS_HELP = (
-    "Screen position in pixels (with y, width, height); omitted when the element has no known place "
-    "on screen: not showing (a hidden page, a closed menu, a row scrolled out of its list), an "
-    "application, or an element without the Component interface"
 )
 
 
@@ -153,42 +122,6 @@ class FindRequest(Request):
     visible_only: bool = False
     max_results: int = Field(default=100, ge=1, le=10000)
     timeout: float = Field(default=5.0, gt=0, le=60)
-
-
-class Center(BaseModel):
-    x: Annotated[int, AT_X]
-    y: Annotated[int, AT_Y]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_pair(cls, value: object) -> object:
-        """``ScreenRect.center`` is an (x, y) pair."""
-        if isinstance(value, tuple):
-            x, y = value
-            return {"x": x, "y": y}
-        return value
-
-
-class FoundNode(BaseModel):
-    # FoundNode.model_validate(node) reads the walk's Node: the validation aliases name where each
-    # value sits on it (only the answer's schema is documented; a docstring would enter it).
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    role: str = Field(validation_alias="role_name")
-    aria_role: str | None = _omitted(enum=list(roles.NODE_ARIA_NAMES))
-    name: str
-    states: list[str]
-    x: Annotated[int | None, AT_X] = _omitted(
-        validation_alias=AliasPath("extents", "x"), description=BOUNDS_HELP
-    )
-    y: Annotated[int | None, AT_Y] = _omitted(validation_alias=AliasPath("extents", "y"))
-    width: Annotated[int | None, ALONG_X] = _omitted(validation_alias=AliasPath("extents", "width"))
-    height: Annotated[int | None, ALONG_Y] = _omitted(validation_alias=AliasPath("extents", "height"))
-    center: Center | None = _omitted(
-        validation_alias=AliasPath("extents", "center"),
-        description="Where /desktop/click should aim; omitted (with x, y, width, height) if off screen",
-    )
 
 
 class FindResult(Result):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, create_model
 
-from agent.actions.space import capture_sizing
+from agent.actions.space import capture_sizing, refuse_sizing
 from agent.desktop.backend import CaptureOptions
 from agent.models.base import ImageResult, Success
 from agent.models.observe import ScreenshotAfter, SettledScreenshot
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 SCREENSHOT_AFTER_HELP = (
     "Answer with a screenshot (base64 in `screenshot`) taken once the screen has settled after the "
     "action: no X DAMAGE change for quiet_ms (default 250), at most max_wait_ms (default 3000) after "
-    "it; with the screenshot options format, quality, scale, max_width, max_height, cursor. `{}`: defaults"
+    "it; with the screenshot options format, quality, scale, max_width, max_height, cursor (under "
+    "X-Coordinate-Space the image is the space's size: scale, max_width, max_height are a 400). `{}`: defaults"
 )
 
 
@@ -47,7 +48,8 @@ class Settled:
 
 def capture_options(options: ScreenshotAfter) -> CaptureOptions:
     """Under a caller's coordinate space (X-Coordinate-Space) the image is the space's size,
-    the screen letterboxed in it, like every screenshot: scale and max_* then do not apply."""
+    the screen letterboxed in it, like every screenshot: scale and max_* are refused then
+    (``refuse_sizing``, before the action)."""
     return CaptureOptions(
         format="jpeg" if options.format == "jpg" else options.format,
         quality=options.quality,
@@ -159,6 +161,7 @@ def with_screenshot_after(
         options: ScreenshotAfter | None = getattr(request, "screenshot_after", None)
         if options is None:
             return await inner(services, request, *rest)
+        refuse_sizing(options)  # before acting: a refused request does nothing
         async with act_then_observe(services, options) as observation:
             output = await inner(services, request, *rest)
             shot = await observation.screenshot()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.actions.registry import REGISTRY
-from agent.actions.space import capture_sizing, current_fit
+from agent.actions.space import capture_sizing, current_fit, refuse_sizing
 from agent.desktop.backend import CaptureOptions, Region
 from agent.errors import InvalidArgument
 from agent.models.base import ImageResult
@@ -24,15 +24,8 @@ ImageRequest = ScreenshotRequest | RegionScreenshotRequest | ZoomRequest
 
 def capture_options(req: ImageRequest, **sizing: object) -> CaptureOptions:
     """The request's encoding options; ``sizing`` (size, canvas) comes from a coordinate space or a zoom."""
-    fit = current_fit()
-    if fit is not None and not isinstance(req, ZoomRequest):
-        sized_by = [name for name in ("scale", "max_width", "max_height") if getattr(req, name) is not None]
-        if sized_by:
-            raise InvalidArgument(
-                f"{', '.join(sized_by)}: the image size is the coordinate space's ({fit.space}); "
-                "leave these out when X-Coordinate-Space is given",
-                details={"fields": sized_by, "coordinate_space": str(fit.space)},
-            )
+    if not isinstance(req, ZoomRequest):
+        refuse_sizing(req)
     return CaptureOptions(
         format="jpeg" if req.format == "jpg" else req.format,
         quality=req.quality,

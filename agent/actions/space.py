@@ -80,6 +80,23 @@ async def run(
     return to_space(output, fit) if isinstance(output, BaseModel) else output
 
 
+def refuse_sizing(request: BaseModel) -> None:
+    """Under a coordinate space the image is the space's size: a 400 naming the sizing options
+    (scale, max_width, max_height) the request also gives."""
+    fit = _FIT.get()
+    if fit is None:
+        return
+    sized_by = [
+        name for name in ("scale", "max_width", "max_height") if getattr(request, name, None) is not None
+    ]
+    if sized_by:
+        raise InvalidArgument(
+            f"{', '.join(sized_by)}: the image size is the coordinate space's ({fit.space}); "
+            f"leave these out when {HEADER} is given",
+            details={"fields": sized_by, "coordinate_space": str(fit.space)},
+        )
+
+
 def capture_sizing() -> dict[str, tuple[int, ...]]:
     """The CaptureOptions fields (size, canvas) that draw the whole screen in the caller's space:
     the picture scaled to fit, centred on black; nothing without a space."""

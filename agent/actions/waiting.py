@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from agent.a11y import elements
+from agent.a11y.details import holds_text
 from agent.a11y.node import DESKTOP_ID, Node, WalkOptions
 from agent.a11y.service import Accessibility
-from agent.actions.accessibility import FoundNode, _service
+from agent.actions.accessibility import _service
 from agent.actions.capabilities import Capability, Conditional
 from agent.actions.registry import REGISTRY
-from agent.errors import DisplayUnavailable, InvalidArgument
+from agent.errors import ApplicationNotFound, DisplayUnavailable, InvalidArgument
+from agent.models.accessibility import FoundNode
 from agent.models.observe import ChangedRegion, WaitForRequest, WaitForResult
 from agent.models.windows import Window
 from agent.services import Services
@@ -125,41 +127,44 @@ async def _window(services: Services, req: WaitForRequest, deadline: float) -> d
         raise InvalidArgument("condition 'window' needs the window service, which this agent lacks")
     matches = _window_matcher(req)
 
-    async def check(_: float) -> dict[str, Any] | None:
+    async def check(_: float) -> Window | bool | None:
         found = [window for window in await windows.list_windows() if matches(window)]
         if req.state == "disappears":
-            return {} if not found else None
+            return True if not found else None
         if req.state == "focused":
             found = [window for window in found if window.focused]
         if not found:
             return None
-        return Window.model_validate(found[0]).model_dump(mode="json", by_alias=True)
+        return Window.model_validate(found[0])
 
     result = await _poll(services, "window", deadline, check)
     if result is None:
         return {"met": False}
-    return {"met": True, "window": result or None}
+    return {"met": True, "window": result if isinstance(result, Window) else None}
 
 
 # -- accessibility ---------------------------------------------------------------------------
 async def _element(services: Services, req: WaitForRequest, deadline: float) -> dict[str, Any]:
     service = _service(services)
 
-    async def check(until: float) -> dict[str, Any] | None:
+    async def check(until: float) -> FoundNode | bool | None:
         timeout = max(0.05, min(A11Y_CHECK_TIMEOUT, until - time.monotonic()))
-        node = await (
-            _find_text(service, req, timeout) if req.condition == "text" else _find(service, req, timeout)
-        )
+        try:
+            node = await (
+                _find_text(service, req, timeout) if req.condition == "text" else _find(service, req, timeout)
+            )
+        except ApplicationNotFound:  # `app` not running (yet, or any more): nothing of it matches
+            node = None
         if req.state == "disappears":
-            return {} if node is None else None
+            return True if node is None else None
         if node is None:
             return None
-        return FoundNode.model_validate(node).model_dump(mode="json")
+        return FoundNode.model_validate(node)
 
     result = await _poll(services, req.condition, deadline, check)
     if result is None:
         return {"met": False}
-    return {"met": True, "element": result or None}
+    return {"met": True, "element": result if isinstance(result, FoundNode) else None}
 
 
 async def _find(service: Accessibility, req: WaitForRequest, timeout: float) -> Node | None:
@@ -187,8 +192,14 @@ async def _find_text(service: Accessibility, req: WaitForRequest, timeout: float
             needle in node.name.casefold() or (node.text is not None and needle in node.text.casefold())
         )
 
+    def may_match(node: Node) -> bool:
+        """Before the walk read its text: the nodes whose details (position, text) it must read."""
+        return (wanted_roles is None or node.role in wanted_roles) and (
+            needle in node.name.casefold() or holds_text(node)
+        )
+
     options = WalkOptions(
-        visible_only=bool(req.visible_only), timeout=timeout, details=True, positions_for=matches
+        visible_only=bool(req.visible_only), timeout=timeout, details=True, positions_for=may_match
     )
     result = await service.tree(options, app=req.app)
     for node in result.root.iter():

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from agent.models.accessibility import FoundNode
 from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Coordinate, ImageJSON, Request, Result
+from agent.models.windows import Window
 
 # Settle defaults: long enough for a local app to answer a keystroke or a click and repaint
 # (tens of ms), short next to the 1-2 s fixed sleeps agent loops use; a blinking caret (GTK:
@@ -195,13 +197,14 @@ class WaitForResult(Result):
     met: bool = Field(description="The condition held before the timeout (false: it timed out)")
     condition: Condition
     elapsed_ms: float
-    window: dict[str, Any] | None = Field(
+    # Typed (not dicts) so their marked positions are mapped into the caller's coordinate space.
+    window: Window | None = Field(
         default=None,
         exclude_if=lambda v: v is None,
         json_schema_extra=_omit_null,
         description="window: the matching window (as GET /desktop/windows lists it)",
     )
-    element: dict[str, Any] | None = Field(
+    element: FoundNode | None = Field(
         default=None,
         exclude_if=lambda v: v is None,
         json_schema_extra=_omit_null,

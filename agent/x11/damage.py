@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from Xlib import X
 from Xlib.display import Display
 from Xlib.ext import damage as xdamage
+from Xlib.xobject.drawable import Window
 
 from agent.errors import DisplayUnavailable
 from agent.x11.connection import CONNECTION_ERRORS, open_display
@@ -292,8 +293,7 @@ class DamageMonitor:
                 unwanted_since = None
                 ticket = self._tickets  # read before checking the damage object
                 if damage is None:
-                    damage = root.damage_create(xdamage.DamageReportDeltaRectangles)
-                    display.sync()
+                    damage = self._create_damage(display, root)
                     LOG.info("watching X display %s for screen changes (DAMAGE)", self.display_name)
                 if ticket > acknowledged:
                     acknowledged = ticket
@@ -308,6 +308,21 @@ class DamageMonitor:
                     self._post(self._set_armed, False)
             self._drain(display, damage, notify)
             self._sleep(timeout, socket)
+
+    def _create_damage(self, display: Display, root: Window) -> int:
+        """A new damage object on the root window, its baseline the screen as it is now.
+
+        DamageCreate reports the whole drawable as damaged at once (the X server's
+        ``DamageExtCreate``): that report is not a change, and with delta reports it would also
+        hide every later change until subtracted. The round trip (``sync``) brings it into the
+        queue, where it is dropped; nothing else is queued then (no damage object existed)."""
+        damage: int = root.damage_create(xdamage.DamageReportDeltaRectangles)
+        display.sync()
+        while display.pending_events():
+            display.next_event()  # only DamageNotify is selected on this connection
+        display.damage_subtract(damage, X.NONE, X.NONE)
+        display.sync()
+        return damage
 
     def _drain(self, display: Display, damage: int | None, notify: int) -> None:
         """Hand every queued damage rectangle to the subscribers as one change, then empty the

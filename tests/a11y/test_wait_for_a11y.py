@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -115,3 +116,64 @@ def test_element_and_text_timeouts_are_honest(client: httpx.Client) -> None:
         assert answer.status_code == 200, answer.text
         assert answer.json()["met"] is False and "element" not in answer.json()
         assert 1 <= took < 6
+
+
+def test_an_element_comes_back_in_the_callers_coordinate_space(
+    desktop: DevDesktop, client: httpx.Client, launch: Launch
+) -> None:
+    space = {"X-Coordinate-Space": "1024x768"}  # on 1280x720: scale 0.8, 96 px of letterbox on top
+    label = f"Here-{secrets.token_hex(3)}"
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--ok-label", label)
+    body = {"condition": "element", "role": "button", "name": label, "visible_only": True, "timeout": 30}
+    screen = client.post("/desktop/wait-for", json=body).json()["element"]
+    answer = client.post("/desktop/wait-for", json=body, headers=space)
+    assert answer.status_code == 200, answer.text
+    element = answer.json()["element"]
+    [found] = client.get(
+        "/desktop/accessibility/find", params={"role": "button", "name": label}, headers=space
+    ).json()["nodes"]
+    assert element["center"] == found["center"] and element["x"] == found["x"]
+    assert element["center"] != screen["center"]
+    centre = element["center"]  # mapped back to the screen, it is the button
+    x, y = int((centre["x"] + 0.5) / 0.8), int((centre["y"] - 96 + 0.5) / 0.8)
+    assert abs(x - screen["center"]["x"]) <= 1 and abs(y - screen["center"]["y"]) <= 1
+    run_observer(desktop, "xdotool", "mousemove", str(x), str(y), "click", "1")
+    assert zenity.wait(timeout=10) == 0
+
+
+def test_text_matches_the_text_content_of_entries_and_text_views(
+    client: httpx.Client, launch: Launch, tmp_path: Path
+) -> None:
+    typed = f"unique-typed-{secrets.token_hex(3)}"
+    pending = waiting(client, {"condition": "text", "text": typed[:-2].upper(), "timeout": 10})
+    launch("zenity", "--entry", "--title", "entry", "--entry-text", typed)
+    answer = pending()
+    assert answer["met"] is True, answer
+    assert answer["element"]["role"] == "text" and typed not in answer["element"]["name"]
+    needle = f"needle-{secrets.token_hex(3)}"
+    shown = tmp_path / "shown.txt"
+    shown.write_text(f"hay\nmore hay with a {needle} inside\nhay\n")
+    launch("zenity", "--text-info", "--title", "viewer", "--filename", str(shown))
+    body = {"condition": "text", "text": needle, "role": "text", "app": "zenity", "timeout": 10}
+    found = client.post("/desktop/wait-for", json=body)
+    assert found.status_code == 200 and found.json()["met"] is True, found.text
+
+
+def test_an_app_not_running_yet_is_waited_for_and_one_gone_has_disappeared(
+    client: httpx.Client, launch: Launch
+) -> None:
+    label = f"Later-{secrets.token_hex(3)}"
+    body = {"condition": "element", "app": "zenity", "role": "push button", "name": label, "timeout": 20}
+    pending = waiting(client, body)  # zenity is not running: no 404, the wait goes on
+    time.sleep(1)
+    zenity = launch("zenity", "--question", "--text", "Proceed?", "--ok-label", label)
+    appeared = pending()
+    assert appeared["met"] is True and appeared["element"]["name"] == label
+    text = waiting(
+        client, {"condition": "text", "app": "zenity", "text": label, "state": "disappears", "timeout": 20}
+    )
+    zenity.kill()
+    assert zenity.wait(timeout=10) != 0
+    assert text()["met"] is True
+    gone = client.post("/desktop/wait-for", json={**body, "state": "disappears", "timeout": 5})
+    assert gone.status_code == 200 and gone.json()["met"] is True, gone.text

@@ -60,7 +60,7 @@ def test_found_nodes_read_the_walks_node() -> None:
     """/find's answer is filled from the Node's attributes; without a position the bounds are left
     out, not null, and the ARIA role stands beside the AT-SPI one."""
     load_all()  # the actions register in their documented order before one module is imported alone
-    from agent.actions.accessibility import FoundNode
+    from agent.models.accessibility import FoundNode
 
     button = node("/org/a11y/atspi/accessible/5", "push button", "OK", 2, "showing")
     assert FoundNode.model_validate(button).model_dump() == {

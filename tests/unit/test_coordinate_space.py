@@ -73,7 +73,8 @@ def test_requests_map_to_the_screen_and_name_the_bad_field() -> None:
 
 
 def test_answers_map_back_however_nested() -> None:
-    from agent.actions.accessibility import AccessibleNode, Center, FindResult, FoundNode
+    from agent.actions.accessibility import AccessibleNode, FindResult
+    from agent.models.accessibility import Center, FoundNode
 
     assert to_space(Position(x=640, y=360), XGA_ON_720P) == Position(x=512, y=384)
     frame = FrameExtents(left=0, right=0, top=20, bottom=0)

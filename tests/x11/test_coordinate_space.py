@@ -186,3 +186,42 @@ def test_wait_for_regions_are_in_the_space(client: httpx.Client) -> None:
     body["region"] = {"x": 10, "y": 200, "width": 50, "height": 50}
     answer = client.post("/desktop/wait-for", json=body, headers=SPACE)
     assert answer.status_code == 200, answer.text
+
+
+def test_wait_for_answers_windows_in_the_space(
+    client: httpx.Client, desktop: DevDesktop, zenity: int
+) -> None:
+    seen = observed(desktop, zenity)
+    body = {"condition": "window", "title": "^space$", "timeout": 5}
+    plain = client.post("/desktop/wait-for", json=body).json()["window"]
+    assert (plain["x"], plain["y"]) == (seen.abs_x, seen.abs_y)
+    waited = client.post("/desktop/wait-for", json=body, headers=SPACE).json()["window"]
+    [listed] = [
+        w for w in client.get("/desktop/windows", headers=SPACE).json()["windows"] if w["id"] == hex(zenity)
+    ]
+    assert (waited["x"], waited["y"]) == to_model(seen.abs_x, seen.abs_y)
+    assert {k: waited[k] for k in ("x", "y", "width", "height")} == {
+        k: listed[k] for k in ("x", "y", "width", "height")
+    }
+    batch = {"actions": [{"type": "wait_for", **body}]}
+    [step] = client.post("/batch", json=batch, headers=SPACE).json()["results"]
+    assert (step["result"]["window"]["x"], step["result"]["window"]["y"]) == to_model(seen.abs_x, seen.abs_y)
+
+
+@pytest.mark.parametrize("sizing", [{"scale": 0.5}, {"max_width": 300}, {"max_height": 200, "scale": 0.5}])
+def test_screenshot_after_sizing_is_refused_under_a_space_before_acting(
+    client: httpx.Client, logger: EventLogger, sizing: dict[str, float]
+) -> None:
+    body = {"x": 512, "y": 384, "screenshot_after": sizing}
+    message = refused(client, "/desktop/click", body, headers=SPACE)
+    assert all(name in message for name in sizing), message
+    assert "X-Coordinate-Space" in message
+    assert buttons(logger.collect()) == []  # refused before the click
+    screenshot = client.get("/desktop/screenshot", params=sizing, headers=SPACE)
+    assert screenshot.status_code == 400  # as the screenshot route refuses them
+    batch = {"actions": [{"type": "key", "key": "shift", "screenshot_after": sizing}]}
+    [step] = client.post("/batch", json=batch, headers=SPACE).json()["results"]
+    assert step["error"]["code"] == screenshot.json()["error"]["code"]
+    # Without a space they size the image.
+    plain = client.post("/desktop/key", json={"key": "shift", "screenshot_after": {"max_width": 300}}).json()
+    assert plain["screenshot"]["width"] == 300

@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from agent.session.devdesktop import DevDesktop
+from agent.x11.damage import LINGER
 from tests.conftest import start_agent
 from tests.displays import free_display_number
 from tests.waiting import wait_until
@@ -144,6 +145,24 @@ def test_screen_changed_in_a_region_ignores_changes_elsewhere(
     assert time.monotonic() - before >= 1
     near = wait_for(client, condition="screen_changed", region={"x": 0, "y": 0, "width": 300, "height": 100})
     assert near["met"] is True
+
+
+def test_an_idle_screen_shows_no_change_when_the_monitor_wakes_up(client: httpx.Client) -> None:
+    """The DAMAGE object goes LINGER s after its last user; re-created, the server reports the
+    whole screen as damaged once. That report is not a change of an idle screen."""
+    rest = LINGER + 1.5
+    time.sleep(rest)
+    changed = wait_for(client, condition="screen_changed", timeout=1)
+    assert (changed["met"], changed["changes"]) == (False, 0), changed
+    time.sleep(rest)
+    stable = wait_for(client, condition="screen_stable", quiet_ms=200, timeout=2)
+    assert (stable["met"], stable["changes"]) == (True, 0), stable
+    time.sleep(rest)
+    moved = client.post("/desktop/move", json={"x": 7, "y": 7, "screenshot_after": {"quiet_ms": 200}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["screenshot"]["changes"] == 0  # Xvfb draws no cursor: a move changes nothing
+    # The screen was idle all along: a wait on the armed monitor sees nothing either.
+    assert wait_for(client, condition="screen_changed", timeout=0.5)["met"] is False
 
 
 def test_window_appears_gets_focus_and_disappears(

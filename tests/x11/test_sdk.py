@@ -164,7 +164,7 @@ async def test_async_client(
 def test_wait_for_and_screenshot_after(sdk: Agent, logger: EventLogger, desktop: DevDesktop) -> None:
     waited = sdk.wait_for("window", title="^event-logger$", timeout=5)
     assert waited.met and waited.window is not None
-    assert int(waited.window["id"], 16) in {
+    assert int(waited.window.id, 16) in {
         int(w) for w in run_observer(desktop, "xdotool", "search", "--name", "^event-logger$").split()
     }
     assert not sdk.wait_for("window", title="^no such window$", timeout=0.3).met
