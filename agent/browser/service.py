@@ -31,6 +31,8 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
 START_TIMEOUT = 30.0
+# Chromium's own name for a request that got no answer in time: the navigation was stopped.
+NO_ANSWER = "net::ERR_TIMED_OUT"
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 HTML_SCRIPT = """(() => {
@@ -208,16 +210,35 @@ class BrowserService:
         self, browser: RunningBrowser, tab_id: str | None, url: str, timeout: float
     ) -> dict[str, Any]:
         check_url(url, self.allow_unsafe_urls)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         tab = await browser.resolve(tab_id)
         session = await browser.session(tab)
-        reply = await browser.cdp.send("Page.navigate", {"url": url}, session=session)
+        # Chromium answers Page.navigate once the server's answer arrives (or the request fails):
+        # a server that never answers would hold it for minutes, so the timeout bounds it too.
+        try:
+            reply = await asyncio.wait_for(
+                browser.cdp.send("Page.navigate", {"url": url}, session=session), timeout
+            )
+        except TimeoutError:
+            await browser.stop_loading(session)  # the tab answers again, on the page it was on
+            reply = {"errorText": NO_ANSWER}
         error = reply.get("errorText") or None
         if url.lower().startswith("javascript:") and error == "net::ERR_ABORTED":
             error = None  # a script URL runs in the page: there is no navigation to abort
         loader = reply.get("loaderId")
-        loaded = True
+        loaded = error is None
         if loader and not error:
-            loaded = await browser.wait_for_load(session, str(loader), timeout)
+            loaded = await browser.wait_for_load(session, str(loader), max(0.0, deadline - loop.time()))
+        if error == NO_ANSWER:  # nothing new to read: the tab shows the page it showed before
+            return {
+                "tab_id": tab.id,
+                "url": url,
+                "status": None,
+                "title": "",
+                "loaded": False,
+                "error": error,
+            }
         info = await browser.evaluate(session, NAVIGATED_SCRIPT, wait=True) or {}
         final = str(info.get("url") or url)
         if error:

@@ -18,12 +18,24 @@ from typing import Any
 
 from agent.browser.cdp import CdpConnection, CdpError, ConnectionClosed
 from agent.browser.process import BrowserProcess
-from agent.errors import DeadlineExceeded, LastTab, TabNotFound
+from agent.errors import BrowserRefused, DeadlineExceeded, LastTab, TabNotFound
 
 LOG = logging.getLogger(__name__)
 
 EVALUATE_TIMEOUT = 10.0  # a page showing alert() or stuck in a script answers nothing
+STOP_TIMEOUT = 1.0
+VISIBLE_TIMEOUT = 1.0  # the probe of which tab is on screen: a tab that does not answer is not
+NAVIGATING_GRACE = 2.0  # how long a read waits for a pending navigation to reach the page
 KEPT_LOADS = 64  # load events remembered for navigations nobody waits for (yet)
+
+NAVIGATION_EVENTS = frozenset(
+    {
+        "Page.frameStartedNavigating",
+        "Page.frameNavigated",
+        "Page.navigatedWithinDocument",
+        "Page.frameStoppedLoading",
+    }
+)
 
 # What page_context reports, read in one evaluation.
 CONTEXT_SCRIPT = """(() => {
@@ -41,6 +53,14 @@ class TabState:
     url: str
     title: str
     order: int  # discovery order: the first one open is the main tab
+    crashed: bool = False  # its renderer died ("Aw, Snap!") and it has not been reloaded since
+    navigating: str | None = None  # a main-frame navigation whose page has not arrived yet
+    settled: asyncio.Event | None = None  # set on a crash, a commit or a stop (waiters wake)
+
+    def changed(self) -> None:
+        if self.settled is not None:
+            self.settled.set()
+            self.settled = None
 
 
 class RunningBrowser:
@@ -102,10 +122,16 @@ class RunningBrowser:
         return tab
 
     async def _visible(self, tab: TabState) -> bool:
+        if tab.crashed:
+            return False
+        if tab.navigating is not None:
+            return tab.id == self.current  # its page cannot answer yet: assume it stayed
         try:
-            state = await self.evaluate(await self.session(tab), "document.visibilityState")
+            state = await self.evaluate(
+                await self.session(tab), "document.visibilityState", cap=VISIBLE_TIMEOUT
+            )
             return bool(state == "visible")
-        except (CdpError, DeadlineExceeded):  # closing, or stuck: not the one on screen
+        except (CdpError, DeadlineExceeded, BrowserRefused):  # closing, or stuck: not the one on screen
             return False
 
     # -- events ---------------------------------------------------------------------------------
@@ -116,6 +142,12 @@ class RunningBrowser:
             self._gone(str(params.get("targetId")))
         elif method == "Target.detachedFromTarget":
             self._sessions.pop(str(params.get("targetId")), None)
+        elif method == "Target.targetCrashed":
+            self._crashed(str(params.get("targetId")), True)
+        elif method == "Inspector.targetReloadedAfterCrash" and session is not None:
+            self._crashed(self._target_of(session), False)
+        elif method in NAVIGATION_EVENTS and session is not None:
+            self._navigation(method, params, self._target_of(session))
         elif method == "Page.lifecycleEvent" and params.get("name") == "load" and session is not None:
             future = self._load(session, str(params.get("loaderId")))
             if not future.done():
@@ -134,6 +166,33 @@ class RunningBrowser:
             )
         else:
             tab.url, tab.title = str(info.get("url", tab.url)), str(info.get("title", tab.title))
+
+    def _target_of(self, session: str) -> str:
+        return next((target for target, known in self._sessions.items() if known == session), "")
+
+    def _crashed(self, target: str, crashed: bool) -> None:
+        tab = self.tabs.get(target)
+        if tab is not None:
+            tab.crashed = crashed
+            tab.navigating = None
+            tab.changed()
+
+    def _navigation(self, method: str, params: dict[str, Any], target: str) -> None:
+        """Follow the main frame's navigations: while one waits for its server, Chromium holds
+        every command to the page, so reads must not queue behind it unbounded."""
+        tab = self.tabs.get(target)
+        frame = (
+            params.get("frame", {}).get("id") if method == "Page.frameNavigated" else params.get("frameId")
+        )
+        if tab is None or frame != target:
+            return
+        if method == "Page.frameStartedNavigating":
+            tab.navigating = str(params.get("url", ""))
+        else:  # committed, navigated within the document or stopped
+            tab.navigating = None
+            if method == "Page.frameNavigated":
+                tab.crashed = False
+        tab.changed()
 
     def _gone(self, target: str) -> None:
         self.tabs.pop(target, None)
@@ -171,26 +230,74 @@ class RunningBrowser:
         self._sessions[target] = session
         return session
 
-    async def evaluate(self, session: str, expression: str, *, wait: bool = False) -> Any:
-        """A JavaScript expression's value (JSON-able), in the page's main world; ``wait``: the
-        value of the promise it returns."""
-        try:
-            reply = await asyncio.wait_for(
-                self.cdp.send(
-                    "Runtime.evaluate",
-                    {"expression": expression, "returnByValue": True, "awaitPromise": wait},
-                    session=session,
-                ),
-                EVALUATE_TIMEOUT,
+    async def ready(self, tab: TabState) -> None:
+        """Raise at once for a crashed tab (409); wait a moment for a pending navigation to
+        reach the page, then 504 rather than queue behind a server that does not answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NAVIGATING_GRACE
+        while tab.navigating is not None and not tab.crashed and loop.time() < deadline:
+            settled = tab.settled = tab.settled or asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), max(0.0, deadline - loop.time()))
+        if tab.crashed:
+            raise BrowserRefused(
+                "the tab crashed (its page's process died); navigate it (POST /browser/navigate) to reload it",
+                details={"tab_id": tab.id, "crashed": True},
             )
-        except TimeoutError:
+        if tab.navigating is not None:
             raise DeadlineExceeded(
-                f"the page did not answer within {EVALUATE_TIMEOUT:g}s (a dialog is open or a script is busy)"
-            ) from None
+                f"the tab is loading {tab.navigating} and its server has not answered yet; "
+                "its page answers once it does (or navigate elsewhere)",
+                details={"tab_id": tab.id, "navigating": tab.navigating},
+            )
+
+    async def evaluate(
+        self, session: str, expression: str, *, wait: bool = False, cap: float = EVALUATE_TIMEOUT
+    ) -> Any:
+        """A JavaScript expression's value (JSON-able), in the page's main world; ``wait``: the
+        value of the promise it returns. Within ``cap`` seconds, and at once if the tab crashes."""
+        tab = self.tabs.get(self._target_of(session))
+        if tab is not None:
+            await self.ready(tab)
+        command = asyncio.ensure_future(
+            self.cdp.send(
+                "Runtime.evaluate",
+                {"expression": expression, "returnByValue": True, "awaitPromise": wait},
+                session=session,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + cap
+        try:
+            while not command.done() and loop.time() < deadline:
+                waiters: set[asyncio.Future[Any]] = {command}
+                if tab is not None:
+                    settled = tab.settled = tab.settled or asyncio.Event()
+                    waiters.add(asyncio.ensure_future(settled.wait()))
+                await asyncio.wait(
+                    waiters, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in waiters - {command}:
+                    waiter.cancel()
+                if tab is not None and tab.crashed:
+                    await self.ready(tab)  # raises: the tab crashed while it was asked
+        finally:
+            if not command.done():
+                command.cancel()
+        if not command.done():
+            raise DeadlineExceeded(
+                f"the page did not answer within {cap:g}s (a dialog is open or a script is busy)"
+            )
+        reply = command.result()
         if "exceptionDetails" in reply:
             LOG.debug("evaluation failed: %s", reply["exceptionDetails"])
             return None
         return reply.get("result", {}).get("value")
+
+    async def stop_loading(self, session: str) -> None:
+        """Stop the tab's pending navigation (best effort, within a second)."""
+        with contextlib.suppress(CdpError, TimeoutError):
+            await asyncio.wait_for(self.cdp.send("Page.stopLoading", session=session), STOP_TIMEOUT)
 
     async def wait_for_load(self, session: str, loader: str, timeout: float) -> bool:
         """Whether the navigation ``loader`` reached its load event within ``timeout``."""

@@ -366,3 +366,103 @@ def test_the_browser_capability_switch(desktop: DevDesktop, tmp_path: Path) -> N
             assert plain["result"]["page_context"] is None
     finally:
         running.stop()
+
+
+@pytest.fixture()
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A TCP listener that accepts connections and never answers (a hung web server)."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
+    stop.set()
+    thread.join(5)
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+def test_navigation_honours_its_timeout_when_the_server_never_answers(
+    http: httpx.Client, pages: PageServer, silent_server: tuple[str, list[socket.socket]]
+) -> None:
+    import threading
+
+    silent, held = silent_server
+    ok(http.post("/browser/navigate", json={"url": f"{pages.url}/page/before"}))
+    # The client's own timeout is the bound: the agent must answer long before it.
+    done = ok(http.post("/browser/navigate", json={"url": f"{silent}/never", "timeout": 2}, timeout=15))
+    assert done["loaded"] is False and done["status"] is None
+    opened = ok(http.post("/browser/tabs", json={"url": f"{silent}/never2", "timeout": 2}, timeout=15))
+    assert opened["loaded"] is False
+    ok(http.delete(f"/browser/tabs/{opened['tab_id']}", timeout=15))
+
+    # Other calls are not held behind a navigation still waiting for its server.
+    answers: list[httpx.Response] = []
+    pending = threading.Thread(
+        target=lambda: answers.append(
+            http.post("/browser/navigate", json={"url": f"{silent}/slow", "timeout": 8}, timeout=30)
+        )
+    )
+    connections = len(held)
+    pending.start()
+    try:
+        wait_until(
+            lambda: len(held) > connections, timeout=5, what="the browser to connect to the silent server"
+        )
+        # Chromium holds every command to the page until its server answers: said so, promptly.
+        page = http.post("/browser/html", json={}, timeout=6)
+        assert page.status_code == 504 and "has not answered" in page.json()["error"]["message"]
+        listed = ok(http.get("/browser/tabs", timeout=6))
+        assert listed["current_tab_id"] == done["tab_id"]
+        clicked = ok(http.post("/desktop/click", json={"x": 5, "y": 5, "include_context": True}, timeout=6))
+        assert clicked["page_context"] is None
+    finally:
+        pending.join(30)
+    assert ok(answers[0])["loaded"] is False
+    after = ok(http.post("/browser/navigate", json={"url": f"{pages.url}/page/after-hang"}, timeout=15))
+    assert after["loaded"] is True and after["title"] == "after-hang"
+
+
+def renderers(browser_pid: int) -> list[psutil.Process]:
+    family = psutil.Process(browser_pid).children(recursive=True)
+    return [
+        p for p in family if "--type=renderer" in p.cmdline() and "--extension-process" not in p.cmdline()
+    ]
+
+
+def test_a_crashed_tab_is_reported_promptly_and_recovers(http: httpx.Client, pages: PageServer) -> None:
+    pid = ok(http.post("/browser/launch", json={}))["pid"]
+    tab = ok(http.post("/browser/navigate", json={"url": f"{pages.url}/page/doomed"}))["tab_id"]
+    for renderer in renderers(pid):  # "Aw, Snap!": the page's process dies, the browser lives
+        renderer.kill()
+    # Reported as a crash well within the 10 s cap (the client's timeout is the bound), every time.
+    for _ in range(2):
+        crashed = http.post("/browser/html", json={}, timeout=8)
+        assert crashed.status_code == 409, crashed.text
+        assert "crashed" in crashed.json()["error"]["message"]
+        assert crashed.json()["error"]["details"]["tab_id"] == tab
+    clicked = ok(http.post("/desktop/click", json={"x": 5, "y": 5, "include_context": True}, timeout=8))
+    assert clicked["page_context"] is None
+    assert ok(http.get("/browser"))["pid"] == pid  # the browser itself is alive
+    # Navigating the crashed tab reloads it in a new renderer.
+    again = ok(
+        http.post("/browser/navigate", json={"url": f"{pages.url}/page/revived", "timeout": 10}, timeout=15)
+    )
+    assert again["tab_id"] == tab and again["loaded"] is True and again["title"] == "revived"
+    pages.wait_for("revived", "load")
+    assert "page revived marker" in ok(http.post("/browser/html", json={}, timeout=8))["html"]
