@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -35,19 +36,46 @@ LOG = logging.getLogger(__name__)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FIRST_FREE_FD = 10  # our ends of the pipes are kept off 3 and 4 so the dup in the child is real
 
-# Quiet, sandbox-friendly defaults: no calls home, no updates, no sync, no first-run UI, no GPU
-# (Xvfb has none), no QUIC (proxies and captures see plain TCP).
+# Quiet, sandbox-friendly defaults: no calls home (network time, component and extension updates,
+# sign-in, safe-browsing and domain-reliability reports, field trials, hyperlink pings), no sync,
+# no first-run UI, no GPU (Xvfb has none), no QUIC (proxies and captures see plain TCP); no
+# "Restore pages?" bubble after a crash and no warning bar for --no-sandbox (--test-type), so the
+# page sits where a screenshot expects it.
+QUIET_FEATURES = (
+    "Translate",
+    "MediaRouter",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AutofillServerCommunication",
+    "CertificateTransparencyComponentUpdater",
+    "InterestFeedContentSuggestions",
+    "PrivacySandboxSettings4",
+    "SafeBrowsingBetterTelemetry",
+    "AccountConsistency",
+    "ChromeSignin",
+)
 FLAGS = (
     "--remote-debugging-pipe",
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-background-networking",
     "--disable-component-update",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-client-side-phishing-detection",
+    "--disable-domain-reliability",
+    "--disable-field-trial-config",
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--no-pings",
     "--disable-sync",
     "--disable-gpu",
     "--disable-quic",
     "--disable-default-apps",
-    "--disable-features=Translate,MediaRouter,OptimizationHints",
+    "--disable-extensions",
+    f"--disable-features={','.join(QUIET_FEATURES)}",
+    "--hide-crash-restore-bubble",
+    "--disable-session-crashed-bubble",
+    "--test-type",
     "--password-store=basic",
     "--use-mock-keychain",
     "--start-maximized",
@@ -64,18 +92,44 @@ def find_browser(path: str) -> str:
     )
 
 
-def profile_dir(user: DesktopUser, display: str) -> Path:
+def state_home(user: DesktopUser, env: Mapping[str, str]) -> Path | None:
+    """The desktop user's XDG state directory: ``$XDG_STATE_HOME`` when the agent runs as that
+    user (an absolute path, per the XDG spec), else ``~/.local/state``; None without a home."""
+    configured = env.get("XDG_STATE_HOME", "")
+    if not user.switch and os.path.isabs(configured):
+        return Path(configured)
+    return Path(user.home) / ".local" / "state" if os.path.isdir(user.home) else None
+
+
+def profile_dir(user: DesktopUser, display: str, env: Mapping[str, str] | None = None) -> Path:
     """The browser's own profile (never the user's everyday one): one per display, so agents
     driving different displays never share Chromium's profile lock."""
     name = "chromium-" + ("".join(c if c.isalnum() else "_" for c in display) or "default")
-    if os.path.isdir(user.home):
-        return Path(user.home) / ".local" / "state" / "computer-agent" / name
+    state = state_home(user, os.environ if env is None else env)
+    if state is not None:
+        return state / "computer-agent" / name
     directory = Path(tempfile.gettempdir()) / f"computer-agent-{user.uid}-{name}"
     if not directory.exists():
         directory.mkdir(mode=0o700)
         if user.switch:
             os.chown(directory, user.uid, user.gid)
     return directory
+
+
+def mark_clean_exit(profile: Path) -> None:
+    """Tell Chromium its last session ended cleanly (a killed browser leaves ``exit_type:
+    Crashed``, and the next start offers "Restore pages?" over the page)."""
+    preferences = profile / "Default" / "Preferences"
+    try:
+        values = json.loads(preferences.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a new profile: nothing to mark
+    state = values.get("profile") if isinstance(values, dict) else None
+    if not isinstance(state, dict) or (state.get("exit_type") == "Normal" and state.get("exited_cleanly")):
+        return
+    state.update(exit_type="Normal", exited_cleanly=True)
+    with contextlib.suppress(OSError):
+        preferences.write_text(json.dumps(values), encoding="utf-8")
 
 
 def command_line(executable: str, user: DesktopUser, profile: Path, proxy_url: str | None) -> list[str]:
@@ -113,7 +167,8 @@ def spawn(
     """Start Chromium (blocking: run it off the event loop)."""
     env = session_environment(user, display, base_env or os.environ)
     executable = find_browser(env.get("PATH", ""))
-    profile = profile_dir(user, display)
+    profile = profile_dir(user, display, base_env or os.environ)
+    mark_clean_exit(profile)
     argv = command_line(executable, user, profile, proxy_url)
     commands_read, commands_write = (_high(fd) for fd in os.pipe())  # we write, Chromium reads fd 3
     events_read, events_write = (_high(fd) for fd in os.pipe())  # Chromium writes fd 4, we read

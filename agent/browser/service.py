@@ -90,7 +90,7 @@ class BrowserService:
 
     @property
     def profile(self) -> str:
-        return str(profile_dir(self._user, self._display))
+        return str(profile_dir(self._user, self._display, self._base_env))
 
     @property
     def last_exit(self) -> str | None:

@@ -4,15 +4,19 @@ JSON messages split and merged arbitrarily by the pipe, as Chromium's large repl
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+from pathlib import Path
 
 import orjson
 import pytest
 
 from agent.browser.cdp import CdpConnection, CdpError, ConnectionClosed
 from agent.browser.policy import check_proxy, check_url, describe_exit
+from agent.browser.process import mark_clean_exit, profile_dir
 from agent.errors import InvalidArgument, UrlSchemeNotAllowed
+from agent.session.user import resolve_user
 
 
 @pytest.mark.parametrize(
@@ -98,3 +102,24 @@ async def test_cdp_framing_over_real_pipes() -> None:
         await connection.send("D.after")
     connection.close()
     os.close(to_browser_r)
+
+
+def test_a_crashed_profile_is_marked_clean_before_launch(tmp_path: Path) -> None:
+    """Chromium leaves exit_type Crashed when killed; the next start must not offer "Restore pages?"."""
+    preferences = tmp_path / "Default" / "Preferences"
+    preferences.parent.mkdir()
+    preferences.write_text(json.dumps({"profile": {"exit_type": "Crashed", "name": "x"}, "other": 1}))
+    mark_clean_exit(tmp_path)
+    values = json.loads(preferences.read_text())
+    assert values == {"profile": {"exit_type": "Normal", "exited_cleanly": True, "name": "x"}, "other": 1}
+    mark_clean_exit(tmp_path / "missing")  # a new profile: nothing to do, no error
+
+
+def test_the_profile_follows_xdg_state_home(tmp_path: Path) -> None:
+    user = resolve_user(None)
+    assert (
+        profile_dir(user, ":7", {"XDG_STATE_HOME": str(tmp_path)})
+        == tmp_path / "computer-agent" / "chromium-_7"
+    )
+    relative = profile_dir(user, ":7", {"XDG_STATE_HOME": "relative/dir"})  # not absolute: ignored
+    assert relative == Path(user.home) / ".local" / "state" / "computer-agent" / "chromium-_7"

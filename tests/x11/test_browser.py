@@ -34,8 +34,17 @@ def pages() -> Iterator[PageServer]:
 
 
 @pytest.fixture(scope="module")
-def browser_agent(desktop: DevDesktop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
-    env = dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The agent's XDG_STATE_HOME: the browser's profile goes here, never to ~/.local/state."""
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def browser_agent(
+    desktop: DevDesktop, tmp_path_factory: pytest.TempPathFactory, state_home: Path
+) -> Iterator[RunningAgent]:
+    state = state_home
+    env = dict(desktop.env, COMPUTER_AGENT_DISPLAY=desktop.display, XDG_STATE_HOME=str(state))
     running = start_agent(env, tmp_path_factory.mktemp("browser-agent"), "--display", desktop.display)
     yield running
     running.stop()
@@ -65,7 +74,7 @@ def wait_for_title(desktop: DevDesktop, title: str) -> None:
     )
 
 
-def test_launch_reuses_and_status_reports(http: httpx.Client, desktop: DevDesktop) -> None:
+def test_launch_reuses_and_status_reports(http: httpx.Client, desktop: DevDesktop, state_home: Path) -> None:
     first = ok(http.post("/browser/launch", json={}))
     again = ok(http.post("/browser/launch", json={}))
     assert again["launched"] is False and again["pid"] == first["pid"]
@@ -76,6 +85,8 @@ def test_launch_reuses_and_status_reports(http: httpx.Client, desktop: DevDeskto
     # Its window is on our display (Chromium rewrites its own environ, so /proc cannot say).
     wait_until(lambda: first["pid"] in [pid for pid, _ in wmctrl(desktop).values()], what="its window")
     assert f"--user-data-dir={status['profile_dir']}" in process.cmdline()
+    assert Path(status["profile_dir"]).parent == state_home / "computer-agent"
+    assert Path(status["profile_dir"], "Default").is_dir()  # Chromium itself wrote it there
     assert os.getsid(process.pid) == process.pid  # detached: the leader of its own session
 
 
@@ -312,6 +323,17 @@ def test_a_killed_browser_is_reported_then_relaunched(
     wait_for_title(desktop, "after")
     fresh = ok(http.get("/browser"))
     assert fresh["attached"] is True and fresh["pid"] != pid and psutil.pid_exists(fresh["pid"])
+    # Nothing pushes the page down after the crash (no warning bar for --no-sandbox as root): the
+    # window's height less the page's is the tab strip and toolbar alone (~86 px, a bar adds 57).
+    window = next(w for w, (owner, _) in wmctrl(desktop).items() if owner == fresh["pid"])
+    geometry = subprocess.run(
+        ["xwininfo", "-id", hex(window)], env=desktop.env, capture_output=True, text=True, check=True
+    )
+    window_height = int(next(line for line in geometry.stdout.splitlines() if "Height:" in line).split()[-1])
+    context = ok(http.post("/actions", json={"type": "list_tabs", "include_context": True}))["result"][
+        "page_context"
+    ]
+    assert window_height - context["viewport_height"] < 120, (window_height, context)
 
     # The user closing the window is an exit too.
     window = next(w for w, (owner, _) in wmctrl(desktop).items() if owner == fresh["pid"])
