@@ -106,6 +106,7 @@ async def set_viewport(services: Services, req: ViewportRequest) -> PageContext:
 
 async def list_tabs(services: Services, req: ListTabsRequest) -> Tabs:
     async def listed(browser: RunningBrowser) -> Tabs:
+        await browser.refresh()
         current = (await browser.resolve(None)).id if browser.tabs else None
         main = browser.main_tab
         ordered = sorted(browser.tabs.values(), key=lambda tab: tab.order)
@@ -141,6 +142,7 @@ async def switch_tab(services: Services, req: SwitchTabRequest) -> Tab:
     async def switched(browser: RunningBrowser) -> Tab:
         tab = browser.tab(req.tab_id)
         await browser.switch(tab)
+        await browser.refresh()
         return Tab(
             tab_id=tab.id, url=tab.url, title=tab.title, current=True, is_main_tab=tab.id == browser.main_tab
         )

@@ -23,7 +23,7 @@ from agent.browser.cdp import CdpConnection, CdpError, ConnectionClosed
 from agent.browser.policy import check_proxy, check_url, describe_exit
 from agent.browser.process import profile_dir, spawn
 from agent.browser.tabs import RunningBrowser
-from agent.errors import AgentError, BrowserClosed, BrowserRefused, TabNotFound
+from agent.errors import AgentError, BrowserClosed, BrowserRefused, DeadlineExceeded, TabNotFound
 from agent.session.launch_scope import ScopeMover
 from agent.session.user import DesktopUser
 
@@ -187,6 +187,10 @@ class BrowserService:
                 ended.reported = True
             raise BrowserClosed(
                 "the browser exited during the operation; its tabs are gone (the next call starts a new browser)"
+            ) from None
+        except TimeoutError:  # a browser-side command with its own cap (the page has its own message)
+            raise DeadlineExceeded(
+                "Chromium did not answer within its cap (10s); it may be overloaded"
             ) from None
         except CdpError as exc:
             if "No target with given id" in exc.text or "No session with given id" in exc.text:

@@ -85,6 +85,14 @@ class RunningBrowser:
         if self.current is None and self.tabs:
             self.current = next(iter(self.tabs))
 
+    async def refresh(self) -> None:
+        """Re-read every tab's URL and title from the browser (Chromium sends no event when only
+        a page's <title> changes; this is browser-side, so a busy or crashed page cannot hold it)."""
+        reply = await asyncio.wait_for(self.cdp.send("Target.getTargets"), EVALUATE_TIMEOUT)
+        for info in reply.get("targetInfos", []):
+            if str(info.get("targetId")) in self.tabs:
+                self._seen(info)
+
     @property
     def alive(self) -> bool:
         return not self.cdp.closed.is_set()

@@ -148,6 +148,7 @@ def test_tabs_open_switch_close(http: httpx.Client, pages: PageServer, desktop: 
     wait_for_title(desktop, "second")  # the new tab is in front
     listed = ok(http.get("/browser/tabs"))
     assert [tab["tab_id"] for tab in listed["tabs"]][-2:] == [first, second]
+    assert [tab["title"] for tab in listed["tabs"]][-2:] == ["first", "second"]  # the <title>s
     assert listed["current_tab_id"] == second
 
     switched = ok(http.post(f"/browser/tabs/{first}/switch", json={}))
