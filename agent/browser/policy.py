@@ -8,6 +8,7 @@ the desktop user's files and the browser's own settings within reach); anything 
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import urllib.parse
 
@@ -16,15 +17,20 @@ from agent.errors import InvalidArgument, UrlSchemeNotAllowed
 SAFE_SCHEMES = frozenset({"http", "https", "about", "data"})
 UNSAFE_SCHEMES = frozenset({"javascript", "file", "chrome", "view-source", "devtools", "chrome-extension"})
 PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks5"})
+# Chromium's --proxy-server is a rule list: ";" separates rules, "=" and "," build them.
+PROXY_FORBIDDEN = re.compile(r"[;=,\s]")
 
 
 def check_url(url: str, allow_unsafe: bool) -> str:
     """``url`` if the browser may open it: 400 for a relative or unknown-scheme URL, 403 for a
     javascript:/file:/chrome: one unless --browser-allow-unsafe-urls."""
     try:
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme.lower()
     except ValueError as exc:
         raise InvalidArgument(f"url: not a URL ({exc})", details={"field": "url"}) from None
+    if scheme in ("http", "https") and not parts.hostname:
+        raise InvalidArgument(f"url: {url!r} names no host", details={"field": "url"})
     if scheme in SAFE_SCHEMES or (scheme in UNSAFE_SCHEMES and allow_unsafe):
         return url
     if scheme in UNSAFE_SCHEMES:
@@ -49,11 +55,17 @@ def check_proxy(proxy_url: str | None) -> str | None:
     if (
         parts.scheme.lower() not in PROXY_SCHEMES
         or not parts.hostname
-        or port is None
+        or not port
         or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "?" in proxy_url
+        or "#" in proxy_url
+        or PROXY_FORBIDDEN.search(parts.netloc)
     ):
         raise InvalidArgument(
-            "proxy_url: give scheme://host:port with scheme http, https, socks4 or socks5",
+            "proxy_url: give scheme://host:port (port 1-65535, nothing else) with scheme http, https, "
+            "socks4 or socks5",
             details={"field": "proxy_url"},
         )
     if parts.username or parts.password:

@@ -123,3 +123,25 @@ def test_the_profile_follows_xdg_state_home(tmp_path: Path) -> None:
     )
     relative = profile_dir(user, ":7", {"XDG_STATE_HOME": "relative/dir"})  # not absolute: ignored
     assert relative == Path(user.home) / ".local" / "state" / "computer-agent" / "chromium-_7"
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "http://a;direct:1",
+        "http://a b:1",
+        "http://127.0.0.1:0",
+        "http://h:1/?x",
+        "http://h:1/#x",
+        "http://h:99999",
+    ],
+)
+def test_loose_proxy_urls_are_refused(proxy: str) -> None:
+    with pytest.raises(InvalidArgument):
+        check_proxy(proxy)
+
+
+@pytest.mark.parametrize("url", ["http://", "https:///path", "http://:80/"])
+def test_a_web_url_without_a_host_is_a_400(url: str) -> None:
+    with pytest.raises(InvalidArgument, match="host"):
+        check_url(url, allow_unsafe=False)
