@@ -247,7 +247,8 @@ class BrowserService:
         final = str(info.get("url") or url)
         if error:
             final = url if final.startswith("chrome-error:") else final
-        status = info.get("status") if not error else None
+        # Only an HTTP answer has a status (Chromium reports 200 for a data: or about: page).
+        status = info.get("status") if not error and final.lower().startswith(("http:", "https:")) else None
         return {
             "tab_id": tab.id,
             "url": final,
