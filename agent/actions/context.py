@@ -47,3 +47,19 @@ async def add_page_context(services: Services, request: BaseModel, output: Outpu
         context = PageContext(**values) if values is not None else None
     fields: dict[str, Any] = {name: getattr(output, name) for name in type(output).model_fields}
     return _with_context(type(output)).model_construct(**fields, page_context=context)
+
+
+def seed_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """Seed 002's ``ActionResult`` keeps ``page_context`` and ``executed_tab_id`` beside
+    ``result``: ``/actions`` and ``/batch`` answers copy them there (``result.page_context``
+    stays, so REST and existing clients read it where they did). Empty when the action has none."""
+    fields: dict[str, Any] = {}
+    context = result.get("page_context")
+    if "page_context" in result:
+        fields["page_context"] = context
+    tab = result.get("tab_id")
+    if not isinstance(tab, str) and isinstance(context, dict):
+        tab = context.get("tab_id")
+    if isinstance(tab, str):
+        fields["executed_tab_id"] = tab
+    return fields

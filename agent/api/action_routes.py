@@ -16,6 +16,7 @@ from aiohttp import ClientPayloadError, web
 from pydantic import BaseModel, Field
 
 from agent.actions import space
+from agent.actions.context import seed_fields
 from agent.actions.outputs import ByteBody, Output
 from agent.actions.registry import REGISTRY, Operation, validate
 from agent.api.appkeys import SERVICES_KEY
@@ -31,9 +32,17 @@ from agent.services import Services
 MAX_BATCH_ACTIONS = 1000
 
 
+_PAGE_CONTEXT = Field(
+    default=None, description="Seed 002's place for result.page_context (present with include_context)"
+)
+_EXECUTED_TAB = Field(default=None, description="The browser tab the action ran in or read (seed 002)")
+
+
 class ActionAnswer(Result):
     success: bool = True
     result: dict[str, Any] = Field(default_factory=dict)
+    page_context: dict[str, Any] | None = _PAGE_CONTEXT
+    executed_tab_id: str | None = _EXECUTED_TAB
 
 
 class BatchRequest(Request):
@@ -50,6 +59,8 @@ class BatchStep(Result):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     duration_ms: float
+    page_context: dict[str, Any] | None = _PAGE_CONTEXT
+    executed_tab_id: str | None = _EXECUTED_TAB
 
 
 class BatchAnswer(Result):
@@ -165,9 +176,10 @@ async def post_action(request: web.Request) -> web.StreamResponse:
     with space.use(coordinate_space):
         async with _watch_client(request, action):
             output = await execute(services, action, model, locked=False)
-    return web.Response(
-        text=ActionAnswer(result=result_json(output)).model_dump_json(), content_type="application/json"
-    )
+    result = result_json(output)
+    answer = ActionAnswer(result=result, **seed_fields(result))
+    unset = {"page_context", "executed_tab_id"} - answer.model_fields_set
+    return web.Response(text=answer.model_dump_json(exclude=unset), content_type="application/json")
 
 
 async def post_batch(request: web.Request) -> web.StreamResponse:
@@ -242,6 +254,7 @@ def _step(
         type=action.type,
         success=error is None,
         result=result,
+        **(seed_fields(result) if result is not None else {}),
         error=None
         if error is None
         else {"code": error.code, "message": error.message, "details": error.details},

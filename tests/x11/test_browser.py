@@ -195,6 +195,7 @@ def test_viewport_changes_the_page_and_context_matches(
     # Any action asked for context carries the tab as the page itself and the window show it.
     answer = ok(http.post("/actions", json={"type": "list_windows", "include_context": True}))
     page = answer["result"]["page_context"]
+    assert answer["page_context"] == page and answer["executed_tab_id"] == page["tab_id"]  # seed 002's place
     assert page["url"] == f"{pages.url}/page/delta" and page["title"] == "delta"
     assert page["tab_id"] == ok(http.get("/browser/tabs"))["current_tab_id"]
     assert (page["viewport_width"], page["viewport_height"]) == (640, 480)
@@ -209,7 +210,8 @@ def test_viewport_changes_the_page_and_context_matches(
     pages.wait_for("delta", "resize", width="800")
     assert rest["device_scale_factor"] == 2 and rest["page_context"]["viewport_width"] == 800
     no_context = ok(http.post("/actions", json={"type": "list_windows"}))
-    assert "page_context" not in no_context["result"]
+    assert "page_context" not in no_context["result"] and "page_context" not in no_context
+    assert "executed_tab_id" not in no_context
 
 
 def test_batch_mixes_browser_and_desktop_actions(http: httpx.Client, pages: PageServer) -> None:
@@ -231,6 +233,8 @@ def test_batch_mixes_browser_and_desktop_actions(http: httpx.Client, pages: Page
         results = [step["result"] for step in batch["results"]]
         assert results[0]["title"] == "clickme" and "press clickme" in results[1]["html"]
         assert results[2]["page_context"]["url"] == f"{pages.url}/page/clickme"
+        assert batch["results"][2]["page_context"] == results[2]["page_context"]
+        assert batch["results"][0]["executed_tab_id"] == tab == batch["results"][2]["executed_tab_id"]
         # The click went through X to the page: its button's handler fetched the server.
         pages.wait_for("clickme", "clicked")
         assert results[3]["current_tab_id"] == tab
