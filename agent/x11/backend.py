@@ -41,6 +41,10 @@ REBIND_SETTLE_BASE_S = 0.1
 REBIND_SETTLE_PER_KEY_S = 0.01
 DRAG_STEP_PX = 15
 DRAG_PAUSE_S = 0.02
+# The core state bit of each button that has one (buttons 6-9 have none: they cannot be watched).
+BUTTON_MASKS = {1: X.Button1Mask, 2: X.Button2Mask, 3: X.Button3Mask, 4: X.Button4Mask, 5: X.Button5Mask}
+RELEASE_WAIT_S = 1.0  # how long a window manager may keep the pointer frozen on our press
+RELEASE_POLL_S = 0.002
 
 
 class X11Desktop:
@@ -118,6 +122,7 @@ class X11Desktop:
             for _ in range(count):
                 xtest.fake_input(display, X.ButtonPress, code)
                 xtest.fake_input(display, X.ButtonRelease, code)
+            self._await_released(display, [code])
             self._release(display, modifier_codes)
 
         await self.connection.run(op)
@@ -130,8 +135,10 @@ class X11Desktop:
             xtest.fake_input(display, X.ButtonPress if down else X.ButtonRelease, code)
             if down and code not in self._held_buttons:
                 self._held_buttons.append(code)
-            elif not down and code in self._held_buttons:
-                self._held_buttons.remove(code)
+            elif not down:
+                if code in self._held_buttons:
+                    self._held_buttons.remove(code)
+                self._await_released(display, [code])
 
         await self.connection.run(op)
 
@@ -163,17 +170,46 @@ class X11Desktop:
             await self.button(end.x, end.y, button, down=False)
 
     async def scroll(self, x: int, y: int, dx: int, dy: int) -> None:
+        notches = [
+            (SCROLL_DOWN if dy > 0 else SCROLL_UP, abs(dy)),
+            (SCROLL_RIGHT if dx > 0 else SCROLL_LEFT, abs(dx)),
+        ]
+
         def op(display: Display) -> None:
             xtest.fake_input(display, X.MotionNotify, x=x, y=y)
-            for code, times in (
-                (SCROLL_DOWN if dy > 0 else SCROLL_UP, abs(dy)),
-                (SCROLL_RIGHT if dx > 0 else SCROLL_LEFT, abs(dx)),
-            ):
+            for code, times in notches:
                 for _ in range(times):
                     xtest.fake_input(display, X.ButtonPress, code)
                     xtest.fake_input(display, X.ButtonRelease, code)
+            self._await_released(display, [code for code, times in notches if times])
 
         await self.connection.run(op)
+
+    def _await_released(self, display: Display, codes: list[int]) -> None:
+        """Return once the server has processed our release of ``codes``, not just received it.
+
+        A window manager that grabs the buttons of client windows synchronously (xfwm4 does, to
+        focus and raise on click) freezes the pointer at our press: the press, and every pointer
+        event after it, wait until the WM replays them, while key events go on. A modifier
+        released, or a key typed, right after the click would then overtake it, and the replayed
+        press would be delivered with the state of that later moment (ctrl+click arriving as a
+        plain click). While the pointer is frozen the server still counts the button as down, so
+        the core state of a pointer query shows when the release has been processed.
+        Buttons 6-9 have no core state bit; they are not waited for.
+        """
+        mask = 0
+        for code in codes:
+            if code not in self._held_buttons:
+                mask |= BUTTON_MASKS.get(code, 0)
+        if not mask:
+            return
+        root = display.screen().root
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while int(root.query_pointer().mask) & mask:
+            if time.monotonic() >= deadline:
+                LOG.warning("the pointer stayed frozen for %.1f s after a button release", RELEASE_WAIT_S)
+                return
+            time.sleep(RELEASE_POLL_S)
 
     # -- keyboard -----------------------------------------------------------------
     async def type_text(self, text: str, delay_ms: int) -> None:
