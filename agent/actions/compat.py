@@ -10,32 +10,51 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from agent.actions import space
+from agent.actions.input import on_screen
 from agent.actions.observe import settle_then_capture
 from agent.actions.outputs import Output
 from agent.actions.registry import REGISTRY
 from agent.desktop.keys import parse_chord
 from agent.errors import AgentError, InvalidArgument
 from agent.models.base import ImageResult
+from agent.models.desktop import MoveRequest
 
 if TYPE_CHECKING:
     from agent.services import Services
+
+
+@contextlib.contextmanager
+def blamed(blame: str | None) -> Iterator[None]:
+    """A 400 raised inside names the vendor's field ``blame`` that carried the bad value."""
+    try:
+        yield
+    except InvalidArgument as exc:
+        if blame is None:
+            raise
+        raise InvalidArgument(f"{blame}: {exc.message}", details={**exc.details, "field": blame}) from None
 
 
 async def perform(services: Services, type: str, fields: dict[str, Any], blame: str | None = None) -> Output:
     """Run our operation ``type`` with ``fields`` (in the caller's coordinate space); a 400 it
     raises names the vendor's field ``blame`` that carried the bad value."""
     operation = REGISTRY.get(type)
-    try:
+    with blamed(blame):
         request = operation.prepare(services.config, {"type": type, **fields})
         return await space.run(services, operation, request)
-    except InvalidArgument as exc:
-        if blame is None:
-            raise
-        raise InvalidArgument(f"{blame}: {exc.message}", details={**exc.details, "field": blame}) from None
+
+
+async def check_point(services: Services, x: int, y: int, blame: str) -> None:
+    """A 400 naming ``blame`` unless (x, y), in the caller's space, is a point on the screen:
+    for a sequence (a drag's path) to be refused before any of it is acted on."""
+    with blamed(blame):
+        request = REGISTRY.get("move").prepare(services.config, {"type": "move", "x": x, "y": y})
+        assert isinstance(request, MoveRequest)
+        mapped = await space.screen_request(services, request)
+        await on_screen(services, mapped.x, mapped.y)
 
 
 async def capture(services: Services) -> ImageResult:

@@ -11,7 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from agent.actions.compat import base64_png, capture, capture_after, holding, input_held, perform
+from agent.actions.compat import (
+    base64_png,
+    capture,
+    capture_after,
+    check_point,
+    holding,
+    input_held,
+    perform,
+)
 from agent.actions.registry import REGISTRY
 from agent.errors import AgentError, InvalidArgument
 from agent.models.compat import OPENAI_ACTIONS, ComputerScreenshot, OpenAIComputerAction
@@ -156,6 +164,9 @@ async def _drag(services: Services, action: OpenAIComputerAction) -> None:
         raise InvalidArgument(
             f"path: a drag needs at least two points (got {len(path)})", details={"field": "path"}
         )
+
+    for index, point in enumerate(path):
+        await check_point(services, point.x, point.y, f"path[{index}]")
 
     async def stroke() -> None:
         first, *rest = path

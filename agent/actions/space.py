@@ -97,6 +97,19 @@ def refuse_sizing(request: BaseModel) -> None:
         )
 
 
+async def screen_request(services: Services, request: ModelT) -> ModelT:
+    """``request`` with its coordinates mapped to the screen, as ``run`` would map them (the
+    same without a space): checks points before any of a sequence is acted on."""
+    space = _SPACE.get()
+    if space is None:
+        return request
+    fit = _FIT.get()
+    if fit is None or fit.space != space:
+        size = await services.desktop.screen_size()
+        fit = space.fit(size.width, size.height)
+    return to_screen(request, fit)
+
+
 def capture_sizing() -> dict[str, tuple[int, ...]]:
     """The CaptureOptions fields (size, canvas) that draw the whole screen in the caller's space:
     the picture scaled to fit, centred on black; nothing without a space."""

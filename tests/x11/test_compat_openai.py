@@ -144,3 +144,12 @@ def test_bad_actions_are_a_400_naming_them(client: httpx.Client) -> None:
         client, OPENAI, {"type": "click", "button": "left", "x": 1024, "y": 300}, headers=SPACE
     )
     assert "letterbox" in refused(client, OPENAI, {"type": "move", "x": 10, "y": 700}, headers=SPACE)
+
+
+def test_drag_with_a_bad_later_point_does_nothing(client: httpx.Client, logger: EventLogger) -> None:
+    """Every point of the path is checked before any input: no press at path[0], then a 400."""
+    mx, my = to_model(*logger.area_center)
+    path = [{"x": mx, "y": my}, {"x": 500, "y": 10}]  # y=10 is in the 1024x768 space's letterbox
+    message = refused(client, OPENAI, {"type": "drag", "path": path}, headers=SPACE)
+    assert message.startswith("path[1]:") and "letterbox" in message
+    assert buttons(logger.collect()) == []
