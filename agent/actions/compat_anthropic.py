@@ -213,6 +213,8 @@ _RUN: dict[str, Callable[[Services, AnthropicComputerInput], Awaitable[Blocks]]]
 
 async def anthropic_computer(services: Services, req: AnthropicComputerInput) -> AnthropicToolResultContent:
     check_fields(req)
+    if req.action == "wait":  # a pause, not input: others' input goes on meanwhile
+        return AnthropicToolResultContent(await _wait(services, req))
     async with input_held(services):
         return AnthropicToolResultContent(await _RUN[req.action](services, req))
 

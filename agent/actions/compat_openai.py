@@ -229,15 +229,13 @@ _RUN: dict[str, Callable[[Services, OpenAIComputerAction], Awaitable[None]]] = {
 
 async def openai_computer(services: Services, action: OpenAIComputerAction) -> ComputerScreenshot:
     check_fields(action)
-    async with input_held(services):
-        await _RUN[action.type](services, action)
-        if action.type == "screenshot":
-            image = await capture(services)
-        elif action.type == "wait":
-            await asyncio.sleep(WAIT_SECONDS)
-            image = await capture(services)
-        else:
-            image = await capture_after(services)
+    if action.type == "wait":  # a pause, not input: others' input goes on meanwhile
+        await asyncio.sleep(WAIT_SECONDS)
+        image = await capture(services)
+    else:
+        async with input_held(services):
+            await _RUN[action.type](services, action)
+            image = await (capture(services) if action.type == "screenshot" else capture_after(services))
     return ComputerScreenshot(image_url=f"data:image/png;base64,{base64_png(image)}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -153,3 +154,20 @@ def test_drag_with_a_bad_later_point_does_nothing(client: httpx.Client, logger: 
     message = refused(client, OPENAI, {"type": "drag", "path": path}, headers=SPACE)
     assert message.startswith("path[1]:") and "letterbox" in message
     assert buttons(logger.collect()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [(OPENAI, {"type": "wait"}), ("/compat/anthropic/computer", {"action": "wait", "duration": 2})],
+)
+def test_a_wait_leaves_the_input_to_others(
+    client: httpx.Client, desktop: DevDesktop, path: str, body: dict[str, object]
+) -> None:
+    """A vendor's wait is a pause, not input: another client's input runs meanwhile."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(post, client, path, body)
+        time.sleep(0.3)  # the wait has begun
+        client.post("/desktop/move", json={"x": 123, "y": 45}).raise_for_status()
+        assert not waiting.done(), "the move waited for the vendor's wait to end"
+        assert pointer(desktop) == (123, 45)
+        waiting.result()
