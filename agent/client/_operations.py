@@ -1493,6 +1493,7 @@ class Operations(SyncCalls):
 
     def openai_computer(
         self,
+        type: str,
         x: int | None = None,
         y: int | None = None,
         path: list[OpenAIPoint | dict[str, Any]] | None = None,
@@ -1510,6 +1511,7 @@ class Operations(SyncCalls):
         return self._json(
             _SPECS["openai_computer"],
             {
+                "type": type,
                 "x": x,
                 "y": y,
                 "path": path,
@@ -3597,6 +3599,7 @@ class AsyncOperations(AsyncCalls):
 
     async def openai_computer(
         self,
+        type: str,
         x: int | None = None,
         y: int | None = None,
         path: list[OpenAIPoint | dict[str, Any]] | None = None,
@@ -3614,6 +3617,7 @@ class AsyncOperations(AsyncCalls):
         return await self._json(
             _SPECS["openai_computer"],
             {
+                "type": type,
                 "x": x,
                 "y": y,
                 "path": path,

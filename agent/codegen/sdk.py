@@ -116,8 +116,16 @@ def _parameter_name(name: str) -> str:
     return f"{name}_" if keyword.iskeyword(name) or name == "self" else name
 
 
+def _is_common(name: str, info: FieldInfo) -> bool:
+    """A field the SDK fills in itself. ``type`` is one only as the operation's tag (a Literal):
+    OpenAI's action carries its own ``type`` (click, drag...), which the caller must send."""
+    if name == "type":
+        return get_origin(info.annotation) is Literal
+    return name in COMMON_FIELDS
+
+
 def _fields(operation: Operation) -> list[tuple[str, FieldInfo]]:
-    fields = [(n, f) for n, f in operation.model.model_fields.items() if n not in COMMON_FIELDS]
+    fields = [(n, f) for n, f in operation.model.model_fields.items() if not _is_common(n, f)]
     required = [(n, f) for n, f in fields if f.is_required()]
     positional = [(n, f) for n, f in fields if not f.is_required() and n in POSITIONAL]
     rest = [(n, f) for n, f in fields if not f.is_required() and n not in POSITIONAL + PER_REQUEST]

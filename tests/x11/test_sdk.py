@@ -191,3 +191,18 @@ def test_the_docs_snippet_runs_as_pasted(
         assert settled.size == screen_size(desktop)
     assert (tmp_path / "notes-copy.txt").read_text() == "some notes\n"
     assert (tmp_path / "shot.png").stat().st_size > 0
+
+
+def test_vendor_calls_send_the_models_own_action(sdk: Agent, logger: EventLogger) -> None:
+    """openai_computer sends OpenAI's action `type` (the model's data, not an operation tag)."""
+    x, y = logger.area_center
+    output = sdk.openai_computer("click", x, y, button="right")
+    assert output.type == "computer_screenshot" and output.image_url.startswith("data:image/png;base64,")
+    presses = [(e["kind"], e["button"]) for e in logger.collect() if e["event"] == "button"]
+    assert presses == [("press", 3), ("release", 3)]
+    content = sdk.anthropic_computer("left_click", coordinate=[x, y])
+    assert [block.type for block in content.root] == ["image"]
+    assert [(e["kind"], e["button"]) for e in logger.collect() if e["event"] == "button"] == [
+        ("press", 1),
+        ("release", 1),
+    ]
