@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Axis = Literal["x", "y"]
-MAX_SIDE = 16384  # the largest image side the capture encodes (as max_width)
+# A space's largest side: 8192 px covers a model's view of any real screen at up to 4x;
+# beyond, one screenshot took seconds and GBs of memory for nothing a model can use.
+MAX_SIDE = 8192
 _SPEC = re.compile(r"\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*")
 
 

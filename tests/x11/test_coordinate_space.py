@@ -15,12 +15,15 @@ from agent.session.devdesktop import DevDesktop
 from tests.observers import EventLogger
 from tests.waiting import wait_until
 from tests.x11.compat_helpers import (
+    ANTHROPIC,
+    OPENAI,
     buttons,
     is_black,
     mean_difference,
     move_pointer,
     png,
     pointer,
+    post,
     refused,
 )
 from tests.x11.windowing import observed, start_app, stop_app, window_of
@@ -225,3 +228,27 @@ def test_screenshot_after_sizing_is_refused_under_a_space_before_acting(
     # Without a space they size the image.
     plain = client.post("/desktop/key", json={"key": "shift", "screenshot_after": {"max_width": 300}}).json()
     assert plain["screenshot"]["width"] == 300
+
+
+def test_a_space_larger_than_8192_is_a_400(client: httpx.Client) -> None:
+    for value in ("8193x768", "16384x16384"):
+        answer = client.get("/desktop/cursor", headers={"X-Coordinate-Space": value})
+        assert answer.status_code == 400 and "8192" in answer.json()["error"]["message"], answer.text
+    assert client.get("/desktop/cursor", headers={"X-Coordinate-Space": "8192x4608"}).status_code == 200
+
+
+def test_a_space_given_twice_is_a_400(client: httpx.Client) -> None:
+    twice = [("X-Coordinate-Space", "1024x768"), ("X-Coordinate-Space", "640x360")]
+    answer = client.get("/desktop/cursor", headers=twice)
+    assert answer.status_code == 400 and "X-Coordinate-Space" in answer.json()["error"]["message"]
+    query = "display_width_px=1024&display_width_px=640&display_height_px=768"
+    message = refused(client, f"{ANTHROPIC}?{query}", {"action": "cursor_position"})
+    assert "display_width_px" in message and "once" in message
+
+
+def test_openais_display_width_names_declare_the_space(client: httpx.Client, desktop: DevDesktop) -> None:
+    params = {"display_width": "1024", "display_height": "768"}
+    post(client, OPENAI, {"type": "move", "x": 512, "y": 384}, params=params)
+    assert pointer(desktop) == (640, 360)
+    both = {**params, "display_width_px": "1024", "display_height_px": "768"}
+    assert "not both" in refused(client, OPENAI, {"type": "screenshot"}, params=both)
