@@ -13,7 +13,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from agent.actions.compat import base64_png, capture, capture_after, check_keys, holding, input_held, perform
+from agent.actions.compat import (
+    base64_png,
+    capture,
+    capture_after,
+    check_keys,
+    check_point,
+    holding,
+    input_held,
+    perform,
+)
 from agent.actions.registry import REGISTRY
 from agent.errors import InvalidArgument
 from agent.models.base import ImageResult
@@ -137,6 +146,10 @@ _CLICKS = {
 
 async def _click(services: Services, req: AnthropicComputerInput) -> Blocks:
     kind, button = _CLICKS[req.action]
+    if req.text and req.key:  # which would be held is ambiguous: refused rather than one dropped
+        raise InvalidArgument(
+            "text/key: give the modifiers to hold in text or in key, not both", details={"field": "key"}
+        )
     modifiers = req.text or req.key or ""
     if modifiers:
         check_keys(modifiers, "text" if req.text else "key")
@@ -151,13 +164,12 @@ async def _drag(services: Services, req: AnthropicComputerInput) -> Blocks:
         position = await perform(services, "cursor_position", {})
         assert isinstance(position, Position)
         start = [position.x, position.y]
-    fields = {**_point(start, "start_"), **_point(req.coordinate, "end_")}
-    await perform(
-        services,
-        "drag",
-        fields,
-        "coordinate" if req.start_coordinate is None else "start_coordinate/coordinate",
-    )
+    end = req.coordinate or start
+    # Each point checked under the vendor's own field name (not our drag's start_x/end_y).
+    if req.start_coordinate is not None:
+        await check_point(services, start[0], start[1], "start_coordinate")
+    await check_point(services, end[0], end[1], "coordinate")
+    await perform(services, "drag", {**_point(start, "start_"), **_point(end, "end_")}, "coordinate")
     return await _after(services)
 
 

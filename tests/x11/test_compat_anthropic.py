@@ -233,3 +233,16 @@ def test_bad_input_is_a_400_naming_it(client: httpx.Client) -> None:
         client, ANTHROPIC, {"action": "zoom", "region": [300, 300, 200, 400]}, params=XGA
     )
     assert "duration" in refused(client, ANTHROPIC, {"action": "wait", "duration": 500}, params=XGA)
+
+
+def test_ambiguous_modifiers_and_drag_points_are_named(client: httpx.Client, logger: EventLogger) -> None:
+    x, y = logger.area_center
+    body = {"action": "left_click", "coordinate": [x, y], "text": "shift", "key": "ctrl"}
+    assert "not both" in refused(client, ANTHROPIC, body)
+    assert buttons(logger.collect()) == []  # refused before any input
+    drag = {"action": "left_click_drag", "start_coordinate": [x, y], "coordinate": [500, 10]}
+    message = refused(client, ANTHROPIC, drag, params=XGA)
+    assert message.startswith("coordinate:") and "end_y" not in message and "letterbox" in message
+    drag = {"action": "left_click_drag", "start_coordinate": [500, 10], "coordinate": [x, y]}
+    assert refused(client, ANTHROPIC, drag, params=XGA).startswith("start_coordinate:")
+    assert buttons(logger.collect()) == []
