@@ -12,6 +12,7 @@ import re
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
@@ -73,8 +74,11 @@ def _config_from(args: argparse.Namespace, fallbacks: dict[str, str] | None = No
     return load(flags, config_file=config_file, config_dir=config_dir)
 
 
-async def serve(config: Config, *, announce: bool = True) -> None:
-    """Run the HTTP server until SIGTERM or SIGINT, then stop gracefully."""
+async def serve(
+    config: Config, *, announce: bool = True, on_listening: Callable[[str], None] | None = None
+) -> None:
+    """Run the HTTP server until SIGTERM or SIGINT, then stop gracefully; ``on_listening`` gets
+    the URL once the socket listens (with --port 0, the port the system chose)."""
     from aiohttp import web
 
     from agent.api.app import create_app
@@ -100,6 +104,8 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         await web.SockSite(runner, sock).start()
     port = runner.addresses[0][1] if runner.addresses else config.port
     url = f"http://{config.host}:{port}"
+    if on_listening is not None:
+        on_listening(url)
     if announce:
         LOG.info(
             "listening on %s",
@@ -170,16 +176,18 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         configure(config.log_level)
         token = config.token_file
         auth = f'-H "Authorization: Bearer $(cat {token})" ' if token is not None else ""
-        print(
-            f"\ncomputer-agent {__version__} dev desktop on DISPLAY={desktop.display}\n"
-            f"  API:   http://{config.host}:{config.port}  (docs: /openapi.json)\n"
-            f"  token: {token if token is not None else 'none (--insecure-no-auth)'}\n"
-            f"  try:   curl {auth}"
-            f"http://{config.host}:{config.port}/desktop/screenshot -o shot.png\n",
-            file=sys.stderr,
-            flush=True,
-        )
-        asyncio.run(serve(config))
+
+        def banner(url: str) -> None:  # once listening: the real port, also with --port 0
+            print(
+                f"\ncomputer-agent {__version__} dev desktop on DISPLAY={desktop.display}\n"
+                f"  API:   {url}  (docs: /openapi.json)\n"
+                f"  token: {token if token is not None else 'none (--insecure-no-auth)'}\n"
+                f"  try:   curl {auth}{url}/desktop/screenshot -o shot.png\n",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        asyncio.run(serve(config, on_listening=banner))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)

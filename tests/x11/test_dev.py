@@ -171,3 +171,21 @@ def test_dev_stopped_while_it_starts_leaves_no_desktop_behind(tmp_path: Path) ->
     _gone, alive = psutil.wait_procs(desktop, timeout=5)
     assert not alive, [" ".join(p.cmdline()) for p in alive]
     assert not socket.exists()
+
+
+def test_dev_banner_shows_the_port_it_listens_on(tmp_path: Path) -> None:
+    """With --port 0 the banner names the port the system chose, not port 0."""
+    with run_dev(tmp_path, "--display", f":{free_display()}") as dev:
+        banner = wait_for_banner(tmp_path / "dev.log")
+    assert f"API:   {dev.url}  " in banner and f"{dev.url}/desktop/screenshot" in banner
+    assert ":0  " not in banner
+
+
+def wait_for_banner(log: Path) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if "try:" in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(log.read_text()[-2000:])
