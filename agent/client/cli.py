@@ -33,10 +33,14 @@ EXIT_AGENT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_NOT_MET = 4  # a negative answer: wait-for's condition did not hold in time, find found nothing
+WAIT_FOR_DEFAULT_S = 10.0  # the server's default condition timeout
+WAIT_FOR_MARGIN_S = 30.0  # the HTTP answer's allowance beyond the condition's timeout
 Command = Callable[["Agent", argparse.Namespace], int]
 
 
-def _client_flags(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
+def _client_flags(
+    parser: argparse.ArgumentParser, *, top_level: bool = False, http_timeout: bool = True
+) -> None:
     """The target and output options. On ``computer-agent`` itself they carry the defaults; on a
     subcommand they default to nothing (SUPPRESS), so ``computer-agent --url U click 1 1`` keeps
     the value given before the subcommand and one given after it wins."""
@@ -53,7 +57,10 @@ def _client_flags(parser: argparse.ArgumentParser, *, top_level: bool = False) -
     parser.add_argument(
         "--json", action="store_true", default=default(False), help="print the answer as JSON (for scripts)"
     )
-    parser.add_argument("--timeout", type=float, default=default(120.0), help="seconds to wait for an answer")
+    if http_timeout:  # wait-for's own --timeout is its condition's (the HTTP one follows from it)
+        parser.add_argument(
+            "--timeout", type=float, default=default(120.0), help="seconds to wait for an answer"
+        )
 
 
 def add_global_flags(parser: argparse.ArgumentParser) -> None:
@@ -277,7 +284,10 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
         from agent.client.sdk import Agent
 
         try:
-            with Agent(args.url, token_file=args.token_file, timeout=args.timeout) as agent:
+            timeout = args.timeout
+            if command is _wait_for:  # the condition's time, and a margin for the answer
+                timeout = max(timeout, (args.timeout_seconds or WAIT_FOR_DEFAULT_S) + WAIT_FOR_MARGIN_S)
+            with Agent(args.url, token_file=args.token_file, timeout=timeout) as agent:
                 return command(agent, args)
         except AgentUnreachable as exc:
             return _fail(args, exc.code, f"cannot reach the agent: {exc.message}", EXIT_UNREACHABLE)
@@ -302,7 +312,7 @@ def register(commands: Any) -> None:
 
     def add(name: str, command: Command, help: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(name, help=help, description=help)
-        _client_flags(parser)
+        _client_flags(parser, http_timeout=name != "wait-for")
         parser.set_defaults(func=_run(command))
         return parser
 
@@ -347,7 +357,14 @@ def _add_wait_for(add: Callable[[str, Command, str], argparse.ArgumentParser]) -
     wait = add("wait-for", _wait_for, "wait until a condition holds; exits 4 when it did not in time")
     wait.add_argument("condition", choices=("screen_stable", "screen_changed", "window", "element", "text"))
     wait.add_argument("text", nargs="?", default=None, help="text: what an element's name or text contains")
-    wait.add_argument("--timeout-seconds", type=float, default=None, help="at most 30 (default 10)")
+    wait.add_argument(
+        "--timeout",
+        "--timeout-seconds",
+        dest="timeout_seconds",
+        type=float,
+        default=None,
+        help="seconds the condition may take, at most 30 (default 10); then exit 4",
+    )
     wait.add_argument("--quiet-ms", type=int, default=None, help="screen_stable: no change for this long")
     wait.add_argument("--region", default=None, help="screen_*: only changes touching X,Y,W,H")
     wait.add_argument("--title", default=None, help="window: a regex searched in the title")

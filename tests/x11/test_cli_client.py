@@ -237,3 +237,9 @@ def test_wait_for_exits_0_when_met_and_4_when_not(cli_env: dict[str, str], logge
     assert json.loads(met.stdout)["window"]["title"] == "event-logger"
     missed = cli(cli_env, "wait-for", "window", "--title", "^nothing like it$", "--timeout-seconds", "0.3")
     assert missed.returncode == 4 and "not met" in missed.stdout
+
+
+def test_wait_for_timeout_is_the_conditions(cli_env: dict[str, str]) -> None:
+    """--timeout on wait-for is how long the condition may take (exit 4), not the HTTP timeout (exit 3)."""
+    missed = cli(cli_env, "wait-for", "window", "--title", "^nothing like it$", "--timeout", "1")
+    assert missed.returncode == 4 and "not met" in missed.stdout, missed.stderr
