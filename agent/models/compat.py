@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic.config import JsonDict
 
 from agent.models.base import Coordinate, Result
 
@@ -45,6 +46,12 @@ class _Vendor(BaseModel):
 
 
 class AnthropicComputerInput(_Vendor):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"action": "left_click", "coordinate": [512, 384]}]},
+    )
+
     action: str = Field(description=f"One of: {', '.join(ANTHROPIC_ACTIONS)}")
     coordinate: Pair | None = Field(default=None, description="[x, y] in the model's coordinate space")
     start_coordinate: Pair | None = Field(default=None, description="left_click_drag: where the drag starts")
@@ -67,6 +74,13 @@ class AnthropicComputerInput(_Vendor):
     )
 
 
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhVAAAAAElFTkSuQmCC"
+_IMAGE_EXAMPLE: JsonDict = {
+    "type": "image",
+    "source": {"type": "base64", "media_type": "image/png", "data": _PNG},
+}
+
+
 class TextBlock(BaseModel):
     type: Literal["text"] = "text"
     text: str
@@ -86,6 +100,8 @@ class ImageBlock(BaseModel):
 class AnthropicToolResultContent(RootModel[list[TextBlock | ImageBlock]], Result):
     """The ``content`` of the ``tool_result`` to send back for the tool_use, as is."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [[_IMAGE_EXAMPLE]]})
+
 
 class OpenAIPoint(_Vendor):
     x: Coordinate
@@ -93,6 +109,12 @@ class OpenAIPoint(_Vendor):
 
 
 class OpenAIComputerAction(_Vendor):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"type": "click", "button": "left", "x": 512, "y": 384}]},
+    )
+
     type: str = Field(description=f"One of: {', '.join(OPENAI_ACTIONS)}")
     x: Coordinate | None = None
     y: Coordinate | None = None
@@ -116,6 +138,12 @@ class OpenAIComputerAction(_Vendor):
 
 class ComputerScreenshot(Result):
     """The ``output`` of the ``computer_call_output`` to send back for the call, as is."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"type": "computer_screenshot", "image_url": f"data:image/png;base64,{_PNG}"}]
+        }
+    )
 
     type: Literal["computer_screenshot"] = "computer_screenshot"
     image_url: str = Field(description="data:image/png;base64,...")

@@ -246,3 +246,21 @@ def test_ambiguous_modifiers_and_drag_points_are_named(client: httpx.Client, log
     drag = {"action": "left_click_drag", "start_coordinate": [500, 10], "coordinate": [x, y]}
     assert refused(client, ANTHROPIC, drag, params=XGA).startswith("start_coordinate:")
     assert buttons(logger.collect()) == []
+
+
+def test_the_documents_compat_examples_work_when_sent(client: httpx.Client) -> None:
+    """docs/api.md's curl lines come from these examples: each is accepted, and the answer
+    has the shape of the document's example answer (blocks and output with their `type`)."""
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path in (ANTHROPIC, "/compat/openai/computer"):
+        operation = document["paths"][path]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        [example] = schemas[ref]["examples"]
+        answer = post(client, path, example)
+        blocks = answer if isinstance(answer, list) else [answer]
+        assert all("type" in block for block in blocks), answer
+        answer_ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        [documented] = schemas[answer_ref.rsplit("/", 1)[1]]["examples"]
+        shown = documented if isinstance(documented, list) else [documented]
+        assert [block["type"] for block in shown] == [block["type"] for block in blocks]
