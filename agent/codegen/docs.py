@@ -83,7 +83,7 @@ class Examples:
         for name, field in schema.get("properties", {}).items():
             if (
                 name in IGNORED
-                or name == "type"
+                or (name == "type" and "const" in field)  # the operation's tag, not the caller's data
                 or str(field.get("description", "")).startswith("Another name")
             ):
                 continue
@@ -152,7 +152,7 @@ def _route(path: str, method: str, operation: dict[str, Any], examples: Examples
         for name, field in resolved.get("properties", {}).items():
             if (
                 name in IGNORED
-                or name == "type"
+                or (name == "type" and "const" in field)  # the operation's tag, not the caller's data
                 or str(field.get("description", "")).startswith("Another name")
             ):
                 continue
