@@ -315,7 +315,10 @@ def invalid_argument(exc: ValidationError, model: type[BaseModel] | None = None)
                 suggestion = nearest_name(model, str(error["loc"][0]))
                 if suggestion is not None:
                     message += f"; did you mean {suggestion!r}?"
-        elif error["type"] != "missing" and "input" in error:
+        elif error["type"] == "value_error":  # our own validators' words, without pydantic's prefix
+            message = message.removeprefix("Value error, ")
+        elif error["type"] != "missing" and "input" in error and not isinstance(error["input"], dict):
+            # A value is echoed; a whole object (the body, with fields the SDK filled in) is not.
             shown = repr(error["input"])
             message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
         problem = {"field": location, "problem": message}

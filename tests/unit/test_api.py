@@ -238,3 +238,13 @@ async def test_commands_and_apps_can_be_switched_off(fake_desktop: FakeDesktop, 
             response = await client.request(method, route, json=body, headers=headers)
             assert response.status == 403, (route, await response.text())
             assert (await response.json())["error"]["code"] in ("EXEC_DISABLED", "FILES_DISABLED")
+
+
+async def test_a_refused_body_is_described_without_echoing_it(api: Api) -> None:
+    """A rule spanning fields names the problem in its own words: no pydantic prefix, no
+    echo of the whole object (with fields the caller never sent, such as the operation's type)."""
+    response = await api.post("/desktop/wait-for", json={"condition": "window", "timeout": 1})
+    assert response.status == 400
+    message = (await response.json())["error"]["message"]
+    assert "Value error" not in message and "(got {" not in message and "'type'" not in message, message
+    assert "title" in message or "class" in message, message
