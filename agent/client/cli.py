@@ -249,7 +249,8 @@ def _wait_for(agent: Agent, args: argparse.Namespace) -> int:
         name_contains=args.name_contains,
         app=args.app,
     )
-    what = result.window or result.element or (result.changed.model_dump() if result.changed else None)
+    found = result.window or result.element or result.changed  # typed models (in the caller's space)
+    what = found.model_dump(mode="json", by_alias=True, exclude_none=True) if found is not None else None
     human = (
         f"{args.condition}: met after {result.elapsed_ms:.0f} ms" + (f": {json.dumps(what)}" if what else "")
         if result.met
