@@ -40,7 +40,6 @@ class EventLogger:
         threading.Thread(target=self._read, daemon=True).start()
         self.ready = self.next("ready", timeout=15)
         self._wait_for_focus(desktop)
-        self._wait_for_clicks_to_pass(desktop)
 
     def _wait_for_focus(self, desktop: DevDesktop) -> None:
         """Until the window manager has made the app's window the active one. Before that a
@@ -55,25 +54,6 @@ class EventLogger:
             timeout=10,
             what=f"the event logger's window {window} to be active",
         )
-
-    def _wait_for_clicks_to_pass(self, desktop: DevDesktop) -> None:
-        """Until a click on the area reaches the app straight away. The window manager drops its
-        click-to-focus grab some time after it made the window active (late on a loaded machine):
-        a press it still grabs is replayed after the sync that should follow it. A middle click
-        in a corner, so no test's click can make a double click with it."""
-        x = self.ready["area_x"] + self.ready["area_width"] - 4
-        y = self.ready["area_y"] + self.ready["area_height"] - 4
-        deadline = time.monotonic() + 10
-        while True:
-            subprocess.run(
-                ["xdotool", "mousemove", str(x), str(y), "click", "2"], env=desktop.env, check=True
-            )
-            if any(e["event"] == "button" and e["button"] == 2 for e in self.collect()):
-                self.collect()  # the replay of a grabbed press, if one came late
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError("clicks on the event logger's window do not reach it")
-            time.sleep(0.1)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
