@@ -173,9 +173,12 @@ def test_viewers_of_the_same_options_share_one_encoder(
             )
         encoded_now, unchanged_now = metrics(client, *ENCODED)
         captures = (encoded_now - encoded) - (unchanged_now - unchanged)
-        # Every frame either viewer got was encoded once, for both (numbered by the one encoder).
+        # Every frame either viewer got was encoded once, for both (numbered by the one encoder):
+        # two encoders would have captured twice as often. One capture may be in flight, or its
+        # frame not yet read, when the counters are read.
         seqs = {f.seq for f in one.frames} | {f.seq for f in two.frames}
-        assert captures == max(seqs) - min(seqs) + 1, (
+        span = max(seqs) - min(seqs) + 1
+        assert span - 1 <= captures <= span + 1, (
             captures,
             sorted(seqs),
             encoded,
