@@ -110,18 +110,17 @@ class EventLogger:
                 pipe.close()
 
 
-class KeyRecorder:
-    """Records the core keyboard events the X server generates (XRecord), from any client."""
+class DeviceEventRecorder:
+    """Records core device events of one range the X server generates (XRecord), from any
+    client, before any app compresses or filters them; ``on_event`` keeps what a test needs."""
 
-    def __init__(self, display_name: str) -> None:
-        from Xlib import X
+    def __init__(self, display_name: str, first: int, last: int) -> None:
         from Xlib.display import Display
         from Xlib.ext import record
 
         self._record = record
         self._control = Display(display_name)
         self._data = Display(display_name)
-        self.events: list[tuple[str, int]] = []
         self._context = self._data.record_create_context(
             0,
             [record.AllClients],
@@ -132,7 +131,7 @@ class KeyRecorder:
                     "ext_requests": (0, 0, 0, 0),
                     "ext_replies": (0, 0, 0, 0),
                     "delivered_events": (0, 0),
-                    "device_events": (X.KeyPress, X.KeyRelease),
+                    "device_events": (first, last),
                     "errors": (0, 0),
                     "client_started": False,
                     "client_died": False,
@@ -145,8 +144,10 @@ class KeyRecorder:
         if not self._recording.wait(timeout=10):
             raise TimeoutError("XRecord did not start")
 
+    def on_event(self, event: Any) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
-        from Xlib import X
         from Xlib.protocol import rq
 
         def callback(reply: Any) -> None:
@@ -157,10 +158,32 @@ class KeyRecorder:
             data = reply.data
             while data:
                 event, data = rq.EventField(None).parse_binary_value(data, self._data.display, None, None)
-                kind = "press" if event.type == X.KeyPress else "release"
-                self.events.append((kind, event.detail))
+                self.on_event(event)
 
         self._data.record_enable_context(self._context, callback)
+
+    def close(self) -> None:
+        self._control.record_disable_context(self._context)
+        self._control.flush()
+        self._thread.join(timeout=5)
+        self._data.record_free_context(self._context)
+        self._control.close()
+        self._data.close()
+
+
+class KeyRecorder(DeviceEventRecorder):
+    """Records the core keyboard events the X server generates, from any client."""
+
+    def __init__(self, display_name: str) -> None:
+        from Xlib import X
+
+        self.events: list[tuple[str, int]] = []
+        super().__init__(display_name, X.KeyPress, X.KeyRelease)
+
+    def on_event(self, event: Any) -> None:
+        from Xlib import X
+
+        self.events.append(("press" if event.type == X.KeyPress else "release", event.detail))
 
     def take_sequence(self, timeout: float = 5) -> list[tuple[str, int]]:
         """The events of one complete key sequence: waits until at least one key was pressed
@@ -180,11 +203,3 @@ class KeyRecorder:
         """Whatever has been recorded so far."""
         taken, self.events = self.events, []
         return taken
-
-    def close(self) -> None:
-        self._control.record_disable_context(self._context)
-        self._control.flush()
-        self._thread.join(timeout=5)
-        self._data.record_free_context(self._context)
-        self._control.close()
-        self._data.close()

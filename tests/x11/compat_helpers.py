@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from PIL import Image
 
 from agent.session.devdesktop import DevDesktop
 from tests.conftest import run_observer
+from tests.observers import DeviceEventRecorder
 from tests.waiting import wait_until
 
 ANTHROPIC = "/compat/anthropic/computer"
@@ -89,61 +89,15 @@ def mean_difference(first: Image.Image, second: Image.Image) -> float:
     return float(np.abs(difference).mean())
 
 
-class MotionRecorder:
-    """Records the pointer motions the X server generates (XRecord), before any app compresses
-    them: the points a drag passed through."""
+class MotionRecorder(DeviceEventRecorder):
+    """Records the pointer motions the X server generates, before any app compresses them: the
+    points a drag passed through."""
 
     def __init__(self, display_name: str) -> None:
         from Xlib import X
-        from Xlib.display import Display
-        from Xlib.ext import record
 
-        self._record = record
-        self._control = Display(display_name)
-        self._data = Display(display_name)
         self.points: list[tuple[int, int]] = []
-        self._context = self._data.record_create_context(
-            0,
-            [record.AllClients],
-            [
-                {
-                    "core_requests": (0, 0),
-                    "core_replies": (0, 0),
-                    "ext_requests": (0, 0, 0, 0),
-                    "ext_replies": (0, 0, 0, 0),
-                    "delivered_events": (0, 0),
-                    "device_events": (X.MotionNotify, X.MotionNotify),
-                    "errors": (0, 0),
-                    "client_started": False,
-                    "client_died": False,
-                }
-            ],
-        )
-        self._recording = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._recording.wait(timeout=10):
-            raise TimeoutError("XRecord did not start")
+        super().__init__(display_name, X.MotionNotify, X.MotionNotify)
 
-    def _run(self) -> None:
-        from Xlib.protocol import rq
-
-        def callback(reply: Any) -> None:
-            if reply.category == self._record.StartOfData:
-                self._recording.set()
-            if reply.category != self._record.FromServer or reply.client_swapped:
-                return
-            data = reply.data
-            while data:
-                event, data = rq.EventField(None).parse_binary_value(data, self._data.display, None, None)
-                self.points.append((event.root_x, event.root_y))
-
-        self._data.record_enable_context(self._context, callback)
-
-    def close(self) -> None:
-        self._control.record_disable_context(self._context)
-        self._control.flush()
-        self._thread.join(timeout=5)
-        self._data.record_free_context(self._context)
-        self._control.close()
-        self._data.close()
+    def on_event(self, event: Any) -> None:
+        self.points.append((event.root_x, event.root_y))
