@@ -18,9 +18,29 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 LOG = logging.getLogger(__name__)
 
 WINDOW_MANAGERS = ("xfwm4", "openbox")
+STOP_TIMEOUT_S = 5.0
+
+
+def wait_for_groups_to_end(groups: set[int], timeout: float) -> bool:
+    """Whether every process of these process groups ended (zombies count as ended) in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = False
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(process.pid) in groups and process.status() != psutil.STATUS_ZOMBIE:
+                    running = True
+                    break
+        if not running:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 @dataclass
@@ -146,19 +166,30 @@ class DevDesktop:
         LOG.warning("window manager %s did not announce itself", proc.args)
 
     def stop(self) -> None:
+        """End every process group started here, and return only once none of their members runs.
+
+        The groups hold more than the processes started: the session bus's activated services
+        (at-spi-bus-launcher, its own dbus-daemon, the registry) are in its group, orphaned when
+        it ends; they are waited for too, so that nothing of this desktop is still exiting after.
+        """
         for proc in reversed(self._procs):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in reversed(self._procs):
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+        groups = {proc.pid for proc in self._procs}
+        if not wait_for_groups_to_end(groups, STOP_TIMEOUT_S):
+            for group in groups:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+            wait_for_groups_to_end(groups, STOP_TIMEOUT_S)
         self._procs.clear()
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)

@@ -7,9 +7,11 @@ pointer motion with a button held, key press (keyval name and the Unicode text G
 and the text of its entry when Return is pressed.
 
 A line ``sync N`` on its stdin is answered with ``{"event": "sync", "n": N}`` once every X event
-generated before it has been handled: an X round trip (everything the server sent earlier is
-then queued here), then an idle callback below the priority of event dispatch and of the frame
-clock (which releases compressed motion). Tests wait for that instead of for quiet.
+generated before it has been handled. The app changes a property of its own window: the server
+queues the PropertyNotify behind every event it sent the app before, and GTK dispatches events in
+order, so the notify's handler runs after theirs. (A round trip followed by an idle callback was
+not enough: between its frame clock's flush and paint GTK holds X events back for up to a frame,
+and the idle callback ran in that gap, answering before keys already received were handled.)
 """
 
 import json
@@ -21,7 +23,7 @@ import gi
 gi.require_version("Gtk", "3.0")
 gi.require_version("Gdk", "3.0")
 gi.require_version("GdkX11", "3.0")
-from gi.repository import Gdk, GdkX11, GLib, Gtk  # noqa: E402, F401  (GdkX11: get_xid)
+from gi.repository import Gdk, GdkX11, GLib, Gtk  # noqa: E402  (GdkX11: get_xid, set_utf8_property)
 
 
 def emit(**fields: Any) -> None:
@@ -72,27 +74,33 @@ def on_key(widget: Any, event: Any) -> bool:
     return False
 
 
-def on_command(channel: Any, condition: Any) -> bool:
+SYNC_PROPERTY = "_EVENT_LOGGER_SYNC"
+pending_syncs: list[int] = []
+
+
+def on_property(widget: Any, event: Any) -> bool:
+    if event.atom.name() == SYNC_PROPERTY and pending_syncs:
+        emit(event="sync", n=pending_syncs.pop(0))
+    return False
+
+
+def on_command(channel: Any, condition: Any, window: Any) -> bool:
     line = channel.readline()
     if not line:
         Gtk.main_quit()
         return False
     words = line.split()
     if words[:1] == ["sync"]:
-        Gdk.Display.get_default().sync()
-        number = int(words[1])
-
-        def answer() -> bool:
-            emit(event="sync", n=number)
-            return False  # once
-
-        GLib.idle_add(answer, priority=GLib.PRIORITY_LOW)
+        pending_syncs.append(int(words[1]))
+        GdkX11.X11Window.set_utf8_property(window.get_window(), SYNC_PROPERTY, words[1])
     return True
 
 
 def main() -> None:
     title = sys.argv[1] if len(sys.argv) > 1 else "event-logger"
     window = Gtk.Window(title=title)
+    window.add_events(Gdk.EventMask.PROPERTY_CHANGE_MASK)
+    window.connect("property-notify-event", on_property)
     window.set_default_size(900, 560)
     window.move(60, 60)
     box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
@@ -133,7 +141,9 @@ def main() -> None:
     window.connect("map-event", lambda *a: GLib.timeout_add(300, mapped) and False)
     window.show_all()
     stdin = GLib.IOChannel.unix_new(sys.stdin.fileno())
-    GLib.io_add_watch(stdin, GLib.PRIORITY_DEFAULT, GLib.IOCondition.IN | GLib.IOCondition.HUP, on_command)
+    GLib.io_add_watch(
+        stdin, GLib.PRIORITY_DEFAULT, GLib.IOCondition.IN | GLib.IOCondition.HUP, on_command, window
+    )
     Gtk.main()
 
 

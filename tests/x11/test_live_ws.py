@@ -93,7 +93,8 @@ async def test_a_pipelined_burst_of_100_mixed_actions(
         or e["window"] is None
         or e["window"]["id"] != hex(logger.ready["window"])
     ] == []
-    assert typed(logger.collect()) == typed_text
+    received = logger.collect()
+    assert typed(received) == typed_text, " ".join(str(e["keyval"]) for e in received if e["event"] == "key")
     location = run_observer(desktop, "xdotool", "getmouselocation", "--shell")
     assert f"X={moves[-1][0]}\nY={moves[-1][1]}\n" in location
 
