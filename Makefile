@@ -19,6 +19,9 @@ APT_PACKAGES := \
 	xfce4-session xfce4-panel xfdesktop4 xfce4-settings \
 	chromium
 
+# What `make bench` needs on top: tkinter for cua's computer-server, the peer it runs beside ours.
+BENCH_APT_PACKAGES := python3-tk
+
 # What `make test-system` needs on top: a Debian root, a container to boot it in, the linter.
 SYSTEM_APT_PACKAGES := debootstrap systemd-container lintian util-linux procps
 
@@ -30,6 +33,10 @@ deps: .stamps/apt venv
 
 .stamps/apt: Makefile
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+	@mkdir -p .stamps && touch $@
+
+.stamps/apt-bench: Makefile
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
 	@mkdir -p .stamps && touch $@
 
 .stamps/apt-system: Makefile
@@ -73,7 +80,7 @@ unit: deps
 test: deps lint typecheck
 	$(PY) -m pytest -q
 
-bench: deps
+bench: deps .stamps/apt-bench
 	$(PY) -m bench
 
 bench-episode: deps  # one agent episode: fixed 2 s sleeps vs act-then-observe (also part of `bench`)
