@@ -196,3 +196,35 @@ def test_role_filters_take_aria_and_atspi_names() -> None:
     assert roles.aria_role(10_000) is None
     with pytest.raises(KeyError):
         roles.parse_role("pushbutton")
+
+
+def test_the_tree_answer_is_the_documented_node_object_key_for_key() -> None:
+    """tree_json builds the answer without models: the same keys, order and values as the
+    AccessibleNode model serialises (unknown aria_role and bounds left out, the rest null)."""
+    import json
+
+    from agent.actions.accessibility import AccessibilityTree, AccessibleNode, tree_json
+
+    frame = node("/frame", "frame", "Main", 1, "showing", "visible")
+    frame.pid = 42
+    slider = node("/slider", "slider", "Volume", 2, "showing", "focusable")
+    slider.extents = ScreenRect(10, 20, 300, 24)
+    slider.value = 3  # an integer from the bus is still a float in the answer
+    slider.actions = ("activate",)
+    field = node("/text", "text", "Notes", 2, "editable")
+    field.text, field.text_truncated = "long é", True
+    label = node("/label", "label", "plain", 3)  # no ARIA equivalent, no bounds
+    field.children.append(label)
+    frame.children += [slider, field]
+
+    data = tree_json(frame)
+    as_model = AccessibleNode.model_validate(data).model_dump_json()
+    assert json.dumps(data, ensure_ascii=False, separators=(",", ":")) == as_model
+    assert "aria_role" not in data["children"][1]["children"][0]
+    assert "x" not in data and data["value"] is None
+    assert data["children"][0]["value"] == 3.0 and data["children"][0]["width"] == 300
+    answer = AccessibilityTree.model_construct(
+        tree=data, text=None, truncated=False, node_count=4, elapsed_ms=1.0, unresponsive=[]
+    )
+    parsed = AccessibilityTree.model_validate_json(answer.model_dump_json())  # as a client reads it
+    assert parsed.tree is not None and parsed.tree.children[1].text_truncated is True
