@@ -73,6 +73,8 @@ class Metrics:
         )
         # The tasks answering requests now, so a graceful stop can wait for them, then cancel them.
         self.in_flight: set[asyncio.Task[object]] = set()
+        self._request_series: dict[tuple[str, str, int], Histogram] = {}
+        self._action_series: dict[tuple[str, str], Counter] = {}
         info = Gauge(
             "computer_agent_info",
             "Constant 1, labelled with the agent version.",
@@ -82,7 +84,15 @@ class Metrics:
         info.labels(version=__version__).set(1)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status=str(status)).observe(seconds)
+        # Each request's series found once (labels() validates and locks: ~3 us a request); the
+        # keys are bounded as the labels are (route templates, methods, statuses).
+        key = (route, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self.requests.labels(
+                route=route, method=method, status=str(status)
+            )
+        series.observe(seconds)
 
     def request_started(self, task: asyncio.Task[object] | None) -> None:
         self.in_flight_gauge.inc()
@@ -111,7 +121,11 @@ class Metrics:
 
     def count_action(self, action_type: str, result: str) -> None:
         """``result`` is "ok" or the error code (INVALID_ARGUMENT, DISPLAY_UNAVAILABLE, ...)."""
-        self.actions.labels(type=action_type, result=result).inc()
+        key = (action_type, result)
+        series = self._action_series.get(key)
+        if series is None:
+            series = self._action_series[key] = self.actions.labels(type=action_type, result=result)
+        series.inc()
 
     def readiness_changed(self, state: ReadinessState) -> None:
         """A Readiness listener: mirror the state into the gauges."""
