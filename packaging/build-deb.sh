@@ -10,7 +10,7 @@
 #
 # Reproducible: the dependencies are exactly packaging/requirements.lock (versions and sha256
 # hashes; `make lock` rewrites it), the agent's wheel is built by the setuptools/wheel of
-# packaging/build.lock, sdists (evdev) are compiled at a fixed path with the build directory
+# packaging/build.lock, sdists (none since pynput went; the step stays for any) are compiled at a fixed path with the build directory
 # mapped away and no debug information, every file's time is SOURCE_DATE_EPOCH (the last commit's), and the
 # venv carries no pip, no direct_url.json and no byte code (postinst compiles it). Building
 # twice gives the same bytes (the system test checks). The version is agent/__init__.py's.

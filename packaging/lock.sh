@@ -1,7 +1,7 @@
 #!/bin/bash
 # Write packaging/requirements.lock (the agent's run-time dependencies) and packaging/build.lock
 # (setuptools and wheel, which build the agent's own wheel): exact versions with sha256 hashes,
-# resolved by Debian's /usr/bin/python3 for this architecture, binary wheels where PyPI has them (evdev, which pynput needs on Linux, is an sdist). The .deb is
+# resolved by Debian's /usr/bin/python3 for this architecture, binary wheels where PyPI has them. The .deb is
 # built from these files alone (`make deb` never resolves anything), so two builds of one commit
 # install the same bytes. Run `make lock` after changing dependencies in pyproject.toml.
 set -euo pipefail
