@@ -67,7 +67,6 @@ class Services:
     # Single-use links to the live viewer page, each with its rights (view only, or control).
     viewer_tickets: ViewerTickets = field(default_factory=ViewerTickets)
     readiness: Readiness = field(init=False)
-    _warm_up: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         a11y_check = self.accessibility.check if self.accessibility is not None else None
@@ -78,8 +77,8 @@ class Services:
 
     async def start(self) -> None:
         """Start background work (runs once the event loop is up)."""
-        # Not awaited: the socket should listen while the screenshot encoders load.
-        self._warm_up = asyncio.create_task(self.desktop.warm_up(), name="desktop-warm-up")
+        # The screenshot encoders (numpy, Pillow, libjpeg-turbo: ~10 MiB) load on the first
+        # capture, not here: an idle agent does not carry them.
         await self.readiness.start()
         if self.exec is not None:
             await self.exec.start()
@@ -90,8 +89,6 @@ class Services:
 
     async def close(self) -> None:
         """Release held input and every resource, in reverse order of start."""
-        if self._warm_up is not None:
-            self._warm_up.cancel()
         self.readiness.begin_shutdown()
         if self.live is not None:
             await self.live.close()

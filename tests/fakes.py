@@ -97,8 +97,5 @@ class FakeDesktop:
         self._require()
         return "fake capture"
 
-    async def warm_up(self) -> None:
-        return None
-
     async def close(self) -> None:
         self.log.append(("close",))

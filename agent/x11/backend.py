@@ -100,8 +100,8 @@ class X11Desktop:
         return f"{self.display_name} {size.width}x{size.height}"
 
     async def check_capture(self) -> str:
-        # Until ``warm_up`` has loaded it there is no capture connection that could be broken;
-        # the first poll after that grabs for real (start-up does not wait for the encoders).
+        # Until the first capture has loaded it there is no capture connection that could be
+        # broken; the first poll after that grabs for real (an idle agent loads no encoders).
         if self._capture is None:
             return "starts on first use"
         return await self._capture.check()
@@ -397,18 +397,14 @@ class X11Desktop:
 
     # -- screen -------------------------------------------------------------------
     async def screen_capture(self) -> ScreenCapture:
-        """The capture service, imported on a worker thread the first time (see ``warm_up``)."""
+        """The capture service, imported on a worker thread on first use (the encoders stay off
+        the start-up and idle paths)."""
         if self._capture is None:
             capture_module = await asyncio.to_thread(importlib.import_module, "agent.x11.capture")
             if self._capture is None:
                 self._capture = capture_module.ScreenCapture(self.display_name)
         assert self._capture is not None
         return self._capture
-
-    async def warm_up(self) -> None:
-        """Load the encoders once the socket listens, so start-up is fast and the first
-        screenshot does not pay for the imports."""
-        await self.screen_capture()
 
     async def capture(self, region: Region | None, options: CaptureOptions) -> ImageResult:
         size = await self.screen_size()

@@ -36,13 +36,12 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 import psutil
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
-from PIL import Image, UnidentifiedImageError
 from Xlib import X, Xatom
 from Xlib.display import Display
 
@@ -59,6 +58,9 @@ from agent.files.creds import file_executor
 from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
 from agent.x11.connection import XConnection
+
+if TYPE_CHECKING:  # Pillow loads with the first wallpaper, not with the idle agent
+    from PIL import Image
 
 LOG = logging.getLogger(__name__)
 
@@ -349,6 +351,8 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 def decode_image(data: bytes) -> tuple[Image.Image, str]:
     """Decode and fully load the image (RGB) and its format; 400 when it is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as probe:
             kind = probe.format or ""
@@ -405,6 +409,8 @@ def display_number(display: str) -> str | None:
 
 def cover(image: Image.Image, width: int, height: int) -> Image.Image:
     """Scale to fill ``width x height`` and crop the overflow evenly (what "zoomed" means)."""
+    from PIL import Image
+
     scale = max(width / image.width, height / image.height)
     size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
     scaled = image.resize(size, Image.Resampling.BILINEAR)
