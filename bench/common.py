@@ -48,6 +48,38 @@ def timed(fn: Callable[[], object], runs: int, warmup: int = 5) -> list[float]:
     return samples
 
 
+# RESULTS.md as it was when this bench started: the previous figures, read before any section is replaced.
+_BEFORE = RESULTS.read_text() if RESULTS.exists() else ""
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def previous_figure(section: str, row: str, column: int = 1) -> float | None:
+    """The first number in ``column`` (1 = the first value cell) of the row of ``section`` in
+    RESULTS.md whose label starts with ``row``, as the file was before this run; None if absent."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    if start not in _BEFORE:
+        return None
+    body = _BEFORE.split(start, 1)[1].split(end, 1)[0]
+    for line in body.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) > column and cells[0].startswith(row):
+            found = _NUMBER.search(cells[column])
+            return float(found.group()) if found else None
+    return None
+
+
+def with_previous(value: float, unit: str, section: str, row: str, column: int = 1) -> str:
+    """``value`` with the previous RESULTS.md figure beside it (so a regression shows), also printed."""
+    before = previous_figure(section, row, column)
+    if before is None:
+        shown = f"{value} {unit} (no previous figure)"
+    else:
+        change = f", {value / before:.2f}x" if before else ""
+        shown = f"{value} {unit} (previous {before:g} {unit}{change})"
+    print(f"{section} / {row}: {shown}", flush=True)
+    return shown
+
+
 def write_section(name: str, markdown: str) -> None:
     """Replace the section between this benchmark's markers, keeping the others."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"

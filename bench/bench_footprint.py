@@ -1,0 +1,263 @@
+"""Footprint: where the idle agent's memory and start time go.
+
+    python bench/bench_footprint.py [--starts N] [--no-write]
+
+On a private Xvfb desktop, starts a real ``computer-agent serve`` ``--starts`` times (7) and reports
+the medians of: start to ready (from spawning the process until ``GET /ready`` answers 200), the
+RSS at idle right after ready, and the RSS at idle after a first screenshot and move (what
+bench_core reports as idle RSS); with the RSS split into anonymous memory and mapped files.
+Then the method, so a regression can be traced:
+
+- ``-X importtime`` of one real start (``PYTHONPROFILEIMPORTTIME``): the slowest top-level
+  imports of the serve path, cumulative;
+- ``tracemalloc`` in a process that builds the same application on the same display and
+  starts its services: the Python allocations alive at idle, by package and by line.
+
+Bytecode: the agent runs with its .pyc files cached (``PYTHONPYCACHEPREFIX``, one unmeasured
+warm-up start), as an installed package does; a shell with ``PYTHONDONTWRITEBYTECODE=1`` would
+otherwise recompile every module on every start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.session.devdesktop import DevDesktop  # noqa: E402
+from bench.common import machine, previous_figure, with_previous, write_section  # noqa: E402
+from tests.conftest import RunningAgent, start_agent  # noqa: E402
+
+MIB = 1024 * 1024
+PYCACHE = Path(tempfile.gettempdir()) / "computer-agent-bench-pycache"
+
+# Run in a child process: the application built and started as `serve` does, then tracemalloc's view.
+TRACE_SCRIPT = r"""
+import asyncio, collections, json, sys, tracemalloc
+tracemalloc.start(30)
+from agent.cli import build_parser
+build_parser()
+from aiohttp import web
+from agent.api.app import create_app
+from agent.config import load
+
+def owner(frames):
+    # The package a block belongs to: the innermost frame outside importlib's own.
+    for frame in frames:
+        name = frame.filename
+        if "importlib" in name or name.startswith("<"):
+            continue
+        if "site-packages/" in name:
+            return name.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+        if "/agent/" in name:
+            return "agent." + name.split("/agent/", 1)[1].split("/", 1)[0].removesuffix(".py")
+        return "stdlib " + name.rsplit("/", 1)[-1].removesuffix(".py")
+    return "?"
+
+async def main():
+    config = load({"insecure_no_auth": "true", "port": "0", "display": sys.argv[1]})
+    runner = web.AppRunner(create_app(config))
+    await runner.setup()
+    await asyncio.sleep(1.0)
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    by_package = collections.Counter()
+    for stat in snapshot.statistics("traceback"):
+        by_package[owner(list(reversed(stat.traceback)))] += stat.size
+    lines = [
+        {"where": f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}", "kib": round(s.size / 1024)}
+        for s in snapshot.statistics("lineno")[:12]
+    ]
+    total = sum(by_package.values())
+    print(json.dumps({
+        "total_mib": round(total / 2**20, 1),
+        "by_package": [[name, round(size / 2**20, 2)] for name, size in by_package.most_common(15)],
+        "by_line": lines,
+    }))
+    await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+def agent_env(desktop: DevDesktop, **extra: str) -> dict[str, str]:
+    env = dict(desktop.env, PYTHONPYCACHEPREFIX=str(PYCACHE), **extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def call(agent: RunningAgent, method: str, path: str, body: dict[str, Any] | None = None) -> int:
+    request = urllib.request.Request(
+        agent.url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {agent.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def memory(pid: int) -> dict[str, float]:
+    """RSS and its parts (smaps_rollup: anonymous memory vs mapped files such as shared libraries)."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("Rss", "Anonymous", "Pss"):
+            fields[name] = int(rest.split()[0]) / 1024
+    process = psutil.Process(pid)
+    return {
+        "rss": round(fields["Rss"], 1),
+        "anon": round(fields.get("Anonymous", 0.0), 1),
+        "files": round(fields["Rss"] - fields.get("Anonymous", 0.0), 1),
+        "threads": process.num_threads(),
+        "fds": process.num_fds(),
+    }
+
+
+def one_start(
+    desktop: DevDesktop, tmp: Path, **extra_env: str
+) -> tuple[float, dict[str, float], dict[str, float], Path]:
+    tmp.mkdir()
+    started = time.perf_counter()
+    agent = start_agent(agent_env(desktop, **extra_env), tmp, "--display", desktop.display)
+    try:
+        while call(agent, "GET", "/ready") != 200:
+            time.sleep(0.002)
+        ready = time.perf_counter() - started
+        time.sleep(0.5)
+        fresh = memory(agent.process.pid)
+        call(agent, "GET", "/desktop/screenshot?format=jpeg")
+        call(agent, "POST", "/desktop/move", {"x": 5, "y": 5})
+        time.sleep(0.5)
+        after = memory(agent.process.pid)
+    finally:
+        agent.stop()
+    return ready, fresh, after, agent.log_path
+
+
+def slowest_imports(log: Path, count: int = 15) -> list[tuple[str, float]]:
+    """Top-level imports (and the agent's own modules) by cumulative time, from -X importtime."""
+    rows = []
+    for line in log.read_text(errors="replace").splitlines():
+        found = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if found is None:
+            continue
+        cumulative, depth, name = int(found[1]), len(found[2]), found[3]
+        if depth <= 2 or (name.startswith("agent.") and depth <= 4):
+            rows.append((name, round(cumulative / 1000, 1)))
+    return sorted(rows, key=lambda row: -row[1])[:count]
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
+def trace_idle(desktop: DevDesktop) -> dict[str, Any]:
+    env = agent_env(desktop)
+    output = subprocess.run(
+        [sys.executable, "-c", TRACE_SCRIPT, desktop.display],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def run(starts: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"machine": machine(), "starts": starts}
+    with tempfile.TemporaryDirectory() as tmp_name, DevDesktop() as desktop:
+        tmp = Path(tmp_name)
+        one_start(desktop, tmp / "warm")  # fills the bytecode cache; not measured
+        readies, fresh, after = [], [], []
+        for index in range(starts):
+            ready, idle, used, _ = one_start(desktop, tmp / f"start{index}")
+            readies.append(ready * 1000)
+            fresh.append(idle)
+            after.append(used)
+        result["start_to_ready_ms"] = median(readies)
+        result["start_to_ready_all_ms"] = [round(value) for value in readies]
+        result["idle_fresh"] = {key: median([m[key] for m in fresh]) for key in fresh[0]}
+        result["idle_after_use"] = {key: median([m[key] for m in after]) for key in after[0]}
+        _, _, _, log = one_start(desktop, tmp / "importtime", PYTHONPROFILEIMPORTTIME="1")
+        result["slowest_imports_ms"] = slowest_imports(log)
+        result["tracemalloc_idle"] = trace_idle(desktop)
+    return result
+
+
+def beside_previous(value: float, unit: str, own_row: str, core_row: str) -> str:
+    """Beside our own previous figure, or bench_core's on the first run of this bench."""
+    if previous_figure("bench_footprint", own_row) is not None:
+        return with_previous(value, unit, "bench_footprint", own_row)
+    return with_previous(value, unit, "bench_core", core_row)
+
+
+def report(result: dict[str, Any]) -> str:
+    fresh, used = result["idle_fresh"], result["idle_after_use"]
+    imports = "\n".join(f"| `{name}` | {ms} ms |" for name, ms in result["slowest_imports_ms"])
+    traced = result["tracemalloc_idle"]
+    packages = "\n".join(f"| {name} | {mib} MiB |" for name, mib in traced["by_package"])
+    return f"""## Footprint: idle memory and start time (bench/bench_footprint.py)
+
+Machine: {result["machine"]}. A real `computer-agent serve` on Xvfb, started {result["starts"]} times
+(bytecode cached, one warm-up start not counted), medians. Start to ready: from spawning the
+process until `GET /ready` answers 200. Idle: 0.5 s after ready, and 0.5 s after a first JPEG
+screenshot and a pointer move (bench_core's idle RSS). RSS = anonymous memory + mapped files
+(shared libraries, bytecode-free code pages), from `/proc/PID/smaps_rollup`.
+
+| what | measured | target |
+|---|---|---|
+| start to ready | {beside_previous(result["start_to_ready_ms"], "ms", "start to ready", "start to ready")} (all: {result["start_to_ready_all_ms"]}) | <= 500 ms |
+| idle RSS after ready | {fresh["rss"]} MiB (anonymous {fresh["anon"]}, files {fresh["files"]}); {fresh["threads"]:.0f} threads, {fresh["fds"]:.0f} fds | |
+| idle RSS after a screenshot and a move | {beside_previous(used["rss"], "MiB", "idle RSS after a screenshot", "idle RSS")} (anonymous {used["anon"]}, files {used["files"]}); {used["threads"]:.0f} threads, {used["fds"]:.0f} fds | <= 50 MiB |
+
+Slowest imports of one real start (`PYTHONPROFILEIMPORTTIME=1`, cumulative, top level and the agent's packages):
+
+| module | cumulative |
+|---|---|
+{imports}
+
+Python allocations alive at idle (`tracemalloc`, the same application built and started on the
+same display in a child process): {traced["total_mib"]} MiB, by the package whose code allocated it:
+
+| package | traced |
+|---|---|
+{packages}
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--starts", type=int, default=7)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    result = run(args.starts)
+    print(json.dumps(result, indent=2))
+    if not args.no_write:
+        write_section("bench_footprint", report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
