@@ -41,7 +41,7 @@ from agent.a11y.node import ScreenRect, WalkOptions  # noqa: E402
 from agent.a11y.service import Accessibility  # noqa: E402
 from agent.session.devdesktop import DevDesktop  # noqa: E402
 from bench.bench_core import Http  # noqa: E402
-from bench.common import median_ms, timed, write_section  # noqa: E402
+from bench.common import median_ms, timed, with_previous, write_section  # noqa: E402
 from tests.conftest import RunningAgent, start_agent  # noqa: E402
 
 SCREEN = ScreenRect(0, 0, 1280, 720)
@@ -94,6 +94,7 @@ for _line in sys.stdin:
 """
 )
 BLOCK = 5  # walks per turn in the duel
+DEFAULT_ROW = "gtk3-widget-factory, default"  # its tree figures are shown beside the previous run's
 IDLE = 0.5  # seconds of idleness before each "after idle" walk
 
 
@@ -466,8 +467,10 @@ def write_results(results: dict[str, Any]) -> None:
         f"| {f['pyatspi_showing']['median_ms']} ms (first {f['pyatspi_showing']['first_ms']} ms), "
         f"CPU {cpu(f['pyatspi_showing'])}; extents of every node {f['pyatspi_all']['median_ms']} ms "
         f"| <= 15 ms, >= 10x |",
-        f"| gtk3-widget-factory, default (+ actions, values, text) | {f['ours_default']['median_ms']} ms "
-        f"| {cpu(f['ours_default'])} | {f['http_default']['median_ms']} ms "
+        f"| gtk3-widget-factory, default (+ actions, values, text) "
+        f"| {with_previous(f['ours_default']['median_ms'], 'ms', 'bench_a11y', DEFAULT_ROW)} "
+        f"| {cpu(f['ours_default'])} "
+        f"| {with_previous(f['http_default']['median_ms'], 'ms', 'bench_a11y', DEFAULT_ROW, 3)} "
         f"({f['http_default']['bytes'] // 1024} KB; {f['http_default']['ratio']}x in-process "
         f"{f['http_default']['in_process_ms']} ms; httpx {f['http_default']['httpx_ms']} ms) "
         f"| {f['pyatspi_showing']['median_ms']} ms, {http_ratio}x ours over HTTP | <= 1.2x in-process, >= 10x |",

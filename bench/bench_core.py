@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.desktop.keys import text_keysyms  # noqa: E402
 from agent.session.devdesktop import DevDesktop  # noqa: E402
-from bench.common import machine, median_ms, timed, write_section  # noqa: E402
+from bench.common import machine, median_ms, timed, with_previous, write_section  # noqa: E402
 from tests.conftest import RunningAgent, start_agent  # noqa: E402
 
 ASCII_200 = ("The quick brown fox jumps over the lazy dog; PACK MY BOX with 5 dozen liquor jugs! " * 3)[:200]
@@ -333,15 +333,15 @@ Input times run from sending the request until an X client (its own connection) 
 
 | what | agent | peer (same run) | target |
 |---|---|---|---|
-| click delivered | {click["agent_ms"]} ms | xdotool `mousemove click` {click["xdotool_ms"]} ms ({ratio(click["xdotool_ms"], click["agent_ms"])}), `click --delay 0` {click["xdotool_delay0_ms"]} ms | <= 0.6 ms |
-| type 200 ASCII | {ascii_["agent_ms"]} ms, exact {ascii_["agent_exact"]} | xdotool {ascii_["xdotool_ms"]} ms exact {ascii_["xdotool_exact"]}; `--delay 0` {ascii_["xdotool_delay0_ms"]} ms exact {ascii_["xdotool_delay0_exact"]} | <= 20 ms |
-| type 30 mixed Unicode | {uni["agent_ms"]} ms (first call, binding keysyms: {uni["agent_first_call_ms"]} ms), exact {uni["agent_exact"]} | xdotool {uni["xdotool_ms"]} ms exact {uni["xdotool_exact"]}; `--delay 0` {uni["xdotool_delay0_ms"]} ms exact {uni["xdotool_delay0_exact"]} | <= 5 ms |
+| click delivered | {with_previous(click["agent_ms"], "ms", "bench_core", "click delivered")} | xdotool `mousemove click` {click["xdotool_ms"]} ms ({ratio(click["xdotool_ms"], click["agent_ms"])}), `click --delay 0` {click["xdotool_delay0_ms"]} ms | <= 0.6 ms |
+| type 200 ASCII | {with_previous(ascii_["agent_ms"], "ms", "bench_core", "type 200 ASCII")}, exact {ascii_["agent_exact"]} | xdotool {ascii_["xdotool_ms"]} ms exact {ascii_["xdotool_exact"]}; `--delay 0` {ascii_["xdotool_delay0_ms"]} ms exact {ascii_["xdotool_delay0_exact"]} | <= 20 ms |
+| type 30 mixed Unicode | {with_previous(uni["agent_ms"], "ms", "bench_core", "type 30 mixed Unicode")} (first call, binding keysyms: {uni["agent_first_call_ms"]} ms), exact {uni["agent_exact"]} | xdotool {uni["xdotool_ms"]} ms exact {uni["xdotool_exact"]}; `--delay 0` {uni["xdotool_delay0_ms"]} ms exact {uni["xdotool_delay0_exact"]} | <= 5 ms |
 | screenshot 1280x720 JPEG q75 | {s720["jpeg_q75_ms"]} ms ({s720["jpeg_q75_bytes"]} B) | scrot (PNG) {s720["scrot_ms"]} ms | <= 3 ms |
 | screenshot 1280x720 PNG | {s720["png_ms"]} ms ({s720["png_bytes"]} B, {s720["png_size_vs_pillow_level1"]}x Pillow level 1) | Pillow level-1 encode alone {s720["pillow_png_level1_encode_ms"]} ms ({s720["pillow_png_level1_bytes"]} B); scrot {s720["scrot_ms"]} ms | <= 10 ms, <= 1.5x size |
 | screenshot 1280x720 WebP q75 / JPEG half scale | {s720["webp_q75_ms"]} ms / {s720["jpeg_q75_half_ms"]} ms | | |
 | screenshot 1920x1080 JPEG q75 / PNG | {s1080["jpeg_q75_ms"]} ms / {s1080["png_ms"]} ms | scrot {s1080["scrot_ms"]} ms | <= 6 ms (JPEG) |
-| idle RSS | {proc["idle_rss_mib"]} MiB | | <= 50 MiB |
-| start to ready | {proc["start_to_ready_ms"]} ms | | <= 500 ms |
+| idle RSS | {with_previous(proc["idle_rss_mib"], "MiB", "bench_core", "idle RSS")} | | <= 50 MiB |
+| start to ready | {with_previous(proc["start_to_ready_ms"], "ms", "bench_core", "start to ready")} | | <= 500 ms |
 """
 
 

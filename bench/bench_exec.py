@@ -35,7 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, write_section  # noqa: E402
+from bench.common import machine, with_previous, write_section  # noqa: E402
 
 AGENT_BIN = Path(sys.executable).parent / "computer-agent"
 MB = 1_000_000
@@ -190,7 +190,7 @@ def write_results(results: dict[str, Any]) -> None:
             "",
             "| what | agent | peer (same run) | target |",
             "|---|---|---|---|",
-            f"| `/exec` of `true` (argv list) | {r['exec_true_ms']:.3f} ms (p95 {r['exec_true_p95_ms']:.3f} ms) "
+            f"| `/exec` of `true` (argv list) | {with_previous(round(r['exec_true_ms'], 3), 'ms', 'bench_exec', '`/exec` of `true` (argv')} (p95 {r['exec_true_p95_ms']:.3f} ms) "
             f'| `subprocess.run(["true"])` {r["subprocess_run_true_ms"]:.3f} ms | <= 3 ms |',
             f"| `/exec` of `true` (bash command line) | {r['exec_bash_true_ms']:.3f} ms | | |",
             f"| `/exec/stream` throughput (NDJSON, 256 MiB of text) | {r['stream_mb_s']:.0f} MB/s "

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.session.devdesktop import DevDesktop  # noqa: E402
 from bench.common import machine, previous_figure, with_previous, write_section  # noqa: E402
+from bench.peer_cua import CuaServer  # noqa: E402
 from tests.conftest import RunningAgent, start_agent  # noqa: E402
 
 MIB = 1024 * 1024
@@ -153,6 +154,18 @@ def one_start(
     return ready, fresh, after, agent.log_path
 
 
+def cua_start(desktop: DevDesktop) -> tuple[float, float, float]:
+    """cua's computer-server on the same desktop: start to ready (ms), idle RSS 0.5 s after ready
+    and 0.5 s after a first screenshot and move (MiB, its whole process tree), as ours is measured."""
+    with CuaServer(dict(desktop.env)) as cua:
+        time.sleep(0.5)
+        fresh = cua.rss_mib()
+        cua.screenshot_png()
+        cua.command("move_cursor", x=5, y=5)
+        time.sleep(0.5)
+        return cua.ready_s * 1000, fresh, cua.rss_mib()
+
+
 def slowest_imports(log: Path, count: int = 15) -> list[tuple[str, float]]:
     """Top-level imports (and the agent's own modules) by cumulative time, from -X importtime."""
     rows = []
@@ -198,6 +211,13 @@ def run(starts: int) -> dict[str, Any]:
         result["start_to_ready_all_ms"] = [round(value) for value in readies]
         result["idle_fresh"] = {key: median([m[key] for m in fresh]) for key in fresh[0]}
         result["idle_after_use"] = {key: median([m[key] for m in after]) for key in after[0]}
+        peer = [cua_start(desktop) for _ in range(max(1, starts // 2))]
+        result["cua"] = {
+            "starts": len(peer),
+            "start_to_ready_ms": median([p[0] for p in peer]),
+            "idle_fresh_rss": median([p[1] for p in peer]),
+            "idle_after_use_rss": median([p[2] for p in peer]),
+        }
         _, _, _, log = one_start(desktop, tmp / "importtime", PYTHONPROFILEIMPORTTIME="1")
         result["slowest_imports_ms"] = slowest_imports(log)
         result["tracemalloc_idle"] = trace_idle(desktop)
@@ -211,8 +231,12 @@ def beside_previous(value: float, unit: str, own_row: str, core_row: str) -> str
     return with_previous(value, unit, "bench_core", core_row)
 
 
+def ratio(ours: float, peer: float) -> str:
+    return f"{ours / peer:.2f}x" if peer else "n/a"
+
+
 def report(result: dict[str, Any]) -> str:
-    fresh, used = result["idle_fresh"], result["idle_after_use"]
+    fresh, used, cua = result["idle_fresh"], result["idle_after_use"], result["cua"]
     imports = "\n".join(f"| `{name}` | {ms} ms |" for name, ms in result["slowest_imports_ms"])
     traced = result["tracemalloc_idle"]
     packages = "\n".join(f"| {name} | {mib} MiB |" for name, mib in traced["by_package"])
@@ -221,14 +245,16 @@ def report(result: dict[str, Any]) -> str:
 Machine: {result["machine"]}. A real `computer-agent serve` on Xvfb, started {result["starts"]} times
 (bytecode cached, one warm-up start not counted), medians. Start to ready: from spawning the
 process until `GET /ready` answers 200. Idle: 0.5 s after ready, and 0.5 s after a first JPEG
-screenshot and a pointer move (bench_core's idle RSS). RSS = anonymous memory + mapped files
+screenshot and a pointer move (bench_core's idle RSS). Peer: cua's computer-server
+(bench/peer_cua.py) on the same desktop, {result["cua"]["starts"]} starts, measured the same way (its
+`GET /status`, its `screenshot` and `move_cursor` commands; RSS of its process tree). RSS = anonymous memory + mapped files
 (shared libraries, bytecode-free code pages), from `/proc/PID/smaps_rollup`.
 
-| what | measured | target |
-|---|---|---|
-| start to ready | {beside_previous(result["start_to_ready_ms"], "ms", "start to ready", "start to ready")} (all: {result["start_to_ready_all_ms"]}) | <= 500 ms |
-| idle RSS after ready | {fresh["rss"]} MiB (anonymous {fresh["anon"]}, files {fresh["files"]}); {fresh["threads"]:.0f} threads, {fresh["fds"]:.0f} fds | |
-| idle RSS after a screenshot and a move | {beside_previous(used["rss"], "MiB", "idle RSS after a screenshot", "idle RSS")} (anonymous {used["anon"]}, files {used["files"]}); {used["threads"]:.0f} threads, {used["fds"]:.0f} fds | <= 50 MiB |
+| what | ours | cua computer-server (same run) | ours / cua | target |
+|---|---|---|---|---|
+| start to ready | {beside_previous(result["start_to_ready_ms"], "ms", "start to ready", "start to ready")} (all: {result["start_to_ready_all_ms"]}) | {cua["start_to_ready_ms"]} ms | {ratio(result["start_to_ready_ms"], cua["start_to_ready_ms"])} | <= 500 ms |
+| idle RSS after ready | {fresh["rss"]} MiB (anonymous {fresh["anon"]}, files {fresh["files"]}); {fresh["threads"]:.0f} threads, {fresh["fds"]:.0f} fds | {cua["idle_fresh_rss"]} MiB | {ratio(fresh["rss"], cua["idle_fresh_rss"])} | <= 50 MiB, <= 0.75x |
+| idle RSS after a screenshot and a move | {beside_previous(used["rss"], "MiB", "idle RSS after a screenshot", "idle RSS")} (anonymous {used["anon"]}, files {used["files"]}); {used["threads"]:.0f} threads, {used["fds"]:.0f} fds | {cua["idle_after_use_rss"]} MiB | {ratio(used["rss"], cua["idle_after_use_rss"])} | <= 50 MiB, <= 0.75x |
 
 Slowest imports of one real start (`PYTHONPROFILEIMPORTTIME=1`, cumulative, top level and the agent's packages):
 
