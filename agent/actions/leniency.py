@@ -23,7 +23,6 @@ are not numbers.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import types
@@ -82,6 +81,8 @@ def field_names(model: type[BaseModel]) -> dict[str, FieldInfo]:
 
 def nearest_name(model: type[BaseModel], unknown: str) -> str | None:
     """The valid field name an unknown one most likely misspells, if any is close."""
+    import difflib  # only a refused request needs it
+
     matches = difflib.get_close_matches(unknown, list(field_names(model)), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
