@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import Config
 from agent.live.viewer_tickets import ViewerTickets
+from agent.supervision.heap import IdleTrim
 from agent.supervision.metrics import Metrics
 from agent.supervision.readiness import Readiness
 
@@ -67,6 +68,8 @@ class Services:
     # Single-use links to the live viewer page, each with its rights (view only, or control).
     viewer_tickets: ViewerTickets = field(default_factory=ViewerTickets)
     readiness: Readiness = field(init=False)
+    # Freed heap memory goes back to the system once no request is in flight (agent.supervision.heap).
+    heap_trim: IdleTrim = field(init=False)
 
     def __post_init__(self) -> None:
         a11y_check = self.accessibility.check if self.accessibility is not None else None
@@ -74,11 +77,13 @@ class Services:
             self.desktop, a11y_check=a11y_check, a11y_required=self.config.accessibility_required
         )
         self.readiness.subscribe(self.metrics.readiness_changed)
+        self.heap_trim = IdleTrim(lambda: bool(self.metrics.in_flight))
 
     async def start(self) -> None:
         """Start background work (runs once the event loop is up)."""
         # The screenshot encoders (numpy, Pillow, libjpeg-turbo: ~10 MiB) load on the first
         # capture, not here: an idle agent does not carry them.
+        self.heap_trim.start()
         await self.readiness.start()
         if self.exec is not None:
             await self.exec.start()
@@ -90,6 +95,7 @@ class Services:
     async def close(self) -> None:
         """Release held input and every resource, in reverse order of start."""
         self.readiness.begin_shutdown()
+        await self.heap_trim.close()
         if self.live is not None:
             await self.live.close()
         if self.heartbeat is not None:

@@ -13,8 +13,8 @@ real ``computer-agent serve``, then runs at once:
 
 Reports the normal clients' errors (target 0), their p50 and p99 latency, and the agent's
 RSS, open descriptors and threads after the first 500 requests (warm-up) and at the end
-(target: RSS grows at most 10 MiB), plus how many slow connections the agent cut. The result
-replaces this benchmark's section of bench/RESULTS.md and is printed as JSON.
+(target: RSS grows at most 10 MiB) and once idle again after the load, plus how many slow
+connections the agent cut. The result replaces this benchmark's section of bench/RESULTS.md and is printed as JSON.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from tests.conftest import start_agent  # noqa: E402
 MIB = 1024 * 1024
 WARMUP = 500
 MAX_GROWTH_MIB = 10.0  # RSS at the end against RSS after the warm-up
+IDLE_AFTER_S = 3.0  # idle time after the load before the last reading (the heap trim runs at 1 Hz)
 
 # (method, path, JSON body or None): what an agent loop sends, screenshots in every shape.
 MIX: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -145,6 +146,8 @@ async def soak(url: str, token: str, agent: psutil.Process, args: argparse.Names
     after = footprint(agent)
     stop.set()
     await asyncio.gather(*slow, return_exceptions=True)
+    await asyncio.sleep(IDLE_AFTER_S)  # the agent idle again: what it keeps after a benchmark
+    idle_after = footprint(agent)
     ordered = sorted(tally.latencies)
     return {
         "requests": tally.done,
@@ -158,6 +161,7 @@ async def soak(url: str, token: str, agent: psutil.Process, args: argparse.Names
         "before": before,
         "after_warmup": tally.warm,
         "end": after,
+        "idle_after_load": idle_after,
         "rss_growth_after_warmup_mib": round(after["rss_mib"] - tally.warm.get("rss_mib", 0.0), 1),
         "slow_opened": tally.slow_opened,
         "slow_cut_by_agent": tally.slow_cut,
@@ -180,6 +184,7 @@ connections send their request header one byte at a time.
 | throughput | {result["requests_per_s"]} requests/s | |
 | RSS idle, before the load | {result["before"]["rss_mib"]} MiB ({result["before"]["fds"]} descriptors, {result["before"]["threads"]} threads) | |
 | RSS after {WARMUP} requests -> end | {warm.get("rss_mib")} -> {end["rss_mib"]} MiB ({result["rss_growth_after_warmup_mib"]:+.1f}) | <= +{MAX_GROWTH_MIB:g} MiB |
+| RSS {IDLE_AFTER_S:g} s after the load (idle again) | {result["idle_after_load"]["rss_mib"]} MiB ({result["idle_after_load"]["fds"]} descriptors, {result["idle_after_load"]["threads"]} threads) | |
 | open descriptors after warm-up -> end | {warm.get("fds")} -> {end["fds"]} | flat |
 | threads after warm-up -> end | {warm.get("threads")} -> {end["threads"]} | flat |
 | slow-header connections opened / cut by the agent | {result["slow_opened"]} / {result["slow_cut_by_agent"]} | |

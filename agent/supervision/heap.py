@@ -1,0 +1,106 @@
+"""Give the memory a burst of work freed back to the system once the agent is idle again.
+
+glibc keeps what C code frees (libwebp's work buffers: ~12 MiB for one 720p WebP, Pillow's
+images, the encoders' scratch space) for the next allocation instead of returning it, so an
+agent that served one WebP screenshot or one big tree stays that much larger for the rest of
+its life. Once a second, with no request in flight, this asks glibc how much it holds free
+(``mallinfo2``) and, above ``threshold`` bytes, hands it back (``malloc_trim``) on a worker
+thread. The next burst faults those pages in again, which is what the idle agent's footprint
+is worth. Nothing happens on a libc without these calls (musl).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+from agent.tasks import cancel_and_wait
+
+LOG = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 1.0
+THRESHOLD_BYTES = 4 * 1024 * 1024  # less free than this is not worth a trim
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",  # free bytes held in the heaps: what a trim can give back
+            "keepcost",
+        )
+    ]
+
+
+class Glibc:
+    """The two glibc calls, or None from ``load`` when this libc lacks them."""
+
+    def __init__(self, libc: ctypes.CDLL) -> None:
+        self._mallinfo2 = libc.mallinfo2
+        self._mallinfo2.restype = _MallInfo2
+        self._malloc_trim = libc.malloc_trim
+        self._malloc_trim.argtypes = [ctypes.c_size_t]
+        self._malloc_trim.restype = ctypes.c_int
+
+    @classmethod
+    def load(cls) -> Glibc | None:
+        name = ctypes.util.find_library("c")
+        try:
+            return cls(ctypes.CDLL(name))
+        except (OSError, AttributeError, TypeError):
+            return None
+
+    def free_bytes(self) -> int:
+        return int(self._mallinfo2().fordblks)
+
+    def trim(self) -> None:
+        self._malloc_trim(0)
+
+
+class IdleTrim:
+    """Trims the heap while ``busy()`` is false and enough freed memory is held."""
+
+    def __init__(
+        self,
+        busy: Callable[[], bool],
+        *,
+        threshold: int = THRESHOLD_BYTES,
+        every: float = CHECK_EVERY_S,
+        libc: Glibc | None = None,
+    ) -> None:
+        self.busy = busy
+        self.threshold = threshold
+        self.every = every
+        self.libc = libc if libc is not None else Glibc.load()
+        self.trims = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.libc is None:
+            LOG.info("heap trimming off: this libc has no mallinfo2/malloc_trim")
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="heap-trim")
+
+    async def _run(self) -> None:
+        assert self.libc is not None
+        while True:
+            await asyncio.sleep(self.every)
+            if self.busy() or self.libc.free_bytes() < self.threshold:
+                continue
+            await asyncio.to_thread(self.libc.trim)
+            self.trims += 1
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
