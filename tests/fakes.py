@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from agent.desktop.backend import Button, CaptureOptions, Chord, Point, Region, Size
 from agent.desktop.imaging import Encoder, target_size
 from agent.desktop.keys import text_keysyms
@@ -80,11 +82,9 @@ class FakeDesktop:
     async def capture(self, region: Region | None, options: CaptureOptions) -> ImageResult:
         self._require()
         region = region or Region(0, 0, self.size.width, self.size.height)
-        pixels = bytes([10, 20, 30, 0]) * (region.width * region.height)
+        pixels = np.tile(np.array([10, 20, 30, 0], dtype=np.uint8), (region.height, region.width, 1))
         size = target_size(region.width, region.height, options.scale, options.max_width, options.max_height)
-        encoded = Encoder().encode(
-            pixels, region.width, region.height, format=options.format, quality=options.quality, size=size
-        )
+        encoded = Encoder().encode(pixels, format=options.format, quality=options.quality, size=size)
         return ImageResult(
             encoded.data, options.format, encoded.width, encoded.height, self.size.width, self.size.height
         )

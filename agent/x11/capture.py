@@ -1,4 +1,4 @@
-"""Screen capture with mss (XCB + MIT-SHM) and encoding, on a thread of its own.
+"""Screen capture (XCB + MIT-SHM, ``agent.x11.frames``) and encoding, on a thread of its own.
 
 Capture and encode run on their own thread and X connection, so a screenshot never waits behind
 input and input never waits behind an encode. The connection heals the way input's does: any
@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
-import mss
+import numpy as np
 from mss.linux.xcbhelpers import XProtoError
 
 from agent.desktop.backend import CaptureOptions, Region
@@ -26,19 +28,21 @@ from agent.desktop.imaging import Encoder, target_size
 from agent.errors import DisplayUnavailable
 from agent.models.base import ImageResult
 from agent.x11.connection import RECONNECT_INTERVAL, from_error_code
+from agent.x11.frames import CursorImage, FrameGrabber
 
 LOG = logging.getLogger(__name__)
 
 # A grab that succeeded this recently proves the capture works; readiness does not probe again.
 HEALTH_FRESH_S = 1.0
 ONE_PIXEL = {"left": 0, "top": 0, "width": 1, "height": 1}
+T = TypeVar("T")
 
 
 class ScreenCapture:
     def __init__(self, display_name: str) -> None:
         self.display_name = display_name
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="x11-capture")
-        self._grabbers: dict[bool, mss.MSS] = {}  # keyed on "draws the cursor"
+        self._grabber_now: FrameGrabber | None = None
         self._encoder = Encoder()
         self._last_success: float | None = None  # time.monotonic() of the last good grab
         self._last_failure: float | None = None
@@ -52,6 +56,15 @@ class ScreenCapture:
             self._executor, self._capture, region, screen_width, screen_height, options
         )
 
+    async def capture_stamped(
+        self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
+    ) -> tuple[ImageResult, tuple[int, int, int] | None]:
+        """The image and, when the cursor was drawn, the cursor's stamp (position and shape)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self._capture_stamped, region, screen_width, screen_height, options
+        )
+
     async def check(self) -> str:
         """Raise DisplayUnavailable unless the capture can grab; a recent good grab is enough,
         otherwise one pixel is grabbed (behind any screenshots already queued)."""
@@ -62,22 +75,38 @@ class ScreenCapture:
         await loop.run_in_executor(self._executor, self._grab, ONE_PIXEL, False)
         return f"grabbing {self.display_name}"
 
-    def _grabber(self, cursor: bool) -> mss.MSS:
-        grabber = self._grabbers.get(cursor)
+    async def cursor_stamp(self) -> tuple[int, int, int]:
+        """Where the pointer is and which shape it has (see ``CursorImage.stamp``)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._cursor_stamp)
+
+    def _cursor_stamp(self) -> tuple[int, int, int]:
+        return self._x_call(lambda grabber: grabber.cursor()).stamp
+
+    def _grabber(self) -> FrameGrabber:
+        grabber = self._grabber_now
         if grabber is None:
             failed = self._last_failure
             if failed is not None and time.monotonic() - failed < RECONNECT_INTERVAL:
                 raise DisplayUnavailable(
                     f"cannot capture the X display {self.display_name}", details={"reason": self._last_error}
                 )
-            grabber = mss.MSS(display=self.display_name, with_cursor=cursor)
-            self._grabbers[cursor] = grabber
+            grabber = self._grabber_now = FrameGrabber(self.display_name)
         return grabber
 
-    def _grab(self, box: dict[str, int], cursor: bool) -> mss.screenshot.ScreenShot:
-        """One grab; any failure drops every capture connection so the next call reconnects."""
+    def _grab(self, box: dict[str, int], cursor: bool) -> tuple[np.ndarray, CursorImage | None]:
+        """The area's BGRX pixels (valid until the next grab), the cursor drawn on them if asked."""
+
+        def grab(grabber: FrameGrabber) -> tuple[np.ndarray, CursorImage | None]:
+            image = grabber.cursor() if cursor else None
+            return grabber.grab(box, image), image
+
+        return self._x_call(grab)
+
+    def _x_call(self, call: Callable[[FrameGrabber], T]) -> T:
+        """One call on the capture connection; any failure drops it so the next call reconnects."""
         try:
-            shot = self._grabber(cursor).grab(box)
+            result = call(self._grabber())
         except DisplayUnavailable:
             raise
         except XProtoError as exc:  # the server refused this grab (BadMatch...): the connection is fine
@@ -91,10 +120,10 @@ class ScreenCapture:
             ) from None
         self._last_success = time.monotonic()
         self._last_failure = None
-        return shot
+        return result
 
     def _fail(self, reason: str) -> None:
-        if self._grabbers or self._last_failure is None:
+        if self._grabber_now is not None or self._last_failure is None:
             LOG.warning("X display %s lost (x11-capture): %s", self.display_name, reason)
         self._drop()
         self._last_error = reason
@@ -102,31 +131,35 @@ class ScreenCapture:
         self._last_success = None
 
     def _drop(self) -> None:
-        for grabber in self._grabbers.values():
+        grabber, self._grabber_now = self._grabber_now, None
+        if grabber is not None:
             try:
                 grabber.close()
             except Exception:  # the socket is already dead; nothing more to release
                 LOG.debug("closing a dead capture connection failed", exc_info=True)
-        self._grabbers.clear()
 
     def _capture(
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
     ) -> ImageResult:
+        return self._capture_stamped(region, screen_width, screen_height, options)[0]
+
+    def _capture_stamped(
+        self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
+    ) -> tuple[ImageResult, tuple[int, int, int] | None]:
         box = {"left": region.x, "top": region.y, "width": region.width, "height": region.height}
-        shot = self._grab(box, options.cursor)
+        pixels, cursor = self._grab(box, options.cursor)
         size = options.size or target_size(
-            shot.width, shot.height, options.scale, options.max_width, options.max_height
+            region.width, region.height, options.scale, options.max_width, options.max_height
         )
         encoded = self._encoder.encode(
-            shot.raw,
-            shot.width,
-            shot.height,
+            pixels,
             format=options.format,
             quality=options.quality,
             size=size,
             canvas=options.canvas,
         )
-        return ImageResult(
+        del pixels  # the shared segment may not be closed while a view of it lives
+        image = ImageResult(
             data=encoded.data,
             format=options.format,
             width=encoded.width,
@@ -134,6 +167,7 @@ class ScreenCapture:
             screen_width=screen_width,
             screen_height=screen_height,
         )
+        return image, None if cursor is None else cursor.stamp
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
