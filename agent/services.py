@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from agent.session.launcher import Launcher
     from agent.x11.clipboard import ClipboardService
     from agent.x11.damage import DamageMonitor
+    from agent.x11.screenshot_cache import ScreenshotCache
     from agent.x11.wallpaper import WallpaperService
     from agent.x11.windows import WindowService
 
@@ -59,6 +60,8 @@ class Services:
     # Screen changes (X DAMAGE), shared by wait-for, screenshot_after and the screencast; started
     # by its first subscriber (None with a fake desktop: no settling, screen waits are a 503).
     damage: DamageMonitor | None = None
+    # Screenshots of an unchanged region served again from the bytes already encoded (on DAMAGE).
+    screenshots: ScreenshotCache | None = None
     # Chromium on the desktop, driven over CDP (None when --browser is off or in tests without it).
     browser: BrowserService | None = None
     # The desktop event hub, its X monitor and the /ws tickets (None where a test does not need them).
@@ -128,5 +131,7 @@ class Services:
         """The screencast, then the damage monitor that drives it."""
         if self.screencasts is not None:
             await self.screencasts.close()
+        if self.screenshots is not None:
+            await self.screenshots.close()
         if self.damage is not None:
             await self.damage.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from agent.actions.registry import REGISTRY
 from agent.actions.space import capture_sizing, current_fit, refuse_sizing
 from agent.desktop.backend import CaptureOptions, Region
@@ -39,7 +41,7 @@ def capture_options(req: ImageRequest, **sizing: object) -> CaptureOptions:
 
 async def screenshot(services: Services, req: ScreenshotRequest) -> ImageResult:
     """The screen; under a coordinate space, the space's size with the screen letterboxed in it."""
-    image = await services.desktop.capture(None, capture_options(req, **capture_sizing()))
+    image = await _capture(services, None, capture_options(req, **capture_sizing()))
     return _as_requested(image, req.base64)
 
 
@@ -64,7 +66,7 @@ async def screenshot_region(services: Services, req: RegionScreenshotRequest) ->
     if fit is not None:
         factor_x, factor_y = fit.factors
         sizing = {"size": (max(1, round(region.width * factor_x)), max(1, round(region.height * factor_y)))}
-    image = await services.desktop.capture(region, capture_options(req, **sizing))
+    image = await _capture(services, region, capture_options(req, **sizing))
     return _as_requested(image, req.base64)
 
 
@@ -88,16 +90,19 @@ async def zoom(services: Services, req: ZoomRequest) -> ImageResult:
             f"the zoomed image would be {size[0]}x{size[1]}; at most {MAX_ZOOM_SIDE} pixels a side",
             details={"width": size[0], "height": size[1]},
         )
-    image = await services.desktop.capture(region, capture_options(req, size=size))
+    image = await _capture(services, region, capture_options(req, size=size))
     return _as_requested(image, req.base64)
 
 
 def _as_requested(image: ImageResult, as_json: bool) -> ImageResult:
-    if not as_json:
-        return image
-    return ImageResult(
-        image.data, image.format, image.width, image.height, image.screen_width, image.screen_height, True
-    )
+    return dataclasses.replace(image, as_json=True) if as_json else image
+
+
+async def _capture(services: Services, region: Region | None, options: CaptureOptions) -> ImageResult:
+    """Through the unchanged-screen cache where there is one (X DAMAGE), else a fresh grab."""
+    if services.screenshots is not None:
+        return await services.screenshots.capture(region, options)
+    return await services.desktop.capture(region, options)
 
 
 async def cursor_position(services: Services, req: CursorRequest) -> Position:

@@ -29,12 +29,15 @@ def build_services(config: Config) -> Services:
     from agent.heartbeat import from_config as heartbeat_from_config
     from agent.x11.backend import X11Desktop
     from agent.x11.damage import DamageMonitor
+    from agent.x11.screenshot_cache import ScreenshotCache
 
+    desktop, damage = X11Desktop(config.display), DamageMonitor(config.display)
     services = Services(
         config=config,
-        desktop=X11Desktop(config.display),
+        desktop=desktop,
         accessibility=_accessibility(config),
-        damage=DamageMonitor(config.display),
+        damage=damage,
+        screenshots=ScreenshotCache(desktop, damage),
     )
     _add_window_services(services, config)
     _add_exec_services(services, config)  # also with --exec false: its reaper collects launched apps' orphans

@@ -42,6 +42,8 @@ def _image(output: ImageResult) -> web.Response:
         "X-Image-Width": str(output.width),
         "X-Image-Height": str(output.height),
     }
+    if output.cache is not None:  # documented in docs/screenshots.md
+        headers["X-Screenshot-Cache"] = output.cache
     if output.as_json:
         return web.Response(
             text=image_json(output).model_dump_json(), content_type="application/json", headers=headers

@@ -119,6 +119,7 @@ class ImageResult:
     screen_width: int
     screen_height: int
     as_json: bool = False  # the caller asked for base64 JSON on the REST route
+    cache: str | None = None  # "hit": the bytes kept from an identical earlier request; "miss"
 
     @property
     def content_type(self) -> str:

@@ -136,6 +136,11 @@ class DamageMonitor:
         self._last_error = "not connected yet"
         self.last_change: ScreenChange | None = None
         self.changes_seen = 0
+        # For ``caught_up``: changes handed to the event loop (thread) and delivered (loop), the
+        # thread asleep with the damage object armed, and the X socket it sleeps on.
+        self._posted = 0
+        self._quiet = False
+        self._socket = -1
         self.wakeups = 0  # times the thread woke up (tests: an idle desktop wakes nothing)
 
     # -- subscribing (event loop) -------------------------------------------------------
@@ -187,6 +192,27 @@ class DamageMonitor:
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
+
+    @property
+    def armed(self) -> bool:
+        """The damage object exists and its changes are being read (event loop's view)."""
+        return self._armed
+
+    def caught_up(self) -> bool:
+        """True when every change the X server has sent so far has reached the subscribers: the
+        reader thread sleeps with the damage object armed, nothing it read waits for the event
+        loop, and nothing unread waits on its socket (one ``select``, a few microseconds).
+
+        A client that synced with the server (xdotool, xsetroot, any toolkit's round trip) had its
+        drawing's DamageNotify written to our socket before its own reply, so what it drew is
+        seen here. False does not mean a change: only that it cannot be ruled out now."""
+        if not (self._quiet and self._armed and self._posted == self.changes_seen):
+            return False
+        try:
+            readable, _, _ = select.select([self._socket], [], [], 0)
+        except (OSError, ValueError):  # the thread closed the connection meanwhile
+            return False
+        return not readable
 
     # -- delivery (event loop) ---------------------------------------------------------
     def _deliver(self, change: ScreenChange) -> None:
@@ -283,7 +309,7 @@ class DamageMonitor:
         display.damage_query_version()  # the protocol requires it before any other request
         root = display.screen().root
         notify = display.query_extension(xdamage.extname).first_event + xdamage.DamageNotifyCode
-        socket = display.fileno()
+        socket = self._socket = display.fileno()
         damage: int | None = None
         unwanted_since: float | None = None
         acknowledged = 0
@@ -307,7 +333,11 @@ class DamageMonitor:
                     damage, timeout = None, None
                     self._post(self._set_armed, False)
             self._drain(display, damage, notify)
-            self._sleep(timeout, socket)
+            self._quiet = damage is not None
+            try:
+                self._sleep(timeout, socket)
+            finally:
+                self._quiet = False
 
     def _create_damage(self, display: Display, root: Window) -> int:
         """A new damage object on the root window, its baseline the screen as it is now.
@@ -339,6 +369,7 @@ class DamageMonitor:
         display.damage_subtract(damage, X.NONE, X.NONE)
         display.flush()
         change = ScreenChange(tuple(dict.fromkeys(rects)), time.monotonic(), time.time())
+        self._posted += 1
         self._post(self._deliver, change)
 
     # -- shutdown ------------------------------------------------------------------------

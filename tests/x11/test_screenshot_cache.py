@@ -1,0 +1,150 @@
+"""The unchanged-screen cache: identical screenshots of an unchanged region come back as the same
+bytes (``X-Screenshot-Cache: hit``); any change there, made by another X client (xsetroot, a
+window of this test's own X connection, xdotool moving the pointer), shows in the next one.
+Pixels are checked against the X server's own dump (xwd)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageChops
+from Xlib.display import Display
+
+from agent.session.devdesktop import DevDesktop
+from tests.conftest import run_observer
+from tests.waiting import wait_until
+from tests.x11.test_screen import xwd_image
+
+REGION = {"x": 100, "y": 100, "width": 300, "height": 200}
+CROP = (100, 100, 400, 300)
+
+
+def shot(client: httpx.Client, **options: object) -> httpx.Response:
+    response = client.post("/desktop/screenshot/region", json={**REGION, "format": "png", **options})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def image_of(response: httpx.Response) -> Image.Image:
+    return Image.open(io.BytesIO(response.content)).convert("RGB")
+
+
+def cache_of(response: httpx.Response) -> str:
+    return response.headers["X-Screenshot-Cache"]
+
+
+def until_hit(client: httpx.Client, **options: object) -> httpx.Response:
+    """Ask until the answer comes from the cache (the first request arms the monitor)."""
+    return wait_until(
+        lambda: (response := shot(client, **options)).headers["X-Screenshot-Cache"] == "hit" and response,
+        timeout=10,
+        what="a screenshot served from the cache",
+    )
+
+
+@pytest.fixture()
+def plain_root(desktop: DevDesktop) -> Iterator[None]:
+    run_observer(desktop, "xsetroot", "-solid", "#204060")
+    yield
+    run_observer(desktop, "xsetroot", "-solid", "black")
+
+
+@pytest.fixture()
+def x(desktop: DevDesktop) -> Iterator[Display]:
+    display = Display(desktop.display)
+    yield display
+    display.close()
+
+
+def painted_window(display: Display, x: int, y: int, rgb: int) -> object:
+    """An override-redirect window of one colour (the window manager leaves it alone)."""
+    screen = display.screen()
+    window = screen.root.create_window(
+        x, y, 80, 60, 0, screen.root_depth, background_pixel=rgb, override_redirect=True
+    )
+    window.map()
+    display.sync()
+    return window
+
+
+def test_an_unchanged_region_comes_back_identical_and_a_change_shows(
+    client: httpx.Client, desktop: DevDesktop, plain_root: None
+) -> None:
+    first = until_hit(client)
+    again = shot(client)
+    assert cache_of(again) == "hit" and again.content == first.content
+    assert ImageChops.difference(image_of(again), xwd_image(desktop).crop(CROP)).getbbox() is None
+    for colour in ("#a07010", "#10a070", "#7010a0", "#204060"):  # asked right after each change
+        run_observer(desktop, "xsetroot", "-solid", colour)
+        changed = shot(client)
+        assert cache_of(changed) == "miss", colour
+        expected = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        pixels = np.asarray(image_of(changed)).reshape(-1, 3)
+        assert (pixels == expected).all(), (colour, np.unique(pixels, axis=0)[:3])
+
+
+def test_a_change_elsewhere_keeps_it_a_change_inside_ends_it(
+    client: httpx.Client, desktop: DevDesktop, plain_root: None, x: Display
+) -> None:
+    first = until_hit(client)
+    window = painted_window(x, 700, 450, 0xFF0000)  # far from the region
+    try:
+        time.sleep(0.2)  # the monitor has long reported it
+        kept = shot(client)
+        assert cache_of(kept) == "hit" and kept.content == first.content
+        window.configure(x=150, y=150)  # type: ignore[attr-defined]
+        x.sync()
+        moved = shot(client)
+        assert cache_of(moved) == "miss"
+        assert image_of(moved).getpixel((60, 60)) == (255, 0, 0)  # the window, at 150,150 on screen
+        assert ImageChops.difference(image_of(moved), xwd_image(desktop).crop(CROP)).getbbox() is None
+    finally:
+        window.destroy()  # type: ignore[attr-defined]
+        x.sync()
+    gone = shot(client)
+    assert cache_of(gone) == "miss" and image_of(gone).getpixel((60, 60)) == (0x20, 0x40, 0x60)
+
+
+def test_each_set_of_options_is_its_own_image(client: httpx.Client, plain_root: None) -> None:
+    png = until_hit(client)
+    jpeg = shot(client, format="jpeg")
+    assert jpeg.headers["content-type"] == "image/jpeg" and cache_of(jpeg) == "miss"
+    half = shot(client, scale=0.5)
+    assert image_of(half).size == (150, 100) and cache_of(half) == "miss"
+    assert shot(client).content == png.content
+
+
+def test_with_the_cursor_drawn_a_pointer_move_ends_it(
+    client: httpx.Client, desktop: DevDesktop, plain_root: None
+) -> None:
+    run_observer(desktop, "xdotool", "mousemove", "150", "150")
+    first = until_hit(client, cursor=True)
+    assert ImageChops.difference(image_of(first), xwd_image(desktop).crop(CROP)).getbbox() is not None
+    run_observer(desktop, "xdotool", "mousemove", "300", "250")
+    moved = shot(client, cursor=True)
+    assert cache_of(moved) == "miss"
+    drawn = ImageChops.difference(image_of(moved), xwd_image(desktop).crop(CROP)).getbbox()
+    assert drawn is not None and drawn[0] >= 190 and drawn[1] >= 140  # at 300,250 now, not 150,150
+    run_observer(desktop, "xdotool", "mousemove", "900", "600")  # out of the way of other tests
+
+
+def test_full_screen_screenshots_are_kept_too(
+    client: httpx.Client, desktop: DevDesktop, plain_root: None
+) -> None:
+    first = wait_until(
+        lambda: (
+            (r := client.get("/desktop/screenshot?format=png")).headers["X-Screenshot-Cache"] == "hit" and r
+        ),
+        timeout=10,
+        what="a full-screen screenshot served from the cache",
+    )
+    assert ImageChops.difference(image_of(first), xwd_image(desktop)).getbbox() is None
+    run_observer(desktop, "xsetroot", "-solid", "#603020")
+    changed = client.get("/desktop/screenshot?format=png")
+    assert cache_of(changed) == "miss"
+    assert ImageChops.difference(image_of(changed), xwd_image(desktop)).getbbox() is None
