@@ -6,8 +6,11 @@ Pixels are checked against the X server's own dump (xwd)."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -16,8 +19,11 @@ from PIL import Image, ImageChops
 from Xlib.display import Display
 
 from agent.session.devdesktop import DevDesktop
-from tests.conftest import run_observer
+from tests.conftest import run_observer, start_agent, stop_process
+from tests.displays import free_display_number
 from tests.waiting import wait_until
+from tests.x11.test_capture_recovery import Server
+from tests.x11.test_recovery import start_xvfb
 from tests.x11.test_screen import xwd_image
 
 REGION = {"x": 100, "y": 100, "width": 300, "height": 200}
@@ -148,3 +154,42 @@ def test_full_screen_screenshots_are_kept_too(
     changed = client.get("/desktop/screenshot?format=png")
     assert cache_of(changed) == "miss"
     assert ImageChops.difference(image_of(changed), xwd_image(desktop)).getbbox() is None
+
+
+def test_a_restarted_x_server_is_grabbed_afresh(tmp_path: Path) -> None:
+    """The same display number, the same screen size, another server: nothing kept survives."""
+    number = free_display_number()
+    env = dict(os.environ, DISPLAY=f":{number}")
+    server = Server(number, start_xvfb(number), start_agent(env, tmp_path, "--display", f":{number}"))
+    try:
+        with server.agent.client() as client:
+            subprocess.run(["xsetroot", "-solid", "#306090"], env=env, check=True)
+
+            def full() -> httpx.Response:
+                return client.get("/desktop/screenshot?format=png")
+
+            first = wait_until(
+                lambda: (r := full()).status_code == 200 and cache_of(r) == "hit" and r,
+                timeout=10,
+                what="a cached screenshot",
+            )
+            assert image_of(first).getpixel((5, 5)) == (0x30, 0x60, 0x90)
+            server.kill()
+            while (away := full()).status_code == 200:  # until the agent notices (a stale hit is none)
+                assert cache_of(away) == "miss"
+            server.restart()
+            back = wait_until(
+                lambda: (r := full()).status_code == 200 and r, timeout=10, what="the display back"
+            )
+            assert image_of(back).getpixel((5, 5)) == (0, 0, 0)  # the new server's root, not the image kept
+            subprocess.run(["xsetroot", "-solid", "#309060"], env=env, check=True)
+            assert image_of(full()).getpixel((5, 5)) == (0x30, 0x90, 0x60)
+            again = wait_until(
+                lambda: (r := full()).status_code == 200 and cache_of(r) == "hit" and r,
+                timeout=10,
+                what="a cached screenshot of the new server",
+            )
+            assert image_of(again).getpixel((5, 5)) == (0x30, 0x90, 0x60)
+    finally:
+        server.agent.stop()
+        stop_process(server.xvfb)
