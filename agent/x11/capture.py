@@ -173,3 +173,4 @@ class ScreenCapture:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._drop)
         self._executor.shutdown(wait=False)
+        self._encoder.close()
