@@ -27,6 +27,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # From this many pixels (1080p: 2.07 M) a JPEG is encoded as two halves on two cores and joined.
 SPLIT_MIN_PIXELS = 1_500_000
 MCU = 16  # rows and columns of a 4:2:0 JPEG's minimum coded unit
+SCRATCH_BYTES = 12 * 2**20  # work arrays kept between frames (a 1080p halving needs ~2.6 MiB)
 HALVE_BAND = 32  # rows halved at a time: the work arrays stay in the CPU's cache
 
 
@@ -100,8 +101,8 @@ class Encoder:
         key = (name, height, width)
         buffer = self._scratch.get(key)
         if buffer is None:
-            if len(self._scratch) >= 16:  # sizes come and go (regions): keep the set bounded
-                self._scratch.clear()
+            if sum(kept.nbytes for kept in self._scratch.values()) > SCRATCH_BYTES:
+                self._scratch.clear()  # sizes come and go (regions): the set stays bounded
             buffer = self._scratch[key] = np.empty((height, width), dtype=np.uint32)
         return buffer
 
