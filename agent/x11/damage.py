@@ -141,6 +141,7 @@ class DamageMonitor:
         self._posted = 0
         self._quiet = False
         self._socket = -1
+        self._screen_size = (0, 0)  # the root's size as the thread last read it
         self.wakeups = 0  # times the thread woke up (tests: an idle desktop wakes nothing)
 
     # -- subscribing (event loop) -------------------------------------------------------
@@ -308,6 +309,10 @@ class DamageMonitor:
             raise RuntimeError(f"the X server of {self.display_name} has no DAMAGE extension")
         display.damage_query_version()  # the protocol requires it before any other request
         root = display.screen().root
+        # A resized screen (RandR) is a change of all of it, though shrinking draws nothing.
+        root.change_attributes(event_mask=X.StructureNotifyMask)
+        geometry = root.get_geometry()
+        self._screen_size = (geometry.width, geometry.height)
         notify = display.query_extension(xdamage.extname).first_event + xdamage.DamageNotifyCode
         socket = self._socket = display.fileno()
         damage: int | None = None
@@ -348,8 +353,10 @@ class DamageMonitor:
         queue, where it is dropped; nothing else is queued then (no damage object existed)."""
         damage: int = root.damage_create(xdamage.DamageReportDeltaRectangles)
         display.sync()
-        while display.pending_events():
-            display.next_event()  # only DamageNotify is selected on this connection
+        while display.pending_events():  # DamageNotify, and maybe the root's ConfigureNotify
+            display.next_event()
+        geometry = root.get_geometry()
+        self._screen_size = (geometry.width, geometry.height)
         display.damage_subtract(damage, X.NONE, X.NONE)
         display.sync()
         return damage
@@ -364,6 +371,11 @@ class DamageMonitor:
             if event.type & 0x7F == notify:
                 area = event.area
                 rects.append(Rect(area.x, area.y, area.width, area.height))
+            elif event.type == X.ConfigureNotify:  # only the root's StructureNotify is selected here
+                width, height = self._screen_size
+                if (event.width, event.height) != (width, height):
+                    rects.append(Rect(0, 0, max(width, event.width), max(height, event.height)))
+                    self._screen_size = (event.width, event.height)
         if not rects or damage is None:
             return
         display.damage_subtract(damage, X.NONE, X.NONE)

@@ -193,3 +193,44 @@ def test_a_restarted_x_server_is_grabbed_afresh(tmp_path: Path) -> None:
     finally:
         server.agent.stop()
         stop_process(server.xvfb)
+
+
+def test_a_resized_screen_is_grabbed_afresh(tmp_path: Path) -> None:
+    """Shrinking the screen (RandR) draws nothing, yet no image of the old size is served after it."""
+    number = free_display_number()
+    env = dict(os.environ, DISPLAY=f":{number}")
+    server = Server(number, start_xvfb(number), start_agent(env, tmp_path, "--display", f":{number}"))
+    try:
+        with server.agent.client() as client:
+            subprocess.run(["xsetroot", "-solid", "#306090"], env=env, check=True)
+
+            def full() -> httpx.Response:
+                return client.get("/desktop/screenshot?format=png")
+
+            wait_until(
+                lambda: (r := full()).status_code == 200 and cache_of(r) == "hit" and r,
+                timeout=10,
+                what="a cached screenshot",
+            )
+            # xrandr resizes the screen, then fails to fit its one output into it (exit 1).
+            subprocess.run(["xrandr", "--fb", "640x480"], env=env, capture_output=True, check=False)
+            dimensions = subprocess.run(
+                ["xdpyinfo"], env=env, capture_output=True, text=True, check=True
+            ).stdout
+            assert "640x480 pixels" in dimensions, "the X server did not resize"
+            answers = []
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                response = full()
+                answers.append((response.status_code, response.headers.get("X-Screenshot-Cache")))
+                if response.status_code == 200:
+                    assert cache_of(response) == "miss" or image_of(response).size == (640, 480), answers
+                    if image_of(response).size == (640, 480):
+                        break
+            assert response.status_code == 200 and image_of(response).size == (640, 480), (
+                answers,
+                response.text[:300],
+            )
+    finally:
+        server.agent.stop()
+        stop_process(server.xvfb)
