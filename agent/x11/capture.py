@@ -14,6 +14,7 @@ queueing behind screenshots.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -134,7 +135,11 @@ class ScreenCapture:
         grabber, self._grabber_now = self._grabber_now, None
         if grabber is not None:
             try:
-                grabber.close()
+                try:
+                    grabber.close()
+                except BufferError:  # a view of the shared segment still lives (in a traceback)
+                    gc.collect()
+                    grabber.close()
             except Exception:  # the socket is already dead; nothing more to release
                 LOG.debug("closing a dead capture connection failed", exc_info=True)
 
