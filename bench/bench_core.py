@@ -228,25 +228,38 @@ class Scribble:
         self.display.close()
 
 
-def screenshot_series(http: Http, query: str, runs: int, scribble: Scribble | None) -> dict[str, Any]:
-    """Median over ``runs`` requests; with ``scribble`` the screen changes (untimed) before each."""
-    path = f"/desktop/screenshot?{query}"
-    samples, caches, size = [], [], 0
-    for index in range(runs + 5):
-        if scribble is not None:
-            scribble.change()
-        started = time.perf_counter()
-        http.conn.request("GET", path, None, http.headers)
-        response = http.conn.getresponse()
-        body = response.read()
-        elapsed = time.perf_counter() - started
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
-        if index >= 5:  # warm-up left out
-            samples.append(elapsed)
-            caches.append(response.getheader("X-Screenshot-Cache"))
-            size = len(body)
-    return {"ms": median_ms(samples), "bytes": size, "hits": f"{caches.count('hit')}/{len(caches)}"}
+def screenshot_series(
+    http: Http, queries: tuple[tuple[str, str], ...], runs: int, scribble: Scribble | None
+) -> dict[str, dict[str, Any]]:
+    """Medians over ``runs`` rounds, each asking every query once in turn (so the machine's drift
+    touches them alike); with ``scribble`` the screen changes (untimed) before each request."""
+    samples: dict[str, list[float]] = {label: [] for label, _ in queries}
+    caches: dict[str, list[str | None]] = {label: [] for label, _ in queries}
+    sizes: dict[str, int] = {}
+    for round_ in range(runs + 5):
+        for label, query in queries:
+            path = f"/desktop/screenshot?{query}"
+            if scribble is not None:
+                scribble.change()
+            started = time.perf_counter()
+            http.conn.request("GET", path, None, http.headers)
+            response = http.conn.getresponse()
+            body = response.read()
+            elapsed = time.perf_counter() - started
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+            if round_ >= 5:  # warm-up left out
+                samples[label].append(elapsed)
+                caches[label].append(response.getheader("X-Screenshot-Cache"))
+                sizes[label] = len(body)
+    return {
+        label: {
+            "ms": median_ms(samples[label]),
+            "bytes": sizes[label],
+            "hits": f"{caches[label].count('hit')}/{len(caches[label])}",
+        }
+        for label, _ in queries
+    }
 
 
 FRESH_QUERIES = (
@@ -265,8 +278,7 @@ def bench_screenshots(
     results: dict[str, Any] = {}
     scribble = Scribble(desktop.display)
     try:
-        for label, query in queries:
-            series = screenshot_series(http, query, runs, scribble)
+        for label, series in screenshot_series(http, queries, runs, scribble).items():
             results[f"{label}_ms"], results[f"{label}_bytes"] = series["ms"], series["bytes"]
             results[f"{label}_hits"] = series["hits"]  # must be 0/N: these are fresh grabs
     finally:
@@ -294,8 +306,8 @@ def bench_screenshots(
 
 def bench_unchanged(http: Http, runs: int) -> dict[str, Any]:
     """The same screenshot again on a screen that does not change: the cache's answer."""
-    jpeg = screenshot_series(http, "format=jpeg&quality=75", runs, None)
-    png = screenshot_series(http, "format=png", runs, None)
+    series = screenshot_series(http, (("jpeg", "format=jpeg&quality=75"), ("png", "format=png")), runs, None)
+    jpeg, png = series["jpeg"], series["png"]
     return {
         "jpeg_q75_ms": jpeg["ms"],
         "jpeg_q75_hits": jpeg["hits"],
@@ -382,7 +394,7 @@ def main() -> int:
                 results["screenshot_1920x1080"] = bench_screenshots(
                     http,
                     big,
-                    50,
+                    100,
                     (FRESH_QUERIES[0], FRESH_QUERIES[1], FRESH_QUERIES[3]),
                 )
                 for app in apps:
