@@ -77,7 +77,8 @@ class ScreenshotCache:
         self._keep_alive()
         key = (region, size.width, size.height, options)
         kept = self._images.get(key)
-        if kept is not None and await self._still_valid(kept):
+        # Checked again after the cursor's round trip: a change delivered meanwhile dropped it.
+        if kept is not None and await self._still_valid(kept) and self._images.get(key) is kept:
             self._images.move_to_end(key)
             self.hits += 1
             return replace(kept.image, cache="hit")
