@@ -13,9 +13,9 @@ Correctness first, so an image is only kept when nothing can have escaped the mo
 - a lost X connection (the monitor's ``on_lost``) forgets everything, a changed screen size is
   part of the key, and when the monitor cannot vouch for "no change yet" the screen is grabbed.
 
-Cost while idle: nothing until the first screenshot; then the monitor's thread and connection,
-which sleep in ``select`` while nothing is drawn; ``IDLE_S`` seconds after the last screenshot
-the cache unsubscribes and forgets its images, and the monitor drops its damage object
+Cost while idle: nothing for a lone screenshot; a second within ``IDLE_S`` starts the monitor's
+thread and connection, which sleep in ``select`` while nothing is drawn; ``IDLE_S`` seconds after
+the last screenshot the cache unsubscribes and forgets its images, and the monitor drops its damage object
 (``LINGER`` seconds later), as after any other subscriber.
 """
 
@@ -129,15 +129,17 @@ class ScreenshotCache:
 
     # -- arming lazily, letting go when idle ---------------------------------------------
     def _keep_alive(self) -> None:
-        """Subscribe on the first screenshot (not awaited: that screenshot does not wait for the
-        monitor, it is just not kept) and unsubscribe ``IDLE_S`` after the last."""
+        """Subscribe on the second screenshot within ``IDLE_S`` (a lone screenshot starts no
+        monitor; not awaited: that screenshot does not wait for it, it is just not kept) and
+        unsubscribe ``IDLE_S`` after the last."""
         if self._closed:
             return
         loop = asyncio.get_running_loop()
+        again = self._idle is not None  # an earlier screenshot within IDLE_S
         if self._idle is not None:
             self._idle.cancel()
         self._idle = loop.call_later(IDLE_S, self._let_go)
-        if self._subscription is None and self._subscribing is None:
+        if again and self._subscription is None and self._subscribing is None:
             self._subscribing = loop.create_task(self._subscribe(), name="screenshot-cache-subscribe")
 
     async def _subscribe(self) -> None:
