@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -104,6 +105,9 @@ async def serve(
         await web.SockSite(runner, sock).start()
     port = runner.addresses[0][1] if runner.addresses else config.port
     url = f"http://{config.host}:{port}"
+    # What starting made (modules, models, routes) lives as long as we do: out of the collector's
+    # sight, a full collection no longer walks it (a 72 ms pause every ~20 tree requests -> 12 ms).
+    gc.freeze()
     if on_listening is not None:
         on_listening(url)
     if announce:
