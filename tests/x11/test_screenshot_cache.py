@@ -9,7 +9,8 @@ import io
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -156,8 +157,10 @@ def test_full_screen_screenshots_are_kept_too(
     assert ImageChops.difference(image_of(changed), xwd_image(desktop)).getbbox() is None
 
 
-def test_a_restarted_x_server_is_grabbed_afresh(tmp_path: Path) -> None:
-    """The same display number, the same screen size, another server: nothing kept survives."""
+@contextmanager
+def own_server(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str], Callable[[], httpx.Response]]]:
+    """An Xvfb of this test's own (to kill or resize) with the root painted, an agent on it, and
+    a full-screen PNG screenshot once one has come from the cache."""
     number = free_display_number()
     env = dict(os.environ, DISPLAY=f":{number}")
     server = Server(number, start_xvfb(number), start_agent(env, tmp_path, "--display", f":{number}"))
@@ -174,63 +177,48 @@ def test_a_restarted_x_server_is_grabbed_afresh(tmp_path: Path) -> None:
                 what="a cached screenshot",
             )
             assert image_of(first).getpixel((5, 5)) == (0x30, 0x60, 0x90)
-            server.kill()
-            while (away := full()).status_code == 200:  # until the agent notices (a stale hit is none)
-                assert cache_of(away) == "miss"
-            server.restart()
-            back = wait_until(
-                lambda: (r := full()).status_code == 200 and r, timeout=10, what="the display back"
-            )
-            assert image_of(back).getpixel((5, 5)) == (0, 0, 0)  # the new server's root, not the image kept
-            subprocess.run(["xsetroot", "-solid", "#309060"], env=env, check=True)
-            assert image_of(full()).getpixel((5, 5)) == (0x30, 0x90, 0x60)
-            again = wait_until(
-                lambda: (r := full()).status_code == 200 and cache_of(r) == "hit" and r,
-                timeout=10,
-                what="a cached screenshot of the new server",
-            )
-            assert image_of(again).getpixel((5, 5)) == (0x30, 0x90, 0x60)
+            yield server, env, full
     finally:
         server.agent.stop()
         stop_process(server.xvfb)
+
+
+def test_a_restarted_x_server_is_grabbed_afresh(tmp_path: Path) -> None:
+    """The same display number, the same screen size, another server: nothing kept survives."""
+    with own_server(tmp_path) as (server, env, full):
+        server.kill()
+        while (away := full()).status_code == 200:  # until the agent notices (a stale hit is none)
+            assert cache_of(away) == "miss"
+        server.restart()
+        back = wait_until(lambda: (r := full()).status_code == 200 and r, timeout=10, what="the display back")
+        assert image_of(back).getpixel((5, 5)) == (0, 0, 0)  # the new server's root, not the image kept
+        subprocess.run(["xsetroot", "-solid", "#309060"], env=env, check=True)
+        assert image_of(full()).getpixel((5, 5)) == (0x30, 0x90, 0x60)
+        again = wait_until(
+            lambda: (r := full()).status_code == 200 and cache_of(r) == "hit" and r,
+            timeout=10,
+            what="a cached screenshot of the new server",
+        )
+        assert image_of(again).getpixel((5, 5)) == (0x30, 0x90, 0x60)
 
 
 def test_a_resized_screen_is_grabbed_afresh(tmp_path: Path) -> None:
     """Shrinking the screen (RandR) draws nothing, yet no image of the old size is served after it."""
-    number = free_display_number()
-    env = dict(os.environ, DISPLAY=f":{number}")
-    server = Server(number, start_xvfb(number), start_agent(env, tmp_path, "--display", f":{number}"))
-    try:
-        with server.agent.client() as client:
-            subprocess.run(["xsetroot", "-solid", "#306090"], env=env, check=True)
-
-            def full() -> httpx.Response:
-                return client.get("/desktop/screenshot?format=png")
-
-            wait_until(
-                lambda: (r := full()).status_code == 200 and cache_of(r) == "hit" and r,
-                timeout=10,
-                what="a cached screenshot",
-            )
-            # xrandr resizes the screen, then fails to fit its one output into it (exit 1).
-            subprocess.run(["xrandr", "--fb", "640x480"], env=env, capture_output=True, check=False)
-            dimensions = subprocess.run(
-                ["xdpyinfo"], env=env, capture_output=True, text=True, check=True
-            ).stdout
-            assert "640x480 pixels" in dimensions, "the X server did not resize"
-            answers = []
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                response = full()
-                answers.append((response.status_code, response.headers.get("X-Screenshot-Cache")))
-                if response.status_code == 200:
-                    assert cache_of(response) == "miss" or image_of(response).size == (640, 480), answers
-                    if image_of(response).size == (640, 480):
-                        break
-            assert response.status_code == 200 and image_of(response).size == (640, 480), (
-                answers,
-                response.text[:300],
-            )
-    finally:
-        server.agent.stop()
-        stop_process(server.xvfb)
+    with own_server(tmp_path) as (_, env, full):
+        # xrandr resizes the screen, then fails to fit its one output into it (exit 1).
+        subprocess.run(["xrandr", "--fb", "640x480"], env=env, capture_output=True, check=False)
+        dimensions = subprocess.run(["xdpyinfo"], env=env, capture_output=True, text=True, check=True).stdout
+        assert "640x480 pixels" in dimensions, "the X server did not resize"
+        answers = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            response = full()
+            answers.append((response.status_code, response.headers.get("X-Screenshot-Cache")))
+            if response.status_code == 200:
+                assert cache_of(response) == "miss" or image_of(response).size == (640, 480), answers
+                if image_of(response).size == (640, 480):
+                    break
+        assert response.status_code == 200 and image_of(response).size == (640, 480), (
+            answers,
+            response.text[:300],
+        )
