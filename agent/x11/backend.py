@@ -82,7 +82,10 @@ class X11Desktop:
 
     # -- queries ------------------------------------------------------------------
     async def screen_size(self) -> Size:
-        if self._size is None or not self.connection.connected:
+        """The root's size, kept from its ConfigureNotify events; read on the X thread only when
+        the server has written something unread, so a resize is seen as soon as it is made
+        (a screenshot right after it would grab, and cache, the old area)."""
+        if self._size is None or self.connection.unread():
             await self.connection.run(lambda display: None)
         assert self._size is not None
         return self._size

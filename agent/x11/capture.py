@@ -26,7 +26,7 @@ from mss.linux.xcbhelpers import XProtoError
 
 from agent.desktop.backend import CaptureOptions, Region
 from agent.desktop.imaging import Encoder, target_size
-from agent.errors import DisplayUnavailable
+from agent.errors import AgentError, DisplayUnavailable
 from agent.models.base import ImageResult
 from agent.x11.connection import RECONNECT_INTERVAL, from_error_code
 from agent.x11.frames import CursorImage, FrameGrabber
@@ -36,6 +36,8 @@ LOG = logging.getLogger(__name__)
 # A grab that succeeded this recently proves the capture works; readiness does not probe again.
 HEALTH_FRESH_S = 1.0
 ONE_PIXEL = {"left": 0, "top": 0, "width": 1, "height": 1}
+BAD_ACCESS = 10  # the core protocol's error code
+UNREADABLE_CURSOR = (-1, -1, -1)  # the stamp of a pointer whose image the server refuses
 T = TypeVar("T")
 
 
@@ -48,6 +50,7 @@ class ScreenCapture:
         self._last_success: float | None = None  # time.monotonic() of the last good grab
         self._last_failure: float | None = None
         self._last_error = "not connected yet"
+        self._cursor_refused = False  # see _read_cursor
 
     async def capture(
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
@@ -82,7 +85,8 @@ class ScreenCapture:
         return await loop.run_in_executor(self._executor, self._cursor_stamp)
 
     def _cursor_stamp(self) -> tuple[int, int, int]:
-        return self._x_call(lambda grabber: grabber.cursor()).stamp
+        cursor = self._x_call(self._read_cursor)
+        return UNREADABLE_CURSOR if cursor is None else cursor.stamp
 
     def _grabber(self) -> FrameGrabber:
         grabber = self._grabber_now
@@ -95,11 +99,34 @@ class ScreenCapture:
             grabber = self._grabber_now = FrameGrabber(self.display_name)
         return grabber
 
+    def _read_cursor(self, grabber: FrameGrabber) -> CursorImage | None:
+        """The pointer's image; None when the X server refuses to hand it out.
+
+        A client that sets a cursor and exits (``xsetroot -cursor_name watch``) leaves it on the
+        screen under an id of its empty client slot, and the server's SECURITY extension refuses
+        every read of it (BadAccess) until the pointer shows another cursor. The screenshot is
+        then taken without the pointer drawn (logged), rather than refused: a 500 or 503 on every
+        ``cursor=true`` screenshot would stop an agent's loop for as long as that cursor shows.
+        """
+        try:
+            image = grabber.cursor()
+        except XProtoError as exc:
+            if int(exc.details["error_code"]) != BAD_ACCESS:
+                raise
+            if not self._cursor_refused:
+                LOG.warning(
+                    "the X server refuses to read the pointer's image (its owner has gone): not drawn"
+                )
+            self._cursor_refused = True
+            return None
+        self._cursor_refused = False
+        return image
+
     def _grab(self, box: dict[str, int], cursor: bool) -> tuple[np.ndarray, CursorImage | None]:
         """The area's BGRX pixels (valid until the next grab), the cursor drawn on them if asked."""
 
         def grab(grabber: FrameGrabber) -> tuple[np.ndarray, CursorImage | None]:
-            image = grabber.cursor() if cursor else None
+            image = self._read_cursor(grabber) if cursor else None
             return grabber.grab(box, image), image
 
         return self._x_call(grab)
@@ -108,7 +135,7 @@ class ScreenCapture:
         """One call on the capture connection; any failure drops it so the next call reconnects."""
         try:
             result = call(self._grabber())
-        except DisplayUnavailable:
+        except AgentError:  # typed already (no connection, a cursor refused): passed on as is
             raise
         except XProtoError as exc:  # the server refused this grab (BadMatch...): the connection is fine
             details = exc.details
@@ -172,7 +199,9 @@ class ScreenCapture:
             screen_width=screen_width,
             screen_height=screen_height,
         )
-        return image, None if cursor is None else cursor.stamp
+        if not options.cursor:
+            return image, None
+        return image, UNREADABLE_CURSOR if cursor is None else cursor.stamp
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import select
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -150,6 +151,19 @@ class XConnection:
     def fileno(self) -> int | None:
         """The socket of the open connection (None when down), for a thread that waits on it."""
         return None if self._display is None else self._display.fileno()
+
+    def unread(self) -> bool:
+        """Whether the server has written to us since the X thread last read (one ``select``, a
+        few microseconds, from any thread): an event the hooks have not seen yet, such as the
+        root's ConfigureNotify of a resize. True when it cannot tell (no connection)."""
+        fd = self.fileno()
+        if fd is None:
+            return True
+        try:
+            readable, _, _ = select.select([fd], [], [], 0)
+        except (OSError, ValueError):  # closed by the X thread meanwhile
+            return True
+        return bool(readable)
 
     @property
     def generation(self) -> int:

@@ -11,8 +11,11 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageChops
+from Xlib import X
+from Xlib.display import Display
 
 from agent.session.devdesktop import DevDesktop
+from tests.conftest import run_observer
 from tests.waiting import wait_until
 
 
@@ -154,3 +157,51 @@ def test_cursor_is_drawn_only_when_asked(
     assert (
         changed[0] <= 25 and changed[1] <= 25
     )  # drawn at the pointer (20,20 in the region), hotspot-aligned
+
+
+def test_a_cursor_whose_owner_has_gone_never_fails_the_screenshot(
+    client: httpx.Client, desktop: DevDesktop, busy_screen: None
+) -> None:
+    """A client that sets the root's cursor and exits leaves a cursor the X server refuses to
+    hand out (BadAccess) while the pointer shows it: every ``cursor=true`` screenshot was a 500.
+    It is taken without the pointer then; once the pointer shows a live client's cursor (a window
+    of this test's own with a cursor of its own), the pointer is drawn again."""
+    client.post("/desktop/move", json={"x": 700, "y": 600}).raise_for_status()
+    region = {"x": 680, "y": 580, "width": 60, "height": 60}
+    image_of(client.post("/desktop/screenshot/region", json=region))
+    display = Display(desktop.display)
+    try:
+        for shape in ("watch", "crosshair"):
+            run_observer(desktop, "xsetroot", "-cursor_name", shape)
+            for _ in range(3):
+                answer = client.post("/desktop/screenshot/region", json={**region, "cursor": True})
+                assert answer.status_code == 200, answer.text
+        font = display.open_font("cursor")
+        hand = font.create_glyph_cursor(font, 60, 61, (0, 0, 0), (0xFFFF, 0xFFFF, 0xFFFF))  # XC_hand2
+        window = display.screen().root.create_window(
+            650,
+            550,
+            120,
+            120,
+            0,
+            display.screen().root_depth,
+            override_redirect=True,
+            cursor=hand,
+            background_pixel=display.screen().white_pixel,
+        )
+        window.map()
+        display.sync()
+        under_window = xwd_image(desktop).crop((680, 580, 740, 640))
+        drawn = wait_until(
+            lambda: ImageChops.difference(
+                image_of(client.post("/desktop/screenshot/region", json={**region, "cursor": True})),
+                under_window,
+            ).getbbox(),
+            timeout=5,
+            what="the pointer drawn over the window with a cursor of a live client",
+        )
+        assert drawn[0] <= 25 and drawn[1] <= 25  # at the pointer (20,20 in the region)
+    finally:  # the root's cursor back to the server's own (xsetroot's would stay unreadable)
+        display.screen().root.change_attributes(cursor=X.NONE)
+        display.sync()
+        display.close()
