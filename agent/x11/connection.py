@@ -75,6 +75,16 @@ def from_error_code(code: int, resource: int | None) -> AgentError:
     return typed_x_error(known.__name__ if known else f"X error {code}", resource)
 
 
+def unread_on(socket: int, *, unknown: bool) -> bool:
+    """Whether the X server has written to ``socket`` what nobody has read yet (one ``select``, a
+    few microseconds, from any thread); ``unknown`` when it cannot tell (closed meanwhile)."""
+    try:
+        readable, _, _ = select.select([socket], [], [], 0)
+    except (OSError, ValueError):  # closed by its reader thread meanwhile
+        return unknown
+    return bool(readable)
+
+
 def open_display(display_name: str) -> Display:
     """Open a python-xlib connection whose X errors parse (every agent connection opens here).
 
@@ -157,13 +167,7 @@ class XConnection:
         few microseconds, from any thread): an event the hooks have not seen yet, such as the
         root's ConfigureNotify of a resize. True when it cannot tell (no connection)."""
         fd = self.fileno()
-        if fd is None:
-            return True
-        try:
-            readable, _, _ = select.select([fd], [], [], 0)
-        except (OSError, ValueError):  # closed by the X thread meanwhile
-            return True
-        return bool(readable)
+        return True if fd is None else unread_on(fd, unknown=True)
 
     @property
     def generation(self) -> int:

@@ -38,7 +38,7 @@ from Xlib.ext import damage as xdamage
 from Xlib.xobject.drawable import Window
 
 from agent.errors import DisplayUnavailable
-from agent.x11.connection import CONNECTION_ERRORS, open_display
+from agent.x11.connection import CONNECTION_ERRORS, open_display, unread_on
 
 LOG = logging.getLogger(__name__)
 
@@ -209,11 +209,7 @@ class DamageMonitor:
         seen here. False does not mean a change: only that it cannot be ruled out now."""
         if not (self._quiet and self._armed and self._posted == self.changes_seen):
             return False
-        try:
-            readable, _, _ = select.select([self._socket], [], [], 0)
-        except (OSError, ValueError):  # the thread closed the connection meanwhile
-            return False
-        return not readable
+        return not unread_on(self._socket, unknown=True)
 
     # -- delivery (event loop) ---------------------------------------------------------
     def _deliver(self, change: ScreenChange) -> None:
