@@ -8,7 +8,10 @@ error statuses it documents and the capability it needs. The HTTP routes, ``/act
 ``REGISTRY``; nothing is declared twice.
 
 Modules that define operations call ``REGISTRY.add(...)`` at import time; ``load_all()`` imports
-them. Handlers never see HTTP: they take ``(services, request)`` (uploads also a ``ByteBody``)
+them all. The server imports them lazily instead: its routes come from the generated manifest
+(``agent.actions.manifest``: each operation's module, route and publicity), and ``find`` imports
+an operation's module on the first request that needs it, so an idle agent carries no models or
+handlers. Whatever reads the whole registry (iterating it, ``actions``, an unknown type) loads all. Handlers never see HTTP: they take ``(services, request)`` (uploads also a ``ByteBody``)
 and return a ``Result`` model or one of ``agent.actions.outputs``, and raise ``agent.errors``.
 """
 
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from agent.actions import manifest
 from agent.actions.capabilities import Capability, Conditional, require
 from agent.actions.context import add_page_context, wants_context
 from agent.actions.leniency import nearest_name, normalize
@@ -150,10 +154,18 @@ class Operation:
 
 
 class Registry:
-    def __init__(self) -> None:
+    def __init__(
+        self, modules: Mapping[str, str] | None = None, public: frozenset[str] = frozenset()
+    ) -> None:
+        """``modules``: operation type -> the module that declares it (the manifest), for
+        operations not declared yet: the registry imports that module when asked for one;
+        ``public``: those of them served without the bearer token."""
         self._operations: dict[str, Operation] = {}
         self._declared_in: dict[str, str] = {}  # type -> the module that declared it
         self._adapter: TypeAdapter[Any] | None = None
+        self._modules = dict(modules or {})
+        self._public = public
+        self._complete = modules is None  # whether every operation module is imported
 
     def add(
         self,
@@ -197,22 +209,47 @@ class Registry:
             self._operations = {type: self._operations[type] for type in ordered}
             self._adapter = None
 
+    def declared_in(self, type: str) -> str:
+        """The module whose import declared the operation ``type``."""
+        return self._declared_in[type]
+
     def __iter__(self) -> Iterator[Operation]:
+        if not self._complete:
+            self.load_all()
         return iter(self._operations.values())
 
     def __len__(self) -> int:
+        if not self._complete:
+            self.load_all()
         return len(self._operations)
 
+    def load_all(self) -> None:
+        """Import every operation module (idempotent), then put the operations in their order."""
+        self._complete = True  # first: a module's import may look an operation up
+        for name in ACTION_MODULES:
+            importlib.import_module(name)
+        self.order_by_module(ACTION_MODULES)
+
     def find(self, type: str) -> Operation | None:
-        return self._operations.get(type)
+        """The operation ``type``, its module imported first if it is not yet (None if unknown)."""
+        operation = self._operations.get(type)
+        if operation is None and not self._complete:
+            module = self._modules.get(type)
+            if module is not None:
+                importlib.import_module(module)
+                operation = self._operations.get(type)
+        return operation
 
     def is_declared(self, type: str) -> bool:
-        return type in self._operations
+        return type in self._operations or type in self._modules
 
     def is_public(self, type: str | None) -> bool:
-        """Whether the operation ``type`` is served without the bearer token (declared public)."""
+        """Whether the operation ``type`` is served without the bearer token (declared public);
+        answered from the manifest for an operation whose module is not loaded yet."""
         operation = self._operations.get(type or "")
-        return operation is not None and operation.public
+        if operation is None:
+            return type in self._public
+        return operation.public
 
     def actions(self) -> list[Operation]:
         """The operations reachable from /actions and /batch."""
@@ -220,7 +257,7 @@ class Registry:
 
     def get(self, type: str) -> Operation:
         """The action ``type`` (for /actions and /batch)."""
-        operation = self._operations.get(type)
+        operation = self.find(type)
         if operation is None:
             known = ", ".join(sorted(op.type for op in self.actions()))
             raise InvalidArgument(f"unknown action type {type!r}", details={"known_types": known})
@@ -269,6 +306,7 @@ class Registry:
             },
             max_body=operation.max_body,
         )
+        self._declared_in[alias] = sys._getframe(1).f_globals.get("__name__", "")  # alias's caller
 
 
 def _rest_only_reason(operation: Operation) -> str:
@@ -329,12 +367,10 @@ def invalid_argument(exc: ValidationError, model: type[BaseModel] | None = None)
     return InvalidArgument(summary, details={"errors": problems})
 
 
-REGISTRY = Registry()
+REGISTRY = Registry(manifest.MODULES, manifest.PUBLIC)
 
 
 def load_all() -> Registry:
     """Import every operation module (idempotent) and return the filled registry."""
-    for name in ACTION_MODULES:
-        importlib.import_module(name)
-    REGISTRY.order_by_module(ACTION_MODULES)
+    REGISTRY.load_all()
     return REGISTRY

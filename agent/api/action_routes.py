@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import ClientPayloadError, web
 from pydantic import BaseModel, Field
 
-from agent.actions import space
+from agent.actions import manifest, space
 from agent.actions.context import seed_fields
 from agent.actions.outputs import ByteBody, Output
 from agent.actions.registry import REGISTRY, Operation, validate
@@ -262,19 +262,39 @@ def _step(
     )
 
 
+def lazy_rest_handler(type: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The route of operation ``type``, whose module (models, handler) is imported on its first
+    request (``REGISTRY.find``), not at start: an idle agent does not carry what it never ran."""
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        nonlocal handler
+        if handler is None:
+            operation = REGISTRY.find(type)
+            if operation is None:  # a stale manifest; tests/unit/test_client_generated.py catches it
+                raise RuntimeError(
+                    f"the route manifest names {type!r}, which no module declares: run `make sdk`"
+                )
+            handler = rest_handler(operation)
+        return await handler(request)
+
+    handle.__name__ = f"rest_{type}"
+    return handle
+
+
 def add_routes(app: web.Application) -> None:
-    """Every declared route (GET ones also as HEAD), then /actions and /batch.
+    """Every declared route (GET ones also as HEAD), then /actions and /batch: from the generated
+    manifest (``agent.actions.manifest``), each operation's module imported on first use.
 
     HEAD runs the GET operation itself, so its status and headers (Content-Length, the image
     sizes) are exactly GET's; aiohttp sends no body. It therefore has GET's effects and no more: a
     HEAD on a screenshot captures one; an event stream is closed before its first event.
     """
-    for operation in REGISTRY:
-        if operation.route is not None:
-            resource = app.router.add_resource(operation.route, name=operation.type)
-            handler = rest_handler(operation)
-            resource.add_route(operation.method, handler)
-            if operation.method == "GET":
-                resource.add_route("HEAD", handler)
+    for type, method, path in manifest.ROUTES:
+        resource = app.router.add_resource(path, name=type)
+        handler = lazy_rest_handler(type)
+        resource.add_route(method, handler)
+        if method == "GET":
+            resource.add_route("HEAD", handler)
     app.router.add_post("/actions", post_action, name="actions")
     app.router.add_post("/batch", post_batch, name="batch")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent.actions.registry import load_all
 from agent.api import action_routes, guard, observe
 from agent.api.appkeys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import TICKETS_KEY, bearer_auth, envelope
@@ -140,7 +139,6 @@ def _add_exec_services(services: Services, config: Config) -> None:
 
 
 def create_app(config: Config, services: Services | None = None) -> web.Application:
-    load_all()
     app = web.Application(
         middlewares=[observe.observe, envelope, guard.host_and_origin, bearer_auth, guard.body_type],
         client_max_size=config.max_body_bytes,

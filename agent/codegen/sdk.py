@@ -1,7 +1,7 @@
 """Write the SDK's typed methods and exceptions from the registry and ``agent.errors``.
 
 ``python -m agent.codegen.sdk`` (or ``make sdk``) rewrites ``agent/client/_operations.py``
-and ``agent/client/errors.py``; tests/unit/test_client_generated.py fails when either differs
+and ``agent/client/errors.py`` (and the server's route manifest, ``agent.codegen.manifest``); tests/unit/test_client_generated.py fails when either differs
 from what this would write now, so an operation added to the registry without regenerating is
 a red test, not a silently missing method. Checked-in source (not methods made at import) is
 what gives mypy and IDE users real signatures: one keyword per request field, typed from the
@@ -26,6 +26,7 @@ from pydantic.fields import FieldInfo
 
 from agent import errors as server_errors
 from agent.actions.registry import Operation, load_all
+from agent.codegen.manifest import MANIFEST_FILE, manifest_source
 
 HERE = Path(__file__).resolve().parent.parent / "client"
 OPERATIONS_FILE = HERE / "_operations.py"
@@ -385,13 +386,14 @@ def generated() -> dict[Path, str]:
     return {
         OPERATIONS_FILE: formatted(operations_source(), OPERATIONS_FILE),
         ERRORS_FILE: formatted(errors_source(), ERRORS_FILE),
+        MANIFEST_FILE: formatted(manifest_source(), MANIFEST_FILE),
     }
 
 
 def main() -> int:
     for path, text in generated().items():
         path.write_text(text)
-    print(f"wrote {OPERATIONS_FILE} and {ERRORS_FILE}", file=sys.stderr)
+    print(f"wrote {OPERATIONS_FILE}, {ERRORS_FILE} and {MANIFEST_FILE}", file=sys.stderr)
     return 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+from agent.actions.registry import ACTION_MODULES
 from tests.displays import unused_display
 
 PROBE = """
@@ -39,3 +41,52 @@ def test_import_opens_no_connection() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+LAZY_PROBE = """
+import asyncio, json, sys
+from aiohttp.test_utils import TestClient, TestServer
+from agent.actions.registry import ACTION_MODULES
+from agent.api.app import create_app
+from agent.config import Config
+from agent.services import Services
+from tests.fakes import FakeDesktop
+
+def loaded():
+    return sorted(name for name in ACTION_MODULES if name in sys.modules)
+
+async def main():
+    config = Config(token_file=None, display=":fake")
+    app = create_app(config, Services(config=config, desktop=FakeDesktop()))
+    seen = {"built": loaded()}
+    async with TestClient(TestServer(app)) as client:
+        seen["served"] = loaded()
+        health = await client.get("/health")
+        seen["health"] = [health.status, loaded()]
+        click = await client.post("/desktop/click", json={"x": 5, "y": 6})
+        seen["click"] = [click.status, loaded()]
+        move = await client.post("/actions", json={"type": "move", "x": 1, "y": 2})
+        seen["actions"] = [move.status, len(loaded())]
+        unknown = await client.post("/actions", json={"type": "no_such_action"})
+        seen["unknown"] = [unknown.status, len(loaded())]
+    print(json.dumps(seen))
+
+asyncio.run(main())
+"""
+
+
+def test_an_operation_module_is_imported_by_the_first_request_that_needs_it() -> None:
+    """The routes come from the manifest: serving imports no operation module (an idle agent
+    carries no models or handlers); a route or an action imports its own; naming every known
+    action (an unknown type's 400) reads the whole registry."""
+    result = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], capture_output=True, check=False, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["built"] == seen["served"] == []
+    assert seen["health"] == [200, ["agent.actions.service"]]
+    status, modules = seen["click"]
+    assert status == 200 and "agent.actions.input" in modules and "agent.actions.files" not in modules
+    assert seen["actions"] == [200, len(modules)]
+    assert seen["unknown"] == [400, len(ACTION_MODULES)]
