@@ -30,6 +30,19 @@ def document_aliases(schema: dict[str, Any], model: type[BaseModel]) -> None:
         del schema["required"]
 
 
+# The output size fields of every screenshot-like request (screenshots, screenshot_after, screencasts).
+SCALE: Any = Field(
+    default=None,
+    gt=0,
+    le=1,
+    allow_inf_nan=False,  # NaN compares false to both bounds: refused as not finite, not as "> 1"
+    validation_alias=AliasChoices("scale", "scale_factor"),
+    description="Downscale factor, 0 < scale <= 1",
+)
+MAX_WIDTH: Any = Field(default=None, ge=1, le=16384)
+MAX_HEIGHT: Any = Field(default=None, ge=1, le=16384)
+
+
 class Request(BaseModel):
     """A request body: unknown fields are refused so a typo is a clear 400, not a silent no-op."""
 

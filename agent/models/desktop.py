@@ -6,7 +6,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Coordinate, Request, Result, Success
+from agent.models.base import (
+    ALONG_X,
+    ALONG_Y,
+    AT_X,
+    AT_Y,
+    MAX_HEIGHT,
+    MAX_WIDTH,
+    SCALE,
+    Coordinate,
+    Request,
+    Result,
+    Success,
+)
 
 ButtonName = Literal["left", "right", "middle", "back", "forward"]
 Modifiers = list[str] | str
@@ -179,15 +191,9 @@ class ScreenSizeRequest(Request):
 class _ImageOptions(Request):
     format: Literal["png", "jpeg", "jpg", "webp"] = "png"
     quality: int = Field(default=75, ge=1, le=100, description="JPEG/WebP quality")
-    scale: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        validation_alias=AliasChoices("scale", "scale_factor"),
-        description="Downscale factor, 0 < scale <= 1",
-    )
-    max_width: int | None = Field(default=None, ge=1, le=16384)
-    max_height: int | None = Field(default=None, ge=1, le=16384)
+    scale: float | None = SCALE
+    max_width: int | None = MAX_WIDTH
+    max_height: int | None = MAX_HEIGHT
     cursor: bool = Field(default=False, description="Draw the pointer into the image")
     base64: bool = Field(default=False, description="Answer JSON with the image base64-encoded")
 

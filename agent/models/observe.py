@@ -8,7 +8,19 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from agent.models.accessibility import FoundNode
-from agent.models.base import ALONG_X, ALONG_Y, AT_X, AT_Y, Coordinate, ImageJSON, Request, Result
+from agent.models.base import (
+    ALONG_X,
+    ALONG_Y,
+    AT_X,
+    AT_Y,
+    MAX_HEIGHT,
+    MAX_WIDTH,
+    SCALE,
+    Coordinate,
+    ImageJSON,
+    Request,
+    Result,
+)
 from agent.models.windows import Window
 
 # Settle defaults: long enough for a local app to answer a keystroke or a click and repaint
@@ -25,15 +37,9 @@ class ScreenshotAfter(BaseModel):
 
     format: Literal["png", "jpeg", "jpg", "webp"] = "png"
     quality: int = Field(default=75, ge=1, le=100, description="JPEG/WebP quality")
-    scale: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        validation_alias=AliasChoices("scale", "scale_factor"),
-        description="Downscale factor, 0 < scale <= 1",
-    )
-    max_width: int | None = Field(default=None, ge=1, le=16384)
-    max_height: int | None = Field(default=None, ge=1, le=16384)
+    scale: float | None = SCALE
+    max_width: int | None = MAX_WIDTH
+    max_height: int | None = MAX_HEIGHT
     cursor: bool = Field(default=False, description="Draw the pointer into the image")
     quiet_ms: int = Field(
         default=SETTLE_QUIET_MS,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
-from agent.models.base import Request, Result
+from agent.models.base import MAX_HEIGHT, MAX_WIDTH, SCALE, Request, Result
 
 
 class ScreencastRequest(Request):
@@ -15,15 +15,9 @@ class ScreencastRequest(Request):
         default=30, gt=0, le=60, description="At most this many frames a second (frames come only on change)"
     )
     quality: int = Field(default=70, ge=1, le=100, description="JPEG quality")
-    scale: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        validation_alias=AliasChoices("scale", "scale_factor"),
-        description="Downscale factor, 0 < scale <= 1",
-    )
-    max_width: int | None = Field(default=None, ge=1, le=16384)
-    max_height: int | None = Field(default=None, ge=1, le=16384)
+    scale: float | None = SCALE
+    max_width: int | None = MAX_WIDTH
+    max_height: int | None = MAX_HEIGHT
     cursor: bool = Field(default=False, description="Draw the pointer into the frames")
 
 

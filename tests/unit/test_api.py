@@ -118,6 +118,14 @@ async def test_bad_query_is_a_400(api: Api) -> None:
         assert response.status == 400, query
 
 
+async def test_a_scale_that_is_not_a_number_is_named_so(api: Api) -> None:
+    for route in ("/desktop/screenshot", "/screencast"):
+        for value in ("nan", "inf"):
+            response = await api.get(f"{route}?scale={value}")
+            error = (await response.json())["error"]
+            assert response.status == 400 and "finite number" in error["message"], (route, error)
+
+
 async def test_rest_actions_reach_the_backend(api: Api, fake_desktop: FakeDesktop) -> None:
     async def post(route: str, body: dict[str, object]) -> dict[str, object]:
         response = await api.post(route, json=body)
