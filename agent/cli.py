@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from agent.api import lazy_client
+
+    lazy_client.defer()  # aiohttp's HTTP client loads on first use, not with the server
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -12,7 +12,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
+from aiohttp.client_exceptions import ClientPayloadError  # not `from aiohttp`: see agent.api.lazy_client
 from pydantic import BaseModel, Field
 
 from agent.actions import manifest, space

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 
-from aiohttp import WSMsgType, hdrs, web
+from aiohttp import hdrs, web
+from aiohttp.http import WSMsgType  # not `from aiohttp`: see agent.api.lazy_client
 
 from agent.actions.outputs import Frame, FrameStream
 from agent.api.appkeys import CONFIG_KEY

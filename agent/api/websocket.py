@@ -30,7 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import WSCloseCode, WSMsgType, hdrs, web
+from aiohttp import hdrs, web
+from aiohttp.http import WSCloseCode, WSMsgType  # not `from aiohttp`: see agent.api.lazy_client
 
 from agent.actions.outputs import Output, Upgrade
 from agent.actions.registry import BULK_BODY, REGISTRY, Operation, validate

@@ -90,3 +90,24 @@ def test_an_operation_module_is_imported_by_the_first_request_that_needs_it() ->
     assert status == 200 and "agent.actions.input" in modules and "agent.actions.files" not in modules
     assert seen["actions"] == [200, len(modules)]
     assert seen["unknown"] == [400, len(ACTION_MODULES)]
+
+
+DEFERRED_CLIENT_PROBE = """
+import importlib.metadata, sys
+from agent.api import lazy_client
+assert lazy_client.defer()
+from aiohttp import hdrs, web
+import aiohttp
+served = "aiohttp.connector" in sys.modules or "aiohttp.client" in sys.modules
+from aiohttp import ClientSession, ClientTimeout
+from aiohttp.client import ClientSession as Real
+print(served, ClientSession is Real, aiohttp.__version__ == importlib.metadata.version("aiohttp"), hdrs.METH_GET)
+"""
+
+
+def test_the_http_client_loads_on_first_use_not_with_the_server() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", DEFERRED_CLIENT_PROBE], capture_output=True, check=False, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True", "GET"]
