@@ -1,4 +1,4 @@
-"""The heartbeat to the control plane (no HTTP server code here; the client is aiohttp's).
+"""The heartbeat to the control plane (no HTTP server code here; the client is the standard library's http.client).
 
 ``Heartbeat`` is the loop, ``agent.heartbeat.payload`` the wire format.
 """

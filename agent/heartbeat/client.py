@@ -11,6 +11,7 @@ change (first success, outage begins, outage over), never per beat.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import logging
 import random
@@ -19,15 +20,15 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from agent import __version__
 from agent.config import Config, ConfigError, read_token
 from agent.heartbeat.payload import Identity, build_beat, collect_host
+from agent.heartbeat.poster import Poster
 from agent.supervision.readiness import Readiness, ReadinessState, Status
 from agent.tasks import cancel_and_wait, wait_at_most
 
@@ -106,7 +107,8 @@ class Heartbeat:
         self._outage_started: float | None = None
         self._delivered = 0
         self._wake = asyncio.Event()
-        self._session: aiohttp.ClientSession | None = None
+        self._poster: Poster | None = None
+        self._sender: ThreadPoolExecutor | None = None  # the poster's one thread
         self._task: asyncio.Task[None] | None = None
         self._on_success = on_success
         self._on_failure = on_failure
@@ -135,9 +137,8 @@ class Heartbeat:
         return context
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(ssl=self._ssl_context(), limit=2)
-        headers = {"User-Agent": f"computer-agent/{__version__}", "Content-Type": "application/json"}
-        self._session = aiohttp.ClientSession(connector=connector, headers=headers)
+        self._poster = Poster(self.url, self._ssl_context())
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
         LOG.info("heartbeat to %s every %.3g s (boot id %s)", self._shown_url, self.interval, self.boot_id)
 
@@ -145,12 +146,13 @@ class Heartbeat:
         """Stop the loop and send one last ``stopping`` beat (bounded by STOP_BEAT_TIMEOUT)."""
         await cancel_and_wait(self._task)
         self._task = None
-        if self._session is not None:
+        if self._poster is not None and self._sender is not None:
             outcome = await self.beat(stopping=True, timeout=STOP_BEAT_TIMEOUT)
             if not outcome.ok:
                 LOG.warning("the last (stopping) heartbeat was not delivered: %s", outcome.detail)
-            await self._session.close()
-            self._session = None
+            self._poster.close()
+            self._sender.shutdown(wait=False)
+            self._poster = self._sender = None
 
     # -- the loop --------------------------------------------------------------------
     def _timeout(self) -> float:
@@ -166,7 +168,8 @@ class Heartbeat:
 
     async def beat(self, *, stopping: bool = False, timeout: float | None = None) -> BeatOutcome:
         """Send one beat now; never raises (the outcome says what happened)."""
-        assert self._session is not None, "start() first"
+        assert self._poster is not None and self._sender is not None, "start() first"
+        poster = self._poster
         timeout = self._timeout() if timeout is None else timeout
         loop = asyncio.get_running_loop()
         try:
@@ -183,21 +186,25 @@ class Heartbeat:
             now_monotonic=time.monotonic(),
             stopping=stopping,
         )
+        headers = {
+            "User-Agent": f"computer-agent/{__version__}",
+            "Content-Type": "application/json",
+            **self._auth_header(),
+        }
+        sent = loop.run_in_executor(self._sender, poster.post, json.dumps(body).encode(), headers, timeout)
         try:
-            async with self._session.post(
-                self.url,
-                data=json.dumps(body),
-                headers=self._auth_header(),
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                payload = await response.read()
-                if not 200 <= response.status < 300:
-                    return BeatOutcome(False, f"HTTP {response.status}")
-                return BeatOutcome(True, f"HTTP {response.status}", self._interval_from(payload))
+            status, payload = await asyncio.wait_for(asyncio.shield(sent), timeout)
         except TimeoutError:
+            poster.abort()  # the thread's socket call ends now; the next beat connects afresh
             return BeatOutcome(False, f"no answer within {timeout:g} s")
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except asyncio.CancelledError:
+            poster.abort()
+            raise
+        except (http.client.HTTPException, OSError, ValueError) as exc:
             return BeatOutcome(False, f"{type(exc).__name__}: {exc}")
+        if not 200 <= status < 300:
+            return BeatOutcome(False, f"HTTP {status}")
+        return BeatOutcome(True, f"HTTP {status}", self._interval_from(payload))
 
     def _stamp(self) -> tuple[float, int] | None:
         if self._token_file is None:

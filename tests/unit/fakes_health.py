@@ -61,6 +61,8 @@ class FakeControlPlane:
 
     mode: str = "ok"
     reply: dict[str, Any] | None = None
+    keepalive_timeout: float = 75.0  # aiohttp's default: how long an idle connection is kept
+    peers: list[int] = field(default_factory=list)  # the client port of each beat's connection
     beats: list[Beat] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
     runner: web.AppRunner | None = None
@@ -69,6 +71,8 @@ class FakeControlPlane:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.arrivals.append(time.monotonic())
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.peers.append(peer[1] if peer else -1)
         body = await request.json()
         self.beats.append(Beat(time.monotonic(), body, dict(request.headers)))
         self._new.set()
@@ -81,7 +85,7 @@ class FakeControlPlane:
     async def start(self, ssl_context: ssl.SSLContext | None = None) -> FakeControlPlane:
         app = web.Application()
         app.router.add_post("/v1/heartbeat", self._handle)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1, keepalive_timeout=self.keepalive_timeout)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()

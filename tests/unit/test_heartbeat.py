@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import logging
@@ -222,3 +223,44 @@ async def test_a_rotated_token_file_is_used_from_the_next_beat(
     assert sent[0] == "Bearer first"
     assert sent[1] == "Bearer second-and-longer"
     assert sent[2] == "Bearer second-and-longer"
+
+
+async def test_beats_share_one_kept_alive_connection(plane: FakeControlPlane) -> None:
+    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=0.05)
+    try:
+        await plane.wait_for(4)
+        peers = plane.peers[:4]  # (not the stopping beat: close() may abort a beat in flight)
+    finally:
+        await heartbeat.close()
+        await readiness.close()
+    assert len(set(peers)) == 1, peers
+
+
+async def test_a_connection_the_plane_closed_while_idle_costs_no_beat() -> None:
+    """A control plane (or a proxy) that closes idle connections sooner than the interval: the
+    beat finds its kept-alive connection dead and is sent again on a new one, not lost."""
+    plane = await FakeControlPlane(keepalive_timeout=0.02).start()
+    readiness, heartbeat = await _heartbeat(plane, FlakyDesktop(), interval=0.15)
+    try:
+        await plane.wait_for(4)
+        failures = heartbeat.failures
+    finally:
+        await heartbeat.close()
+        await readiness.close()
+        await plane.close()
+    assert failures == 0
+    assert len(set(plane.peers)) >= 3, plane.peers  # the plane did close them
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth(plane: FakeControlPlane) -> None:
+    readiness = Readiness(FlakyDesktop(), poll_interval=0.02)  # type: ignore[arg-type]
+    url = plane.url.replace("http://", "http://beat%40er:pa%3Ass@")
+    heartbeat = Heartbeat(url, readiness, computer_id="cmp_1", interval=0.05)
+    await readiness.start()
+    await heartbeat.start()
+    try:
+        beats = await plane.wait_for(1)
+    finally:
+        await heartbeat.close()
+        await readiness.close()
+    assert beats[0].headers["Authorization"] == "Basic " + base64.b64encode(b"beat@er:pa:ss").decode()
