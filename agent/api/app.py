@@ -25,7 +25,6 @@ LOG = logging.getLogger(__name__)
 
 def build_services(config: Config) -> Services:
     """The real services; imported lazily so that importing agent.api touches no X server."""
-    from agent.heartbeat import from_config as heartbeat_from_config
     from agent.x11.backend import X11Desktop
     from agent.x11.damage import DamageMonitor
     from agent.x11.screenshot_cache import ScreenshotCache
@@ -44,13 +43,22 @@ def build_services(config: Config) -> Services:
     _add_browser(services, config)
     services.live = _live(config)
     _add_screencasts(services)
-    services.heartbeat = heartbeat_from_config(
+    _add_heartbeat(services, config)
+    return services
+
+
+def _add_heartbeat(services: Services, config: Config) -> None:
+    """The beat to the control plane (its module and psutil load only when one is configured)."""
+    if config.control_plane_url is None:
+        return
+    from agent.heartbeat import from_config
+
+    services.heartbeat = from_config(
         config,
         services.readiness,
         on_success=services.metrics.heartbeat_succeeded,
         on_failure=services.metrics.heartbeat_failed,
     )
-    return services
 
 
 def _accessibility(config: Config) -> Accessibility | None:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import aiohttp
-import psutil
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from Xlib import X, Xatom
@@ -59,7 +58,8 @@ from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
 from agent.x11.connection import XConnection
 
-if TYPE_CHECKING:  # Pillow loads with the first wallpaper, not with the idle agent
+if TYPE_CHECKING:  # Pillow and psutil load with the first wallpaper, not with the idle agent
+    import psutil
     from PIL import Image
 
 LOG = logging.getLogger(__name__)
@@ -373,6 +373,8 @@ def decode_image(data: bytes) -> tuple[Image.Image, str]:
 def xfdesktop_running(user: DesktopUser, display: str) -> bool:
     """Whether the desktop user's xfdesktop draws *this* display's desktop (one on another
     display, say a second session or a container's, must not take the wallpaper elsewhere)."""
+    import psutil
+
     wanted = display_number(display)
     for proc in psutil.process_iter(["name", "uids"]):
         with contextlib.suppress(psutil.Error):
@@ -391,6 +393,8 @@ UNKNOWN = "?"
 def _process_display(proc: psutil.Process) -> str | None:
     """The display number a process was started on; UNKNOWN when its environment cannot be read
     (the system unit leaves the agent without CAP_SYS_PTRACE): then it counts as ours."""
+    import psutil
+
     try:
         return display_number(proc.environ().get("DISPLAY", ""))
     except psutil.AccessDenied:
