@@ -23,7 +23,8 @@ from agent.session.environment import _xft_dpi
 from agent.session.launcher import parse_command, resolve_program
 from agent.session.user import DesktopUser
 from agent.x11.ctext import decode_compound_text
-from agent.x11.wallpaper import WallpaperService, _decode_data_url, cover, decode_image, fetch
+from agent.x11.wallpaper import WallpaperService, cover, decode_image
+from agent.x11.wallpaper_fetch import _decode_data_url, fetch
 from agent.x11.window_list import Decoration, WindowInfo
 from agent.x11.windows import format_window_id, parse_window_id
 from tests.displays import unused_display
