@@ -4,8 +4,8 @@ glibc keeps what C code frees (libwebp's work buffers: ~12 MiB for one 720p WebP
 images, the encoders' scratch space) for the next allocation instead of returning it, so an
 agent that served one WebP screenshot or one big tree stays that much larger for the rest of
 its life. Once a second, with no request in flight, this asks glibc how much it holds free
-(``mallinfo2``) and, above ``threshold`` bytes, hands it back (``malloc_trim``) on a worker
-thread. The next burst faults those pages in again, which is what the idle agent's footprint
+(``mallinfo2``) and, above ``threshold`` bytes and if more was freed since the last trim,
+hands it back (``malloc_trim``) on a worker thread. The next burst faults those pages in again, which is what the idle agent's footprint
 is worth. Nothing happens on a libc without these calls (musl).
 """
 
@@ -22,7 +22,7 @@ from agent.tasks import cancel_and_wait
 LOG = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 1.0
-THRESHOLD_BYTES = 4 * 1024 * 1024  # less free than this is not worth a trim
+THRESHOLD_BYTES = 1024 * 1024  # less free than this is not worth a trim
 
 
 class _MallInfo2(ctypes.Structure):
@@ -84,6 +84,7 @@ class IdleTrim:
         self.every = every
         self.libc = libc if libc is not None else Glibc.load()
         self.trims = 0
+        self._free_after_trim = -1  # what glibc still counted free after the last trim
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -96,9 +97,15 @@ class IdleTrim:
         assert self.libc is not None
         while True:
             await asyncio.sleep(self.every)
-            if self.busy() or self.libc.free_bytes() < self.threshold:
+            if self.busy():
+                continue
+            free = self.libc.free_bytes()
+            # A trim hands pages back but glibc still counts them free: the same figure again
+            # means nothing was freed since, and another trim would find nothing to return.
+            if free < self.threshold or free == self._free_after_trim:
                 continue
             await asyncio.to_thread(self.libc.trim)
+            self._free_after_trim = self.libc.free_bytes()
             self.trims += 1
 
     async def close(self) -> None:

@@ -70,3 +70,14 @@ async def test_no_trim_while_a_request_is_in_flight(freed_heap: None) -> None:
         await trim.close()
     assert trim.trims == 0
     assert before - rss_bytes() < 4 * 1024 * 1024, (before, rss_bytes())
+
+
+@pytest.mark.skipif(Glibc.load() is None, reason="needs glibc's mallinfo2 and malloc_trim")
+async def test_an_idle_heap_is_trimmed_once_not_every_second(freed_heap: None) -> None:
+    trim = IdleTrim(lambda: False, every=0.01)
+    trim.start()
+    try:
+        await asyncio.sleep(0.3)  # ~30 checks with nothing freed after the first trim
+    finally:
+        await trim.close()
+    assert 1 <= trim.trims <= 3, trim.trims  # (other threads may free a little meanwhile)
