@@ -15,6 +15,7 @@ import base64
 import contextlib
 import logging
 import re
+import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -359,5 +360,5 @@ async def _reopen(browser: RunningBrowser, urls: list[str]) -> None:
 def _wait(browser: RunningBrowser) -> int | None:
     try:
         return browser.process.process.wait(10)
-    except Exception:
+    except subprocess.TimeoutExpired:
         return None

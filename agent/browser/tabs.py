@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -354,13 +355,13 @@ class RunningBrowser:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Ask Chromium to quit, then close the pipes; killed if it has not exited in ``timeout``."""
-        with contextlib.suppress(ConnectionClosed, Exception):
+        with contextlib.suppress(ConnectionClosed, CdpError, TimeoutError):  # it may be gone already
             await asyncio.wait_for(self.cdp.send("Browser.close"), timeout / 2)
         self.cdp.close()
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self.process.process.wait, timeout)
-        except Exception:
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 self.process.process.kill()
             await loop.run_in_executor(None, self.process.process.wait)
