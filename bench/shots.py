@@ -1,14 +1,22 @@
 """Screenshot measures for bench_core: fresh grabs (the screen changed before each request),
 the same screenshot of an unchanged screen (the cache), and cua's computer-server's screenshot.
 
+    python -m bench.shots [--runs N]
+
+alone measures only the fresh screenshots (720p and 1080p, a busy screen, no peers) and prints
+the medians as JSON, without touching RESULTS.md: the quick loop for work on the encoder.
+
 A screenshot is timed from sending the request until its body is read, over one keep-alive
 connection; the ``X-Screenshot-Cache`` answers are counted so a row says which it measured.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -146,3 +154,37 @@ def bench_cua_screenshot(desktop: DevDesktop, runs: int = 15) -> dict[str, Any]:
             return {"ms": median_ms(timed(cua.screenshot_png, runs, 2)), "bytes": len(png)}
     except Exception as exc:  # the peer could not be installed or started here: say so in the table
         return {"ms": None, "error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+def main() -> int:
+    from agent.session.devdesktop import DevDesktop
+    from bench.bench_core import Http, busy_screen
+    from tests.conftest import start_agent
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for width, height in ((1280, 720), (1920, 1080)):
+            with DevDesktop(width=width, height=height) as desktop:
+                home = Path(tmp_name) / f"{width}x{height}"
+                home.mkdir()
+                agent = start_agent(dict(desktop.env), home, "--display", desktop.display)
+                apps = busy_screen(desktop)
+                scribble = Scribble(desktop.display)
+                try:
+                    series = screenshot_series(Http(agent), FRESH_QUERIES, args.runs, scribble)
+                    results[f"{width}x{height}"] = series
+                finally:
+                    scribble.close()
+                    for app in apps:
+                        app.terminate()
+                        app.wait()
+                    agent.stop()
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from agent.desktop.backend import Button, CaptureOptions, Chord, Point, Region, Size
-from agent.desktop.imaging import Encoder, target_size
+from agent.desktop.imaging import Encoder, Frame, target_size
 from agent.desktop.keys import text_keysyms
 from agent.errors import DisplayUnavailable
 from agent.models.base import ImageResult
@@ -82,7 +80,7 @@ class FakeDesktop:
     async def capture(self, region: Region | None, options: CaptureOptions) -> ImageResult:
         self._require()
         region = region or Region(0, 0, self.size.width, self.size.height)
-        pixels = np.tile(np.array([10, 20, 30, 0], dtype=np.uint8), (region.height, region.width, 1))
+        pixels = Frame(bytes((10, 20, 30, 0)) * (region.width * region.height), region.width, region.height)
         size = target_size(region.width, region.height, options.scale, options.max_width, options.max_height)
         encoded = Encoder().encode(pixels, format=options.format, quality=options.quality, size=size)
         return ImageResult(

@@ -1,10 +1,18 @@
-"""Image encoding straight from the X capture buffer (BGRX, 4 bytes a pixel).
+"""Image encoding straight from the X capture buffer (BGRX, 4 bytes a pixel), with Pillow alone.
 
-JPEG goes through libjpeg-turbo (simplejpeg) reading the BGRX pixels in place (the capture's
-shared segment); PNG is built here: BGRX -> RGB rows into a buffer reused between frames (a fresh
-full-frame buffer costs a page fault per 4 KiB on these VMs) and deflated with ISA-L, ~20x faster
-than zlib level 1 at a similar size. Shrinking halves with numpy first (a 2x2 box average), then
-Pillow does what remains; WebP uses Pillow.
+A ``Frame`` is bytes-like BGRX rows (often a view of the capture's shared segment, read in place)
+plus its size. Everything that changes pixels works on one RGB copy that Pillow unpacks from the
+frame (``Image.frombytes`` with the ``BGRX`` raw mode): the cursor is pasted onto that copy with its
+alpha as the mask, shrinking is ``Image.reduce`` by the largest whole factor (a box average) and one
+bilinear step for what remains, a canvas is a paste onto black.
+
+JPEG: Pillow's libjpeg-turbo, written into a memory file (memfd), because Pillow releases the GIL
+only while it encodes into a real file: then a large frame's two halves are unpacked, shrunk and
+encoded on two cores at once and joined into one JPEG (``join_halves``: a restart marker between
+the two scans). PNG: the RGB rows, each after its filter byte, come out of Pillow's raw encoder in
+one pass (a row stride one byte longer than the row, zero-padded: each row's pad byte is the next
+row's filter byte) and are deflated with ISA-L, ~20x faster than zlib level 1 at a similar size.
+WebP: Pillow. No numpy: it would cost ~14 MiB of resident memory in every agent.
 
 Not thread-safe: one ``Encoder`` per capture thread.
 """
@@ -16,19 +24,51 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import numpy as np
-import simplejpeg
 from isal import isal_zlib
 from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# From this many pixels (1080p: 2.07 M) a JPEG is encoded as two halves on two cores and joined.
-SPLIT_MIN_PIXELS = 1_500_000
+# From this many frame pixels (720p: 0.92 M) a JPEG is made as two halves on two cores and joined.
+SPLIT_MIN_PIXELS = 600_000
 MCU = 16  # rows and columns of a 4:2:0 JPEG's minimum coded unit
-SCRATCH_BYTES = 12 * 2**20  # work arrays kept between frames (a 1080p halving needs ~2.6 MiB)
-HALVE_BAND = 32  # rows halved at a time: the work arrays stay in the CPU's cache
+SINK_KEEP_BYTES = 4 * 2**20  # a memory file grown past this by one large JPEG is emptied after it
+
+Pixels = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class Sprite:
+    """A picture with straight alpha (BGRA, as XFixes hands out the pointer) to draw over a frame,
+    its top-left corner at ``left``, ``top`` of the frame (either may be negative)."""
+
+    pixels: bytes
+    width: int
+    height: int
+    left: int
+    top: int
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """``height`` rows of ``width`` BGRX pixels (4 bytes each, no row padding), read in place: it
+    may be the capture's shared segment, valid until the next grab. ``sprite`` (the pointer) is
+    drawn onto the encoder's own copy, never into ``pixels``."""
+
+    pixels: Pixels
+    width: int
+    height: int
+    sprite: Sprite | None = None
+
+    def rows(self, first: int, end: int) -> Frame:
+        """Rows ``first`` to ``end`` (a view, no copy), the sprite moved along."""
+        row = self.width * 4
+        sprite = self.sprite
+        if sprite is not None:
+            top = sprite.top - first
+            sprite = replace(sprite, top=top) if top < end - first and top + sprite.height > 0 else None
+        return Frame(memoryview(self.pixels)[first * row : end * row], self.width, end - first, sprite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,165 +101,152 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     )
 
 
-def _encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
-    data: bytes = simplejpeg.encode_jpeg(
-        pixels, quality=quality, colorspace="BGRX", colorsubsampling="420", fastdct=True
-    )
-    return data
+def reduction(width: int, height: int, size: tuple[int, int]) -> int:
+    """The largest whole factor the frame can be box-averaged down by and still cover ``size``."""
+    return max(1, min(width // size[0], height // size[1]))
+
+
+def unpacked(frame: Frame) -> Image.Image:
+    """The frame as an RGB image of its own (the GIL is released while Pillow unpacks), with the
+    sprite drawn on it."""
+    image = Image.new("RGB", (frame.width, frame.height), None)  # not cleared: every pixel is written
+    image.frombytes(frame.pixels, "raw", "BGRX")
+    sprite = frame.sprite
+    if sprite is not None:
+        picture = Image.frombuffer("RGBA", (sprite.width, sprite.height), sprite.pixels, "raw", "BGRA", 0, 1)
+        image.paste(picture, (sprite.left, sprite.top), picture)
+    return image
+
+
+def reduced(image: Image.Image, factor: int) -> Image.Image:
+    """Each ``factor`` x ``factor`` block averaged; the rows and columns past the last whole
+    block are left out (as every earlier halving did)."""
+    if factor == 1:
+        return image
+    width, height = image.size
+    return image.reduce(factor, (0, 0, width - width % factor, height - height % factor))
+
+
+class _JpegSink:
+    """A memory file (memfd) the JPEG encoder writes into. Pillow holds the GIL while it encodes
+    into a BytesIO but releases it while it encodes into a file with a descriptor, so that the
+    event loop and the other half's encoder run meanwhile."""
+
+    def __init__(self) -> None:
+        self._fd = os.memfd_create("computer-agent-jpeg", os.MFD_CLOEXEC)
+        self._file = open(self._fd, "wb", buffering=0, closefd=False)  # noqa: SIM115 (closed in close)
+
+    def encode(self, image: Image.Image, quality: int) -> bytes:
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        image.save(self._file, "JPEG", quality=quality, subsampling="4:2:0")
+        size = os.lseek(self._fd, 0, os.SEEK_CUR)
+        data = os.pread(self._fd, size, 0)
+        if size > SINK_KEEP_BYTES:
+            os.ftruncate(self._fd, 0)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+        os.close(self._fd)
 
 
 class Encoder:
     def __init__(self) -> None:
-        self._rows: np.ndarray | None = None
-        self._scratch: dict[tuple[str, int, int], np.ndarray] = {}  # halving buffers, reused
-        self._helper: ThreadPoolExecutor | None = None  # the second core's encoder, made on first use
+        self._sinks: list[_JpegSink] = []  # [this thread's, the helper's], made on first use
+        self._helper: ThreadPoolExecutor | None = None  # the second core's worker, made on first use
 
     def close(self) -> None:
         if self._helper is not None:
             self._helper.shutdown(wait=False)
             self._helper = None
-
-    def _jpeg(self, pixels: np.ndarray, quality: int) -> bytes:
-        """Large frames: the bottom half is encoded on a helper thread while this one encodes the
-        top (libjpeg-turbo releases the GIL), and the two scans are joined into one JPEG with a
-        restart marker between them (``join_halves``): 1080p in ~60% of the time on two cores."""
-        height, width = pixels.shape[:2]
-        if height * width < SPLIT_MIN_PIXELS or (os.cpu_count() or 1) < 2:
-            return _encode_jpeg(pixels, quality)
-        mcu_rows = -(-height // MCU)
-        top_rows = -(-mcu_rows // 2) * MCU  # at least as many MCU rows as the bottom half has
-        interval = (top_rows // MCU) * -(-width // MCU)  # MCUs in the top half
-        if interval > 0xFFFF:
-            return _encode_jpeg(pixels, quality)
-        bottom = self._helper_pool().submit(_encode_jpeg, pixels[top_rows:], quality)
-        top = _encode_jpeg(pixels[:top_rows], quality)
-        joined = join_halves(top, bottom.result(), height, interval)
-        return joined if joined is not None else _encode_jpeg(pixels, quality)
-
-    def _buffer(self, name: str, height: int, width: int) -> np.ndarray:
-        """A uint32 work array reused between frames (a fresh one costs page faults here)."""
-        key = (name, height, width)
-        buffer = self._scratch.get(key)
-        if buffer is None:
-            if sum(kept.nbytes for kept in self._scratch.values()) > SCRATCH_BYTES:
-                self._scratch.clear()  # sizes come and go (regions): the set stays bounded
-            buffer = self._scratch[key] = np.empty((height, width), dtype=np.uint32)
-        return buffer
-
-    def _row_buffer(self, width: int, height: int) -> np.ndarray:
-        shape = (height, 1 + width * 3)
-        if self._rows is None or self._rows.shape != shape:
-            self._rows = np.zeros(shape, dtype=np.uint8)  # filter byte 0 (None) on every row
-        return self._rows
+        for sink in self._sinks:
+            sink.close()
+        self._sinks.clear()
 
     def encode(
         self,
-        pixels: np.ndarray,
+        frame: Frame,
         *,
         format: str,
         quality: int,
         size: tuple[int, int],
         canvas: tuple[int, int, int, int] | None = None,
     ) -> Encoded:
-        """``pixels``: (height, width, 4) BGRX, read in place (it may be the capture's shared
-        segment). ``canvas`` (width, height, left, top): the image pasted there onto black."""
-        height, width = pixels.shape[:2]
-        if size != (width, height):
-            pixels = self._resize(pixels, size)
+        """``frame`` shrunk to ``size``; ``canvas`` (width, height, left, top): the image pasted
+        there onto black."""
+        factor = reduction(frame.width, frame.height, size)
+        exact = (frame.width // factor, frame.height // factor) == size
+        if format == "jpeg" and canvas is None and exact and self._worth_splitting(frame):
+            joined = self._jpeg_halves(frame, factor, quality)
+            if joined is not None:
+                return Encoded(joined, *size)
+        if format == "png" and canvas is None and factor == 1 and exact and frame.sprite is None:
+            # Nothing to change: the rows come straight from the frame, no RGB copy in between.
+            # (a zero-copy view: Pillow's stub says bytes, any buffer works)
+            view = Image.frombuffer("RGBX", size, frame.pixels, "raw", "RGBX", 0, 1)  # type: ignore[arg-type]
+            return Encoded(png_bytes(view, "BGR"), *size)
+        image = reduced(unpacked(frame), factor)
+        if image.size != size:
+            image = image.resize(size, Image.Resampling.BILINEAR)
         if canvas is not None:
-            board = np.zeros((canvas[1], canvas[0], 4), dtype=np.uint8)
-            left, top = canvas[2:]
-            board[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels[
-                : canvas[1] - top, : canvas[0] - left
-            ]
-            pixels = board
-        height, width = pixels.shape[:2]
+            board = Image.new("RGB", canvas[:2])
+            board.paste(image, canvas[2:])
+            image = board
+        width, height = image.size
         if format == "jpeg":
-            return Encoded(self._jpeg(pixels, quality), width, height)
+            return Encoded(self._sink(0).encode(image, quality), width, height)
         if format == "png":
-            return Encoded(self._png(pixels), width, height)
-        image = Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
+            return Encoded(png_bytes(image, "RGB"), width, height)
         out = io.BytesIO()
         image.save(out, "WEBP", quality=quality, method=0)
         return Encoded(out.getvalue(), width, height)
 
-    def _resize(self, pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """Halve (a 2x2 box average on whole pixels) while the target is at most half, then a
-        bilinear step for what remains, on the BGRX pixels as they are (no RGB conversion):
-        a half-scale screenshot then costs less than a full one instead of more."""
-        while size[0] <= pixels.shape[1] // 2 and size[1] <= pixels.shape[0] // 2:
-            pixels = self._halve(pixels)
-        height, width = pixels.shape[:2]
-        if size == (width, height):
-            return pixels
-        image = Image.frombuffer("RGBX", (width, height), np.ascontiguousarray(pixels), "raw", "RGBX", 0, 1)
-        return np.asarray(image.resize(size, Image.Resampling.BILINEAR))
+    def _worth_splitting(self, frame: Frame) -> bool:
+        return frame.width * frame.height >= SPLIT_MIN_PIXELS and (os.cpu_count() or 1) >= 2
 
-    def _halve(self, pixels: np.ndarray) -> np.ndarray:
-        """Each 2x2 block averaged, four channels at once on 32-bit pixels (``_average``), in
-        bands of rows that stay in the CPU's cache; a large frame's two halves on two cores."""
-        full_height, full_width = int(pixels.shape[0]), int(pixels.shape[1])
-        height, width = full_height // 2, full_width // 2
-        words = np.ascontiguousarray(pixels).view(np.uint32).reshape(full_height, full_width)
-        out = self._buffer("out", height, width)
-        if full_height * full_width >= SPLIT_MIN_PIXELS and (os.cpu_count() or 1) >= 2:
-            middle = height // 2
-            top = self._helper_pool().submit(_halve_rows, words, out, 0, middle, self._bands("a", full_width))
-            _halve_rows(words, out, middle, height, self._bands("b", full_width))
-            top.result()
-        else:
-            _halve_rows(words, out, 0, height, self._bands("a", full_width))
-        return out.view(np.uint8).reshape(height, width, 4)
+    def _jpeg_halves(self, frame: Frame, factor: int, quality: int) -> bytes | None:
+        """The bottom half is unpacked, shrunk and encoded on the helper thread while this one does
+        the top, and the two scans are joined into one JPEG with a restart marker between them:
+        in ~55-60% of one thread's time while the second core is free. The top half has whole
+        MCU rows (``factor`` x 16 frame rows each), at least as many as the bottom half."""
+        width, height = frame.width // factor, frame.height // factor
+        mcu_rows = -(-height // MCU)
+        if mcu_rows < 2:
+            return None
+        top_rows = -(-mcu_rows // 2) * MCU
+        interval = (top_rows // MCU) * -(-width // MCU)  # MCUs in the top half
+        if interval > 0xFFFF:
+            return None
+        split, end = top_rows * factor, height * factor
+        bottom = self._helper_pool().submit(self._jpeg_part, 1, frame.rows(split, end), factor, quality)
+        top = self._jpeg_part(0, frame.rows(0, split), factor, quality)
+        return join_halves(top, bottom.result(), height, interval)
 
-    def _bands(self, name: str, full_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (
-            self._buffer(f"{name}-rows", HALVE_BAND, full_width),
-            self._buffer(f"{name}-spare", HALVE_BAND, full_width),
-            self._buffer(f"{name}-half", HALVE_BAND, full_width // 2),
-        )
+    def _jpeg_part(self, sink: int, frame: Frame, factor: int, quality: int) -> bytes:
+        return self._sink(sink).encode(reduced(unpacked(frame), factor), quality)
+
+    def _sink(self, index: int) -> _JpegSink:
+        while len(self._sinks) <= index:  # both are made on the capture thread before a split
+            self._sinks.append(_JpegSink())
+        return self._sinks[index]
 
     def _helper_pool(self) -> ThreadPoolExecutor:
+        self._sink(1)
         if self._helper is None:
             self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-half")
         return self._helper
 
-    def _png(self, bgrx: np.ndarray) -> bytes:
-        height, width = bgrx.shape[:2]
-        rows = self._row_buffer(width, height)
-        rgb = rows[:, 1:].reshape(height, width, 3)
-        rgb[..., 0] = bgrx[..., 2]
-        rgb[..., 1] = bgrx[..., 1]
-        rgb[..., 2] = bgrx[..., 0]
-        return png_bytes(rows, width, height)
 
-
-def _halve_rows(
-    words: np.ndarray, out: np.ndarray, first: int, end: int, bands: tuple[np.ndarray, np.ndarray, np.ndarray]
-) -> None:
-    """Rows ``first`` to ``end`` of the halved image ``out`` from the full-size ``words``."""
-    rows, spare, half_spare = bands
-    width = out.shape[1]
-    for y in range(first, end, HALVE_BAND):
-        n = min(HALVE_BAND, end - y)
-        _average(words[2 * y : 2 * (y + n) : 2], words[2 * y + 1 : 2 * (y + n) : 2], rows[:n], spare[:n])
-        _average(
-            rows[:n, 0 : 2 * width : 2], rows[:n, 1 : 2 * width : 2], out[y : y + n], half_spare[:n, :width]
-        )
-
-
-def _average(a: np.ndarray, b: np.ndarray, out: np.ndarray, spare: np.ndarray) -> None:
-    """``out`` = the per-byte average of ``a`` and ``b`` (uint32 arrays of out's shape), rounded down."""
-    np.bitwise_xor(a, b, out=spare)
-    np.right_shift(spare, 1, out=spare)
-    np.bitwise_and(spare, 0x7F7F7F7F, out=spare)
-    np.bitwise_and(a, b, out=out)
-    np.add(out, spare, out=out)
-
-
-def png_bytes(filtered_rows: np.ndarray, width: int, height: int) -> bytes:
-    """A PNG file from RGB rows that already carry their filter byte."""
+def png_bytes(image: Image.Image, rawmode: str) -> bytes:
+    """A PNG file of ``image``'s pixels, packed as RGB by Pillow's ``rawmode`` (``RGB``, or
+    ``BGR`` for a BGRX frame viewed as RGBX). Pillow's raw encoder writes each row with a stride
+    one byte longer, zero-padded: that pad byte is the next row's filter byte (0, None), so the
+    filtered rows are one zero byte followed by the packed rows less their last byte."""
+    width, height = image.size
+    rows = image.tobytes("raw", rawmode, 1 + 3 * width)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    compressed = isal_zlib.compress(filtered_rows.data, 1)
+    deflate = isal_zlib.compressobj(1)
+    compressed = b"".join((deflate.compress(b"\0"), deflate.compress(memoryview(rows)[:-1]), deflate.flush()))
     return b"".join(
         (PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", compressed), _chunk(b"IEND", b""))
     )

@@ -53,7 +53,7 @@ class X11Desktop:
         self.connection = XConnection(display_name, name="x11-input")
         self._keyboard = KeyboardMap()
         self._locks = KeyboardLocks(display_name)
-        self._capture: ScreenCapture | None = None  # numpy, Pillow, mss: loaded off the start-up path
+        self._capture: ScreenCapture | None = None  # Pillow, mss: loaded off the start-up path
         self._size: Size | None = None
         self._held_keys: list[int] = []
         self._held_buttons: list[int] = []

@@ -21,11 +21,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import numpy as np
 from mss.linux.xcbhelpers import XProtoError
 
 from agent.desktop.backend import CaptureOptions, Region
-from agent.desktop.imaging import Encoder, target_size
+from agent.desktop.imaging import Encoder, Frame, target_size
 from agent.errors import AgentError, DisplayUnavailable
 from agent.models.base import ImageResult
 from agent.x11.connection import RECONNECT_INTERVAL, from_error_code
@@ -122,10 +121,10 @@ class ScreenCapture:
         self._cursor_refused = False
         return image
 
-    def _grab(self, box: dict[str, int], cursor: bool) -> tuple[np.ndarray, CursorImage | None]:
-        """The area's BGRX pixels (valid until the next grab), the cursor drawn on them if asked."""
+    def _grab(self, box: dict[str, int], cursor: bool) -> tuple[Frame, CursorImage | None]:
+        """The area's BGRX pixels (valid until the next grab), with the cursor to draw if asked."""
 
-        def grab(grabber: FrameGrabber) -> tuple[np.ndarray, CursorImage | None]:
+        def grab(grabber: FrameGrabber) -> tuple[Frame, CursorImage | None]:
             image = self._read_cursor(grabber) if cursor else None
             return grabber.grab(box, image), image
 
@@ -179,18 +178,18 @@ class ScreenCapture:
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
     ) -> tuple[ImageResult, tuple[int, int, int] | None]:
         box = {"left": region.x, "top": region.y, "width": region.width, "height": region.height}
-        pixels, cursor = self._grab(box, options.cursor)
+        frame, cursor = self._grab(box, options.cursor)
         size = options.size or target_size(
             region.width, region.height, options.scale, options.max_width, options.max_height
         )
         encoded = self._encoder.encode(
-            pixels,
+            frame,
             format=options.format,
             quality=options.quality,
             size=size,
             canvas=options.canvas,
         )
-        del pixels  # the shared segment may not be closed while a view of it lives
+        del frame  # the shared segment may not be closed while a view of it lives
         image = ImageResult(
             data=encoded.data,
             format=options.format,
