@@ -28,12 +28,14 @@ from dataclasses import dataclass, replace
 
 from isal import isal_zlib
 from PIL import Image
+from PIL import _imaging as pillow_core  # the codecs behind Image.save, driven directly (see _JpegSink)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # From this many frame pixels (720p: 0.92 M) a JPEG is made as two halves on two cores and joined.
 SPLIT_MIN_PIXELS = 600_000
 MCU = 16  # rows and columns of a 4:2:0 JPEG's minimum coded unit
 SINK_KEEP_BYTES = 4 * 2**20  # a memory file grown past this by one large JPEG is emptied after it
+CHUNK_BYTES = 65536  # what Pillow's encoders write at a time
 
 Pixels = bytes | bytearray | memoryview
 
@@ -106,39 +108,73 @@ def reduction(width: int, height: int, size: tuple[int, int]) -> int:
     return max(1, min(width // size[0], height // size[1]))
 
 
-def unpacked(frame: Frame) -> Image.Image:
-    """The frame as an RGB image of its own (the GIL is released while Pillow unpacks), with the
-    sprite drawn on it."""
-    image = Image.new("RGB", (frame.width, frame.height), None)  # not cleared: every pixel is written
-    image.frombytes(frame.pixels, "raw", "BGRX")
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """An image and the raw mode that packs its pixels as RGB: ``BGR`` for a frame viewed in place
+    (its BGRX pixels seen as an RGBX image: no copy), ``RGB`` for an RGB copy."""
+
+    image: Image.Image
+    rawmode: str
+
+
+def source(frame: Frame, *, copy: bool = False) -> Picture:
+    """The frame viewed in place, or (``copy``, or a sprite to draw) an RGB copy of its own
+    with the sprite drawn on it: Pillow unpacks BGRX with the GIL released, and pastes the
+    sprite with its alpha as the mask."""
+    size = (frame.width, frame.height)
     sprite = frame.sprite
+    if sprite is None and not copy:
+        # (a zero-copy view: Pillow's stub says bytes, any buffer works)
+        return Picture(Image.frombuffer("RGBX", size, frame.pixels, "raw", "RGBX", 0, 1), "BGR")  # type: ignore[arg-type]
+    image = Image.new("RGB", size, None)  # not cleared: every pixel is written
+    image.frombytes(frame.pixels, "raw", "BGRX")
     if sprite is not None:
         picture = Image.frombuffer("RGBA", (sprite.width, sprite.height), sprite.pixels, "raw", "BGRA", 0, 1)
         image.paste(picture, (sprite.left, sprite.top), picture)
-    return image
+    return Picture(image, "RGB")
 
 
-def reduced(image: Image.Image, factor: int) -> Image.Image:
-    """Each ``factor`` x ``factor`` block averaged; the rows and columns past the last whole
-    block are left out (as every earlier halving did)."""
-    if factor == 1:
-        return image
+def shrunk(
+    picture: Picture, size: tuple[int, int], canvas: tuple[int, int, int, int] | None = None
+) -> Picture:
+    """``Image.reduce`` by the largest whole factor (each block averaged; the rows and columns past
+    the last whole block are left out), one bilinear step for what remains, then the canvas
+    (width, height, left, top): the image pasted there onto black. Channel order is kept."""
+    image = picture.image
     width, height = image.size
-    return image.reduce(factor, (0, 0, width - width % factor, height - height % factor))
+    factor = reduction(width, height, size)
+    if factor > 1:
+        image = image.reduce(factor, (0, 0, width - width % factor, height - height % factor))
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    if canvas is not None:
+        board = Image.new(image.mode, canvas[:2])
+        board.paste(image, canvas[2:])
+        image = board
+    return Picture(image, picture.rawmode)
 
 
 class _JpegSink:
-    """A memory file (memfd) the JPEG encoder writes into. Pillow holds the GIL while it encodes
-    into a BytesIO but releases it while it encodes into a file with a descriptor, so that the
-    event loop and the other half's encoder run meanwhile."""
+    """A memory file (memfd) the JPEG encoder writes into: Pillow's encoder releases the GIL
+    only while it writes into a file descriptor (not into a BytesIO), so the event loop and the
+    other half's encoder run meanwhile. Pillow's own ``save`` cannot pack a BGRX view as RGB,
+    hence its encoder is driven here as ``ImageFile._save`` drives it (the first three
+    arguments of ``jpeg_encoder`` have been mode, raw mode, quality since PIL)."""
 
     def __init__(self) -> None:
         self._fd = os.memfd_create("computer-agent-jpeg", os.MFD_CLOEXEC)
-        self._file = open(self._fd, "wb", buffering=0, closefd=False)  # noqa: SIM115 (closed in close)
 
-    def encode(self, image: Image.Image, quality: int) -> bytes:
+    def encode(self, picture: Picture, quality: int) -> bytes:
+        image = picture.image
         os.lseek(self._fd, 0, os.SEEK_SET)
-        image.save(self._file, "JPEG", quality=quality, subsampling="4:2:0")
+        encoder = pillow_core.jpeg_encoder(image.mode, picture.rawmode, quality)  # 4:2:0 by default
+        try:
+            encoder.setimage(image.im, (0, 0, *image.size))
+            status = encoder.encode_to_file(self._fd, max(CHUNK_BYTES, image.width * 4))
+        finally:
+            encoder.cleanup()
+        if status < 0:
+            raise OSError(f"the JPEG encoder failed ({status})")
         size = os.lseek(self._fd, 0, os.SEEK_CUR)
         data = os.pread(self._fd, size, 0)
         if size > SINK_KEEP_BYTES:
@@ -146,7 +182,6 @@ class _JpegSink:
         return data
 
     def close(self) -> None:
-        self._file.close()
         os.close(self._fd)
 
 
@@ -180,33 +215,22 @@ class Encoder:
             joined = self._jpeg_halves(frame, factor, quality)
             if joined is not None:
                 return Encoded(joined, *size)
-        if format == "png" and canvas is None and factor == 1 and exact and frame.sprite is None:
-            # Nothing to change: the rows come straight from the frame, no RGB copy in between.
-            # (a zero-copy view: Pillow's stub says bytes, any buffer works)
-            view = Image.frombuffer("RGBX", size, frame.pixels, "raw", "RGBX", 0, 1)  # type: ignore[arg-type]
-            return Encoded(png_bytes(view, "BGR"), *size)
-        image = reduced(unpacked(frame), factor)
-        if image.size != size:
-            image = image.resize(size, Image.Resampling.BILINEAR)
-        if canvas is not None:
-            board = Image.new("RGB", canvas[:2])
-            board.paste(image, canvas[2:])
-            image = board
-        width, height = image.size
+        picture = shrunk(source(frame, copy=format == "webp"), size, canvas)
+        width, height = picture.image.size
         if format == "jpeg":
-            return Encoded(self._sink(0).encode(image, quality), width, height)
+            return Encoded(self._sink(0).encode(picture, quality), width, height)
         if format == "png":
-            return Encoded(png_bytes(image, "RGB"), width, height)
+            return Encoded(png_bytes(picture), width, height)
         out = io.BytesIO()
-        image.save(out, "WEBP", quality=quality, method=0)
+        picture.image.save(out, "WEBP", quality=quality, method=0)
         return Encoded(out.getvalue(), width, height)
 
     def _worth_splitting(self, frame: Frame) -> bool:
         return frame.width * frame.height >= SPLIT_MIN_PIXELS and (os.cpu_count() or 1) >= 2
 
     def _jpeg_halves(self, frame: Frame, factor: int, quality: int) -> bytes | None:
-        """The bottom half is unpacked, shrunk and encoded on the helper thread while this one does
-        the top, and the two scans are joined into one JPEG with a restart marker between them:
+        """The bottom half is shrunk and encoded on the helper thread while this one does the
+        top, and the two scans are joined into one JPEG with a restart marker between them:
         in ~55-60% of one thread's time while the second core is free. The top half has whole
         MCU rows (``factor`` x 16 frame rows each), at least as many as the bottom half."""
         width, height = frame.width // factor, frame.height // factor
@@ -223,7 +247,8 @@ class Encoder:
         return join_halves(top, bottom.result(), height, interval)
 
     def _jpeg_part(self, sink: int, frame: Frame, factor: int, quality: int) -> bytes:
-        return self._sink(sink).encode(reduced(unpacked(frame), factor), quality)
+        size = (frame.width // factor, frame.height // factor)
+        return self._sink(sink).encode(shrunk(source(frame), size), quality)
 
     def _sink(self, index: int) -> _JpegSink:
         while len(self._sinks) <= index:  # both are made on the capture thread before a split
@@ -237,18 +262,32 @@ class Encoder:
         return self._helper
 
 
-def png_bytes(image: Image.Image, rawmode: str) -> bytes:
-    """A PNG file of ``image``'s pixels, packed as RGB by Pillow's ``rawmode`` (``RGB``, or
-    ``BGR`` for a BGRX frame viewed as RGBX). Pillow's raw encoder writes each row with a stride
-    one byte longer, zero-padded: that pad byte is the next row's filter byte (0, None), so the
-    filtered rows are one zero byte followed by the packed rows less their last byte."""
+def png_bytes(picture: Picture) -> bytes:
+    """A PNG file of the picture's pixels. Pillow's raw encoder packs them as RGB rows with a
+    stride one byte longer than a row, zero-padded: each row's pad byte is the next row's
+    filter byte (0, None), so the filtered rows are one zero byte, then the packed rows less
+    their last byte. They are deflated (ISA-L) chunk by chunk as the encoder hands them out:
+    no buffer of the whole frame is made (on these VMs each fresh 4 KiB page costs a fault)."""
+    image = picture.image
     width, height = image.size
-    rows = image.tobytes("raw", rawmode, 1 + 3 * width)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    stride = 1 + 3 * width
+    encoder = pillow_core.raw_encoder(image.mode, picture.rawmode, stride)
+    encoder.setimage(image.im, (0, 0, width, height))
     deflate = isal_zlib.compressobj(1)
-    compressed = b"".join((deflate.compress(b"\0"), deflate.compress(memoryview(rows)[:-1]), deflate.flush()))
+    parts = [deflate.compress(b"\0")]
+    chunk = max(CHUNK_BYTES, stride)  # whole rows each time; small enough for malloc to reuse
+    while True:
+        _, status, rows = encoder.encode(chunk)
+        if status < 0:
+            raise OSError(f"the raw encoder failed ({status})")
+        if status:  # the last rows: the stream ends one pad byte early
+            parts.append(deflate.compress(memoryview(rows)[:-1]))
+            break
+        parts.append(deflate.compress(rows))
+    parts.append(deflate.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"".join(
-        (PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", compressed), _chunk(b"IEND", b""))
+        (PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", b"".join(parts)), _chunk(b"IEND", b""))
     )
 
 
