@@ -1,18 +1,20 @@
 """Image encoding straight from the X capture buffer (BGRX, 4 bytes a pixel), with Pillow alone.
 
-A ``Frame`` is bytes-like BGRX rows (often a view of the capture's shared segment, read in place)
-plus its size. Everything that changes pixels works on one RGB copy that Pillow unpacks from the
-frame (``Image.frombytes`` with the ``BGRX`` raw mode): the cursor is pasted onto that copy with its
-alpha as the mask, shrinking is ``Image.reduce`` by the largest whole factor (a box average) and one
-bilinear step for what remains, a canvas is a paste onto black.
+A ``Frame`` is bytes-like BGRX rows (often a view of the capture's shared segment) plus its size.
+Pillow reads it in place: the BGRX pixels seen as an RGBX image (``Image.frombuffer``, no copy),
+packed as RGB by the ``BGR`` raw mode as the encoders read them. Only a frame with the pointer to
+draw (or one for WebP) is unpacked into an RGB copy, and the pointer pasted onto that copy with
+its alpha as the mask. Shrinking is ``Image.reduce`` by the largest whole factor (a box average)
+then one bilinear step for what remains; a canvas is a paste onto black.
 
-JPEG: Pillow's libjpeg-turbo, written into a memory file (memfd), because Pillow releases the GIL
-only while it encodes into a real file: then a large frame's two halves are unpacked, shrunk and
+JPEG: Pillow's libjpeg-turbo encoder, writing into a memory file (memfd), because Pillow releases
+the GIL only while it encodes into a file descriptor: a large frame's two halves are shrunk and
 encoded on two cores at once and joined into one JPEG (``join_halves``: a restart marker between
-the two scans). PNG: the RGB rows, each after its filter byte, come out of Pillow's raw encoder in
-one pass (a row stride one byte longer than the row, zero-padded: each row's pad byte is the next
-row's filter byte) and are deflated with ISA-L, ~20x faster than zlib level 1 at a similar size.
-WebP: Pillow. No numpy: it would cost ~14 MiB of resident memory in every agent.
+the two scans). PNG: Pillow's raw encoder packs the RGB rows with a stride one byte longer than a
+row, zero-padded, so each row's pad byte is the next row's filter byte; ISA-L deflates them as the
+encoder hands them out, ~20x faster than zlib level 1 at a similar size. No buffer the size of a
+frame is allocated per JPEG or PNG (on these VMs every fresh 4 KiB page costs a fault). WebP:
+Pillow. No numpy: it would cost ~14 MiB of resident memory in every agent.
 
 Not thread-safe: one ``Encoder`` per capture thread.
 """

@@ -36,6 +36,17 @@ def test_a_full_size_png_has_exactly_the_frame_pixels() -> None:
     assert (decoded(encoded.data) == bgrx[..., 2::-1]).all()
 
 
+def test_every_format_and_scale_keeps_the_colours() -> None:
+    bgrx = np.zeros((64, 96, 4), dtype=np.uint8)
+    bgrx[..., :3] = (10, 20, 200)  # BGR: a red
+    for format in ("jpeg", "png", "webp"):
+        for size in ((96, 64), (48, 32), (40, 27)):  # full, halved, halved then bilinear
+            encoded = Encoder().encode(frame_of(bgrx), format=format, quality=90, size=size)
+            image = decoded(encoded.data)
+            assert image.shape == (size[1], size[0], 3), (format, size)
+            assert np.abs(image - (200, 20, 10)).max() <= 4, (format, size)
+
+
 def test_shrinking_by_whole_factors_is_a_box_average_of_the_pixels() -> None:
     rng = np.random.default_rng(7)
     bgrx = rng.integers(0, 256, (90, 161, 4), dtype=np.uint8)  # odd width: the last column is left out
