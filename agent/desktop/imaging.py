@@ -27,6 +27,7 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from isal import isal_zlib
 from PIL import Image
@@ -164,15 +165,21 @@ class _JpegSink:
     arguments of ``jpeg_encoder`` have been mode, raw mode, quality since PIL)."""
 
     def __init__(self) -> None:
-        self._fd = os.memfd_create("computer-agent-jpeg", os.MFD_CLOEXEC)
+        try:
+            self._fd: int | None = os.memfd_create("computer-agent-jpeg", os.MFD_CLOEXEC)
+        except OSError:  # a seccomp filter without memfd_create: in memory, the GIL held
+            self._fd = None
 
     def encode(self, picture: Picture, quality: int) -> bytes:
         image = picture.image
-        os.lseek(self._fd, 0, os.SEEK_SET)
+        chunk = max(CHUNK_BYTES, image.width * 4)
         encoder = pillow_core.jpeg_encoder(image.mode, picture.rawmode, quality)  # 4:2:0 by default
         try:
             encoder.setimage(image.im, (0, 0, *image.size))
-            status = encoder.encode_to_file(self._fd, max(CHUNK_BYTES, image.width * 4))
+            if self._fd is None:
+                return _encoded_in_memory(encoder, chunk)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            status = encoder.encode_to_file(self._fd, chunk)
         finally:
             encoder.cleanup()
         if status < 0:
@@ -184,7 +191,20 @@ class _JpegSink:
         return data
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _encoded_in_memory(encoder: Any, chunk: int) -> bytes:
+    parts = []
+    while True:
+        _, status, data = encoder.encode(chunk)
+        if status < 0:
+            raise OSError(f"the JPEG encoder failed ({status})")
+        parts.append(data)
+        if status:
+            return b"".join(parts)
 
 
 class Encoder:

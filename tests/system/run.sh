@@ -218,7 +218,7 @@ check "8: the timed-out command's setsid child (pid ${escaped:-none}) died with 
     bash -c "[ -n '$escaped' ] && gone $escaped"
 # shellcheck disable=SC2016  # expanded by the machine's sh
 shot=$(ct sh -c 'curl -sS -m 30 -H "Authorization: Bearer $(cat /etc/computer-agent/token)" http://127.0.0.1:8000/desktop/screenshot | head -c 8 | od -An -c' || true)
-check "the installed agent takes a screenshot of :99 (numpy, Pillow, mss load from the venv; got: $shot)" \
+check "the installed agent takes a screenshot of :99 (Pillow, ISA-L, mss load from the venv; got: $shot)" \
     bash -c "[[ '$shot' == *P*N*G* ]]"
 ct systemd-analyze security computer-agent.service >>"$LOG" 2>&1 || true
 score=$(ct systemd-analyze security computer-agent.service 2>/dev/null | sed -n 's/.*Overall exposure level for computer-agent.service: \([0-9.]*\).*/\1/p')

@@ -5,8 +5,10 @@ and comparing against numpy's arithmetic on the same pixels (numpy is a test-onl
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from agent.desktop.imaging import Encoder, Frame, Sprite, join_halves
@@ -148,3 +150,15 @@ def test_halves_with_other_tables_are_not_joined() -> None:
     top, bottom = jpeg(75), jpeg(50)
     assert join_halves(top, bottom, 256, 64) is None
     assert join_halves(top, top, 256, 64) is not None
+
+
+def test_without_memfd_the_jpeg_is_encoded_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seccomp filter may refuse memfd_create: the JPEG is then the same, made in memory."""
+    pixels = screen_like(720, 1280)
+    expected = Encoder().encode(frame_of(pixels), format="jpeg", quality=75, size=(1280, 720)).data
+
+    def refused(*args: object) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "memfd_create", refused)
+    assert Encoder().encode(frame_of(pixels), format="jpeg", quality=75, size=(1280, 720)).data == expected
