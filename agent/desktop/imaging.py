@@ -313,16 +313,16 @@ def png_bytes(picture: Picture) -> bytes:
     )
 
 
-def _split(jpeg: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """(the headers before SOS, the SOS segment, the entropy-coded scan) of a baseline JPEG as
-    libjpeg-turbo writes it; None for anything else."""
+def _split(jpeg: bytes) -> tuple[bytes, bytes, memoryview] | None:
+    """(the headers before SOS, the SOS segment, the entropy-coded scan: a view, not a copy) of
+    a baseline JPEG as libjpeg-turbo writes it; None for anything else."""
     if jpeg[:2] != b"\xff\xd8" or jpeg[-2:] != b"\xff\xd9":
         return None
     at = 2
     while at + 4 <= len(jpeg) and jpeg[at] == 0xFF:
         marker, length = jpeg[at + 1], int.from_bytes(jpeg[at + 2 : at + 4], "big")
         if marker == 0xDA:
-            return jpeg[:at], jpeg[at : at + 2 + length], jpeg[at + 2 + length : -2]
+            return jpeg[:at], jpeg[at : at + 2 + length], memoryview(jpeg)[at + 2 + length : -2]
         at += 2 + length
     return None
 
