@@ -84,7 +84,7 @@ class Services:
 
     async def start(self) -> None:
         """Start background work (runs once the event loop is up)."""
-        # The screenshot encoders (numpy, Pillow, libjpeg-turbo: ~10 MiB) load on the first
+        # The screenshot encoders (Pillow, ISA-L, mss: a few MiB) load on the first
         # capture, not here: an idle agent does not carry them.
         self.heap_trim.start()
         await self.readiness.start()

@@ -81,11 +81,9 @@ if grep -rlF -e "$STAGE" -e "$BUILD" "$VENV"; then
     echo "the build path is still recorded in the files above" >&2
     exit 1
 fi
-# Byte code records source paths and is rebuilt by postinst; tests, caches and debug symbols
+# Byte code records source paths and is rebuilt by postinst; caches and debug symbols
 # are dead weight; a library is data (0644), not a program.
 find "$VENV" -depth -type d -name __pycache__ -exec rm -rf {} +
-find "$VENV"/lib/python*/site-packages -depth -type d \( -name tests -o -name testing \) \
-    -path '*/numpy/*' -exec rm -rf {} +
 # (The wheels' own objects are left as PyPI built them: stripping the libraries auditwheel
 # patched with patchelf breaks them, "ELF load command address/offset not page-aligned".)
 find "$VENV" -type f -name '*.so*' -exec chmod 0644 {} +
