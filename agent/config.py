@@ -203,6 +203,11 @@ class Config:
         "fetch http(s) wallpaper URLs (never from loopback, link-local or unspecified addresses); off: 403",
     )
 
+    capture_idle_seconds: float = option(
+        30.0,
+        _positive_float,
+        "seconds without a fresh screenshot until the capture's shared memory and encoder buffers are released",
+    )
     events_ring_size: int = option(
         1024,
         _positive_int,

@@ -89,7 +89,7 @@ def bench_exec_true(agent: Agent, runs: int) -> dict[str, float]:
             conn.request("POST", "/exec", body=body, headers=headers)
             answer = conn.getresponse()
             data = answer.read()
-            if answer.status != 200 or b'"exit_code": 0' not in data:
+            if answer.status != 200 or json.loads(data).get("exit_code") != 0:
                 raise RuntimeError(data.decode())
 
         return one

@@ -50,6 +50,8 @@ PYCACHE = Path(tempfile.gettempdir()) / "computer-agent-bench-pycache"
 TRACE_SCRIPT = r"""
 import asyncio, collections, json, sys, tracemalloc
 tracemalloc.start(30)
+from agent.api import lazy_client
+lazy_client.defer()  # as `computer-agent` does
 from agent.cli import build_parser
 build_parser()
 from aiohttp import web
@@ -93,6 +95,32 @@ async def main():
         "by_line": lines,
     }))
     await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+# The frameworks alone, no agent code: what any server built on them costs at idle.
+FLOOR_SCRIPT = r"""
+import asyncio, sys
+from agent.api import lazy_client
+lazy_client.defer()
+from aiohttp import web
+import prometheus_client
+from pydantic import BaseModel
+from Xlib.display import Display
+
+class Probe(BaseModel):
+    x: int
+
+async def main():
+    Probe.model_validate({"x": 1})
+    display = Display(sys.argv[1])
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print("ready", flush=True)
+    await asyncio.sleep(120)
 
 asyncio.run(main())
 """
@@ -187,6 +215,25 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
 
 
+def frameworks_floor(desktop: DevDesktop) -> dict[str, float]:
+    """RSS of a process that serves an empty aiohttp app (without its client), has validated a
+    pydantic model, holds an Xlib display and has imported prometheus_client, 0.5 s after."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", FLOOR_SCRIPT, desktop.display],
+        env=agent_env(desktop),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        time.sleep(0.5)
+        return memory(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+
+
 def trace_idle(desktop: DevDesktop) -> dict[str, Any]:
     env = agent_env(desktop)
     output = subprocess.run(
@@ -225,6 +272,10 @@ def run(starts: int) -> dict[str, Any]:
         _, _, _, log = one_start(desktop, tmp / "importtime", PYTHONPROFILEIMPORTTIME="1")
         result["slowest_imports_ms"] = slowest_imports(log)
         result["tracemalloc_idle"] = trace_idle(desktop)
+        result["frameworks_floor"] = {
+            key: median([floor[key] for floor in (frameworks_floor(desktop) for _ in range(3))])
+            for key in ("rss", "anon", "files")
+        }
     return result
 
 
@@ -241,6 +292,7 @@ def ratio(ours: float, peer: float) -> str:
 
 def report(result: dict[str, Any]) -> str:
     fresh, used, cua = result["idle_fresh"], result["idle_after_use"], result["cua"]
+    floor = result["frameworks_floor"]
     imports = "\n".join(f"| `{name}` | {ms} ms |" for name, ms in result["slowest_imports_ms"])
     traced = result["tracemalloc_idle"]
     packages = "\n".join(f"| {name} | {mib} MiB |" for name, mib in traced["by_package"])
@@ -259,6 +311,7 @@ screenshot and a pointer move (bench_core's idle RSS). Peer: cua's computer-serv
 | start to ready | {beside_previous(result["start_to_ready_ms"], "ms", "start to ready", "start to ready")} (all: {result["start_to_ready_all_ms"]}) | {cua["start_to_ready_ms"]} ms | {ratio(result["start_to_ready_ms"], cua["start_to_ready_ms"])} | <= 500 ms |
 | idle RSS after ready | {fresh["rss"]} MiB (anonymous {fresh["anon"]}, files {fresh["files"]}); {fresh["threads"]:.0f} threads, {fresh["fds"]:.0f} fds | {cua["idle_fresh_rss"]} MiB | {ratio(fresh["rss"], cua["idle_fresh_rss"])} | <= 50 MiB, <= 0.75x |
 | idle RSS after a screenshot and a move | {beside_previous(used["rss"], "MiB", "idle RSS after a screenshot", "idle RSS")} (anonymous {used["anon"]}, files {used["files"]}); {used["threads"]:.0f} threads, {used["fds"]:.0f} fds | {cua["idle_after_use_rss"]} MiB | {ratio(used["rss"], cua["idle_after_use_rss"])} | <= 50 MiB, <= 0.75x |
+| the frameworks alone: an empty aiohttp server (its client not loaded), one validated pydantic model, an Xlib display, prometheus_client; no agent code | {floor["rss"]} MiB (anonymous {floor["anon"]}, files {floor["files"]}) | | {ratio(floor["rss"], cua["idle_fresh_rss"])} | |
 
 Slowest imports of one real start (`PYTHONPROFILEIMPORTTIME=1`, cumulative, top level and the agent's packages):
 

@@ -29,7 +29,8 @@ def build_services(config: Config) -> Services:
     from agent.x11.damage import DamageMonitor
     from agent.x11.screenshot_cache import ScreenshotCache
 
-    desktop, damage = X11Desktop(config.display), DamageMonitor(config.display)
+    desktop = X11Desktop(config.display, capture_idle_s=config.capture_idle_seconds)
+    damage = DamageMonitor(config.display)
     services = Services(
         config=config,
         desktop=desktop,

@@ -48,8 +48,9 @@ RELEASE_POLL_S = 0.002
 
 
 class X11Desktop:
-    def __init__(self, display_name: str) -> None:
+    def __init__(self, display_name: str, *, capture_idle_s: float = 30.0) -> None:
         self.display_name = display_name
+        self._capture_idle_s = capture_idle_s
         self.connection = XConnection(display_name, name="x11-input")
         self._keyboard = KeyboardMap()
         self._locks = KeyboardLocks(display_name)
@@ -405,7 +406,7 @@ class X11Desktop:
         if self._capture is None:
             capture_module = await asyncio.to_thread(importlib.import_module, "agent.x11.capture")
             if self._capture is None:
-                self._capture = capture_module.ScreenCapture(self.display_name)
+                self._capture = capture_module.ScreenCapture(self.display_name, idle_s=self._capture_idle_s)
         assert self._capture is not None
         return self._capture
 

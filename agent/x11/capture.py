@@ -9,6 +9,11 @@ the server answers (BadMatch for an area off a screen that just shrank) is no su
 mapped like every X error (``agent.x11.connection.typed_x_error``) and the connection stays. The
 outcome of the last grab is kept so that readiness can report the capture's health without
 queueing behind screenshots.
+
+The shared segment (a screen's worth: 3.5 MiB at 720p, 8 MiB at 1080p, all of it touched by a
+full screenshot) and the encoder's memory files and helper thread are kept while screenshots
+come, and released ``idle_s`` seconds after the last one (``--capture-idle-seconds``): an agent
+between tasks holds none of it, and the next screenshot sets them up again (a millisecond or two).
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ T = TypeVar("T")
 
 
 class ScreenCapture:
-    def __init__(self, display_name: str) -> None:
+    def __init__(self, display_name: str, *, idle_s: float = 30.0) -> None:
         self.display_name = display_name
+        self.idle_s = idle_s
+        self._idle: asyncio.TimerHandle | None = None  # releases the buffers when it fires
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="x11-capture")
         self._grabber_now: FrameGrabber | None = None
         self._encoder = Encoder()
@@ -50,23 +57,50 @@ class ScreenCapture:
         self._last_failure: float | None = None
         self._last_error = "not connected yet"
         self._cursor_refused = False  # see _read_cursor
+        self._released = False  # the buffers were let go when idle (see _release)
 
     async def capture(
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
     ) -> ImageResult:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._capture, region, screen_width, screen_height, options
-        )
+        try:
+            return await loop.run_in_executor(
+                self._executor, self._capture, region, screen_width, screen_height, options
+            )
+        finally:
+            self._release_later(loop)
 
     async def capture_stamped(
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
     ) -> tuple[ImageResult, tuple[int, int, int] | None]:
         """The image and, when the cursor was drawn, the cursor's stamp (position and shape)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._capture_stamped, region, screen_width, screen_height, options
-        )
+        try:
+            return await loop.run_in_executor(
+                self._executor, self._capture_stamped, region, screen_width, screen_height, options
+            )
+        finally:
+            self._release_later(loop)
+
+    def _release_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(Re)start the idle timer after a screenshot."""
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = loop.call_later(self.idle_s, self._release_when_idle, loop)
+
+    def _release_when_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._idle = None
+        # Behind any grab already queued on the capture thread, which owns what is released.
+        loop.run_in_executor(self._executor, self._release)
+
+    def _release(self) -> None:
+        """Detach the shared segment (closing the capture connection) and close the encoder's
+        memory files and helper thread; the next grab or health check connects afresh."""
+        if self._idle is not None:  # a screenshot came meanwhile: keep them
+            return
+        self._drop()
+        self._encoder.close()
+        self._released = True
 
     async def check(self) -> str:
         """Raise DisplayUnavailable unless the capture can grab; a recent good grab is enough,
@@ -74,6 +108,8 @@ class ScreenCapture:
         last = self._last_success
         if last is not None and time.monotonic() - last < HEALTH_FRESH_S:
             return f"grabbing {self.display_name}"
+        if self._released:  # not set up again for a check: the input connection vouches for the display
+            return f"idle, connects to {self.display_name} on the next screenshot"
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._grab, ONE_PIXEL, False)
         return f"grabbing {self.display_name}"
@@ -96,6 +132,7 @@ class ScreenCapture:
                     f"cannot capture the X display {self.display_name}", details={"reason": self._last_error}
                 )
             grabber = self._grabber_now = FrameGrabber(self.display_name)
+            self._released = False
         return grabber
 
     def _read_cursor(self, grabber: FrameGrabber) -> CursorImage | None:
@@ -203,6 +240,9 @@ class ScreenCapture:
         return image, UNREADABLE_CURSOR if cursor is None else cursor.stamp
 
     async def close(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._drop)
         self._executor.shutdown(wait=False)

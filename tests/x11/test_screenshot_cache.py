@@ -219,3 +219,45 @@ def test_a_resized_screen_is_grabbed_afresh(tmp_path: Path) -> None:
                 assert image_of(response).size == (width, height), cache_of(response)
                 assert response.headers["X-Screen-Width"] == str(width)
                 assert response.headers["X-Screen-Height"] == str(height)
+
+
+def _shared_segments(pid: int) -> int:
+    """Shared mappings of memory files or System V segments in process ``pid`` (the MIT-SHM
+    segment the X server writes screenshots into), as the kernel lists them."""
+    count = 0
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[1].endswith("s") and ("/memfd:" in fields[5] or "/SYSV" in fields[5]):
+            count += 1
+    return count
+
+
+def _memory_files(pid: int) -> int:
+    """Open descriptors of memory files (the segment's, the JPEG encoder's)."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(os.readlink(fd).startswith("/memfd:") for fd in fds.iterdir() if fd.is_symlink())
+
+
+def test_an_idle_capture_lets_its_shared_memory_go_and_the_next_screenshot_is_whole(
+    desktop: DevDesktop, tmp_path: Path
+) -> None:
+    agent = start_agent(
+        dict(desktop.env), tmp_path, "--display", desktop.display, "--capture-idle-seconds", "1"
+    )
+    try:
+        pid = agent.process.pid
+        with agent.client() as client:
+            assert shot(client, format="png").status_code == 200
+            assert shot(client, format="jpeg").status_code == 200
+            assert _shared_segments(pid) == 1  # MIT-SHM: the screen's segment is attached
+            assert _memory_files(pid) >= 1
+            wait_until(lambda: _shared_segments(pid) == 0, timeout=10, what="the segment released when idle")
+            time.sleep(3)  # readiness polls meanwhile: it does not attach a segment again
+            assert _shared_segments(pid) == 0
+            assert _memory_files(pid) == 0
+            again = shot(client, format="png")
+            expected = xwd_image(desktop).crop(CROP)
+            assert ImageChops.difference(image_of(again), expected).getbbox() is None
+            assert _shared_segments(pid) == 1
+    finally:
+        agent.stop()
