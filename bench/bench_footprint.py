@@ -166,11 +166,12 @@ def memory(pid: int) -> dict[str, float]:
 
 
 def one_start(
-    desktop: DevDesktop, tmp: Path, **extra_env: str
+    desktop: DevDesktop, tmp: Path, *args: str, settle: float = 0.5, **extra_env: str
 ) -> tuple[float, dict[str, float], dict[str, float], Path]:
+    """Start to ready, RSS 0.5 s after ready, RSS ``settle`` s after a screenshot and a move."""
     tmp.mkdir()
     started = time.perf_counter()
-    agent = start_agent(agent_env(desktop, **extra_env), tmp, "--display", desktop.display)
+    agent = start_agent(agent_env(desktop, **extra_env), tmp, "--display", desktop.display, *args)
     try:
         while call(agent, "GET", "/ready") != 200:
             time.sleep(0.002)
@@ -179,7 +180,7 @@ def one_start(
         fresh = memory(agent.process.pid)
         call(agent, "GET", "/desktop/screenshot?format=jpeg")
         call(agent, "POST", "/desktop/move", {"x": 5, "y": 5})
-        time.sleep(0.5)
+        time.sleep(settle)
         after = memory(agent.process.pid)
     finally:
         agent.stop()
@@ -269,6 +270,11 @@ def run(starts: int) -> dict[str, Any]:
             "idle_fresh_rss": median([p[1] for p in peer]),
             "idle_after_use_rss": median([p[2] for p in peer]),
         }
+        let_go = [
+            one_start(desktop, tmp / f"let-go{index}", "--capture-idle-seconds", "2", settle=3.5)[2]
+            for index in range(3)
+        ]
+        result["idle_after_let_go"] = {key: median([m[key] for m in let_go]) for key in let_go[0]}
         _, _, _, log = one_start(desktop, tmp / "importtime", PYTHONPROFILEIMPORTTIME="1")
         result["slowest_imports_ms"] = slowest_imports(log)
         result["tracemalloc_idle"] = trace_idle(desktop)
@@ -292,7 +298,7 @@ def ratio(ours: float, peer: float) -> str:
 
 def report(result: dict[str, Any]) -> str:
     fresh, used, cua = result["idle_fresh"], result["idle_after_use"], result["cua"]
-    floor = result["frameworks_floor"]
+    floor, gone = result["frameworks_floor"], result["idle_after_let_go"]
     imports = "\n".join(f"| `{name}` | {ms} ms |" for name, ms in result["slowest_imports_ms"])
     traced = result["tracemalloc_idle"]
     packages = "\n".join(f"| {name} | {mib} MiB |" for name, mib in traced["by_package"])
@@ -311,6 +317,7 @@ screenshot and a pointer move (bench_core's idle RSS). Peer: cua's computer-serv
 | start to ready | {beside_previous(result["start_to_ready_ms"], "ms", "start to ready", "start to ready")} (all: {result["start_to_ready_all_ms"]}) | {cua["start_to_ready_ms"]} ms | {ratio(result["start_to_ready_ms"], cua["start_to_ready_ms"])} | <= 500 ms |
 | idle RSS after ready | {fresh["rss"]} MiB (anonymous {fresh["anon"]}, files {fresh["files"]}); {fresh["threads"]:.0f} threads, {fresh["fds"]:.0f} fds | {cua["idle_fresh_rss"]} MiB | {ratio(fresh["rss"], cua["idle_fresh_rss"])} | <= 50 MiB, <= 0.75x |
 | idle RSS after a screenshot and a move | {beside_previous(used["rss"], "MiB", "idle RSS after a screenshot", "idle RSS")} (anonymous {used["anon"]}, files {used["files"]}); {used["threads"]:.0f} threads, {used["fds"]:.0f} fds | {cua["idle_after_use_rss"]} MiB | {ratio(used["rss"], cua["idle_after_use_rss"])} | <= 50 MiB, <= 0.75x |
+| idle RSS once the capture has let go (`--capture-idle-seconds 2`, 3.5 s after the screenshot; 30 s by default) | {gone["rss"]} MiB (anonymous {gone["anon"]}, files {gone["files"]}); {gone["threads"]:.0f} threads, {gone["fds"]:.0f} fds | | | |
 | the frameworks alone: an empty aiohttp server (its client not loaded), one validated pydantic model, an Xlib display, prometheus_client; no agent code | {floor["rss"]} MiB (anonymous {floor["anon"]}, files {floor["files"]}) | | {ratio(floor["rss"], cua["idle_fresh_rss"])} | |
 
 Slowest imports of one real start (`PYTHONPROFILEIMPORTTIME=1`, cumulative, top level and the agent's packages):
