@@ -240,6 +240,16 @@ class Registry:
                 operation = self._operations.get(type)
         return operation
 
+    def is_loaded(self, type: str) -> bool:
+        """Whether looking ``type`` up (``find``, ``get``) imports nothing."""
+        return self._complete or type in self._operations
+
+    def load(self, type: str) -> None:
+        """Import what looking ``type`` up needs: its module, or every module for a type the
+        manifest does not name (its 400 lists the known ones)."""
+        if self.find(type) is None and not self._complete:
+            self.load_all()
+
     def is_declared(self, type: str) -> bool:
         return type in self._operations or type in self._modules
 

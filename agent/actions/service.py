@@ -6,6 +6,7 @@ systemd's STATUS= report, so the three never disagree. All four are REST only.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import cache
 
@@ -55,7 +56,8 @@ def _document_bytes() -> bytes:
 
 
 async def openapi(services: Services, req: OpenAPIRequest) -> RawBody:
-    return RawBody(_document_bytes(), "application/json")
+    # Built once, from every operation module: on a worker thread, not on the event loop.
+    return RawBody(await asyncio.to_thread(_document_bytes), "application/json")
 
 
 _COMMON = {"tag": "health", "method": "GET", "actions": False}

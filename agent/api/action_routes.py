@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -169,6 +169,7 @@ async def post_action(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     coordinate_space = declared_space(request)
     payload = await read_json(request)
+    await imported(_types(payload))
     try:
         action, model = REGISTRY.parse(payload, services.config)
     except AgentError as exc:
@@ -187,6 +188,7 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     coordinate_space = declared_space(request)
     batch = validate(BatchRequest, await read_json(request))
+    await imported(_types(batch.actions))
     parsed = []
     for index, payload in enumerate(batch.actions):
         try:
@@ -263,14 +265,35 @@ def _step(
     )
 
 
+async def imported(types: Iterable[object]) -> None:
+    """Import the modules of the operations ``types`` not loaded yet on a worker thread (tens of
+    milliseconds of unmarshalling and model building the event loop does not wait through)."""
+    missing = [kind for kind in types if isinstance(kind, str) and not REGISTRY.is_loaded(kind)]
+    if missing:
+
+        def load() -> None:
+            for kind in missing:
+                REGISTRY.load(kind)
+
+        await asyncio.to_thread(load)
+
+
+def _types(actions: object) -> list[object]:
+    """The ``type`` of each tagged action in a list (anything else is left to validation)."""
+    items = actions if isinstance(actions, list) else [actions]
+    return [item.get("type") for item in items if isinstance(item, dict)]
+
+
 def lazy_rest_handler(type: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The route of operation ``type``, whose module (models, handler) is imported on its first
-    request (``REGISTRY.find``), not at start: an idle agent does not carry what it never ran."""
+    request (``REGISTRY.find``, on a worker thread), not at start: an idle agent does not carry
+    what it never ran."""
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
 
     async def handle(request: web.Request) -> web.StreamResponse:
         nonlocal handler
         if handler is None:
+            await imported([type])
             operation = REGISTRY.find(type)
             if operation is None:  # a stale manifest; tests/unit/test_client_generated.py catches it
                 raise RuntimeError(

@@ -35,7 +35,7 @@ from aiohttp.http import WSCloseCode, WSMsgType  # not `from aiohttp`: see agent
 
 from agent.actions.outputs import Output, Upgrade
 from agent.actions.registry import BULK_BODY, REGISTRY, Operation, validate
-from agent.api.action_routes import execute, result_json
+from agent.api.action_routes import execute, imported, result_json
 from agent.api.appkeys import SERVICES_KEY
 from agent.api.body import parse_json
 from agent.config import Config
@@ -227,6 +227,7 @@ class Session:
                 validate(UnsubscribeMessage, payload)
                 self._unsubscribe(request_id)
                 return
+            await imported([kind])
             action, model = REGISTRY.parse(payload, self.services.config)
             self._check_size(action, text)
         except AgentError as exc:

@@ -75,15 +75,17 @@ class McpEndpoint:
         return self._manager
 
     async def _start(self, services: Services) -> None:
-        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+        def build() -> tuple[Any, Any]:
+            """The MCP SDK and every operation module imported, the server built: on a worker
+            thread (a few hundred milliseconds the event loop does not wait through)."""
+            from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-        from agent.mcp.tools import build_server
+            from agent.mcp.tools import build_server
 
-        manager = StreamableHTTPSessionManager(
-            app=build_server(in_process(services), enabled_tools(services)),
-            json_response=True,
-            stateless=True,
-        )
+            return StreamableHTTPSessionManager, build_server(in_process(services), enabled_tools(services))
+
+        manager_class, server = await asyncio.to_thread(build)
+        manager = manager_class(app=server, json_response=True, stateless=True)  # (anyio: on the loop)
         started = asyncio.Event()
 
         async def run() -> None:

@@ -44,7 +44,14 @@ def test_import_opens_no_connection() -> None:
 
 
 LAZY_PROBE = """
-import asyncio, json, sys
+import asyncio, json, sys, threading
+on_the_loop = []
+
+def audit(event, args):
+    # An operation module imported on the main thread (the event loop's) held the loop meanwhile.
+    if event == "import" and args[0].startswith("agent.actions.") and threading.current_thread() is threading.main_thread():
+        on_the_loop.append(args[0])
+
 from aiohttp.test_utils import TestClient, TestServer
 from agent.actions.registry import ACTION_MODULES
 from agent.api.app import create_app
@@ -59,6 +66,7 @@ async def main():
     config = Config(token_file=None, display=":fake")
     app = create_app(config, Services(config=config, desktop=FakeDesktop()))
     seen = {"built": loaded()}
+    sys.addaudithook(audit)
     async with TestClient(TestServer(app)) as client:
         seen["served"] = loaded()
         health = await client.get("/health")
@@ -69,6 +77,7 @@ async def main():
         seen["actions"] = [move.status, len(loaded())]
         unknown = await client.post("/actions", json={"type": "no_such_action"})
         seen["unknown"] = [unknown.status, len(loaded())]
+        seen["on_the_loop"] = sorted(set(on_the_loop))
     print(json.dumps(seen))
 
 asyncio.run(main())
@@ -89,6 +98,7 @@ def test_an_operation_module_is_imported_by_the_first_request_that_needs_it() ->
     status, modules = seen["click"]
     assert status == 200 and "agent.actions.input" in modules and "agent.actions.files" not in modules
     assert seen["actions"] == [200, len(modules)]
+    assert seen["on_the_loop"] == []  # imported on worker threads
     assert seen["unknown"] == [400, len(ACTION_MODULES)]
 
 
