@@ -159,8 +159,18 @@ class XConnection:
         return self._display is not None
 
     def fileno(self) -> int | None:
-        """The socket of the open connection (None when down), for a thread that waits on it."""
-        return None if self._display is None else self._display.fileno()
+        """The socket of the open connection (None when down), for a thread that waits on it.
+
+        python-xlib's ``fileno`` raises the socket error a call on the X thread has just met
+        (the server went away) until that thread drops the connection: down, too."""
+        display = self._display
+        if display is None:
+            return None
+        try:
+            fd: int = display.fileno()
+        except CONNECTION_ERRORS:
+            return None
+        return fd
 
     def unread(self) -> bool:
         """Whether the server has written to us since the X thread last read (one ``select``, a

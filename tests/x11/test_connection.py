@@ -7,6 +7,7 @@ a fresh request that the same connection still works.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import httpx
@@ -17,12 +18,14 @@ from Xlib.ext import xtest
 from Xlib.protocol import event
 
 from agent.desktop.backend import CaptureOptions, Region
-from agent.errors import WindowNotFound, WindowStateConflict, XProtocolError
+from agent.errors import DisplayUnavailable, WindowNotFound, WindowStateConflict, XProtocolError
 from agent.session.devdesktop import DevDesktop
 from agent.x11.backend import X11Desktop
 from agent.x11.capture import ScreenCapture
-from agent.x11.connection import XConnection
+from agent.x11.connection import CONNECTION_ERRORS, XConnection
 from tests.conftest import run_observer
+from tests.displays import free_display_number
+from tests.x11.test_recovery import start_xvfb
 
 NO_SUCH_WINDOW = 0x7FFFF1
 
@@ -150,3 +153,33 @@ def test_a_forged_selection_request_about_a_missing_window_leaves_the_clipboard_
         check=True,
     )
     assert pasted.stdout == b"after"
+
+
+async def test_a_connection_whose_server_died_answers_unread_instead_of_raising() -> None:
+    """python-xlib's fileno raises the socket error a call has just met until the X thread drops
+    the connection; in that window, another request's screen_size asked ``unread`` and got a 500
+    (seen under load with the X server killed). Reproduced in the window itself: a call that
+    swallows its own socket error, then asks."""
+    number = free_display_number()
+    server = start_xvfb(number)
+    connection = XConnection(f":{number}")
+    try:
+        await connection.run(lambda display: display.sync())
+        server.kill()
+        server.wait()
+
+        seen: list[tuple[bool, int | None]] = []
+
+        def in_the_window(display: Display) -> None:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                display.sync()  # meets the closed socket; python-xlib keeps the error
+            seen.append((connection.unread(), connection.fileno()))
+
+        with pytest.raises(DisplayUnavailable):  # the call's own round trip then drops it
+            await connection.run(in_the_window)
+        assert seen == [(True, None)]
+    finally:
+        await connection.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
