@@ -62,13 +62,7 @@ class ScreenCapture:
     async def capture(
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
     ) -> ImageResult:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._executor, self._capture, region, screen_width, screen_height, options
-            )
-        finally:
-            self._release_later(loop)
+        return (await self.capture_stamped(region, screen_width, screen_height, options))[0]
 
     async def capture_stamped(
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
@@ -205,11 +199,6 @@ class ScreenCapture:
                     grabber.close()
             except Exception:  # the socket is already dead; nothing more to release
                 LOG.debug("closing a dead capture connection failed", exc_info=True)
-
-    def _capture(
-        self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
-    ) -> ImageResult:
-        return self._capture_stamped(region, screen_width, screen_height, options)[0]
 
     def _capture_stamped(
         self, region: Region, screen_width: int, screen_height: int, options: CaptureOptions
