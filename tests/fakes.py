@@ -8,7 +8,7 @@ from agent.desktop.backend import Button, CaptureOptions, Chord, Point, Region, 
 from agent.desktop.imaging import Encoder, Frame, target_size
 from agent.desktop.keys import text_keysyms
 from agent.errors import DisplayUnavailable
-from agent.models.base import ImageResult
+from agent.models.image import ImageResult
 
 
 @dataclass

@@ -20,8 +20,8 @@ from agent.actions.outputs import Output
 from agent.actions.registry import REGISTRY
 from agent.desktop.keys import parse_chord
 from agent.errors import AgentError, InvalidArgument
-from agent.models.base import ImageResult
 from agent.models.desktop import MoveRequest
+from agent.models.image import ImageResult
 
 if TYPE_CHECKING:
     from agent.services import Services

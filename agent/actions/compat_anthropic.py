@@ -25,7 +25,6 @@ from agent.actions.compat import (
 )
 from agent.actions.registry import REGISTRY
 from agent.errors import InvalidArgument
-from agent.models.base import ImageResult
 from agent.models.compat import (
     ANTHROPIC_ACTIONS,
     AnthropicComputerInput,
@@ -35,6 +34,7 @@ from agent.models.compat import (
     TextBlock,
 )
 from agent.models.desktop import Position
+from agent.models.image import ImageResult
 from agent.services import Services
 
 MAX_HOLD_SECONDS = 30  # like a wait: one request must not hold the input for minutes

@@ -10,9 +10,9 @@ from agent.actions.outputs import EventStream, Upgrade
 from agent.actions.registry import REGISTRY
 from agent.errors import Unavailable
 from agent.live.hub import event_filter
+from agent.live.kinds import EVENT_TYPES
 from agent.live.sources import LiveService
 from agent.models.live import (
-    EVENT_TYPES,
     DesktopEvent,
     EventsRequest,
     Ticket,

@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field, create_model
 
 from agent.actions.space import capture_sizing, refuse_sizing
 from agent.desktop.backend import CaptureOptions
-from agent.models.base import ImageResult, Success
+from agent.models.base import Success
+from agent.models.image import ImageResult
 from agent.models.observe import ScreenshotAfter, SettledScreenshot
 from agent.x11.change_watch import ChangeWatch, watching
 

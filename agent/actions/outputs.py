@@ -1,39 +1,36 @@
 """What operation handlers return besides a ``Result`` model: none of it knows HTTP.
 
 The HTTP layer (``agent.api.replies``) turns each into a response; ``/actions`` and ``/batch``
-take only JSON results and images.
+take only JSON results and images. Services an idle agent runs (the event hub, the screencast)
+import these: this module loads no pydantic.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from pydantic import BaseModel
+from agent.models.image import ImageResult
 
-from agent.models.base import ImageResult, Result
+if TYPE_CHECKING:  # the schema machinery is not loaded by what an idle agent runs (issue 19)
+    from pydantic import BaseModel
+
+    from agent.models.base import Result
 
 # How an operation's successful answer is carried, as declared in the registry.
 Media = Literal["json", "image", "bytes", "events", "text", "document", "websocket", "frames", "html"]
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """A JSON result with a status other than 200 (``/ready`` answers 503 with its checks)."""
-
-    body: Result
-    status: int
-    retry_after: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RawBody:
-    """Bytes already in their final form: the metrics exposition, the OpenAPI document."""
+    """Bytes already in their final form: the metrics exposition, the OpenAPI document, the
+    probes' JSON (``agent.actions.probes``)."""
 
     data: bytes
     content_type: str
     headers: Mapping[str, str] | None = None  # more response headers (the viewer page's CSP)
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,4 +103,4 @@ class Upgrade:
     request: BaseModel
 
 
-Output = Result | ImageResult | Answer | RawBody | EventStream | Download | FrameStream | Upgrade
+Output: TypeAlias = "Result | ImageResult | RawBody | EventStream | Download | FrameStream | Upgrade"

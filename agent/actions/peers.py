@@ -30,8 +30,9 @@ from agent.desktop.backend import Button
 from agent.desktop.keys import parse_chord, parse_keys
 from agent.errors import InvalidArgument
 from agent.exec.runner import CommandSpec, bash_argv
-from agent.models.base import ImageResult, Request, Success
+from agent.models.base import Request, Success
 from agent.models.exec import DebugRequest
+from agent.models.image import ImageResult
 from agent.models.peers import (
     BashActionRequest,
     ClickMouseRequest,

@@ -154,17 +154,13 @@ class Operation:
 
 
 class Registry:
-    def __init__(
-        self, modules: Mapping[str, str] | None = None, public: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, modules: Mapping[str, str] | None = None) -> None:
         """``modules``: operation type -> the module that declares it (the manifest), for
-        operations not declared yet: the registry imports that module when asked for one;
-        ``public``: those of them served without the bearer token."""
+        operations not declared yet: the registry imports that module when asked for one."""
         self._operations: dict[str, Operation] = {}
         self._declared_in: dict[str, str] = {}  # type -> the module that declared it
         self._adapter: TypeAdapter[Any] | None = None
         self._modules = dict(modules or {})
-        self._public = public
         self._complete = modules is None  # whether every operation module is imported
 
     def add(
@@ -252,14 +248,6 @@ class Registry:
 
     def is_declared(self, type: str) -> bool:
         return type in self._operations or type in self._modules
-
-    def is_public(self, type: str | None) -> bool:
-        """Whether the operation ``type`` is served without the bearer token (declared public);
-        answered from the manifest for an operation whose module is not loaded yet."""
-        operation = self._operations.get(type or "")
-        if operation is None:
-            return type in self._public
-        return operation.public
 
     def actions(self) -> list[Operation]:
         """The operations reachable from /actions and /batch."""
@@ -377,7 +365,7 @@ def invalid_argument(exc: ValidationError, model: type[BaseModel] | None = None)
     return InvalidArgument(summary, details={"errors": problems})
 
 
-REGISTRY = Registry(manifest.MODULES, manifest.PUBLIC)
+REGISTRY = Registry(manifest.MODULES)
 
 
 def load_all() -> Registry:

@@ -8,7 +8,6 @@ from agent.actions.registry import REGISTRY
 from agent.actions.space import capture_sizing, current_fit, refuse_sizing
 from agent.desktop.backend import CaptureOptions, Region
 from agent.errors import InvalidArgument
-from agent.models.base import ImageResult
 from agent.models.desktop import (
     MAX_ZOOM_SIDE,
     CursorRequest,
@@ -19,6 +18,7 @@ from agent.models.desktop import (
     ScreenSizeRequest,
     ZoomRequest,
 )
+from agent.models.image import ImageResult
 from agent.services import Services
 
 ImageRequest = ScreenshotRequest | RegionScreenshotRequest | ZoomRequest

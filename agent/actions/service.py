@@ -10,42 +10,32 @@ import asyncio
 import json
 from functools import cache
 
-from agent import __version__
-from agent.actions.outputs import Answer, RawBody
+from agent.actions import probes
+from agent.actions.outputs import RawBody
 from agent.actions.registry import REGISTRY
 from agent.models.service import (
     Health,
     HealthRequest,
     MetricsRequest,
     OpenAPIRequest,
-    ReadinessCheck,
     ReadinessReport,
-    ReadinessScreen,
     ReadyRequest,
 )
 from agent.services import Services
-from agent.supervision.metrics import CONTENT_TYPE
 
 
-async def health(services: Services, req: HealthRequest) -> Health:
-    return Health(version=__version__)
+# The probes' answers are written without the schema machinery (agent.actions.probes); their
+# routes are served from there (agent.api.routes); these run them from anywhere else.
+async def health(services: Services, req: HealthRequest) -> RawBody:
+    return await probes.health(services)
 
 
-async def ready(services: Services, req: ReadyRequest) -> ReadinessReport | Answer:
-    state = await services.readiness.current()
-    screen = state.screen
-    answer = ReadinessReport(
-        ready=state.ready,
-        status=state.status.value,
-        checks={c.name: ReadinessCheck(ok=c.ok, required=c.required, detail=c.detail) for c in state.checks},
-        screen=None if screen is None else ReadinessScreen(width=screen.width, height=screen.height),
-    )
-    return answer if state.ready else Answer(answer, 503, retry_after=1)
+async def ready(services: Services, req: ReadyRequest) -> RawBody:
+    return await probes.ready(services)
 
 
 async def metrics(services: Services, req: MetricsRequest) -> RawBody:
-    # Sent as is: prometheus_client's content type carries version and charset parameters.
-    return RawBody(services.metrics.render(), CONTENT_TYPE)
+    return await probes.metrics(services)
 
 
 @cache

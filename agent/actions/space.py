@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from agent.actions.outputs import ByteBody, Output
-from agent.desktop.space import CoordinateSpace, Fit, SpaceError
+from agent.desktop.space import HEADER, CoordinateSpace, Fit, SpaceError
 from agent.errors import InvalidArgument
 from agent.models.base import ScreenAxis
 
@@ -26,19 +26,10 @@ if TYPE_CHECKING:
     from agent.actions.registry import Operation
     from agent.services import Services
 
-HEADER = "X-Coordinate-Space"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _SPACE: ContextVar[CoordinateSpace | None] = ContextVar("coordinate_space", default=None)
 _FIT: ContextVar[Fit | None] = ContextVar("coordinate_fit", default=None)
-
-
-def parse(text: str, source: str = HEADER) -> CoordinateSpace:
-    """A declared space, or a 400 naming where it came from."""
-    try:
-        return CoordinateSpace.parse(text)
-    except SpaceError as exc:
-        raise InvalidArgument(f"{source}: {exc}", details={"field": source}) from None
 
 
 @contextlib.contextmanager

@@ -1,7 +1,9 @@
-"""Every REST route, POST /actions and POST /batch, all generated from the operation registry.
+"""The operation machinery behind every REST route, POST /actions and POST /batch.
 
-Each generated handler checks the operation's capabilities (before reading the request, and
-again for what the request asks), validates it, runs it and renders the declared answer.
+Each handler generated from the operation registry checks the operation's capabilities (before
+reading the request, and again for what the request asks), validates it, runs it and renders the
+declared answer. ``agent.api.routes`` adds the routes and imports this module on the first
+request that needs it: an idle agent has not loaded it, nor the registry, nor pydantic.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError  # not `from aiohttp`: see agent.api.lazy_client
 from pydantic import BaseModel, Field
 
-from agent.actions import manifest, space
+from agent.actions import space
 from agent.actions.context import seed_fields
 from agent.actions.outputs import ByteBody, Output
 from agent.actions.registry import REGISTRY, Operation, validate
@@ -25,9 +27,11 @@ from agent.api.body import read_json
 from agent.api.coordinate_space import declared_space
 from agent.api.query import query_data
 from agent.api.replies import image_json, render
+from agent.api.routes import only_type
 from agent.api.streaming import cancel_on_disconnect
 from agent.errors import AgentError, InvalidArgument, PermissionDenied, Unavailable
-from agent.models.base import ImageResult, Request, Result
+from agent.models.base import Request, Result
+from agent.models.image import ImageResult
 from agent.services import Services
 
 MAX_BATCH_ACTIONS = 1000
@@ -125,9 +129,7 @@ async def _request_data(request: web.Request, operation: Operation) -> dict[str,
     type_field = operation.model.model_fields.get("type")
     # A tagged model (its type has a default) runs that type only; a vendor's body has a "type" of its own.
     if type_field is not None and not type_field.is_required():
-        expected = type_field.default
-        if data.setdefault("type", expected) != expected:
-            raise InvalidArgument(f"type: this route runs {expected!r}; for other types use POST /actions")
+        only_type(data.setdefault("type", type_field.default), type_field.default)
     return data
 
 
@@ -284,41 +286,11 @@ def _types(actions: object) -> list[object]:
     return [item.get("type") for item in items if isinstance(item, dict)]
 
 
-def lazy_rest_handler(type: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The route of operation ``type``, whose module (models, handler) is imported on its first
-    request (``REGISTRY.find``, on a worker thread), not at start: an idle agent does not carry
-    what it never ran."""
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        nonlocal handler
-        if handler is None:
-            await imported([type])
-            operation = REGISTRY.find(type)
-            if operation is None:  # a stale manifest; tests/unit/test_client_generated.py catches it
-                raise RuntimeError(
-                    f"the route manifest names {type!r}, which no module declares: run `make sdk`"
-                )
-            handler = rest_handler(operation)
-        return await handler(request)
-
-    handle.__name__ = f"rest_{type}"
-    return handle
-
-
-def add_routes(app: web.Application) -> None:
-    """Every declared route (GET ones also as HEAD), then /actions and /batch: from the generated
-    manifest (``agent.actions.manifest``), each operation's module imported on first use.
-
-    HEAD runs the GET operation itself, so its status and headers (Content-Length, the image
-    sizes) are exactly GET's; aiohttp sends no body. It therefore has GET's effects and no more: a
-    HEAD on a screenshot captures one; an event stream is closed before its first event.
-    """
-    for type, method, path in manifest.ROUTES:
-        resource = app.router.add_resource(path, name=type)
-        handler = lazy_rest_handler(type)
-        resource.add_route(method, handler)
-        if method == "GET":
-            resource.add_route("HEAD", handler)
-    app.router.add_post("/actions", post_action, name="actions")
-    app.router.add_post("/batch", post_batch, name="batch")
+async def loaded_handler(type: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler of operation ``type``'s route, its module imported first (``agent.api.routes``
+    calls this on the route's first request)."""
+    await imported([type])
+    operation = REGISTRY.find(type)
+    if operation is None:  # a stale manifest; tests/unit/test_client_generated.py catches it
+        raise RuntimeError(f"the route manifest names {type!r}, which no module declares: run `make sdk`")
+    return rest_handler(operation)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent.api import action_routes, guard, observe
+from agent.api import guard, observe, routes
 from agent.api.appkeys import CONFIG_KEY, SERVICES_KEY, TOKEN_KEY
 from agent.api.middleware import TICKETS_KEY, bearer_auth, envelope
 from agent.config import Config, read_token
@@ -159,7 +159,7 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     live = app[SERVICES_KEY].live
     if live is not None:
         app[TICKETS_KEY] = live.tickets
-    action_routes.add_routes(app)
+    routes.add_routes(app)
     app.cleanup_ctx.append(_service_lifecycle)
     mcp_http.add_routes(app)  # POST /mcp: the MCP tools (the mcp SDK is loaded on first use)
     return app

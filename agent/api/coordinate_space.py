@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.actions import space
-from agent.desktop.space import MAX_SIDE, CoordinateSpace
+from agent.desktop.space import HEADER, MAX_SIDE, CoordinateSpace, SpaceError
 from agent.errors import InvalidArgument
 
 WIDTH_PARAM = "display_width_px"
@@ -20,6 +19,14 @@ HEIGHT_PARAM = "display_height_px"
 
 # OpenAI's tool definition names the same sizes display_width/display_height: accepted alike.
 ALIASES = {WIDTH_PARAM: "display_width", HEIGHT_PARAM: "display_height"}
+
+
+def parse(text: str, source: str = HEADER) -> CoordinateSpace:
+    """A declared space, or a 400 naming where it came from."""
+    try:
+        return CoordinateSpace.parse(text)
+    except SpaceError as exc:
+        raise InvalidArgument(f"{source}: {exc}", details={"field": source}) from None
 
 
 def _single(values: list[str], name: str) -> str | None:
@@ -40,8 +47,8 @@ def _query_size(request: web.Request, name: str) -> str | None:
 
 def declared_space(request: web.Request, *, query_names: bool = False) -> CoordinateSpace | None:
     """The space the request declares, or None; a malformed, repeated or contradictory one is a 400."""
-    header = _single(request.headers.getall(space.HEADER, []), space.HEADER)
-    declared = space.parse(header) if header is not None else None
+    header = _single(request.headers.getall(HEADER, []), HEADER)
+    declared = parse(header) if header is not None else None
     if not query_names:
         return declared
     width, height = _query_size(request, WIDTH_PARAM), _query_size(request, HEIGHT_PARAM)
@@ -52,11 +59,11 @@ def declared_space(request: web.Request, *, query_names: bool = False) -> Coordi
         raise InvalidArgument(
             f"{missing}: give {WIDTH_PARAM} and {HEIGHT_PARAM} together", details={"field": missing}
         )
-    from_query = space.parse(f"{width}x{height}", f"{WIDTH_PARAM}/{HEIGHT_PARAM}")
+    from_query = parse(f"{width}x{height}", f"{WIDTH_PARAM}/{HEIGHT_PARAM}")
     if declared is not None and declared != from_query:
         raise InvalidArgument(
-            f"{space.HEADER} says {declared} but {WIDTH_PARAM}/{HEIGHT_PARAM} say {from_query}",
-            details={"field": space.HEADER},
+            f"{HEADER} says {declared} but {WIDTH_PARAM}/{HEIGHT_PARAM} say {from_query}",
+            details={"field": HEADER},
         )
     return from_query
 
@@ -71,7 +78,7 @@ SPACE_RULES = (
 )
 OPENAPI_PARAMETERS: dict[str, dict[str, object]] = {
     "CoordinateSpace": {
-        "name": space.HEADER,
+        "name": HEADER,
         "in": "header",
         "required": False,
         "description": SPACE_RULES,
@@ -82,7 +89,7 @@ OPENAPI_PARAMETERS: dict[str, dict[str, object]] = {
         "in": "query",
         "required": False,
         "description": f"Anthropic's name for the coordinate space's width (with {HEIGHT_PARAM}); "
-        f"the same as {space.HEADER}; OpenAI's name display_width is accepted alike",
+        f"the same as {HEADER}; OpenAI's name display_width is accepted alike",
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SIDE},
     },
     "DisplayHeightPx": {

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from agent.actions.registry import REGISTRY
+from agent.actions import manifest
 from agent.api.appkeys import TOKEN_KEY
 from agent.errors import (
     AgentError,
@@ -145,8 +145,7 @@ def _ticket_admits(request: web.Request) -> bool:
     """Whether a single-use ticket (POST /ws/ticket) opens this request: only on routes declared
     to take one, and only once (it is spent here, whatever happens next)."""
     ticket = request.query.get("ticket")
-    operation = REGISTRY.find(request.match_info.route.name or "")
-    if ticket is None or operation is None or not operation.ticket or request.method != "GET":
+    if ticket is None or request.match_info.route.name not in manifest.TICKETS or request.method != "GET":
         return False
     tickets = request.app.get(TICKETS_KEY)
     return tickets is not None and tickets.redeem(ticket)
@@ -155,7 +154,7 @@ def _ticket_admits(request: web.Request) -> bool:
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     expected = request.app[TOKEN_KEY]
-    if expected and not REGISTRY.is_public(request.match_info.route.name):
+    if expected and request.match_info.route.name not in manifest.PUBLIC:
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         # Header bytes that are not UTF-8 arrive as lone surrogates: encoded back as the bytes sent.

@@ -14,11 +14,13 @@ import logging
 
 from aiohttp import web
 
-from agent.actions.outputs import Answer, Download, EventStream, FrameStream, Output, RawBody, Upgrade
+from agent.actions.outputs import Download, EventStream, FrameStream, Output, RawBody, Upgrade
 from agent.api.download import send_download
 from agent.api.middleware import REQUEST_ID_HEADER
+from agent.api.routes import raw_response
 from agent.api.screencast import send_frames
-from agent.models.base import ImageJSON, ImageResult
+from agent.models.base import ImageJSON
+from agent.models.image import ImageResult
 from agent.supervision.logs import REQUEST_ID
 
 NDJSON = "application/x-ndjson"
@@ -54,21 +56,8 @@ def _image(output: ImageResult) -> web.Response:
 async def render(request: web.Request, output: Output) -> web.StreamResponse:
     if isinstance(output, ImageResult):
         return _image(output)
-    if isinstance(output, Answer):
-        headers = (
-            {} if output.retry_after is None else {"Retry-After": str(max(1, round(output.retry_after)))}
-        )
-        return web.Response(
-            text=output.body.model_dump_json(),
-            status=output.status,
-            content_type="application/json",
-            headers=headers,
-        )
     if isinstance(output, RawBody):
-        # A raw header: a content type with parameters (Prometheus's version) is sent as is.
-        return web.Response(
-            body=output.data, headers={"Content-Type": output.content_type, **(output.headers or {})}
-        )
+        return raw_response(output)
     if isinstance(output, EventStream):
         if request.method == "HEAD":  # the headers of the stream, none of its events
             await output.close()

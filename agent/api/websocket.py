@@ -41,7 +41,7 @@ from agent.api.body import parse_json
 from agent.config import Config
 from agent.errors import AgentError, HostNotAllowed, InvalidArgument, PayloadTooLarge
 from agent.live.hub import event_filter
-from agent.models.base import ImageResult
+from agent.models.image import ImageResult
 from agent.models.live import SubscribeMessage, UnsubscribeMessage, WebSocketRequest
 from agent.services import Services
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from agent.models.base import ImageResult
+from agent.models.image import ImageResult
 
 
 class Button(StrEnum):

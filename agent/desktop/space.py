@@ -21,6 +21,7 @@ from typing import Literal
 Axis = Literal["x", "y"]
 # A space's largest side: 8192 px covers a model's view of any real screen at up to 4x;
 # beyond, one screenshot took seconds and GBs of memory for nothing a model can use.
+HEADER = "X-Coordinate-Space"  # how an HTTP request declares its space (agent.api.coordinate_space)
 MAX_SIDE = 8192
 _SPEC = re.compile(r"\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*")
 

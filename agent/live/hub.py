@@ -9,6 +9,10 @@ goes on from the oldest event held; memory is bounded by the ring whatever reade
 Ids are integers that increase across agent restarts too (the first is the start time in
 microseconds), so a Last-Event-ID from an earlier run of the agent is older than anything held:
 it gets a gap, never events it did not miss. ``publish`` may be called from any thread.
+
+The ring holds each event's fields as published; its model (``DesktopEvent``) is built when a
+reader first takes it, once for all readers: an agent nobody follows publishes (readiness at
+start, windows that come and go) without loading the schema machinery (issue 19).
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.actions.outputs import Event
 from agent.errors import InvalidArgument
-from agent.models.live import EVENT_FAMILIES, EVENT_TYPES, DesktopEvent
+from agent.live.kinds import EVENT_FAMILIES, EVENT_TYPES
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 DEFAULT_RING = 1024
 Accept = Callable[[str], bool]
@@ -50,9 +57,30 @@ def event_filter(names: Iterable[str] | None) -> Accept:
     return types.__contains__
 
 
+class HeldEvent:
+    """One event in the ring: its fields, and its model once a reader has wanted it."""
+
+    __slots__ = ("_fields", "_model", "id", "type")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.id: int = fields["id"]
+        self.type: str = fields["type"]
+        self._fields: dict[str, Any] | None = fields
+        self._model: BaseModel | None = None
+
+    def model(self) -> BaseModel:
+        """The event's model (its member of ``DesktopEvent``), validated on first use."""
+        if self._model is None:
+            from agent.models.live import DesktopEvent
+
+            self._model = DesktopEvent.model_validate(self._fields).root
+            self._fields = None
+        return self._model
+
+
 class EventHub:
     def __init__(self, ring_size: int = DEFAULT_RING) -> None:
-        self._ring: deque[DesktopEvent] = deque(maxlen=ring_size)
+        self._ring: deque[HeldEvent] = deque(maxlen=ring_size)
         self.first_id = time.time_ns() // 1000
         self._next_id = self.first_id
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -80,7 +108,7 @@ class EventHub:
         self._append(fields, time.time())
 
     def _append(self, fields: dict[str, Any], when: float) -> None:
-        event = DesktopEvent.model_validate({**fields, "id": self._next_id, "time": when})
+        event = HeldEvent({**fields, "id": self._next_id, "time": when})
         self._next_id += 1
         self._ring.append(event)
         changed, self._changed = self._changed, asyncio.Event()
@@ -92,19 +120,19 @@ class EventHub:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def _after(self, cursor: int) -> list[DesktopEvent]:
+    def _after(self, cursor: int) -> list[HeldEvent]:
         """The events held after ``cursor`` (a copy: readers yield while new ones arrive)."""
         if not self._ring:
             return []
-        start = max(0, cursor + 1 - self._ring[0].root.id)
+        start = max(0, cursor + 1 - self._ring[0].id)
         return list(itertools.islice(self._ring, start, None))
 
-    def _gap(self, cursor: int) -> DesktopEvent | None:
+    def _gap(self, cursor: int) -> HeldEvent | None:
         """A gap event when the ring no longer holds the event after ``cursor``."""
-        oldest = self._ring[0].root.id if self._ring else self._next_id
+        oldest = self._ring[0].id if self._ring else self._next_id
         if cursor + 1 >= oldest:
             return None
-        return DesktopEvent.model_validate(
+        return HeldEvent(
             {
                 "type": "gap",
                 "id": oldest - 1,
@@ -123,13 +151,13 @@ class EventHub:
         while True:
             gap = self._gap(cursor)
             if gap is not None:
-                cursor = gap.root.id
-                yield Event(gap.root, cursor)
+                cursor = gap.id
+                yield Event(gap.model(), cursor)
             changed = self._changed
             for event in self._after(cursor):
-                cursor = event.root.id
-                if accept(event.root.type):
-                    yield Event(event.root, cursor)
+                cursor = event.id
+                if accept(event.type):
+                    yield Event(event.model(), cursor)
             if cursor == self.last_id:
                 if self.closed.is_set():
                     return

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from agent.live.hub import EventHub
 from agent.live.tickets import TicketBook
-from agent.models.windows import Window
 
 if TYPE_CHECKING:
     from agent.exec.processes import ManagedProcess
@@ -52,7 +51,7 @@ class LiveService:
         fields: dict[str, Any] = {"type": change.kind, **dict(change.fields)}
         if change.kind.startswith("window."):
             window = change.window
-            fields["window"] = None if window is None else Window.model_validate(window)
+            fields["window"] = window  # a WindowInfo: Window reads it (from_attributes) when read
         self.hub.publish(fields)
 
     def _readiness_changed(self, state: ReadinessState) -> None:

@@ -7,8 +7,8 @@ off because ``agent.api.guard`` already checks Host and Origin for every route, 
 is the daemon's. Tools run in-process exactly as ``/actions`` runs them (capabilities, validation
 with the leniency policy, the input lock, metrics).
 
-The mcp SDK (~0.4 s and ~26 MiB to import) is loaded on the first ``/mcp`` request, so an agent
-nobody reaches over MCP starts and idles as before.
+The mcp SDK (~0.4 s and ~26 MiB to import) and the operation machinery are loaded on the first ``/mcp`` request (on a worker thread), so an agent nobody reaches over MCP
+starts and idles as before.
 """
 
 from __future__ import annotations
@@ -16,21 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from agent.actions.registry import REGISTRY, Operation
-from agent.api.action_routes import execute, result_json
 from agent.api.appkeys import SERVICES_KEY
 from agent.errors import AgentError
 from agent.mcp.asgi import serve_asgi
 from agent.mcp.document import ROUTE
-from agent.services import Services
+
+if TYPE_CHECKING:
+    from agent.actions.registry import Operation
+    from agent.services import Services
 
 
 def in_process(services: Services) -> Any:
     """Run a tool as POST /actions would run its action; its error envelope as ToolFailed."""
+    from agent.actions.registry import REGISTRY
+    from agent.api.action_routes import execute, result_json
     from agent.mcp.tools import ToolFailed
 
     async def invoke(type: str, arguments: dict[str, Any]) -> dict[str, Any]:

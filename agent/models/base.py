@@ -121,24 +121,6 @@ class Success(Result):
     success: Literal[True] = True
 
 
-@dataclass(frozen=True, slots=True)
-class ImageResult:
-    """An encoded image: REST serves the bytes, /actions and base64=true serve JSON."""
-
-    data: bytes
-    format: str  # png, jpeg or webp
-    width: int
-    height: int
-    screen_width: int
-    screen_height: int
-    as_json: bool = False  # the caller asked for base64 JSON on the REST route
-    cache: str | None = None  # "hit": the bytes kept from an identical earlier request; "miss"
-
-    @property
-    def content_type(self) -> str:
-        return f"image/{self.format}"
-
-
 class ImageJSON(Result):
     """A screenshot as JSON (``base64=true``, ``/actions`` and ``/batch``)."""
 

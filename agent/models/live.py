@@ -14,20 +14,6 @@ from pydantic import ConfigDict, Field, RootModel
 from agent.models.base import Request, Result
 from agent.models.windows import Window
 
-EVENT_TYPES: tuple[str, ...] = (
-    "window.created",
-    "window.destroyed",
-    "window.focused",
-    "window.renamed",
-    "window.moved",
-    "window.resized",
-    "clipboard.changed",
-    "screen.resized",
-    "readiness.changed",
-    "process.exited",
-    "app.exited",
-)
-EVENT_FAMILIES: tuple[str, ...] = tuple(sorted({name.split(".")[0] for name in EVENT_TYPES}))
 MAX_TICKET_TTL = 300.0
 _EVENTS_FILTER = Field(
     default=None,

@@ -11,15 +11,18 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from Xlib import Xatom
 from Xlib.display import Display
 
 from agent.a11y import bus as a11y_bus
-from agent.models.windows import Environment, KeyboardDetails, ScreenDetails
 from agent.session.user import DesktopUser, session_environment
 from agent.x11 import ewmh
 from agent.x11.windows import WindowService
+
+if TYPE_CHECKING:  # the models load with the first request, not with the idle agent's services
+    from agent.models.windows import Environment, KeyboardDetails, ScreenDetails
 
 LOG = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class EnvironmentService:
         self._base_env = base_env
 
     async def describe(self) -> Environment:
+        from agent.models.windows import Environment
+
         env = session_environment(self._user, self._display, self._base_env or os.environ)
         facts_task = asyncio.ensure_future(self._windows.conn.run(_read_x_facts))
         problem = await a11y_bus.probe(env, A11Y_TIMEOUT)
@@ -77,6 +82,8 @@ class EnvironmentService:
 
 
 def _read_x_facts(display: Display) -> _XFacts:
+    from agent.models.windows import KeyboardDetails, ScreenDetails
+
     atoms = ewmh.Atoms(display)
     found = ewmh.supporting_wm(display, atoms)
     screen = display.screen()

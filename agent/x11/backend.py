@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 from agent.desktop.backend import Button, CaptureOptions, Chord, Point, Region, Size
 from agent.desktop.keys import is_lock_key, text_keysyms
 from agent.errors import DisplayUnavailable
-from agent.models.base import ImageResult
+from agent.models.image import ImageResult
 from agent.x11.connection import XConnection
 from agent.x11.keyboard import KeyboardMap, NoKeycodeLeft
 from agent.x11.xkb import KeyboardLocks

@@ -31,7 +31,7 @@ from mss.linux.xcbhelpers import XProtoError
 from agent.desktop.backend import CaptureOptions, Region
 from agent.desktop.imaging import Encoder, Frame, target_size
 from agent.errors import AgentError, DisplayUnavailable
-from agent.models.base import ImageResult
+from agent.models.image import ImageResult
 from agent.x11.connection import RECONNECT_INTERVAL, from_error_code
 from agent.x11.frames import CursorImage, FrameGrabber
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 from agent.desktop.backend import CaptureOptions, Region
 from agent.errors import DisplayUnavailable
-from agent.models.base import ImageResult
+from agent.models.image import ImageResult
 from agent.x11.backend import X11Desktop
 from agent.x11.damage import DamageMonitor, Rect, ScreenChange, Subscription
 

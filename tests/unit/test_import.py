@@ -49,28 +49,38 @@ on_the_loop = []
 
 def audit(event, args):
     # An operation module imported on the main thread (the event loop's) held the loop meanwhile.
-    if event == "import" and args[0].startswith("agent.actions.") and threading.current_thread() is threading.main_thread():
+    if event != "import":
+        return
+    heavy = args[0].startswith(("agent.actions.", "pydantic")) or args[0] == "agent.api.action_routes"
+    if heavy and threading.current_thread() is threading.main_thread():
         on_the_loop.append(args[0])
 
 from aiohttp.test_utils import TestClient, TestServer
-from agent.actions.registry import ACTION_MODULES
+from agent.actions.manifest import MODULES
 from agent.api.app import create_app
 from agent.config import Config
 from agent.services import Services
 from tests.fakes import FakeDesktop
 
 def loaded():
-    return sorted(name for name in ACTION_MODULES if name in sys.modules)
+    return sorted(name for name in set(MODULES.values()) if name in sys.modules)
+
+def machinery():
+    return [name for name in ("pydantic", "agent.actions.registry", "agent.api.action_routes") if name in sys.modules]
 
 async def main():
     config = Config(token_file=None, display=":fake")
     app = create_app(config, Services(config=config, desktop=FakeDesktop()))
-    seen = {"built": loaded()}
+    seen = {"built": loaded() + machinery()}
     sys.addaudithook(audit)
     async with TestClient(TestServer(app)) as client:
-        seen["served"] = loaded()
-        health = await client.get("/health")
-        seen["health"] = [health.status, loaded()]
+        seen["served"] = loaded() + machinery()
+        probes = [(await client.get(path)).status for path in ("/health", "/ready", "/metrics")]
+        seen["probes"] = [probes, loaded() + machinery()]
+        ready = await client.get("/ready", params={"type": "health"})
+        seen["wrong type"] = [ready.status, (await ready.json())["error"]["message"]]
+        health = await client.get("/health", headers={"X-Coordinate-Space": "wide"})
+        seen["bad space"] = [health.status, (await health.json())["error"]["details"]]
         click = await client.post("/desktop/click", json={"x": 5, "y": 6})
         seen["click"] = [click.status, loaded()]
         move = await client.post("/actions", json={"type": "move", "x": 1, "y": 2})
@@ -85,16 +95,19 @@ asyncio.run(main())
 
 
 def test_an_operation_module_is_imported_by_the_first_request_that_needs_it() -> None:
-    """The routes come from the manifest: serving imports no operation module (an idle agent
-    carries no models or handlers); a route or an action imports its own; naming every known
-    action (an unknown type's 400) reads the whole registry."""
+    """The routes come from the manifest: serving imports no operation module and not the
+    machinery (the registry, pydantic: an idle agent carries no models or handlers), nor do the
+    probes, which monitors call all day; a route or an action imports its own module, on a
+    worker thread; naming every known action (an unknown type's 400) reads the whole registry."""
     result = subprocess.run(
         [sys.executable, "-c", LAZY_PROBE], capture_output=True, check=False, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["built"] == seen["served"] == []
-    assert seen["health"] == [200, ["agent.actions.service"]]
+    assert seen["probes"] == [[200, 200, 200], []]
+    assert seen["wrong type"] == [400, "type: this route runs 'ready'; for other types use POST /actions"]
+    assert seen["bad space"] == [400, {"field": "X-Coordinate-Space"}]  # checked as on every route
     status, modules = seen["click"]
     assert status == 200 and "agent.actions.input" in modules and "agent.actions.files" not in modules
     assert seen["actions"] == [200, len(modules)]

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from agent.desktop.backend import CaptureOptions, Region
 from agent.desktop.screencast import CastOptions, Screencasts
 from agent.live.viewer_tickets import ViewerTickets
-from agent.models.base import ImageResult
+from agent.models.image import ImageResult
 from agent.x11.damage import Rect, ScreenChange
 
 
