@@ -27,7 +27,7 @@ from agent.api.body import read_json
 from agent.api.coordinate_space import declared_space
 from agent.api.query import query_data
 from agent.api.replies import image_json, render
-from agent.api.routes import only_type
+from agent.api.routes import import_off_loop, only_type
 from agent.api.streaming import cancel_on_disconnect
 from agent.errors import AgentError, InvalidArgument, PermissionDenied, Unavailable
 from agent.models.base import Request, Result
@@ -277,7 +277,7 @@ async def imported(types: Iterable[object]) -> None:
             for kind in missing:
                 REGISTRY.load(kind)
 
-        await asyncio.to_thread(load)
+        await import_off_loop(load)
 
 
 def _types(actions: object) -> list[object]:

@@ -11,9 +11,11 @@ imported on the first request that needs it, on a worker thread, and an operatio
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 from collections.abc import Awaitable, Callable
 from types import ModuleType
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -28,7 +30,17 @@ RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MACHINERY = "agent.api.action_routes"
 
 
+T = TypeVar("T")
 _imported: dict[str, ModuleType] = {}  # the machinery, once its import has finished
+
+
+async def import_off_loop(load: Callable[[], T]) -> T:
+    """Run ``load`` (imports) on a worker thread. What it made lives as long as the agent: out of
+    the collector's sight, as what start-up made is (``gc.freeze`` in ``agent.cli.serve``), so
+    full collections do not walk the models and handlers again and again."""
+    loaded = await asyncio.to_thread(load)
+    gc.freeze()
+    return loaded
 
 
 async def machinery() -> ModuleType:
@@ -38,7 +50,7 @@ async def machinery() -> ModuleType:
     meanwhile wait on the import lock in their own threads for the whole module."""
     module = _imported.get(MACHINERY)
     if module is None:
-        module = _imported[MACHINERY] = await asyncio.to_thread(importlib.import_module, MACHINERY)
+        module = _imported[MACHINERY] = await import_off_loop(lambda: importlib.import_module(MACHINERY))
     return module
 
 
