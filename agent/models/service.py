@@ -10,7 +10,8 @@ from agent.models.base import Result
 
 
 class NoParameters(BaseModel):
-    """A route that takes nothing (probes, scrapers): any query parameter is a 400."""
+    """A route that takes nothing (probes, scrapers): unknown query parameters are ignored, as on
+    every GET route (``agent.actions.leniency``); the probes are answered by ``agent.actions.probes``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
