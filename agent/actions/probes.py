@@ -37,12 +37,11 @@ async def health(services: Services) -> RawBody:
 
 def readiness_report(state: ReadinessState) -> dict[str, Any]:
     """``ReadinessReport``'s fields for ``state``."""
-    screen = state.screen
     return {
         "ready": state.ready,
         "status": state.status.value,
-        "checks": {c.name: {"ok": c.ok, "required": c.required, "detail": c.detail} for c in state.checks},
-        "screen": None if screen is None else {"width": screen.width, "height": screen.height},
+        "checks": state.check_fields(),
+        "screen": state.screen_fields(),
     }
 
 

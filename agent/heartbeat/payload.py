@@ -119,14 +119,8 @@ def build_beat(
         status = "starting"
     else:
         status = state.status.value
-    checks = (
-        {}
-        if state is None
-        else {c.name: {"ok": c.ok, "required": c.required, "detail": c.detail} for c in state.checks}
-    )
-    screen = None
-    if state is not None and state.screen is not None:
-        screen = {"width": state.screen.width, "height": state.screen.height}
+    checks = {} if state is None else state.check_fields()
+    screen = None if state is None else state.screen_fields()
     beat: dict[str, Any] = {
         "computer_id": identity.computer_id,
         "agent_version": identity.agent_version,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError
 from agent.tasks import cancel_and_wait
@@ -68,6 +68,14 @@ class ReadinessState:
         if not failing:
             return "ready"
         return f"{self.status.value}: " + "; ".join(failing)
+
+    def check_fields(self) -> dict[str, dict[str, Any]]:
+        """Each check by name, as /ready and the heartbeat report it: ok, required, detail."""
+        return {c.name: {"ok": c.ok, "required": c.required, "detail": c.detail} for c in self.checks}
+
+    def screen_fields(self) -> dict[str, int] | None:
+        """The screen size as /ready and the heartbeat report it (None until the display answers)."""
+        return None if self.screen is None else {"width": self.screen.width, "height": self.screen.height}
 
     def verdicts(self) -> tuple[bool, tuple[tuple[str, bool], ...]]:
         """What a change event is about: the overall verdict and each check's ok."""
